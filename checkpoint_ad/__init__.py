@@ -1,4 +1,23 @@
-"""checkpoint_ad: reverse-mode AD on numpy with pluggable store-versus-recompute policies."""
+"""checkpoint_ad: reverse-mode AD on numpy with pluggable store-versus-recompute policies.
+
+The data flow is one way: model -> graph -> plan (policy) -> execute -> measure -> report.
+"""
 from __future__ import annotations
+
+from . import operators as _operators  # noqa: F401  (installs Tracer's Python operators)
+from .autodiff import grad, value_and_grad
+from .composites import (dot, expand_dims, log_softmax, logsumexp, mean, softmax, square, stack,
+                         stop_gradient)
+from .errors import (ArgnumsError, BudgetError, CheckpointADError, ExperimentError,
+                     GradientCheckError, NonFiniteError, NonScalarOutputError, OpError, PlanError,
+                     PolicyError, ShapeError, StageError, UnknownNameError)
+from .gradcheck import check_grads
+from .graph import Graph, trace
+from .ops import OPS, Tracer
+from .plans import Action, ChainCosts, Plan, PlanBuilder, Step, check_plan
+from .primitives import (abs, add, broadcast_to, clip, concatenate, cos, divide, equal, exp,
+                         getitem, greater, greater_equal, less, less_equal, log, matmul, max,
+                         maximum, minimum, multiply, negative, not_equal, power, relu, reshape,
+                         sigmoid, sin, sqrt, subtract, sum, tanh, transpose, where)
 
 __version__ = "0.1.0"
