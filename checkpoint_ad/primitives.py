@@ -109,8 +109,8 @@ def _matmul_vjp(g: Any, node: Node) -> tuple:
     a, b = node.residuals
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
-    g2 = g[..., None, :] if a.ndim == 1 else g
-    g2 = g2[..., None] if b.ndim == 1 else g2
+    g2 = g[..., None] if b.ndim == 1 else g  # b's axis first: a 0-d g (1-D @ 1-D) has none
+    g2 = g2[..., None, :] if a.ndim == 1 else g2
     ga = lambda: xp.reshape(unbroadcast(g2 @ xp.swapaxes(b2, -1, -2), a2.shape), a.shape)
     gb = lambda: xp.reshape(unbroadcast(xp.swapaxes(a2, -1, -2) @ g2, b2.shape), b.shape)
     return (None if node.parents[0] is None else ga(),

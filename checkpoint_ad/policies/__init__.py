@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import UnknownNameError
 from ..plans import ChainCosts, Plan
 from .base import Parameter, PolicySpec
-from . import store_all
+from . import store_all, recompute_all, sqrt_n, revolve
 
 _REGISTRY: dict[str, PolicySpec] = {}
 
@@ -17,7 +17,7 @@ def register(spec: PolicySpec) -> PolicySpec:
     return spec
 
 
-for _module in (store_all,):
+for _module in (store_all, recompute_all, sqrt_n, revolve):
     register(_module.SPEC)
 
 

@@ -1,0 +1,128 @@
+"""Checkpointed back-propagation through a chain: plan, predict, run, measure.
+
+``backprop(chain, x0, loss, policy, **params)``: profile the chain once (sizes, not counted),
+let the policy plan from those sizes, predict the peak bytes by running the plan symbolically,
+then run it for real under the Meter and tracemalloc.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import policies
+from .autodiff import value_and_grad
+from .backend import xp
+from .chain import Chain, Stage, profile_chain
+from .errors import PolicyError, StageError
+from .executor import ArrayRunner, Executor, predict_meter
+from .memory import Meter, TracemallocProbe
+from .plans import ChainCosts, Plan
+from .primitives import sum as sum_all
+from .trees import flatten
+
+Loss = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What one run cost. Counts are exact; bytes are bytes; times are seconds.
+
+    * ``forward_evals``: stage evaluations the run performed (taped or not, first sweep
+      included; the profiling sweep and the loss are not counted).
+    * ``peak_stored``: the most checkpoints (x_0 included) plus held tapes stored at once.
+    * ``peak_bytes``: the Meter's exact peak of activation bytes (see executor.py for what it
+      counts); ``peak_bytes_by_kind`` splits that peak into checkpoint, tape, working and
+      cotangent bytes. ``predicted_peak_bytes``: the same from running the plan symbolically
+      before the real run. ``measured_peak_bytes``: tracemalloc's peak over the run's baseline
+      (None when not traced); it also sees temporaries inside a stage and the loss.
+    * ``parameter_bytes`` / ``parameter_gradient_bytes``: reported apart from activations.
+    """
+
+    forward_evals: int
+    peak_stored: int
+    peak_bytes: int
+    predicted_peak_bytes: int
+    measured_peak_bytes: int | None
+    wall_s: float
+    peak_bytes_by_kind: dict[str, int]
+    parameter_bytes: int
+    parameter_gradient_bytes: int
+    timeline: list[tuple[int, int]] = field(repr=False, default_factory=list)
+
+
+@dataclass(frozen=True)
+class Result:
+    """``value`` (the loss), ``grad_input`` (dL/dx0), ``grad_params`` (one entry per stage, the
+    structure of its params; stages sharing a params object each show the summed gradient),
+    ``stats`` and the ``plan`` that ran."""
+
+    value: Any
+    grad_input: Any
+    grad_params: list[Any]
+    stats: Stats
+    plan: Plan
+
+
+def plan(policy: str, n: int | None = None, costs: ChainCosts | None = None,
+         **params: Any) -> Plan:
+    """The plan ``policy`` makes for ``n`` unit stages (or for ``costs``), without running."""
+    if costs is None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise PolicyError(f"plan: n must be a positive integer, got {n!r}")
+        costs = ChainCosts.unit(n)
+    return policies.make_plan(policy, costs, **params)
+
+
+def _nbytes(tree: Any) -> int:
+    return sum(int(xp.asarray(leaf).nbytes) for leaf in flatten(tree)[0])
+
+
+def _check_chain(chain: Any) -> Chain:
+    if isinstance(chain, Chain):
+        return chain
+    if isinstance(chain, Sequence):
+        return Chain(chain)
+    raise StageError(f"expected a Chain or a list of stages, got {type(chain).__name__}")
+
+
+def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
+             policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
+             trace_memory: bool = True, **policy_params: Any) -> Result:
+    """Back-propagate through ``chain`` from ``x0`` under ``policy``.
+
+    ``loss`` maps ``x_n`` to a scalar (default: the sum of ``x_n``). ``costs`` is "unit",
+    "measure" (time each stage in the profiling pass) or a list of per-stage costs.
+    ``seed`` fixes the random streams of stages (see :mod:`checkpoint_ad.rng`).
+    """
+    chain = _check_chain(chain)
+    x0 = xp.asarray(x0)
+    seed = int(xp.random.default_rng().integers(2**32)) if seed is None else seed
+    profile = profile_chain(chain, x0, seed)
+    chosen = policies.make_plan(policy, profile.costs(costs), **policy_params)
+    predicted = predict_meter(chosen, profile)
+    runner, meter, probe = ArrayRunner(chain, seed), Meter(), TracemallocProbe()
+    objective = value_and_grad(loss or sum_all)
+    outcome: dict[str, Any] = {}
+
+    def seed_cotangent(x_n: Any) -> Any:
+        outcome["value"], g = objective(x_n)
+        return g
+
+    executor = Executor(chosen, runner, meter)
+    if trace_memory:
+        probe.start()
+    start = time.perf_counter()
+    executor.forward(x0)
+    grad_input = executor.reverse(seed_cotangent)
+    wall = time.perf_counter() - start
+    measured = probe.stop() if trace_memory else None
+    groups = chain.parameter_groups()
+    gradients = {id(group): flatten(group)[1](totals)
+                 for group, totals in zip(groups, runner.gradients)}
+    stats = Stats(runner.evaluations, executor.peak_stored, meter.peak, predicted.peak, measured,
+                  wall, dict(meter.peak_by_kind), sum(_nbytes(g) for g in groups),
+                  sum(_nbytes(g) for g in runner.gradients), meter.timeline or [])
+    grad_params = [None if s.params is None else gradients[id(s.params)] for s in chain.stages]
+    return Result(outcome["value"], grad_input, grad_params, stats, chosen)

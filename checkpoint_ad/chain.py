@@ -1,0 +1,213 @@
+"""Chains of stages: ``x_t = f_t(x_{t-1}, params_t)`` for t = 1..n, built from checkpoint_ad ops.
+
+A :class:`Stage` is evaluated either *plainly* (on raw arrays, nothing recorded) or *taped*
+(recorded on a fresh tape, so that its VJP can run later). Stage ``t`` draws random numbers
+through :func:`checkpoint_ad.rng.generator`, which is reseeded from ``(seed, t)`` before every
+evaluation, so that recomputation replays the first forward exactly.
+
+:func:`profile_chain` runs one taped sweep to learn each stage's sizes (and, optionally, its
+time): what policies plan with and what the byte prediction uses. Its evaluations are not part
+of any plan's count.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import rng
+from .backend import ARRAY_TYPES, buffer_root, xp
+from .errors import StageError
+from .ops import Node, Tape, Tracer
+from .plans import ChainCosts
+from .trees import flatten
+
+StageFunction = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One stage: ``fn(x, params) -> next state``; ``params`` is an array, a tuple/list/dict of
+    arrays, or None. Stages that share one params object share (and sum) its gradient."""
+
+    fn: StageFunction
+    params: Any = None
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or getattr(self.fn, "__name__", "stage")
+
+
+class Chain:
+    """n sequential stages. ``Chain.repeat(f, n, params)`` is the Fig. 6.9 chain."""
+
+    def __init__(self, stages: Sequence[Stage | StageFunction]) -> None:
+        self.stages = tuple(s if isinstance(s, Stage) else Stage(s) for s in stages)
+        if not self.stages:
+            raise StageError("a chain needs at least one stage")
+
+    @classmethod
+    def repeat(cls, fn: StageFunction, n: int, params: Any = None) -> Chain:
+        """The same ``fn`` n times; the parameters are shared and their gradients summed."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise StageError(f"Chain.repeat: n must be a positive integer, got {n!r}")
+        stage = Stage(fn, params)
+        return cls([stage] * n)
+
+    @property
+    def n(self) -> int:
+        return len(self.stages)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def parameter_groups(self) -> list[Any]:
+        """The distinct params objects, in first-use order (shared ones once)."""
+        seen: dict[int, Any] = {}
+        for stage in self.stages:
+            if stage.params is not None:
+                seen.setdefault(id(stage.params), stage.params)
+        return list(seen.values())
+
+
+def _as_state(stage: Stage, t: int, output: Any, x: Any) -> Any:
+    """A stage's output as an array owning exactly its own memory.
+
+    Copied when it shares the input's buffer or is a view into a larger buffer (a kept view
+    would keep the whole buffer alive, and the byte accounting counts whole buffers)."""
+    if type(output) is Tracer:
+        output = output.value
+    if not isinstance(output, ARRAY_TYPES):
+        raise StageError(f"stage {t} ({stage.label}) returned {type(output).__name__}, not an array")
+    output = xp.asarray(output)
+    root = buffer_root(output)
+    if root is buffer_root(x) or root.nbytes != output.nbytes:
+        output = output.copy()
+    return output
+
+
+def evaluate(stage: Stage, t: int, x: Any, seed: int) -> Any:
+    """A plain evaluation of stage ``t`` on raw arrays (nothing is recorded)."""
+    with rng.stage_stream(seed, t):
+        return _as_state(stage, t, stage.fn(x, stage.params), x)
+
+
+@dataclass
+class TapedStage:
+    """A taped evaluation: its tape, the graph nodes of x, the params and the output, and the
+    output value (None once dropped). It references no other array than its residuals."""
+
+    tape: Tape
+    input: Node
+    params: list[Node]
+    output: Node | None
+    output_value: Any
+
+    def residual_arrays(self) -> list[Any]:
+        return self.tape.residual_arrays()
+
+    def backward(self, cotangent: Any) -> tuple[Any, list[Any]]:
+        """Run the stage's VJP: return (cotangent of x, cotangents of the param leaves)."""
+        if self.output is not None:
+            self.tape.backward(self.output, cotangent)
+        grad_x = _cotangent(self.input)
+        grads = [_cotangent(p) for p in self.params]
+        self.tape.nodes.clear()
+        return grad_x, grads
+
+
+def _cotangent(node: Node) -> Any:
+    cot, node.cot = node.cot, None
+    if cot is None:
+        return xp.zeros(node.shape, dtype=node.dtype)
+    return xp.ascontiguousarray(cot, dtype=node.dtype)
+
+
+def evaluate_taped(stage: Stage, t: int, x: Any, seed: int, keep_output: bool = True
+                   ) -> TapedStage:
+    """A taped evaluation of stage ``t``: records its graph for the backward step.
+
+    With ``keep_output=False`` the output value is not kept (a turn that only needs the tape).
+    """
+    tape = Tape()
+    x_tracer = tape.variable(x)
+    leaves, unflatten = flatten(stage.params)
+    param_tracers = [tape.variable(leaf) for leaf in leaves]
+    with rng.stage_stream(seed, t):
+        output = stage.fn(x_tracer, unflatten(param_tracers))
+    value = _as_state(stage, t, output, x)
+    node = output.node if type(output) is Tracer else None
+    return TapedStage(tape, x_tracer.node, [p.node for p in param_tracers], node,
+                      value if keep_output else None)
+
+
+@dataclass(frozen=True)
+class StageProfile:
+    """What one taped evaluation of a stage showed (bytes; seconds).
+
+    ``private_tape_bytes`` counts the tape's residual buffers other than the stage's input, its
+    output and the parameters; ``keeps_input`` / ``keeps_output`` say whether the residuals
+    include the input ``x_{t-1}`` / the output ``x_t``.
+    """
+
+    state_bytes: int
+    shape: tuple[int, ...]
+    dtype: str
+    private_tape_bytes: int
+    keeps_input: bool
+    keeps_output: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ChainProfile:
+    """Sizes of a chain on one input: ``input_bytes`` is ``a_0``; ``stages[t-1]`` is stage t."""
+
+    input_bytes: int
+    stages: tuple[StageProfile, ...]
+
+    def held_tape_bytes(self, t: int) -> int:
+        """``b_t``: a held tape's bytes, its input (if kept) and its output included."""
+        stage = self.stages[t - 1]
+        before = self.input_bytes if t == 1 else self.stages[t - 2].state_bytes
+        return stage.private_tape_bytes + stage.state_bytes + (before if stage.keeps_input else 0)
+
+    def costs(self, compute: str | Sequence[float] = "unit") -> ChainCosts:
+        """The planner's view: ``compute`` is "unit", "measure" (profiled seconds) or a list."""
+        n = len(self.stages)
+        if compute == "unit":
+            units: tuple[float, ...] = (1.0,) * n
+        elif compute == "measure":
+            units = tuple(max(s.seconds, 1e-9) for s in self.stages)
+        else:
+            units = tuple(float(u) for u in compute)
+        return ChainCosts(n, units, (self.input_bytes,) + tuple(s.state_bytes for s in self.stages),
+                          tuple(self.held_tape_bytes(t) for t in range(1, n + 1)))
+
+
+def _root_ids(arrays: Sequence[Any]) -> dict[int, int]:
+    return {id(root): int(root.nbytes) for root in map(buffer_root, arrays)}
+
+
+def profile_chain(chain: Chain, x0: Any, seed: int = 0) -> ChainProfile:
+    """One taped sweep over the chain, measuring each stage's sizes and time."""
+    parameter_roots = set()
+    for group in chain.parameter_groups():
+        parameter_roots |= set(_root_ids(flatten(group)[0]))
+    x = xp.asarray(x0)
+    stages = []
+    for t, stage in enumerate(chain.stages, 1):
+        start = time.perf_counter()
+        taped = evaluate_taped(stage, t, x, seed)
+        seconds = time.perf_counter() - start
+        out = taped.output_value
+        residual = _root_ids(taped.residual_arrays())
+        input_id, output_id = id(buffer_root(x)), id(buffer_root(out))
+        private = sum(size for ident, size in residual.items()
+                      if ident not in (input_id, output_id) and ident not in parameter_roots)
+        stages.append(StageProfile(int(buffer_root(out).nbytes), out.shape, str(out.dtype), private,
+                                   input_id in residual, output_id in residual, seconds))
+        x = out
+    return ChainProfile(int(buffer_root(xp.asarray(x0)).nbytes), tuple(stages))

@@ -1,0 +1,118 @@
+"""Memory accounting: the Meter (exact live bytes by kind, peak, timeline) and probes.
+
+The executor tells the Meter what it *holds*: ``hold(key, arrays)``, ``release(key)``. A key
+names one holding (a checkpoint, a held tape, the working value, a cotangent). The Meter counts
+each underlying buffer once, however many holdings share it (a held tape that keeps its input
+``x_{t-1}`` shares that buffer with the checkpoint ``x_{t-1}``), so ``live`` is the exact number
+of bytes the executor keeps alive. Units are bytes throughout.
+
+Each live buffer is attributed to one **kind**, the first in :data:`KINDS` order among its
+holders, so the kinds add up to the total. Parameters and their gradients are never held here:
+they are reported apart.
+"""
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backend import buffer_root
+
+KINDS = ("checkpoint", "tape", "working", "cotangent")
+
+
+@dataclass
+class _Buffer:
+    nbytes: int
+    holders: dict[str, int] = field(default_factory=dict)  # kind -> number of holdings
+
+    def kind(self) -> str:
+        return next(kind for kind in KINDS if self.holders.get(kind))
+
+
+class Meter:
+    """Exact live bytes of the activations an executor holds, with peak and timeline."""
+
+    def __init__(self, record_timeline: bool = True) -> None:
+        self._buffers: dict[int, _Buffer] = {}
+        self._objects: dict[int, Any] = {}  # keeps ids valid while buffers are held
+        self._holdings: dict[Hashable, tuple[str, list[int]]] = {}
+        self.by_kind = dict.fromkeys(KINDS, 0)
+        self.live = 0
+        self.peak = 0
+        self.peak_by_kind = dict(self.by_kind)
+        self.timeline: list[tuple[int, int]] | None = [] if record_timeline else None
+        self.events = 0
+
+    def hold(self, key: Hashable, kind: str, arrays: Iterable[Any]) -> None:
+        """Record that ``key`` (of ``kind``) keeps ``arrays`` alive; replaces a previous holding."""
+        roots = {id(root): root for root in map(buffer_root, arrays)}
+        old = self._holdings.get(key)
+        self._holdings[key] = (kind, list(roots))
+        for ident, root in roots.items():
+            self._add(ident, root, kind)
+        self._note()
+        if old is not None:
+            self._drop(*old)
+            self._note()
+
+    def release(self, key: Hashable) -> None:
+        """Forget holding ``key`` (a no-op if it holds nothing)."""
+        old = self._holdings.pop(key, None)
+        if old is not None:
+            self._drop(*old)
+            self._note()
+
+    def _add(self, ident: int, root: Any, kind: str) -> None:
+        buffer = self._buffers.get(ident)
+        if buffer is None:
+            buffer = self._buffers[ident] = _Buffer(int(root.nbytes))
+            self._objects[ident] = root
+            self.live += buffer.nbytes
+        else:
+            self.by_kind[buffer.kind()] -= buffer.nbytes
+        buffer.holders[kind] = buffer.holders.get(kind, 0) + 1
+        self.by_kind[buffer.kind()] += buffer.nbytes
+
+    def _drop(self, kind: str, idents: list[int]) -> None:
+        for ident in idents:
+            buffer = self._buffers[ident]
+            self.by_kind[buffer.kind()] -= buffer.nbytes
+            buffer.holders[kind] -= 1
+            if any(buffer.holders.values()):
+                self.by_kind[buffer.kind()] += buffer.nbytes
+            else:
+                del self._buffers[ident], self._objects[ident]
+                self.live -= buffer.nbytes
+
+    def _note(self) -> None:
+        self.events += 1
+        if self.live > self.peak:
+            self.peak = self.live
+            self.peak_by_kind = dict(self.by_kind)
+        if self.timeline is not None:
+            self.timeline.append((self.events, self.live))
+
+
+class TracemallocProbe:
+    """Peak bytes allocated through Python's allocator between ``start`` and ``stop``."""
+
+    def __init__(self) -> None:
+        self._started_here = False
+        self.baseline = 0
+        self.peak = 0
+
+    def start(self) -> None:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self._started_here = True
+        tracemalloc.reset_peak()
+        self.baseline = tracemalloc.get_traced_memory()[0]
+
+    def stop(self) -> int:
+        """The peak over the baseline, in bytes."""
+        self.peak = tracemalloc.get_traced_memory()[1] - self.baseline
+        if self._started_here:
+            tracemalloc.stop()
+        return self.peak
