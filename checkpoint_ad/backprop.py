@@ -18,6 +18,7 @@ from .chain import Chain, Stage, profile_chain
 from .errors import PolicyError, StageError
 from .executor import ArrayRunner, Executor, predict_meter
 from .memory import Meter, TracemallocProbe
+from .ops import Tracer, check_value
 from .plans import ChainCosts, Plan
 from .primitives import sum as sum_all
 from .trees import flatten
@@ -97,7 +98,10 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
     ``seed`` fixes the random streams of stages (see :mod:`checkpoint_ad.rng`).
     """
     chain = _check_chain(chain)
-    x0 = xp.asarray(x0)
+    if isinstance(x0, Tracer):
+        raise StageError("backprop runs its own reverse sweep; inside a differentiated "
+                         "function use checkpoint_ad.sequential instead")
+    x0 = xp.asarray(check_value("backprop input", x0))
     seed = int(xp.random.default_rng().integers(2**32)) if seed is None else seed
     profile = profile_chain(chain, x0, seed)
     chosen = policies.make_plan(policy, profile.costs(costs), **policy_params)
