@@ -5,7 +5,10 @@ The data flow is one way: model -> graph -> plan (policy) -> execute -> measure 
 from __future__ import annotations
 
 from . import operators as _operators  # noqa: F401  (installs Tracer's Python operators)
+from . import policies
 from .autodiff import grad, value_and_grad
+from .backprop import Result, Stats, backprop, plan
+from .chain import Chain, Stage
 from .composites import (dot, expand_dims, log_softmax, logsumexp, mean, softmax, square, stack,
                          stop_gradient)
 from .errors import (ArgnumsError, BudgetError, CheckpointADError, ExperimentError,
@@ -15,6 +18,9 @@ from .gradcheck import check_grads
 from .graph import Graph, trace
 from .ops import OPS, Tracer
 from .plans import Action, ChainCosts, Plan, PlanBuilder, Step, check_plan
+from .rng import dropout
+from .rng import seed as seed_random
+from .sequential import sequential
 from .primitives import (abs, add, broadcast_to, clip, concatenate, cos, divide, equal, exp,
                          getitem, greater, greater_equal, less, less_equal, log, matmul, max,
                          maximum, minimum, multiply, negative, not_equal, power, relu, reshape,
