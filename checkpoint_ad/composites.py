@@ -69,7 +69,7 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over ``axis``, shifted by the (constant) maximum for stability."""
     axes = _normalize_axis(axis, len(_shape(x)))
-    shift = stop_gradient(max(x, axis=axes, keepdims=True))
+    shift = max(stop_gradient(x), axis=axes, keepdims=True)  # on the value: records no node
     shift = xp.where(xp.isfinite(shift), shift, 0)
     result = log(sum(exp(subtract(x, shift)), axis=axes, keepdims=True)) + shift
     if keepdims:

@@ -41,5 +41,5 @@ def check_grads(fn: Callable[..., Any], *args: Any, step: float = 1e-6, rtol: fl
             worst = xp.unravel_index(xp.argmax(error), error.shape)
             raise GradientCheckError(
                 f"{getattr(fn, '__name__', 'function')}: gradient of argument {number} at index "
-                f"{tuple(int(i) for i in worst)}: engine {engine[worst]!r}, finite differences "
-                f"{numeric[worst]!r} (rtol={rtol}, atol={atol})")
+                f"{tuple(int(i) for i in worst)}: engine {float(engine[worst])!r}, finite differences "
+                f"{float(numeric[worst])!r} (rtol={rtol}, atol={atol})")

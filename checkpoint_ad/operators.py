@@ -26,7 +26,8 @@ _OPERATORS = {
     "__getitem__": p.getitem,
     "sum": p.sum, "max": p.max, "mean": c.mean, "reshape": lambda self, *shape: p.reshape(
         self, shape[0] if len(shape) == 1 else shape),
-    "transpose": lambda self, *axes: p.transpose(self, axes or None),
+    "transpose": lambda self, *axes: p.transpose(
+        self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None),
     "T": property(lambda self: p.transpose(self)),
 }
 

@@ -148,7 +148,7 @@ def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (int(axis),) if isinstance(axis, (int, xp.integer)) else tuple(int(a) for a in axis)
     for a in axes:
         if not -ndim <= a < builtins.max(ndim, 1):
             raise ShapeError(f"axis {a} is out of bounds for an array of dimension {ndim}")
