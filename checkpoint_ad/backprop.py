@@ -15,7 +15,7 @@ from . import policies
 from .autodiff import value_and_grad
 from .backend import xp
 from .chain import Chain, Stage, profile_chain
-from .errors import PolicyError, StageError
+from .errors import BudgetError, PolicyError, StageError
 from .executor import ArrayRunner, Executor, predict_meter
 from .memory import Meter, TracemallocProbe
 from .ops import Tracer, check_value
@@ -90,12 +90,16 @@ def _check_chain(chain: Any) -> Chain:
 
 def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
              policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
-             trace_memory: bool = True, **policy_params: Any) -> Result:
+             trace_memory: bool = True, verify: bool = False, check_finite: bool = False,
+             max_memory: int | None = None, **policy_params: Any) -> Result:
     """Back-propagate through ``chain`` from ``x0`` under ``policy``.
 
     ``loss`` maps ``x_n`` to a scalar (default: the sum of ``x_n``). ``costs`` is "unit",
     "measure" (time each stage in the profiling pass) or a list of per-stage costs.
     ``seed`` fixes the random streams of stages (see :mod:`checkpoint_ad.rng`).
+    ``verify`` checks every recomputed state bit for bit against the first forward;
+    ``check_finite`` names the first stage producing NaN or Inf; ``max_memory`` (bytes) refuses,
+    before anything runs, a plan whose predicted peak of activation bytes exceeds it.
     """
     chain = _check_chain(chain)
     if isinstance(x0, Tracer):
@@ -103,10 +107,14 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
                          "function use checkpoint_ad.sequential instead")
     x0 = xp.asarray(check_value("backprop input", x0))
     seed = int(xp.random.default_rng().integers(2**32)) if seed is None else seed
-    profile = profile_chain(chain, x0, seed)
+    profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
     chosen = policies.make_plan(policy, profile.costs(costs), **policy_params)
     predicted = predict_meter(chosen, profile)
-    runner, meter, probe = ArrayRunner(chain, seed), Meter(), TracemallocProbe()
+    if max_memory is not None and predicted.peak > max_memory:
+        raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
+                          f"activations at its peak, more than max_memory={max_memory}")
+    runner = ArrayRunner(chain, seed, profile, verify=verify, finite=check_finite)
+    meter, probe = Meter(), TracemallocProbe()
     objective = value_and_grad(loss or sum_all)
     outcome: dict[str, Any] = {}
 

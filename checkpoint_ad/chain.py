@@ -11,6 +11,7 @@ of any plan's count.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 from . import rng
 from .backend import ARRAY_TYPES, buffer_root, xp
-from .errors import StageError
+from .errors import NonFiniteError, StageError
 from .ops import Node, Tape, Tracer
 from .plans import ChainCosts
 from .trees import flatten
@@ -62,6 +63,11 @@ class Chain:
 
     def __len__(self) -> int:
         return self.n
+
+    def parameter_roots(self) -> set[int]:
+        """Ids of the buffers behind every parameter leaf (parameters are counted apart)."""
+        return {id(buffer_root(leaf)) for group in self.parameter_groups()
+                for leaf in flatten(group)[0]}
 
     def parameter_groups(self) -> list[Any]:
         """The distinct params objects, in first-use order (shared ones once)."""
@@ -125,12 +131,8 @@ def _cotangent(node: Node) -> Any:
     return xp.ascontiguousarray(cot, dtype=node.dtype)
 
 
-def evaluate_taped(stage: Stage, t: int, x: Any, seed: int, keep_output: bool = True
-                   ) -> TapedStage:
-    """A taped evaluation of stage ``t``: records its graph for the backward step.
-
-    With ``keep_output=False`` the output value is not kept (a turn that only needs the tape).
-    """
+def evaluate_taped(stage: Stage, t: int, x: Any, seed: int) -> TapedStage:
+    """A taped evaluation of stage ``t``: records its graph for the backward step."""
     tape = Tape()
     x_tracer = tape.variable(x)
     leaves, unflatten = flatten(stage.params)
@@ -139,8 +141,7 @@ def evaluate_taped(stage: Stage, t: int, x: Any, seed: int, keep_output: bool = 
         output = stage.fn(x_tracer, unflatten(param_tracers))
     value = _as_state(stage, t, output, x)
     node = output.node if type(output) is Tracer else None
-    return TapedStage(tape, x_tracer.node, [p.node for p in param_tracers], node,
-                      value if keep_output else None)
+    return TapedStage(tape, x_tracer.node, [p.node for p in param_tracers], node, value)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class StageProfile:
     keeps_input: bool
     keeps_output: bool
     seconds: float
+    digest: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -191,11 +193,29 @@ def _root_ids(arrays: Sequence[Any]) -> dict[int, int]:
     return {id(root): int(root.nbytes) for root in map(buffer_root, arrays)}
 
 
-def profile_chain(chain: Chain, x0: Any, seed: int = 0) -> ChainProfile:
-    """One taped sweep over the chain, measuring each stage's sizes and time."""
-    parameter_roots = set()
-    for group in chain.parameter_groups():
-        parameter_roots |= set(_root_ids(flatten(group)[0]))
+def digest(array: Any) -> bytes:
+    """A 16-byte fingerprint of an array's shape, dtype and bytes (bit-for-bit comparison)."""
+    array = xp.ascontiguousarray(array)
+    header = f"{array.shape}{array.dtype}".encode()
+    return hashlib.blake2b(header + array.tobytes(), digest_size=16).digest()
+
+
+def check_finite(stage: Stage, t: int, output: Any) -> None:
+    """Raise :class:`NonFiniteError` if stage ``t``'s output holds NaN or Inf."""
+    if not xp.isfinite(output).all():
+        bad = int(xp.size(output) - xp.count_nonzero(xp.isfinite(output)))
+        raise NonFiniteError(f"stage {t} ({stage.label}) produced NaN or Inf in {bad} of "
+                             f"{xp.size(output)} elements (the first stage where it appeared)")
+
+
+def profile_chain(chain: Chain, x0: Any, seed: int = 0, *, verify: bool = False,
+                  finite: bool = False) -> ChainProfile:
+    """One taped sweep over the chain, measuring each stage's sizes and time.
+
+    ``verify`` records a digest of every state (for bit-for-bit checks of recomputations);
+    ``finite`` raises :class:`NonFiniteError` at the first stage producing NaN or Inf.
+    """
+    parameter_roots = chain.parameter_roots()
     x = xp.asarray(x0)
     stages = []
     for t, stage in enumerate(chain.stages, 1):
@@ -203,11 +223,14 @@ def profile_chain(chain: Chain, x0: Any, seed: int = 0) -> ChainProfile:
         taped = evaluate_taped(stage, t, x, seed)
         seconds = time.perf_counter() - start
         out = taped.output_value
+        if finite:
+            check_finite(stage, t, out)
         residual = _root_ids(taped.residual_arrays())
         input_id, output_id = id(buffer_root(x)), id(buffer_root(out))
         private = sum(size for ident, size in residual.items()
                       if ident not in (input_id, output_id) and ident not in parameter_roots)
-        stages.append(StageProfile(int(buffer_root(out).nbytes), out.shape, str(out.dtype), private,
-                                   input_id in residual, output_id in residual, seconds))
+        stages.append(StageProfile(int(buffer_root(out).nbytes), out.shape, str(out.dtype),
+                                   private, input_id in residual, output_id in residual, seconds,
+                                   digest(out) if verify else None))
         x = out
     return ChainProfile(int(buffer_root(xp.asarray(x0)).nbytes), tuple(stages))

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .chain import Chain, ChainProfile, TapedStage, evaluate, evaluate_taped
+from .chain import (Chain, ChainProfile, TapedStage, check_finite, digest, evaluate,
+                    evaluate_taped)
+from .errors import StageError
 from .memory import Meter
 from .plans import Action, Plan, Step, check_plan
 from .trees import flatten
@@ -150,28 +152,49 @@ class ArrayRunner:
     """Evaluates a chain's stages on arrays and accumulates parameter gradients.
 
     ``gradients[k]`` holds the summed gradient leaves of the k-th distinct params object of
-    the chain (see :meth:`Chain.parameter_groups`); they are allocated before the run.
+    the chain (see :meth:`Chain.parameter_groups`); they are allocated before the run. Every
+    output is checked against the profiling sweep: same shape and dtype always, the same bits
+    with ``verify`` (the profile must hold digests), finite values with ``finite``.
     """
 
-    def __init__(self, chain: Chain, seed: int) -> None:
-        self.chain, self.seed = chain, seed
+    def __init__(self, chain: Chain, seed: int, profile: ChainProfile, *, verify: bool = False,
+                 finite: bool = False) -> None:
+        self.chain, self.seed, self.profile = chain, seed, profile
+        self.verify, self.finite = verify, finite
         groups = chain.parameter_groups()
         self.group_of = {id(group): k for k, group in enumerate(groups)}
         self.gradients = [[xp.zeros_like(leaf) for leaf in flatten(group)[0]] for group in groups]
-        self.parameter_roots = {id(buffer_root(leaf)) for group in groups
-                                for leaf in flatten(group)[0]}
+        self.parameter_roots = chain.parameter_roots()
         self.evaluations = 0
 
     def own_input(self, x0: Any) -> Any:
         return xp.array(x0, copy=True)
 
-    def advance(self, t: int, x: Any) -> Any:
+    def _checked(self, t: int, output: Any) -> Any:
         self.evaluations += 1
-        return evaluate(self.chain.stages[t - 1], t, x, self.seed)
+        first = self.profile.stages[t - 1]
+        stage = self.chain.stages[t - 1]
+        if output.shape != first.shape or str(output.dtype) != first.dtype:
+            raise StageError(f"stage {t} ({stage.label}) returned shape {output.shape} "
+                             f"{output.dtype} when recomputed, but {first.shape} {first.dtype} "
+                             "in the first forward")
+        if self.verify and digest(output) != first.digest:
+            raise StageError(f"stage {t} ({stage.label}) recomputed values that differ from its "
+                             "first evaluation; stages must be deterministic (draw random "
+                             "numbers through checkpoint_ad.rng)")
+        if self.finite:
+            check_finite(stage, t, output)
+        return output
+
+    def advance(self, t: int, x: Any) -> Any:
+        return self._checked(t, evaluate(self.chain.stages[t - 1], t, x, self.seed))
 
     def tape(self, t: int, x: Any, keep_output: bool = True) -> TapedStage:
-        self.evaluations += 1
-        return evaluate_taped(self.chain.stages[t - 1], t, x, self.seed, keep_output)
+        taped = evaluate_taped(self.chain.stages[t - 1], t, x, self.seed)
+        self._checked(t, taped.output_value)
+        if not keep_output:
+            taped.output_value = None
+        return taped
 
     def output(self, taped: TapedStage) -> Any:
         return taped.output_value

@@ -60,6 +60,6 @@ def sequential(stages: Chain | Sequence[Stage], x: Any, policy: str = "store_all
         return x_value
     profile = profile_chain(raw_chain, x_value, seed)
     plan = hold_last_tape(policies.make_plan(policy, profile.costs(), **policy_params))
-    runner = ArrayRunner(raw_chain, seed)
+    runner = ArrayRunner(raw_chain, seed, profile)
     executor = Executor(plan, runner, Meter(record_timeline=False))
     return apply(_SEQUENTIAL, (x, *leaves), {"executor": executor, "runner": runner})
