@@ -145,14 +145,18 @@ equal, not_equal = _comparison("equal", xp.equal), _comparison("not_equal", xp.n
 
 
 def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
-    """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes."""
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes.
+
+    Like numpy, a 0-d array accepts axis 0 or -1, which reduce nothing.
+    """
     if axis is None:
         return tuple(range(ndim))
     axes = (int(axis),) if isinstance(axis, (int, xp.integer)) else tuple(int(a) for a in axis)
+    bound = builtins.max(ndim, 1)
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
+        if not -bound <= a < bound:
             raise ShapeError(f"axis {a} is out of bounds for an array of dimension {ndim}")
-    return tuple(sorted(a % builtins.max(ndim, 1) for a in axes))
+    return tuple(sorted(a % bound for a in axes)) if ndim else ()
 
 
 def _keepdims_shape(shape: tuple, axes: tuple[int, ...]) -> tuple:
