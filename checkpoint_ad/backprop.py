@@ -88,19 +88,54 @@ def _check_chain(chain: Any) -> Chain:
     raise StageError(f"expected a Chain or a list of stages, got {type(chain).__name__}")
 
 
-def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
-             policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
-             trace_memory: bool = True, verify: bool = False, check_finite: bool = False,
-             max_memory: int | None = None, **policy_params: Any) -> Result:
-    """Back-propagate through ``chain`` from ``x0`` under ``policy``.
+class PreparedBackprop:
+    """Everything :func:`backprop` does before running, done: the chain profiled, the plan made
+    and checked, its peak predicted, the executor built. :meth:`run` (once) runs the two
+    sweeps only, so that probes wrapped around it see the run and nothing else."""
 
-    ``loss`` maps ``x_n`` to a scalar (default: the sum of ``x_n``). ``costs`` is "unit",
-    "measure" (time each stage in the profiling pass) or a list of per-stage costs.
-    ``seed`` fixes the random streams of stages (see :mod:`checkpoint_ad.rng`).
-    ``verify`` checks every recomputed state bit for bit against the first forward;
-    ``check_finite`` names the first stage producing NaN or Inf; ``max_memory`` (bytes) refuses,
-    before anything runs, a plan whose predicted peak of activation bytes exceeds it.
-    """
+    def __init__(self, chain: Chain, x0: Any, plan: Plan, predicted: Meter, runner: ArrayRunner,
+                 meter: Meter, loss: Loss | None) -> None:
+        self.chain, self.x0, self.plan, self.predicted = chain, x0, plan, predicted
+        self.runner, self.meter = runner, meter
+        self.executor = Executor(plan, runner, meter)
+        self._objective = value_and_grad(loss or sum_all)
+        self._value: Any = None
+
+    def _seed_cotangent(self, x_n: Any) -> Any:
+        self._value, gradient = self._objective(x_n)
+        return gradient
+
+    def run(self, trace_memory: bool = True) -> Result:
+        probe = TracemallocProbe()
+        if trace_memory:
+            probe.start()
+        start = time.perf_counter()
+        self.executor.forward(self.x0)
+        grad_input = self.executor.reverse(self._seed_cotangent)
+        wall = time.perf_counter() - start
+        measured = probe.stop() if trace_memory else None
+        return self._result(grad_input, wall, measured)
+
+    def _result(self, grad_input: Any, wall: float, measured: int | None) -> Result:
+        groups, runner, meter = self.chain.parameter_groups(), self.runner, self.meter
+        gradients = {id(group): flatten(group)[1](totals)
+                     for group, totals in zip(groups, runner.gradients)}
+        timeline = list(enumerate(meter.timeline, 1)) if meter.timeline is not None else []
+        stats = Stats(runner.evaluations, self.executor.peak_stored, meter.peak,
+                      self.predicted.peak, measured, wall, dict(meter.peak_by_kind),
+                      sum(_nbytes(g) for g in groups), sum(_nbytes(g) for g in runner.gradients),
+                      timeline)
+        grad_params = [None if s.params is None else gradients[id(s.params)]
+                       for s in self.chain.stages]
+        return Result(self._value, grad_input, grad_params, stats, self.plan)
+
+
+def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
+                     policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
+                     verify: bool = False, check_finite: bool = False,
+                     max_memory: int | None = None, record_timeline: bool = False,
+                     **policy_params: Any) -> PreparedBackprop:
+    """Profile, plan, predict and build the executor for :func:`backprop` (see there)."""
     chain = _check_chain(chain)
     if isinstance(x0, Tracer):
         raise StageError("backprop runs its own reverse sweep; inside a differentiated "
@@ -114,27 +149,27 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
         raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
                           f"activations at its peak, more than max_memory={max_memory}")
     runner = ArrayRunner(chain, seed, profile, verify=verify, finite=check_finite)
-    meter, probe = Meter(), TracemallocProbe()
-    objective = value_and_grad(loss or sum_all)
-    outcome: dict[str, Any] = {}
+    return PreparedBackprop(chain, x0, chosen, predicted, runner,
+                            Meter(record_timeline=record_timeline), loss)
 
-    def seed_cotangent(x_n: Any) -> Any:
-        outcome["value"], g = objective(x_n)
-        return g
 
-    executor = Executor(chosen, runner, meter)
-    if trace_memory:
-        probe.start()
-    start = time.perf_counter()
-    executor.forward(x0)
-    grad_input = executor.reverse(seed_cotangent)
-    wall = time.perf_counter() - start
-    measured = probe.stop() if trace_memory else None
-    groups = chain.parameter_groups()
-    gradients = {id(group): flatten(group)[1](totals)
-                 for group, totals in zip(groups, runner.gradients)}
-    stats = Stats(runner.evaluations, executor.peak_stored, meter.peak, predicted.peak, measured,
-                  wall, dict(meter.peak_by_kind), sum(_nbytes(g) for g in groups),
-                  sum(_nbytes(g) for g in runner.gradients), meter.timeline or [])
-    grad_params = [None if s.params is None else gradients[id(s.params)] for s in chain.stages]
-    return Result(outcome["value"], grad_input, grad_params, stats, chosen)
+def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
+             policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
+             trace_memory: bool = True, verify: bool = False, check_finite: bool = False,
+             max_memory: int | None = None, record_timeline: bool = False,
+             **policy_params: Any) -> Result:
+    """Back-propagate through ``chain`` from ``x0`` under ``policy``.
+
+    ``loss`` maps ``x_n`` to a scalar (default: the sum of ``x_n``). ``costs`` is "unit",
+    "measure" (time each stage in the profiling pass) or a list of per-stage costs.
+    ``seed`` fixes the random streams of stages (see :mod:`checkpoint_ad.rng`).
+    ``verify`` checks every recomputed state bit for bit against the first forward;
+    ``check_finite`` names the first stage producing NaN or Inf; ``max_memory`` (bytes) refuses,
+    before anything runs, a plan whose predicted peak of activation bytes exceeds it.
+    ``trace_memory`` measures the run with tracemalloc (which slows it); ``record_timeline``
+    keeps the Meter's live bytes after every event in ``stats.timeline`` (8 bytes an event,
+    which tracemalloc sees too).
+    """
+    return prepare_backprop(chain, x0, loss, policy, seed=seed, costs=costs, verify=verify,
+                            check_finite=check_finite, max_memory=max_memory,
+                            record_timeline=record_timeline, **policy_params).run(trace_memory)

@@ -13,6 +13,7 @@ they are reported apart.
 from __future__ import annotations
 
 import tracemalloc
+from array import array
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,10 @@ class _Buffer:
 
 
 class Meter:
-    """Exact live bytes of the activations an executor holds, with peak and timeline."""
+    """Exact live bytes of the activations an executor holds, with peak and timeline.
+
+    ``timeline[k]`` is the live bytes after event k+1 (each hold or release is an event).
+    """
 
     def __init__(self, record_timeline: bool = True) -> None:
         self._buffers: dict[int, _Buffer] = {}
@@ -42,7 +46,7 @@ class Meter:
         self.live = 0
         self.peak = 0
         self.peak_by_kind = dict(self.by_kind)
-        self.timeline: list[tuple[int, int]] | None = [] if record_timeline else None
+        self.timeline: array | None = array("q") if record_timeline else None
         self.events = 0
 
     def hold(self, key: Hashable, kind: str, arrays: Iterable[Any]) -> None:
@@ -92,7 +96,7 @@ class Meter:
             self.peak = self.live
             self.peak_by_kind = dict(self.by_kind)
         if self.timeline is not None:
-            self.timeline.append((self.events, self.live))
+            self.timeline.append(self.live)
 
 
 class TracemallocProbe:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import UnknownNameError
 from ..plans import ChainCosts, Plan
 from .base import Parameter, PolicySpec
-from . import store_all, recompute_all, sqrt_n, revolve
+from . import store_all, recompute_all, sqrt_n, revolve, optimal
 
 _REGISTRY: dict[str, PolicySpec] = {}
 
@@ -17,7 +17,7 @@ def register(spec: PolicySpec) -> PolicySpec:
     return spec
 
 
-for _module in (store_all, recompute_all, sqrt_n, revolve):
+for _module in (store_all, recompute_all, sqrt_n, revolve, optimal):
     register(_module.SPEC)
 
 

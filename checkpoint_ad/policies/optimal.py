@@ -14,24 +14,40 @@ forward cost, the sum of u_t over all evaluations, while the stored checkpoints 
     C(i, j, m, f)   = min( u_{i+1} + C(i+1, j, m + f·a_i − b_{i+1}, 0)  if b_{i+1} ≤ m + f·a_i
                                                                                  (hold a tape)
                            min over i<k<j of U(i, k) + D(k, j, m) + C(i, k, m, f) ) (advance)
-    D(k, j, m)      = min( C(k, j, m − a_k, 1)                      if a_k ≤ m    (store x_k)
-                           u_{k+1} + C(k+1, j, m − b_{k+1}, 0)      if b_{k+1} ≤ m (hold a tape))
+    D(k, j, m)      = min( C(k, j, m − a_k, 1)                  if a_k ≤ m      (store x_k)
+                           u_{k+1} + C(k+1, j, m − b_{k+1}, 0)  if b_{k+1} ≤ m  (hold a tape) )
     optimum         = C(0, n, M − a_0, 0)
 
-**Budgets.** With ``slots`` every state and every held tape takes one slot (a = b = 1, M = slots)
-and the plan promises ``slots`` to the checker. With ``budget_bytes`` the sizes are
+**Steps.** A turn: RESTORE i (when the working value is not x_i), TURN i+1, FREE i if f = 1.
+Holding a tape: RESTORE i, FREE i if f = 1 (first, so that its memory serves the tape), TAPE i+1,
+the reversal of i+2..j from x_{i+1}, BACKWARD i+1. Advancing: RESTORE i, ADVANCE i+1..k, then
+D(k, j, m), then C(i, k, m, f). D stores with SAVE k, then C(k, j, m − a_k, 1), or holds with
+TAPE k+1, the reversal of k+2..j, BACKWARD k+1; on a tie it holds (no SAVE freed at once).
+
+**Budgets.** With ``slots`` every state and every held tape takes one slot (a = b = 1,
+M = slots) and the plan promises ``slots`` to the checker. With ``budget_bytes`` the sizes are
 ``costs.state_bytes`` and ``costs.tape_bytes``; the bytes free besides x_0 (budget − a_0) are
 counted in whole units of ``max(1, ceil((budget − a_0) / resolution))`` bytes, every size rounded
 up and the free bytes rounded down, so the bytes really stored never exceed the budget (and with
-at most ``resolution`` free bytes the byte count is exact). ``tapes=False`` forbids held tapes
-(b = ∞): that is revolve's model, and with unit costs the optimum is T_G(n, s) + n.
+at most ``resolution`` free bytes the byte count is exact). ``resolution`` defaults to 200 units,
+fewer for long chains, to bound time and memory (:func:`default_resolution`: 19 at n = 500).
+``tapes=False`` forbids held tapes (b = ∞): that is revolve's model, and with unit costs the
+optimum is T_G(n, s) + n.
+
+**Scope.** The recursion keeps each checkpoint x_j until it is dead (stage j+1 reversed, or its
+tape held): it is optimal among such *persistent* schedules. With unit sizes, exhaustive search
+found no schedule that beats it; with unequal sizes, freeing a small checkpoint that is still
+needed, to make room for a larger one, is occasionally a little cheaper (tests/test_optimal.py
+pins a 6-stage example: 61 against 63).
 
 **Computation.** The tables are filled for increasing chain length j − i; one length takes a
 few numpy operations over every start i, split k, flag f and free memory m at once: O(n³·M) work
-and O(n²·M) memory, M being the free units, capped at what storing everything would need. numpy
-touches only these cost tables, never a model array: it is the one exception to DESIGN's
-"policies never import numpy", made for speed. The plan is rebuilt from the tables by a loop
-over an explicit stack of pending sub-problems, so no Python recursion grows with n.
+and O(n²·M) memory, M being the free units, capped at what storing everything would need. The
+tables are float32 when that is exact (whole-number costs, small totals), else float64: the bulk
+is bound by memory traffic, which float32 halves. numpy touches only these cost tables, never a
+model array: it is the one exception to DESIGN's "policies never import numpy", made for speed.
+The plan is rebuilt from the tables by a loop over an explicit stack of pending sub-problems, so
+no Python recursion grows with n.
 """
 from __future__ import annotations
 
@@ -47,16 +63,19 @@ from ..plans import ChainCosts, Plan, PlanBuilder
 from .base import Parameter, PolicySpec, positive_int
 
 NAME = "optimal"
-DEFAULT_RESOLUTION = 200  # memory units free besides x_0, at most, in budget_bytes mode
+MAX_RESOLUTION = 200  # default free memory units in budget_bytes mode, for short chains ...
+TABLE_ENTRIES = 5_000_000  # ... fewer for long ones, keeping (n+1)² × units near this ...
+MIN_RESOLUTION = 16  # ... but never fewer than this
+BLOCK_BYTES = 1 << 21  # sums added, then minimised, while in cache (measured: 1.5x for float64)
 
 
 @dataclass(frozen=True)
 class Problem:
     """A chain as the DP sees it, every size and the budget in whole memory units.
 
-    ``compute[i]`` is u_{i+1}; ``prefix[t]`` is U(0, t); ``state_units[j]`` is a_j (j = 0..n);
-    ``tape_units[i]`` is b_{i+1}; ``free`` is the budget minus a_0; ``tapes`` is False when held
-    tapes are forbidden.
+    ``compute[i]`` is u_{i+1} and ``prefix[t]`` is U(0, t), both in the tables' dtype;
+    ``state_units[j]`` is a_j (j = 0..n); ``tape_units[i]`` is b_{i+1}; ``free`` is the budget
+    minus a_0; ``tapes`` is False when held tapes are forbidden.
     """
 
     compute: np.ndarray
@@ -85,10 +104,23 @@ def _problem(costs: ChainCosts, state_units: list[int], tape_units: list[int], f
     nothing and only slows the tables down.
     """
     everything = sum(tape_units[:-1]) if tapes else sum(state_units[1:-1])
-    compute = np.asarray(costs.compute, dtype=float)
-    return Problem(compute, np.concatenate(([0.0], np.cumsum(compute))),
+    dtype = _table_dtype(costs.compute)
+    prefix = np.concatenate(([0.0], np.cumsum(costs.compute, dtype=float)))
+    return Problem(np.asarray(costs.compute, dtype), prefix.astype(dtype),
                    np.asarray(state_units, dtype=np.int64), np.asarray(tape_units, dtype=np.int64),
                    min(free, everything), tapes)
+
+
+def _table_dtype(compute: tuple[float, ...]) -> type:
+    """float32 when it is exact, else float64.
+
+    Every finite table entry, and every sum of two compared in a minimum, is at most
+    2·(n+1)·U(0, n) (recompute-all bounds each sub-chain's optimum); with whole-number costs
+    below 2**24 in total that way, float32 holds them all exactly, and halves the memory traffic
+    that bounds the DP's speed.
+    """
+    whole = all(float(u).is_integer() and u >= 0 for u in compute)
+    return np.float32 if whole and 2 * (len(compute) + 1) * sum(compute) < 2 ** 24 else np.float64
 
 
 def slots_problem(costs: ChainCosts, slots: object, tapes: bool) -> Problem:
@@ -119,6 +151,15 @@ def bytes_problem(costs: ChainCosts, budget_bytes: object, tapes: bool,
                     int(free_bytes // unit), tapes)
 
 
+def default_resolution(n: int) -> int:
+    """Free memory units for an n-stage chain when the caller names none.
+
+    The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
+    gets 19 units, about 0.5 s and 120 MB, where 200 units would take 12 s and 2.4 GB.
+    """
+    return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
+
+
 def _units_up(size: float, unit: int) -> int:
     """``size`` bytes in whole units of ``unit`` bytes, rounded up."""
     return int(-(-size // unit))
@@ -128,12 +169,12 @@ def _units_up(size: float, unit: int) -> int:
 class Tables:
     """The DP's values (``inf``: infeasible) and the hold-a-tape moves they were made with.
 
-    ``cost[l, f, m, i]`` = C(i, i+l, m, f); ``advanced[l, f, m, i]`` = U(i, i+l) + C(i, i+l, m, f),
-    a split's advance and left part together; ``working[l, m, j]`` = D(j−l, j, m), indexed by its
-    end j so that all splits of one length are one slice. The chain position is the last axis
-    so that numpy's inner loops run along it. For flag f, free m and start i,
-    ``hold_target[f, m, i]`` is the free memory after holding stage i+1's tape (clamped to the
-    budget, which only unreachable states exceed) and ``hold_fits[f, m, i]`` says whether it fits.
+    ``cost[l, f, i, m]`` = C(i, i+l, m, f); ``advanced[l, f, i, m]`` = U(i, i+l) + C(i, i+l, m, f),
+    a split's advance and left part together; ``working[l, j, m]`` = D(j−l, j, m), indexed by
+    its end j. So all splits of one length are contiguous slices, which numpy adds in long inner
+    loops. For flag f, start i and free m, ``hold_target[f, i, m]`` is the free memory after
+    holding stage i+1's tape (clamped to the budget, which only unreachable states exceed) and
+    ``hold_fits[f, i, m]`` says whether it fits.
     """
 
     cost: np.ndarray
@@ -143,26 +184,28 @@ class Tables:
     hold_fits: np.ndarray
 
     def hold(self, problem: Problem, length: int) -> np.ndarray:
-        """u_{i+1} + C(i+1, i+length, target, 0) for every flag, free and start i (or inf)."""
+        """u_{i+1} + C(i+1, i+length, target, 0) for every flag, start i and free (or inf)."""
         starts = problem.n - length + 1
-        target, fits = self.hold_target[..., :starts], self.hold_fits[..., :starts]
+        target, fits = self.hold_target[:, :starts], self.hold_fits[:, :starts]
         if not problem.tapes:
-            return np.full(target.shape, np.inf)
-        gathered = self.cost[length - 1, 0][target, np.arange(1, starts + 1)]
-        return np.where(fits, problem.compute[:starts] + gathered, np.inf)
+            return np.full(target.shape, np.inf, problem.compute.dtype)
+        after = self.cost[length - 1, 0, 1:starts + 1]
+        gathered = after[np.arange(starts)[:, None], target]
+        return np.where(fits, problem.compute[:starts, None] + gathered, np.inf)
 
     def hold_value(self, problem: Problem, start: int, end: int, flag: int, free: int) -> float:
         """One entry of :meth:`hold`, computed the same way."""
-        if not self.hold_fits[flag, free, start]:
+        if not self.hold_fits[flag, start, free]:
             return math.inf
-        target = self.hold_target[flag, free, start]
-        return problem.compute[start] + self.cost[end - start - 1, 0, target, start + 1]
+        target = self.hold_target[flag, start, free]
+        return problem.compute[start] + self.cost[end - start - 1, 0, start + 1, target]
 
     def store(self, problem: Problem, length: int) -> np.ndarray:
-        """C(k, k+length, m − a_k, 1) for every free m and start k (inf if x_k does not fit)."""
+        """C(k, k+length, m − a_k, 1) for every start k and free m (inf if x_k does not fit)."""
         starts = problem.n - length + 1
-        target = (np.arange(problem.free + 1)[:, None] - problem.state_units[:starts])
-        gathered = self.cost[length, problem.flags - 1][np.maximum(target, 0), np.arange(starts)]
+        target = np.arange(problem.free + 1) - problem.state_units[:starts, None]
+        gathered = self.cost[length, problem.flags - 1, :starts][
+            np.arange(starts)[:, None], np.maximum(target, 0)]
         return np.where(target >= 0, gathered, np.inf)
 
     def store_value(self, problem: Problem, start: int, end: int, free: int) -> float:
@@ -170,22 +213,22 @@ class Tables:
         target = free - problem.state_units[start]
         if target < 0:
             return math.inf
-        return self.cost[end - start, problem.flags - 1, target, start]
+        return self.cost[end - start, problem.flags - 1, start, target]
 
     def splits(self, start: int, end: int, flag: int, free: int) -> np.ndarray:
         """U(i, k) + D(k, j, m) + C(i, k, m, f) for k = i+1..j−1, as the DP computed them."""
         length = end - start
-        return (self.advanced[1:length, flag, free, start]
-                + self.working[length - 1:0:-1, free, end])
+        return (self.advanced[1:length, flag, start, free]
+                + self.working[length - 1:0:-1, end, free])
 
 
 def _hold_moves(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Free memory after holding stage i+1's tape, and whether it fits, per flag, free, start."""
-    releasable = problem.state_units[:-1].copy()
+    """Free memory after holding stage i+1's tape, and whether it fits, per flag, start, free."""
+    releasable = problem.state_units[:-1, None].copy()
     releasable[0] = 0  # x_0 is never freed
-    free = np.arange(problem.free + 1)[None, :, None]
+    free = np.arange(problem.free + 1)
     flag = np.arange(problem.flags)[:, None, None]
-    target = free + flag * releasable - problem.tape_units
+    target = free + flag * releasable - problem.tape_units[:, None]
     fits = (target >= 0) & problem.tapes
     return np.clip(target, 0, problem.free), fits
 
@@ -194,26 +237,45 @@ def solve(problem: Problem) -> Tables:
     """Fill the DP tables for every sub-chain, shortest first."""
     n, flags, width = problem.n, problem.flags, problem.free + 1
     compute, prefix = problem.compute, problem.prefix
-    cost = np.full((n + 1, flags, width, n + 1), np.inf)
-    advanced = np.full_like(cost, np.inf)
-    working = np.full((n + 1, width, n + 1), np.inf)
-    cost[1, ..., :n] = compute
-    advanced[1, ..., :n] = 2 * compute
-    working[1, :, 1:] = compute
+    # Only entries of real sub-chains (i + l <= n) are ever written or read, so the tables are
+    # left uninitialised: their other half is never touched, nor paged in.
+    cost = np.empty((n + 1, flags, n + 1, width), compute.dtype)
+    advanced = np.empty_like(cost)
+    working = np.empty((n + 1, n + 1, width), compute.dtype)
+    cost[1, :, :n] = compute[:, None]
+    advanced[1, :, :n] = 2 * compute[:, None]
+    working[1, 1:] = compute[:, None]
     tables = Tables(cost, advanced, working, *_hold_moves(problem))
-    scratch = np.empty((n // 2) * (n - n // 2) * flags * width)  # the largest split block
+    scratch = np.empty(max(BLOCK_BYTES // cost.itemsize, flags * n * width), compute.dtype)
     for length in range(2, n + 1):
         starts = n - length + 1
-        block = scratch[:(length - 1) * flags * width * starts].reshape(
-            length - 1, flags, width, starts)
-        np.add(advanced[1:length, ..., :starts], working[length - 1:0:-1, None, :, length:],
-               out=block)
         hold = tables.hold(problem, length)
-        cost[length, ..., :starts] = np.minimum(hold, block.min(axis=0))
-        advanced[length, ..., :starts] = (cost[length, ..., :starts]
-                                          + (prefix[length:] - prefix[:starts]))
-        working[length, :, length:] = np.minimum(tables.store(problem, length), hold[0])
+        cost[length, :, :starts] = np.minimum(hold, _best_split(tables, length, scratch))
+        advanced[length, :, :starts] = (cost[length, :, :starts]
+                                        + (prefix[length:] - prefix[:starts])[:, None])
+        working[length, length:] = np.minimum(tables.store(problem, length), hold[0])
     return tables
+
+
+def _best_split(tables: Tables, length: int, scratch: np.ndarray) -> np.ndarray:
+    """The advance branch: min over i<k<j of U(i, k) + D(k, j, m) + C(i, k, m, f), j = i + length.
+
+    This is the O(n³·M) bulk, done for every flag, start and free memory at once, a few splits
+    at a time so that each block of sums is still in cache when its minimum is taken.
+    """
+    advanced, working = tables.advanced, tables.working
+    _, flags, _, width = advanced.shape
+    starts = advanced.shape[2] - length
+    per_split = flags * starts * width
+    count = max(1, scratch.size // per_split)  # splits per block
+    best = np.full((flags, starts, width), np.inf, advanced.dtype)
+    for first in range(1, length, count):
+        last = min(length, first + count)
+        block = scratch[:(last - first) * per_split].reshape(last - first, flags, starts, width)
+        np.add(advanced[first:last, :, :starts],
+               working[length - first:length - last:-1, None, length:], out=block)
+        np.minimum(best, block.min(axis=0), out=best)
+    return best
 
 
 class _Rebuild:
@@ -252,7 +314,7 @@ class _Rebuild:
         if tables.hold_value(self.problem, start, end, column, free) <= splits.min():
             if flag:
                 self.builder.free(start)  # before taping: x_start's memory serves the tape
-            self._hold(start, end, int(tables.hold_target[column, free, start]))
+            self._hold(start, end, int(tables.hold_target[column, start, free]))
             return
         split = start + 1 + int(np.argmin(splits))
         self.builder.advance(start + 1, split)
@@ -269,7 +331,7 @@ class _Rebuild:
         problem, tables = self.problem, self.tables
         if (tables.hold_value(problem, start, end, 0, free)
                 <= tables.store_value(problem, start, end, free)):
-            self._hold(start, end, int(tables.hold_target[0, free, start]))
+            self._hold(start, end, int(tables.hold_target[0, start, free]))
             return
         self.builder.save(start)
         self.pending.append((self.reverse_restorable,
@@ -302,15 +364,19 @@ def _problem_for(costs: ChainCosts, slots: object, budget_bytes: object, tapes: 
 
 
 def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
-                 tapes: bool = True, resolution: int = DEFAULT_RESOLUTION) -> float:
+                 tapes: bool = True, resolution: int | None = None) -> float:
     """The DP's least forward cost (sum of u_t over evaluations) for the given budget."""
+    if resolution is None:
+        resolution = default_resolution(costs.n)
     problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
-    return float(solve(problem).cost[problem.n, 0, problem.free, 0])
+    return float(solve(problem).cost[problem.n, 0, 0, problem.free])
 
 
 def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
-                 tapes: bool = True, resolution: int = DEFAULT_RESOLUTION) -> Plan:
+                 tapes: bool = True, resolution: int | None = None) -> Plan:
     """The plan of least forward cost within the budget (see the module docstring)."""
+    if resolution is None:
+        resolution = default_resolution(costs.n)
     problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
     builder = _Rebuild(problem, solve(problem)).run()
     if slots is not None:
@@ -330,7 +396,8 @@ SPEC = PolicySpec(
                "costs.state_bytes and costs.tape_bytes (give this or slots)"),
      Parameter("tapes", bool, True,
                "allow held tapes; False is revolve's model (checkpoints and turns only)"),
-     Parameter("resolution", int, DEFAULT_RESOLUTION,
+     Parameter("resolution", int, None,
                "budget_bytes only: the free bytes besides x_0 are counted in at most this many "
-               "units, sizes rounded up; more units plan closer to the budget but take "
-               "proportionally longer")))
+               "units, sizes rounded up; more units plan closer to the budget, in time and "
+               "memory proportional to them (default: 200, fewer for chains over 157 stages, "
+               "see default_resolution)")))

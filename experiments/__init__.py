@@ -1,0 +1,4 @@
+"""The shipped experiment specs (``*.toml``), installed as ``checkpoint_ad.experiments``.
+
+Each file is one experiment; see :mod:`checkpoint_ad.experiment` for the format.
+"""

@@ -1,0 +1,365 @@
+"""Tests of the optimal (dynamic programming) policy: exact counts, optimality, budgets, errors.
+
+No model numerics: only ChainCosts, plans and counts. Optimality is checked against an
+exhaustive search over every schedule the plan checker accepts, written here independently of
+the DP from the action semantics of plans.py.
+"""
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import math
+import random
+import sys
+
+import pytest
+
+from checkpoint_ad.errors import BudgetError, PolicyError
+from checkpoint_ad.plans import Action, ChainCosts, Plan, check_plan, forward_cost
+from checkpoint_ad.policies import make_plan, optimal
+from checkpoint_ad.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
+
+# (n, slots): (optimal with held tapes, revolve = T_G + n), from COST_MODEL.md
+HOMOGENEOUS = {(5, 2): (8, 11), (6, 2): (11, 14), (6, 3): (9, 13), (7, 2): (14, 18),
+               (8, 2): (17, 22), (8, 3): (13, 19), (20, 3): (49, 65), (30, 5): (65, 92)}
+
+
+def beta(slots: int, repetitions: int) -> int:
+    """beta(s, t) = C(s+t, s), 0 for a negative argument."""
+    return 0 if slots < 0 or repetitions < 0 else math.comb(slots + repetitions, slots)
+
+
+def griewank_advances(n: int, slots: int) -> int:
+    """T_G(n, s) = r·n − beta(s+1, r−1), r the smallest with beta(s, r) >= n."""
+    repetitions = next(r for r in itertools.count() if beta(slots, r) >= n)
+    return repetitions * n - beta(slots + 1, repetitions - 1)
+
+
+def random_chain(rng: random.Random, n: int) -> ChainCosts:
+    """Integer costs 1..5 and sizes 1..3, as bytes."""
+    return ChainCosts(n, tuple(rng.randint(1, 5) for _ in range(n)),
+                      tuple(rng.randint(1, 3) for _ in range(n + 1)),
+                      tuple(rng.randint(1, 3) for _ in range(n)))
+
+
+def exhaustive_cost(costs: ChainCosts, budget: int, state_size: tuple[int, ...],
+                    tape_size: tuple[int, ...], tapes: bool = True,
+                    persistent: bool = False) -> float:
+    """Least forward cost over all valid schedules (Dijkstra over the checker's state space).
+
+    A state is (checkpoints, held tapes, working value or None, next stage to reverse); moves are
+    single-stage advances, tapes, turns, backwards, saves, restores and frees, with the
+    checker's preconditions; stored size (checkpoints + held tapes, x_0 included) must stay
+    within ``budget`` after every move.
+
+    ``persistent`` keeps only schedules that never free a checkpoint x_j while it is still
+    needed, i.e. before stage j+1 is reversed or its tape held; freeing x_j right before taping
+    stage j+1 from it is one move, as that tape replaces x_j.
+    """
+    n = costs.n
+
+    def size(checkpoints: frozenset[int], held: frozenset[int]) -> int:
+        return sum(state_size[j] for j in checkpoints) + sum(tape_size[t - 1] for t in held)
+
+    def moves(checkpoints, held, working, reverse):
+        if working is not None and working < reverse:
+            stage, u = working + 1, costs.compute[working]
+            yield u, (checkpoints, held, stage, reverse)  # advance
+            if tapes and stage not in held:
+                yield u, (checkpoints, held | {stage}, stage, reverse)  # tape
+            if stage == reverse:
+                yield u, (checkpoints, held, None, reverse - 1)  # turn
+        if reverse in held:
+            yield 0, (checkpoints, held - {reverse}, None, reverse - 1)  # backward
+        if (working is not None and working < reverse and working not in checkpoints
+                and working not in held):
+            yield 0, (checkpoints | {working}, held, working, reverse)  # save
+        for stored in checkpoints | held:
+            yield 0, (checkpoints, held, stored, reverse)  # restore
+        for stored in checkpoints - {0}:
+            if not persistent or stored >= reverse or stored + 1 in held:
+                yield 0, (checkpoints - {stored}, held, working, reverse)  # free
+        if (persistent and tapes and working in checkpoints - {0} and working < reverse
+                and working + 1 not in held):
+            yield (costs.compute[working],  # free, then tape from the working copy
+                   (checkpoints - {working}, held | {working + 1}, working + 1, reverse))
+
+    start = (frozenset({0}), frozenset(), 0, n)
+    best = {start: 0.0}
+    queue = [(0.0, 0, start)]
+    order = itertools.count(1)
+    while queue:
+        cost, _, state = heapq.heappop(queue)
+        checkpoints, held, _, reverse = state
+        if reverse == 0 and checkpoints == {0} and not held:
+            return cost
+        if cost > best[state]:
+            continue
+        for step_cost, successor in moves(*state):
+            if size(successor[0], successor[1]) > budget:
+                continue
+            total = cost + step_cost
+            if total < best.get(successor, math.inf):
+                best[successor] = total
+                heapq.heappush(queue, (total, next(order), successor))
+    return math.inf
+
+
+def stored_bytes_peak(plan: Plan, costs: ChainCosts) -> int:
+    """The largest bytes of checkpoints plus held tapes over the plan, x_0 included."""
+    checkpoints, held = {0}, set()
+    peak = costs.state_bytes[0]
+    for step in plan:
+        if step.action is Action.SAVE:
+            checkpoints.add(step.stage)
+        elif step.action is Action.FREE:
+            checkpoints.discard(step.stage)
+        elif step.action is Action.TAPE:
+            held.add(step.stage)
+        elif step.action is Action.BACKWARD:
+            held.discard(step.stage)
+        peak = max(peak, sum(costs.state_bytes[j] for j in checkpoints)
+                   + sum(costs.tape_bytes[t - 1] for t in held))
+    return peak
+
+
+@pytest.mark.parametrize(("n", "slots"), sorted(HOMOGENEOUS))
+def test_homogeneous_table(n: int, slots: int) -> None:
+    with_tapes, revolve = HOMOGENEOUS[n, slots]
+    costs = ChainCosts.unit(n)
+    for tapes, expected in ((True, with_tapes), (False, revolve)):
+        plan = plan_optimal(costs, slots=slots, tapes=tapes)
+        assert optimal_cost(costs, slots=slots, tapes=tapes) == expected
+        assert check_plan(plan).forward_evals == expected
+        assert plan.peak_stored <= slots
+
+
+def test_without_tapes_equals_revolve() -> None:
+    for n in range(1, 41):
+        for slots in (1, 2, 3, 4, 6, 9):
+            expected = griewank_advances(n, slots) + n
+            costs = ChainCosts.unit(n)
+            assert optimal_cost(costs, slots=slots, tapes=False) == expected, (n, slots)
+            with_tapes = plan_optimal(costs, slots=slots)
+            assert with_tapes.forward_evals <= expected, (n, slots)
+            assert not any(step.action is Action.TAPE
+                           for step in plan_optimal(costs, slots=slots, tapes=False))
+
+
+def test_reaches_store_all() -> None:
+    for n in (1, 2, 7, 15):
+        for slots in (n, n + 1, 10 * n):
+            plan = plan_optimal(ChainCosts.unit(n), slots=slots)
+            assert plan.forward_evals == n
+            assert plan.peak_stored <= min(slots, n)
+
+
+def test_single_stage() -> None:
+    plan = plan_optimal(ChainCosts.unit(1), slots=1)
+    assert [str(step) for step in plan] == ["turn 1"]
+
+
+def check_against_search(costs: ChainCosts, budget: int, persistent: bool = False) -> None:
+    """DP optimum == exhaustive optimum == the plan's cost, with and without held tapes."""
+    for tapes in (True, False):
+        expected = exhaustive_cost(costs, budget, costs.state_bytes, costs.tape_bytes, tapes,
+                                   persistent)
+        assert optimal_cost(costs, budget_bytes=budget, tapes=tapes) == expected
+        plan = plan_optimal(costs, budget_bytes=budget, tapes=tapes)
+        check_plan(plan)
+        assert forward_cost(plan, costs) == expected
+        assert stored_bytes_peak(plan, costs) <= budget
+
+
+def random_budgets(rng: random.Random, costs: ChainCosts, count: int) -> list[int]:
+    """x_0 alone, one unit more, and ``count`` random budgets up to storing everything."""
+    least, total = costs.state_bytes[0], sum(costs.state_bytes) + sum(costs.tape_bytes)
+    return sorted({least, least + 1, *(rng.randint(least, total) for _ in range(count))})
+
+
+def test_search_reproduces_the_table() -> None:
+    for (n, slots), (with_tapes, revolve) in HOMOGENEOUS.items():
+        if n <= 6:
+            ones = (1,) * (n + 1)
+            assert exhaustive_cost(ChainCosts.unit(n), slots, ones, ones) == with_tapes
+            assert exhaustive_cost(ChainCosts.unit(n), slots, ones, ones, False) == revolve
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_matches_exhaustive_search_in_bytes(seed: int) -> None:
+    rng = random.Random(seed)
+    costs = random_chain(rng, 5 if seed % 2 else rng.randint(1, 4))
+    for budget in random_budgets(rng, costs, 4):
+        check_against_search(costs, budget)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_matches_persistent_search_on_six_stages(seed: int) -> None:
+    rng = random.Random(50 + seed)
+    costs = random_chain(rng, 6)
+    for budget in random_budgets(rng, costs, 3):
+        check_against_search(costs, budget, persistent=True)
+
+
+def test_freeing_a_live_checkpoint_is_outside_the_model() -> None:
+    """The recursion keeps every checkpoint until it is dead (a persistent schedule).
+
+    With unequal sizes a schedule may do better by freeing a small checkpoint that is still
+    needed to make room for a larger one: here x_1 (2 bytes) is restored, advanced to x_2 and
+    freed so that x_2 (3 bytes) fits; stage 2 later recomputes x_1 from x_0. Cost 61, against
+    the recursion's 63, the best persistent schedule.
+    """
+    costs = ChainCosts(6, (2, 6, 3, 6, 6, 4), (1, 2, 3, 4, 1, 4, 1), (2, 1, 4, 2, 5, 2))
+    sizes = costs.state_bytes, costs.tape_bytes
+    assert optimal_cost(costs, budget_bytes=4, tapes=False) == 63
+    assert exhaustive_cost(costs, 4, *sizes, tapes=False, persistent=True) == 63
+    assert exhaustive_cost(costs, 4, *sizes, tapes=False) == 61
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_exhaustive_search_in_slots(seed: int) -> None:
+    rng = random.Random(100 + seed)
+    costs = random_chain(rng, 6)
+    ones = (1,) * (costs.n + 1)
+    for slots in range(1, costs.n + 1):
+        for tapes in (True, False):
+            expected = exhaustive_cost(costs, slots, ones, ones, tapes)
+            plan = plan_optimal(costs, slots=slots, tapes=tapes)
+            assert check_plan(plan).peak_stored <= slots
+            assert forward_cost(plan, costs) == expected == optimal_cost(costs, slots=slots,
+                                                                          tapes=tapes)
+
+
+def recursion_cost(costs: ChainCosts, budget: int, tapes: bool = True) -> float:
+    """COST_MODEL.md's recursion transcribed directly (memoised recursion: small n only)."""
+    u, a = costs.compute, costs.state_bytes
+    b = costs.tape_bytes if tapes else (math.inf,) * costs.n
+
+    @functools.cache
+    def restorable(i: int, j: int, m: int, f: int) -> float:
+        if j == i + 1:
+            return u[i]
+        release = a[i] if f and i else 0
+        best = u[i] + restorable(i + 1, j, m + release - b[i], 0) if b[i] <= m + release \
+            else math.inf
+        for k in range(i + 1, j):
+            best = min(best, sum(u[i:k]) + working(k, j, m) + restorable(i, k, m, f))
+        return best
+
+    @functools.cache
+    def working(k: int, j: int, m: int) -> float:
+        if j == k + 1:
+            return u[k]
+        store = restorable(k, j, m - a[k], 1) if a[k] <= m else math.inf
+        return min(store, u[k] + restorable(k + 1, j, m - b[k], 0) if b[k] <= m else math.inf)
+
+    return restorable(0, costs.n, budget - a[0], 0)
+
+
+def test_matches_the_recursion_transcribed() -> None:
+    rng = random.Random(21)
+    for n in (7, 12, 18):
+        costs = random_chain(rng, n)
+        for budget in random_budgets(rng, costs, 3):
+            for tapes in (True, False):
+                assert optimal_cost(costs, budget_bytes=budget, tapes=tapes) == \
+                    recursion_cost(costs, budget, tapes), (n, budget, tapes)
+
+
+def test_blocked_minimum_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The advance branch's minimum, taken a few splits at a time, does not depend on the block."""
+    rng = random.Random(5)
+    costs = ChainCosts(40, tuple(rng.uniform(0.5, 2.0) for _ in range(40)))
+    expected = [optimal_cost(costs, slots=slots, tapes=tapes)
+                for slots in (2, 5) for tapes in (True, False)]
+    monkeypatch.setattr(optimal, "BLOCK_BYTES", 1)
+    assert [optimal_cost(costs, slots=slots, tapes=tapes)
+            for slots in (2, 5) for tapes in (True, False)] == expected
+
+
+def test_plan_cost_equals_optimum_on_larger_chains() -> None:
+    rng = random.Random(7)
+    for n in (12, 40, 90):
+        costs = ChainCosts(n, tuple(rng.uniform(0.1, 3.0) for _ in range(n)),
+                           tuple(rng.randint(100, 900) for _ in range(n + 1)),
+                           tuple(rng.randint(200, 3000) for _ in range(n)))
+        for budget in (costs.state_bytes[0], 2000, 5000, 20000):
+            optimum = optimal_cost(costs, budget_bytes=budget, resolution=30)
+            plan = plan_optimal(costs, budget_bytes=budget, resolution=30)
+            check_plan(plan)
+            assert forward_cost(plan, costs) == pytest.approx(optimum, rel=1e-12)
+            assert stored_bytes_peak(plan, costs) <= budget
+
+
+def test_rounding_never_exceeds_the_budget() -> None:
+    rng = random.Random(11)
+    costs = ChainCosts(25, tuple(rng.randint(1, 9) for _ in range(25)),
+                       tuple(rng.randint(1000, 1999) for _ in range(26)),
+                       tuple(rng.randint(1000, 4999) for _ in range(25)))
+    for budget in range(costs.state_bytes[0], 40000, 2777):
+        for resolution in (1, 3, 10):
+            plan = plan_optimal(costs, budget_bytes=budget, resolution=resolution)
+            assert stored_bytes_peak(plan, costs) <= budget
+
+
+def test_exact_sizes_more_memory_never_costs_more() -> None:
+    rng = random.Random(12)
+    costs = ChainCosts(20, tuple(rng.randint(1, 9) for _ in range(20)),
+                       tuple(rng.randint(2, 9) for _ in range(21)),
+                       tuple(rng.randint(3, 20) for _ in range(20)))
+    values = [optimal_cost(costs, budget_bytes=budget + 0.5, resolution=400)
+              for budget in range(costs.state_bytes[0], 300, 7)]
+    assert values == sorted(values, reverse=True)
+    assert values[-1] == sum(costs.compute)
+
+
+def test_more_slots_never_cost_more() -> None:
+    rng = random.Random(3)
+    costs = ChainCosts(30, tuple(rng.randint(1, 9) for _ in range(30)))
+    values = [optimal_cost(costs, slots=slots) for slots in range(1, 32)]
+    assert values == sorted(values, reverse=True)
+    assert values[-1] == sum(costs.compute)
+
+
+def test_long_chain_needs_no_recursion() -> None:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(150)
+    try:
+        plan = plan_optimal(ChainCosts.unit(600), slots=2)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert check_plan(plan).peak_stored <= 2
+
+
+def test_registered() -> None:
+    plan = make_plan("optimal", 8, slots=3)
+    assert plan.policy == "optimal" and plan.forward_evals == 13
+    assert dict(plan.params) == {"slots": 3, "tapes": True}
+    long_chain = ChainCosts(300, state_bytes=(8,) * 301, tape_bytes=(8,) * 300)
+    assert dict(make_plan("optimal", long_chain, budget_bytes=80).params) == {
+        "budget_bytes": 80, "tapes": True, "resolution": default_resolution(300)}
+    assert [default_resolution(n) for n in (1, 157, 500)] == [200, 200, 19]
+    assert {parameter.name for parameter in SPEC.parameters} == {
+        "slots", "budget_bytes", "tapes", "resolution"}
+
+
+def test_budget_below_minimum_names_it() -> None:
+    costs = ChainCosts(4, state_bytes=(700, 10, 10, 10, 10), tape_bytes=(20, 20, 20, 20))
+    with pytest.raises(BudgetError, match=r"minimum of 700 bytes"):
+        plan_optimal(costs, budget_bytes=699)
+    with pytest.raises(BudgetError, match=r"minimum of 1 slot"):
+        plan_optimal(costs, slots=0)
+    assert plan_optimal(costs, budget_bytes=700).forward_evals == 10  # recompute-all
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"slots": 3, "budget_bytes": 100}, {"slots": True}, {"slots": 2.0}, {"slots": "3"},
+    {"budget_bytes": "big"}, {"budget_bytes": True}, {"budget_bytes": math.nan},
+    {"budget_bytes": math.inf}, {"budget_bytes": -5}, {"budget_bytes": 0},
+    {"slots": -1}, {"slots": 3, "tapes": 1}, {"budget_bytes": 100, "resolution": 0},
+    {"budget_bytes": 100, "resolution": 2.5}, {"slots": 3, "memory": 4},
+])
+def test_bad_parameters(params: dict[str, object]) -> None:
+    with pytest.raises(PolicyError, match="optimal"):
+        SPEC.plan(ChainCosts.unit(5), **params)
