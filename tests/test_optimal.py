@@ -2,7 +2,10 @@
 
 No model numerics: only ChainCosts, plans and counts. Optimality is checked against an
 exhaustive search over every schedule the plan checker accepts, written here independently of
-the DP from the action semantics of plans.py.
+the DP from the action semantics of plans.py: all schedules up to 5 stages, or with unit sizes;
+persistent ones (no checkpoint freed while still needed) at 6 stages with unequal sizes, where
+the recursion's model is narrower than the checker's (see
+test_freeing_a_live_checkpoint_is_outside_the_model).
 """
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ NAME = "optimal"
 MAX_RESOLUTION = 200  # default free memory units in budget_bytes mode, for short chains ...
 TABLE_ENTRIES = 5_000_000  # ... fewer for long ones, keeping (n+1)² × units near this ...
 MIN_RESOLUTION = 16  # ... but never fewer than this
-BLOCK_BYTES = 1 << 21  # sums added, then minimised, while in cache (measured: 1.5x for float64)
+BLOCK_BYTES = 1 << 21  # sums added, then minimised, while in cache (measured: 1.4x in float64)
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,9 @@ def default_resolution(n: int) -> int:
     """Free memory units for an n-stage chain when the caller names none.
 
     The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
-    gets 19 units, about 0.5 s and 120 MB, where 200 units would take 12 s and 2.4 GB.
+    gets 19 units, about 0.5 s and 220 MB, where 200 units take about 10 s and 2 GB. Coarse
+    units cost plan quality, as sizes are rounded up: in one 500-stage chain with a budget of
+    about 20 states, 19 units planned 1419 evaluations and 200 units 1241.
     """
     return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
 
