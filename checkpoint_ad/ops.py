@@ -201,13 +201,25 @@ def apply(op: Op, args: Sequence[Any], params: dict) -> Any:
 
 
 def apply_unary(op: Op, x: Any, params: dict) -> Any:
-    """The fast path of :func:`apply` for one-input ops (most of a chain's work)."""
+    """The fast path of :func:`apply` for one-input ops (most of a chain's work).
+
+    A tracer's value is always a numpy array or scalar, so ``.shape``/``.dtype`` are read
+    directly rather than through numpy's slower dispatching functions.
+    """
     if type(x) is not Tracer:
         return _forward(op, (check_value(op.name, x),), params)
     value = x.value
     output = _forward(op, (value,), params)
-    node = Node(op, (x.node,), op.residuals((value,), output, params), (xp.shape(value),),
-                params, xp.shape(output), xp.result_type(output))
+    saves = op.saves
+    if saves is Saves.INPUTS:
+        residuals: tuple = (value,)
+    elif saves is Saves.OUTPUT:
+        residuals = (output,)
+    elif saves is Saves.NOTHING:
+        residuals = ()
+    else:
+        residuals = op.residuals((value,), output, params)
+    node = Node(op, (x.node,), residuals, (value.shape,), params, output.shape, output.dtype)
     x.tape.nodes.append(node)
     return Tracer(output, node, x.tape)
 
