@@ -9,7 +9,7 @@ from typing import Any
 
 from .backend import xp
 from .errors import ShapeError
-from .ops import Tracer, value_of
+from .ops import value_of
 from .primitives import (_normalize_axis, concatenate, exp, log, matmul, max, multiply,
                          reshape, subtract, sum)
 

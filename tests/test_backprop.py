@@ -2,8 +2,6 @@
 counts of COST_MODEL.md, and bytes that the symbolic prediction matches exactly."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -11,28 +9,7 @@ import checkpoint_ad as ca
 from checkpoint_ad.backprop import backprop, plan
 from checkpoint_ad.chain import Chain, Stage
 from checkpoint_ad.rng import dropout
-
-
-def revolve_evals(n: int, s: int) -> int:
-    """T_G(n, s) + n (Griewank & Walther), independent of the planner's code."""
-    beta = lambda a, b: math.comb(a + b, a) if b >= 0 else 0
-    r = 0
-    while beta(s, r) < n:
-        r += 1
-    return r * n - beta(s + 1, r - 1) + n
-
-
-def expected(policy: str, n: int, params: dict) -> tuple[int, int]:
-    """(forward_evals, peak_stored) from COST_MODEL.md's closed forms."""
-    if policy == "store_all":
-        return n, n
-    if policy == "recompute_all":
-        return n * (n + 1) // 2, 1
-    if policy == "sqrt_n":
-        k = min(params["segments"], n)
-        return 2 * n, k + n // k - 1
-    s = params["slots"]
-    return revolve_evals(n, s), (1 if n == 1 else min(s, n - 1))
+from closed_forms import expected_counts, revolve_evals
 
 
 CASES = [("store_all", {}), ("recompute_all", {}), ("sqrt_n", {"segments": 1}),
@@ -75,7 +52,7 @@ def test_fig69_counts_bytes_and_gradients(n: int, policy: str, params: dict) -> 
     assert (stats.forward_evals, stats.peak_stored) == (result.plan.forward_evals,
                                                         result.plan.peak_stored)
     if policy != "optimal":
-        assert (stats.forward_evals, stats.peak_stored) == expected(policy, n, params)
+        assert (stats.forward_evals, stats.peak_stored) == expected_counts(policy, n, params)
     assert stats.peak_bytes == stats.predicted_peak_bytes
 
 
@@ -87,7 +64,7 @@ def test_mlp_chain_matches_store_all_and_the_formulas(policy: str, params: dict)
     result = run(chain, x0, policy, params)
     assert_identical(result, reference)
     if policy != "optimal":
-        assert (result.stats.forward_evals, result.stats.peak_stored) == expected(policy, n, params)
+        assert (result.stats.forward_evals, result.stats.peak_stored) == expected_counts(policy, n, params)
     assert result.stats.peak_bytes == result.stats.predicted_peak_bytes
 
 

@@ -22,21 +22,11 @@ from checkpoint_ad.errors import BudgetError, PolicyError
 from checkpoint_ad.plans import Action, ChainCosts, Plan, check_plan, forward_cost
 from checkpoint_ad.policies import make_plan, optimal
 from checkpoint_ad.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
+from closed_forms import griewank_advances
 
 # (n, slots): (optimal with held tapes, revolve = T_G + n), from COST_MODEL.md
 HOMOGENEOUS = {(5, 2): (8, 11), (6, 2): (11, 14), (6, 3): (9, 13), (7, 2): (14, 18),
                (8, 2): (17, 22), (8, 3): (13, 19), (20, 3): (49, 65), (30, 5): (65, 92)}
-
-
-def beta(slots: int, repetitions: int) -> int:
-    """beta(s, t) = C(s+t, s), 0 for a negative argument."""
-    return 0 if slots < 0 or repetitions < 0 else math.comb(slots + repetitions, slots)
-
-
-def griewank_advances(n: int, slots: int) -> int:
-    """T_G(n, s) = r·n − beta(s+1, r−1), r the smallest with beta(s, r) >= n."""
-    repetitions = next(r for r in itertools.count() if beta(slots, r) >= n)
-    return repetitions * n - beta(slots + 1, repetitions - 1)
 
 
 def random_chain(rng: random.Random, n: int) -> ChainCosts:

@@ -14,20 +14,9 @@ import pytest
 from checkpoint_ad.errors import PlanError, PolicyError, UnknownNameError
 from checkpoint_ad.plans import Action, ChainCosts, check_plan
 from checkpoint_ad.policies import get_policy, make_plan, names
+from closed_forms import beta, griewank_advances, revolve_peak
 
 SMALL_CHAINS = range(1, 61)
-
-
-def beta(slots: int, repetitions: int) -> int:
-    return math.comb(slots + repetitions, slots) if slots >= 0 and repetitions >= 0 else 0
-
-
-def griewank_advances(n: int, slots: int) -> int:
-    """T_G(n, s) = r·n − beta(s+1, r−1) with r the smallest r >= 0 such that beta(s, r) >= n."""
-    repetitions = 0
-    while beta(slots, repetitions) < n:
-        repetitions += 1
-    return repetitions * n - beta(slots + 1, repetitions - 1)
 
 
 @cache
@@ -39,10 +28,6 @@ def optimal_advances(n: int, slots: int) -> int:
         return n * (n - 1) // 2
     return min(k + optimal_advances(n - k, slots - 1) + optimal_advances(k, slots)
                for k in range(1, n))
-
-
-def revolve_peak(n: int, slots: int) -> int:
-    return 1 if n == 1 else min(slots, n - 1)
 
 
 def sqrt_n_peak(n: int, segments: int) -> int:

@@ -2,8 +2,6 @@
 bit for bit; mutated plans are rejected or still exact; fuzzed ops gradcheck or raise our errors."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,17 +11,10 @@ import checkpoint_ad as ca
 from checkpoint_ad.chain import Chain, Stage
 from checkpoint_ad.plans import Action, Plan, check_plan
 from checkpoint_ad.trees import flatten
+from closed_forms import expected_counts, revolve_evals
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def revolve_evals(n: int, s: int) -> int:
-    beta = lambda a, b: math.comb(a + b, a) if b >= 0 else 0
-    r = 0
-    while beta(s, r) < n:
-        r += 1
-    return r * n - beta(s + 1, r - 1) + n
 
 
 def make_stage(kind: str, width: int, dtype: type, rng: np.random.Generator) -> Stage:
@@ -63,20 +54,10 @@ def policies(draw, n: int | None = None):
     return name, {}
 
 
-def expected_counts(name: str, n: int, params: dict) -> tuple[int, int] | None:
-    if name == "store_all":
-        return n, n
-    if name == "recompute_all":
-        return n * (n + 1) // 2, 1
-    if name == "sqrt_n":
-        k = min(params["segments"], n)
-        return 2 * n, k + n // k - 1
-    if name == "revolve":
-        s = params["slots"]
-        return revolve_evals(n, s), (1 if n == 1 else min(s, n - 1))
-    if not params["tapes"]:
-        return revolve_evals(n, params["slots"]), None
-    return None
+def expected(name: str, n: int, params: dict) -> tuple[int, int | None] | None:
+    if name == "optimal" and not params["tapes"]:
+        return revolve_evals(n, params["slots"]), None  # equals revolve's count exactly
+    return expected_counts(name, n, params)
 
 
 def leaves(result) -> list[np.ndarray]:
@@ -96,7 +77,7 @@ def test_random_chains_match_store_all_bit_for_bit(case, policy) -> None:
     assert stats.peak_bytes == stats.predicted_peak_bytes
     assert (stats.forward_evals, stats.peak_stored) == (result.plan.forward_evals,
                                                         result.plan.peak_stored)
-    want = expected_counts(name, chain.n, params)
+    want = expected(name, chain.n, params)
     if want is not None:
         assert stats.forward_evals == want[0]
         assert want[1] is None or stats.peak_stored == want[1]
