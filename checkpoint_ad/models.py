@@ -24,7 +24,7 @@ from typing import Any
 
 from . import rng
 from .backend import xp
-from .chain import Chain, Stage
+from .chain import Chain, Stage, StageFunction
 from .errors import ExperimentError, UnknownNameError
 from .primitives import cos, relu, sigmoid, sin, tanh
 
@@ -145,22 +145,19 @@ def build_chain(sizes: dict[str, Any], generator: Any, dtype: Any
     return Chain([stage] * sizes["n"]), x0
 
 
-def build_mlp(sizes: dict[str, Any], generator: Any, dtype: Any
-              ) -> tuple[Chain, Any]:
-    width = sizes["width"]
-    stages = [Stage(dense_stage, _dense(generator, width, width, dtype), f"dense{t}")
-              for t in range(1, sizes["n"] + 1)]
-    x0 = generator.standard_normal((sizes["batch"], width)).astype(dtype)
-    return Chain(stages), x0
+def _square_layers(stage_fn: StageFunction, label: str) -> Builder:
+    """A builder of n stages ``stage_fn`` with their own square weights, on a batch."""
+    def build(sizes: dict[str, Any], generator: Any, dtype: Any) -> tuple[Chain, Any]:
+        width = sizes["width"]
+        stages = [Stage(stage_fn, _dense(generator, width, width, dtype), f"{label}{t}")
+                  for t in range(1, sizes["n"] + 1)]
+        x0 = generator.standard_normal((sizes["batch"], width)).astype(dtype)
+        return Chain(stages), x0
+    return build
 
 
-def build_residual(sizes: dict[str, Any], generator: Any, dtype: Any
-                   ) -> tuple[Chain, Any]:
-    width = sizes["width"]
-    stages = [Stage(residual_stage, _dense(generator, width, width, dtype), f"block{t}")
-              for t in range(1, sizes["n"] + 1)]
-    x0 = generator.standard_normal((sizes["batch"], width)).astype(dtype)
-    return Chain(stages), x0
+build_mlp = _square_layers(dense_stage, "dense")
+build_residual = _square_layers(residual_stage, "block")
 
 
 def build_rnn(sizes: dict[str, Any], generator: Any, dtype: Any
