@@ -62,6 +62,7 @@ class Action(enum.Enum):
 
 _ACTIONS = tuple(Action)
 _CODE = {action: code for code, action in enumerate(_ACTIONS)}
+_ADVANCE, _TAPE, _TURN, _BACKWARD, _SAVE, _RESTORE, _FREE = (_CODE[a] for a in _ACTIONS)
 
 
 class Step(NamedTuple):
@@ -129,34 +130,38 @@ class PlanBuilder:
         self._stages = array("q")
         self._ends = array("q")
 
-    def _add(self, action: Action, stage: int, end: int | None = None) -> None:
-        self._actions.append(_CODE[action])
+    def add(self, action: Action, stage: int, end: int | None = None) -> None:
+        """Append any step (``end`` defaults to ``stage``)."""
+        self._append(_CODE[action], stage, stage if end is None else end)
+
+    def _append(self, code: int, stage: int, end: int) -> None:
+        self._actions.append(code)
         self._stages.append(stage)
-        self._ends.append(stage if end is None else end)
+        self._ends.append(end)
 
     def advance(self, first: int, last: int | None = None) -> None:
         """Plain evaluations of stages first..last (an empty range adds nothing)."""
         last = first if last is None else last
         if last >= first:
-            self._add(Action.ADVANCE, first, last)
+            self._append(_ADVANCE, first, last)
 
     def tape(self, stage: int) -> None:
-        self._add(Action.TAPE, stage)
+        self._append(_TAPE, stage, stage)
 
     def turn(self, stage: int) -> None:
-        self._add(Action.TURN, stage)
+        self._append(_TURN, stage, stage)
 
     def backward(self, stage: int) -> None:
-        self._add(Action.BACKWARD, stage)
+        self._append(_BACKWARD, stage, stage)
 
     def save(self, index: int) -> None:
-        self._add(Action.SAVE, index)
+        self._append(_SAVE, index, index)
 
     def restore(self, index: int) -> None:
-        self._add(Action.RESTORE, index)
+        self._append(_RESTORE, index, index)
 
     def free(self, index: int) -> None:
-        self._add(Action.FREE, index)
+        self._append(_FREE, index, index)
 
     def build(self, policy: str, params: Mapping[str, object] | None = None,
               slots: int | None = None) -> Plan:
@@ -187,7 +192,7 @@ class Plan:
         builder = PlanBuilder(n)
         for step in steps:
             action, stage, *rest = step
-            builder._add(Action(action), stage, rest[0] if rest else None)
+            builder.add(Action(action), stage, rest[0] if rest else None)
         return builder.build(policy, slots=slots)
 
     def __iter__(self) -> Iterator[Step]:
@@ -345,5 +350,5 @@ def hold_last_tape(plan: Plan) -> Plan:
             builder.tape(step.stage)
             builder.backward(step.stage)
         else:
-            builder._add(step.action, step.stage, step.end)
+            builder.add(step.action, step.stage, step.end)
     return builder.build(plan.policy, dict(plan.params))
