@@ -5,7 +5,8 @@
     next to the time ``check_plan`` takes to validate it (the executor validates every plan it
     runs, so this is paid per run too). Goals: n = 10^6 plans in under 2 s; memory grows at
     most linearly in n (bytes per stage do not grow).
-(b) the ``optimal`` DP (``budget_bytes``, default resolution) for n = 100, 200, 500
+(b) the ``optimal`` DP (``budget_bytes`` at the planner's default resolution, printed as
+    "units": the free memory is counted in at most that many units) for n = 100, 200, 500
     heterogeneous stages: compute costs, state sizes and tape sizes drawn from a fixed seed,
     planned at 20 budgets spaced geometrically from "x_0 plus the largest tape" to "everything
     held". Each budget is a separate ``make_plan`` call (the DP and the plan rebuild); memory is
@@ -15,7 +16,7 @@
 Planners are pure functions, so everything runs in this one process. Not a test: nothing is
 asserted; the goal columns only report.
 
-    PYTHONPATH=. python benchmarks/planner_scale.py                   # full, several minutes
+    PYTHONPATH=. python benchmarks/planner_scale.py                   # full, under a minute
     PYTHONPATH=. python benchmarks/planner_scale.py --optimal-n 100 200 --levels 5
 """
 from __future__ import annotations
@@ -99,16 +100,18 @@ def optimal_rows(sizes: list[int], levels: int) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
         costs = heterogeneous_costs(n)
-        times, peaks, evaluations = [], [], []
+        times, peaks, evaluations, resolutions = [], [], [], set()
         for budget in budget_levels(costs, levels):
             plan, seconds, peak = traced_peak(
                 lambda: make_plan("optimal", costs, budget_bytes=budget))
             times.append(seconds)
             peaks.append(peak)
             evaluations.append(plan.forward_evals)
+            resolutions.add(dict(plan.params).get("resolution"))
         rows.append({"n": n, "levels": levels, "total": sum(times), "mean": statistics.mean(times),
                      "slowest": max(times), "peak": max(peaks),
-                     "evaluations": (max(evaluations), min(evaluations))})
+                     "evaluations": (max(evaluations), min(evaluations)),
+                     "resolution": "/".join(sorted(map(str, resolutions)))})
     return rows
 
 
@@ -136,13 +139,13 @@ def print_revolve(rows: list[dict[str, Any]], slots: int) -> None:
 def print_optimal(rows: list[dict[str, Any]]) -> None:
     print(f"\n(b) optimal DP, heterogeneous stages, budget_bytes at {rows[0]['levels']} levels "
           f"(each level one make_plan call)")
-    print(f"{'n':>5}{'total s':>9}{'mean s':>8}{'max s':>8}{'peak MiB':>10}{'evals (max..min)':>18}"
-          f"  goal")
+    print(f"{'n':>5}{'units':>6}{'total s':>9}{'mean s':>8}{'max s':>8}{'peak MiB':>10}"
+          f"{'evals (max..min)':>18}  goal")
     for row in rows:
         goal = (f"n=500 all levels <{OPTIMAL_GOAL_S:g} s: {yes(row['total'] < OPTIMAL_GOAL_S)}"
                 if row["n"] == 500 else "")
         evals = f"{row['evaluations'][0]}..{row['evaluations'][1]}"
-        print(f"{row['n']:>5}{row['total']:>9.2f}{row['mean']:>8.3f}{row['slowest']:>8.3f}"
+        print(f"{row['n']:>5}{row['resolution']:>6}{row['total']:>9.2f}{row['mean']:>8.3f}{row['slowest']:>8.3f}"
               f"{row['peak'] / MIB:>10.1f}{evals:>18}  {goal}")
 
 

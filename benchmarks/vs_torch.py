@@ -26,7 +26,7 @@ BLAS threads are pinned to ``--threads`` (default 1) in both engines: on a share
 machine two-thread BLAS under foreign load is erratic. Not a test: nothing is asserted; only
 the ratios measured side by side mean something, not the absolute times.
 
-    PYTHONPATH=. python benchmarks/vs_torch.py                      # full grid, ~25 min
+    PYTHONPATH=. python benchmarks/vs_torch.py                      # full grid, ~10 min here
     PYTHONPATH=. python benchmarks/vs_torch.py --n 16 64 --dtype float32 --repeats 3
 """
 from __future__ import annotations
@@ -51,7 +51,6 @@ from typing import Any
 WIDTH, BATCH, SEED = 512, 256, 0
 MARK = "@@result "
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ("store_all", "sqrt_n", "optimal", "revolve")
 TORCH = ("torch_autograd", "torch_checkpoint")
 MIB = 2.0 ** 20
 
@@ -110,8 +109,8 @@ def peak_rss_increase(baseline: int) -> int:
     return _status("VmHWM") - baseline
 
 
-def median_time(run: Any, repeats: int, reset: Any = None) -> float:
-    """Median seconds of ``repeats`` calls of ``run`` (a warm-up is the caller's job)."""
+def run_times(run: Any, repeats: int, reset: Any = None) -> list[float]:
+    """Seconds of ``repeats`` calls of ``run`` (a warm-up is the caller's job)."""
     times = []
     for _ in range(repeats):
         if reset is not None:
@@ -120,7 +119,7 @@ def median_time(run: Any, repeats: int, reset: Any = None) -> float:
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
 # -- workers: one configuration per process ---------------------------------------------------
@@ -146,9 +145,9 @@ def ours_worker(config: dict[str, Any]) -> dict[str, Any]:
     if config["mode"] == "time":
         run()
         executor_times: list[float] = []
-        seconds = median_time(lambda: executor_times.append(run().stats.wall_s),
-                              config["repeats"])
-        return {"seconds": seconds, "executor_seconds": statistics.median(executor_times)}
+        times = run_times(lambda: executor_times.append(run().stats.wall_s), config["repeats"])
+        return {"seconds": statistics.median(times), "min_seconds": min(times),
+                "executor_seconds": statistics.median(executor_times)}
     baseline = reset_peak_rss()
     run()
     rss = peak_rss_increase(baseline)
@@ -231,7 +230,9 @@ def torch_worker(config: dict[str, Any]) -> dict[str, Any]:
     step(*build(*weights(2, config["dtype"], width=8, batch=4)), segments=2)  # lazy imports
     if config["mode"] == "time":
         step()
-        return {"seconds": median_time(step, config["repeats"], reset), "executor_seconds": None}
+        times = run_times(step, config["repeats"], reset)
+        return {"seconds": statistics.median(times), "min_seconds": min(times),
+                "executor_seconds": None}
     baseline = reset_peak_rss()
     step()
     rss = peak_rss_increase(baseline)
@@ -336,7 +337,7 @@ def profile_worker(config: dict[str, Any]) -> dict[str, Any]:
         return ca.backprop(chain, x0, policy=config["policy"], seed=SEED, trace_memory=False)
 
     run()
-    plain = median_time(run, 3)
+    plain = statistics.median(run_times(run, 3))
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.runcall(run)
@@ -415,12 +416,14 @@ def mib(value: int | None) -> str:
 
 
 def print_details(results: dict[tuple[int, str, str], dict[str, Any]]) -> None:
-    print("\nall configurations. MiB; Meter: checkpoints + tapes/saved tensors + working value + "
+    print("\nall configurations. median s: --repeats runs after a warm-up; exec s: our executor "
+          "alone (Stats.wall_s). MiB; Meter: checkpoints + tapes/saved tensors + working value + "
           "cotangents (torch: profiler categories input + activation + autograd_detail); alloc: "
           "the same plus temporaries (ours: tracemalloc; torch: profiler, all but parameters and "
           ".grad); RSS+: peak RSS increase, parameter gradients included; grad diff: largest "
           "relative difference from torch autograd")
-    print(f"{'dtype':<8}{'n':>5} {'implementation':<26}{'median s':>9}{'exec s':>8}{'evals':>6}"
+    print(f"{'dtype':<8}{'n':>5} {'implementation':<26}{'median s':>9}{'min s':>7}{'exec s':>7}"
+          f"{'evals':>6}"
           f"{'Meter':>8}{'alloc':>8}{'RSS+':>8}{'params':>8}{'grad diff':>10}")
     for (n, dtype, impl), r in results.items():
         reference = results[(n, dtype, "torch_autograd")]
@@ -434,7 +437,8 @@ def print_details(results: dict[tuple[int, str, str], dict[str, Any]]) -> None:
         if r.get("choice") and not r["choice"]["fits"]:
             label += " !"
         executor = "-" if r["executor_seconds"] is None else f"{r['executor_seconds']:.3f}"
-        print(f"{dtype:<8}{n:>5} {label:<26}{r['seconds']:>9.3f}{executor:>8}{r['evaluations']:>6}"
+        print(f"{dtype:<8}{n:>5} {label:<26}{r['seconds']:>9.3f}{r['min_seconds']:>7.3f}"
+              f"{executor:>7}{r['evaluations']:>6}"
               f"{mib(r['peak_bytes']):>8}{mib(r['allocator_peak']):>8}{mib(r['rss_increase']):>8}"
               f"{mib(r['parameter_bytes']):>8}{agreement(r, reference):>10.1e}")
 
@@ -455,7 +459,7 @@ def print_profile(profile: dict[str, Any], config: dict[str, Any]) -> None:
 def print_ratios(results: dict[tuple[int, str, str], dict[str, Any]]) -> None:
     pairs = (("store_all", "torch_autograd"), ("sqrt_n", "torch_checkpoint"),
              ("optimal", "torch_checkpoint"), ("revolve", "torch_checkpoint"))
-    keys = sorted({(n, dtype) for n, dtype, _ in results}, key=lambda k: (k[1], k[0]))
+    keys = list(dict.fromkeys((n, dtype) for n, dtype, _ in results))
     print("\nratios ours / torch. time: our whole backprop call (profiling sweep and planning "
           "included), exec: our executor only; evals: ours/torch; memory: Meter-equivalent "
           "activation peak, allocator activation peak, RSS increase")
