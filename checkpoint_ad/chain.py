@@ -170,11 +170,18 @@ class ChainProfile:
     input_bytes: int
     stages: tuple[StageProfile, ...]
 
+    def input_bytes_of(self, t: int) -> int:
+        """``a_{t-1}``: the bytes of stage t's input."""
+        return self.input_bytes if t == 1 else self.stages[t - 2].state_bytes
+
     def held_tape_bytes(self, t: int) -> int:
         """``b_t``: a held tape's bytes, its input (if kept) and its output included."""
-        stage = self.stages[t - 1]
-        before = self.input_bytes if t == 1 else self.stages[t - 2].state_bytes
-        return stage.private_tape_bytes + stage.state_bytes + (before if stage.keeps_input else 0)
+        return self.stages[t - 1].private_tape_bytes + self.stages[t - 1].state_bytes + \
+            self.tape_input_bytes(t)
+
+    def tape_input_bytes(self, t: int) -> int:
+        """The part of ``b_t`` that is the input ``x_{t-1}`` (0 if the tape does not keep it)."""
+        return self.input_bytes_of(t) if self.stages[t - 1].keeps_input else 0
 
     def costs(self, compute: str | Sequence[float] = "unit") -> ChainCosts:
         """The planner's view: ``compute`` is "unit", "measure" (profiled seconds) or a list."""
@@ -185,8 +192,10 @@ class ChainProfile:
             units = tuple(max(s.seconds, 1e-9) for s in self.stages)
         else:
             units = tuple(float(u) for u in compute)
+        stages = range(1, n + 1)
         return ChainCosts(n, units, (self.input_bytes,) + tuple(s.state_bytes for s in self.stages),
-                          tuple(self.held_tape_bytes(t) for t in range(1, n + 1)))
+                          tuple(self.held_tape_bytes(t) for t in stages),
+                          tuple(self.tape_input_bytes(t) for t in stages))
 
 
 def _root_ids(arrays: Sequence[Any]) -> dict[int, int]:

@@ -91,19 +91,22 @@ class ChainCosts:
 
     ``compute[t-1]`` is the cost ``u_t`` of one evaluation of stage t (arbitrary units, 1 by
     default); ``state_bytes[j]`` is the size ``a_j`` of ``x_j`` (j = 0..n); ``tape_bytes[t-1]``
-    is the size ``b_t`` of stage t's held tape, the restart point ``x_t`` included.
+    is the size ``b_t`` of stage t's held tape, the restart point ``x_t`` included, and
+    ``tape_input_bytes[t-1]`` the part of it that is the stage's input ``x_{t-1}`` (0 unless the
+    tape keeps its input, whose memory it then shares with a stored ``x_{t-1}``).
     """
 
     n: int
     compute: tuple[float, ...] = ()
     state_bytes: tuple[int, ...] = ()
     tape_bytes: tuple[int, ...] = ()
+    tape_input_bytes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.n < 1:
             raise PlanError(f"a chain needs at least one stage, got n={self.n}")
         defaults = {"compute": (1.0,) * self.n, "state_bytes": (1,) * (self.n + 1),
-                    "tape_bytes": (1,) * self.n}
+                    "tape_bytes": (1,) * self.n, "tape_input_bytes": (0,) * self.n}
         for name, default in defaults.items():
             value = tuple(getattr(self, name)) or default
             if len(value) != len(default):

@@ -193,3 +193,48 @@ def test_plan_function_and_its_printout() -> None:
     text = str(made)
     assert text.splitlines()[0].startswith("plan revolve(slots=3) for n=20")
     assert "turn 20" in text
+
+
+def stored_bytes_peak(plan, profile) -> int:
+    """The most bytes of checkpoints and held tapes at once, each buffer once (an oracle apart
+    from the executor): a held tape of stage t holds x_t, its private residuals, and x_{t-1}
+    when it keeps its input."""
+    from checkpoint_ad.plans import Action
+    sizes = (profile.input_bytes,) + tuple(s.state_bytes for s in profile.stages)
+    checkpoints, held, peak = {0}, set(), 0
+    for step in plan:
+        if step.action is Action.SAVE:
+            checkpoints.add(step.stage)
+        elif step.action is Action.FREE:
+            checkpoints.discard(step.stage)
+        elif step.action is Action.TAPE:
+            held.add(step.stage)
+        elif step.action is Action.BACKWARD:
+            held.discard(step.stage)
+        buffers = {("x", j): sizes[j] for j in checkpoints}
+        for t in held:
+            stage = profile.stages[t - 1]
+            buffers[("x", t)] = sizes[t]
+            buffers[("private", t)] = stage.private_tape_bytes
+            if stage.keeps_input:
+                buffers[("x", t - 1)] = sizes[t - 1]
+        peak = max(peak, sum(buffers.values()))
+    return peak
+
+
+@pytest.mark.parametrize("states", [3, 6, 10, 18])
+def test_optimal_budget_bytes_hold_in_real_memory_and_sharing_helps(states: int) -> None:
+    import dataclasses
+    from checkpoint_ad.chain import profile_chain
+    from checkpoint_ad.policies import make_plan
+    chain, x0 = mlp_chain(40, width=8), np.ones((4, 8))
+    profile = profile_chain(chain, x0)
+    costs = profile.costs()
+    budget = states * costs.state_bytes[0]
+    shared = make_plan("optimal", costs, budget_bytes=budget)
+    additive = make_plan("optimal", dataclasses.replace(costs, tape_input_bytes=(0,) * costs.n),
+                         budget_bytes=budget)
+    assert stored_bytes_peak(shared, profile) <= budget
+    assert shared.forward_evals <= additive.forward_evals
+    result = run(chain, x0, "optimal", {"budget_bytes": budget})
+    assert result.stats.forward_evals == shared.forward_evals

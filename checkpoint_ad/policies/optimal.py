@@ -11,12 +11,18 @@ forward cost, the sum of u_t over all evaluations, while the stored checkpoints 
                      free, and f = 1 if this call holds x_i's last use (it frees x_i; never x_0)
     D(k, j, m)       the same when x_k is only the working value
     C(i, i+1, m, f) = D(i, i+1, m) = u_{i+1}                                     (turn)
-    C(i, j, m, f)   = min( u_{i+1} + C(i+1, j, m + f·a_i − b_{i+1}, 0)  if b_{i+1} ≤ m + f·a_i
+    C(i, j, m, f)   = min( u_{i+1} + C(i+1, j, m', 0)                    if m' ≥ 0
                                                                                  (hold a tape)
                            min over i<k<j of U(i, k) + D(k, j, m) + C(i, k, m, f) ) (advance)
     D(k, j, m)      = min( C(k, j, m − a_k, 1)                  if a_k ≤ m      (store x_k)
                            u_{k+1} + C(k+1, j, m − b_{k+1}, 0)  if b_{k+1} ≤ m  (hold a tape) )
     optimum         = C(0, n, M − a_0, 0)
+    m'              = m + f·a_i − b_{i+1} + (1 − f)·c_{i+1}
+
+where c_t = ``costs.tape_input_bytes[t-1]`` is the part of b_t that is the tape's input x_{t-1}
+(COST_MODEL.md's recursion is c = 0). A tape that keeps its input shares that memory with the
+stored x_i, so holding it while x_i stays stored (f = 0) costs only b − c; with f = 1 x_i's
+checkpoint is released but the tape keeps its memory, which m + a_i − b already says.
 
 **Steps.** A turn: RESTORE i (when the working value is not x_i), TURN i+1, FREE i if f = 1.
 Holding a tape: RESTORE i, FREE i if f = 1 (first, so that its memory serves the tape), TAPE i+1,
@@ -74,14 +80,16 @@ class Problem:
     """A chain as the DP sees it, every size and the budget in whole memory units.
 
     ``compute[i]`` is u_{i+1} and ``prefix[t]`` is U(0, t), both in the tables' dtype;
-    ``state_units[j]`` is a_j (j = 0..n); ``tape_units[i]`` is b_{i+1}; ``free`` is the budget
-    minus a_0; ``tapes`` is False when held tapes are forbidden.
+    ``state_units[j]`` is a_j (j = 0..n); ``tape_units[i]`` is b_{i+1} and ``input_units[i]``
+    the part of it that is x_i (rounded down, so that b − c is never undercounted); ``free`` is
+    the budget minus a_0; ``tapes`` is False when held tapes are forbidden.
     """
 
     compute: np.ndarray
     prefix: np.ndarray
     state_units: np.ndarray
     tape_units: np.ndarray
+    input_units: np.ndarray
     free: int
     tapes: bool
 
@@ -94,9 +102,14 @@ class Problem:
         """How many values of f the tables keep: without held tapes f changes nothing."""
         return 2 if self.tapes else 1
 
+    @property
+    def working(self) -> int:
+        """The index of D's hold move in the hold tables, after C's flags."""
+        return self.flags
 
-def _problem(costs: ChainCosts, state_units: list[int], tape_units: list[int], free: int,
-             tapes: bool) -> Problem:
+
+def _problem(costs: ChainCosts, state_units: list[int], tape_units: list[int],
+             input_units: list[int], free: int, tapes: bool) -> Problem:
     """Build a Problem, capping the free units at what storing everything would need.
 
     With that much memory every sub-chain already reaches its least possible cost (each stage
@@ -108,7 +121,7 @@ def _problem(costs: ChainCosts, state_units: list[int], tape_units: list[int], f
     prefix = np.concatenate(([0.0], np.cumsum(costs.compute, dtype=float)))
     return Problem(np.asarray(costs.compute, dtype), prefix.astype(dtype),
                    np.asarray(state_units, dtype=np.int64), np.asarray(tape_units, dtype=np.int64),
-                   min(free, everything), tapes)
+                   np.asarray(input_units, dtype=np.int64), min(free, everything), tapes)
 
 
 def _table_dtype(compute: tuple[float, ...]) -> type:
@@ -130,7 +143,7 @@ def slots_problem(costs: ChainCosts, slots: object, tapes: bool) -> Problem:
     if slots < 1:
         raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
                           f"(x_0 alone, recomputing everything)")
-    return _problem(costs, [1] * (costs.n + 1), [1] * costs.n, slots - 1, tapes)
+    return _problem(costs, [1] * (costs.n + 1), [1] * costs.n, [0] * costs.n, slots - 1, tapes)
 
 
 def bytes_problem(costs: ChainCosts, budget_bytes: object, tapes: bool,
@@ -148,6 +161,7 @@ def bytes_problem(costs: ChainCosts, budget_bytes: object, tapes: bool,
     unit = max(1, math.ceil(free_bytes / resolution))
     return _problem(costs, [_units_up(size, unit) for size in costs.state_bytes],
                     [_units_up(size, unit) for size in costs.tape_bytes],
+                    [int(size // unit) for size in costs.tape_input_bytes],
                     int(free_bytes // unit), tapes)
 
 
@@ -186,7 +200,7 @@ class Tables:
     hold_fits: np.ndarray
 
     def hold(self, problem: Problem, length: int) -> np.ndarray:
-        """u_{i+1} + C(i+1, i+length, target, 0) for every flag, start i and free (or inf)."""
+        """u_{i+1} + C(i+1, i+length, target, 0) for every hold move, start i and free (or inf)."""
         starts = problem.n - length + 1
         target, fits = self.hold_target[:, :starts], self.hold_fits[:, :starts]
         if not problem.tapes:
@@ -225,12 +239,18 @@ class Tables:
 
 
 def _hold_moves(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Free memory after holding stage i+1's tape, and whether it fits, per flag, start, free."""
+    """Free memory after holding stage i+1's tape, and whether it fits, per move, start, free.
+
+    Moves 0..flags−1 are C's with that f (x_i stored: m' = m + f·a_i − b + (1−f)·c); the last,
+    ``problem.working``, is D's (x_i only the working value: m' = m − b)."""
     releasable = problem.state_units[:-1, None].copy()
     releasable[0] = 0  # x_0 is never freed
     free = np.arange(problem.free + 1)
     flag = np.arange(problem.flags)[:, None, None]
-    target = free + flag * releasable - problem.tape_units[:, None]
+    shared = problem.input_units[:, None]
+    stored = free + flag * releasable - problem.tape_units[:, None] + (1 - flag) * shared
+    working = (free - problem.tape_units[:, None])[None]
+    target = np.concatenate([stored, working])
     fits = (target >= 0) & problem.tapes
     return np.clip(target, 0, problem.free), fits
 
@@ -252,10 +272,11 @@ def solve(problem: Problem) -> Tables:
     for length in range(2, n + 1):
         starts = n - length + 1
         hold = tables.hold(problem, length)
-        cost[length, :, :starts] = np.minimum(hold, _best_split(tables, length, scratch))
+        cost[length, :, :starts] = np.minimum(hold[:flags], _best_split(tables, length, scratch))
         advanced[length, :, :starts] = (cost[length, :, :starts]
                                         + (prefix[length:] - prefix[:starts])[:, None])
-        working[length, length:] = np.minimum(tables.store(problem, length), hold[0])
+        working[length, length:] = np.minimum(tables.store(problem, length),
+                                              hold[problem.working])
     return tables
 
 
@@ -331,9 +352,10 @@ class _Rebuild:
             self.working = None
             return
         problem, tables = self.problem, self.tables
-        if (tables.hold_value(problem, start, end, 0, free)
+        move = problem.working
+        if (tables.hold_value(problem, start, end, move, free)
                 <= tables.store_value(problem, start, end, free)):
-            self._hold(start, end, int(tables.hold_target[0, start, free]))
+            self._hold(start, end, int(tables.hold_target[move, start, free]))
             return
         self.builder.save(start)
         self.pending.append((self.reverse_restorable,
