@@ -96,8 +96,12 @@ def _as_state(stage: Stage, t: int, output: Any, x: Any) -> Any:
 
 def evaluate(stage: Stage, t: int, x: Any, seed: int) -> Any:
     """A plain evaluation of stage ``t`` on raw arrays (nothing is recorded)."""
-    with rng.stage_stream(seed, t):
-        return _as_state(stage, t, stage.fn(x, stage.params), x)
+    token = rng.enter_stage(seed, t)
+    try:
+        output = stage.fn(x, stage.params)
+    finally:
+        rng.leave_stage(token)
+    return _as_state(stage, t, output, x)
 
 
 @dataclass
@@ -137,8 +141,11 @@ def evaluate_taped(stage: Stage, t: int, x: Any, seed: int) -> TapedStage:
     x_tracer = tape.variable(x)
     leaves, unflatten = flatten(stage.params)
     param_tracers = [tape.variable(leaf) for leaf in leaves]
-    with rng.stage_stream(seed, t):
+    token = rng.enter_stage(seed, t)
+    try:
         output = stage.fn(x_tracer, unflatten(param_tracers))
+    finally:
+        rng.leave_stage(token)
     value = _as_state(stage, t, output, x)
     node = output.node if type(output) is Tracer else None
     return TapedStage(tape, x_tracer.node, [p.node for p in param_tracers], node, value)

@@ -21,7 +21,7 @@ from .chain import (Chain, ChainProfile, TapedStage, check_finite, digest, evalu
                     evaluate_taped)
 from .errors import StageError
 from .memory import Meter
-from .plans import Action, Plan, Step, check_plan
+from .plans import Action, Plan, Step
 from .trees import flatten
 from .backend import buffer_root, xp
 
@@ -48,7 +48,7 @@ class Executor:
     """
 
     def __init__(self, plan: Plan, runner: Runner, meter: Meter) -> None:
-        check_plan(plan)
+        self.counts = plan.counts  # validates the plan (once: cached) before anything runs
         self.plan, self.runner, self.meter = plan, runner, meter
         self.steps = list(plan)
         self.split = next(i for i, s in enumerate(self.steps)

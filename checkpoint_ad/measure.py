@@ -15,29 +15,42 @@ that one point's allocations never inflate the next one's peak):
 
 The probes of steps 2 and 4 wrap only the forward and reverse sweeps of a run prepared by
 :func:`prepare_run`, so that they see the two sweeps and nothing else.
+
+Before any point runs, :func:`check_points` plans every point in this process (profile, plan,
+symbolic prediction: well under a second for the shipped experiments), so that a bad budget or
+parameter, or a point above ``max_memory``, is refused before anything runs or is written.
+
+Each worker is a fresh interpreter in a session of its own, so a Ctrl-C at the terminal reaches
+the parent only, which kills the running worker and its children and stops. A worker also dies
+with its parent (Linux), so a SIGKILLed sweep leaves no orphan measuring on.
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import multiprocessing
 import os
+import pickle
+import signal
 import statistics
+import subprocess
+import sys
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import models, policies
 from .backend import xp
 from .backprop import Result, backprop, prepare_backprop
 from .chain import ChainProfile, profile_chain
-from .errors import ExperimentError, PolicyError
-from .executor import Executor, SymbolicRunner
+from .errors import BudgetError, CheckpointADError, ExperimentError, PolicyError
+from .executor import Executor, SymbolicRunner, predict_meter
 from .memory import Meter, TracemallocProbe
 from .plans import ChainCosts, Plan, forward_cost
-from .records import Record
+from .records import Record, interrupts_deferred, point_identity
 from .trees import flatten
 
 COST_MODES = ("model", "unit", "measure")
@@ -55,7 +68,10 @@ class PointTask:
     ``params`` are the policy's parameters as the experiment gives them; ``budget_fraction``
     is translated to ``budget_bytes`` (a fraction of the bytes store_all holds) in the worker.
     ``costs`` is "model" (the workload's cost model, or unit costs when it has none), "unit"
-    or "measure" (profiled seconds).
+    or "measure" (profiled seconds). ``max_memory`` (bytes, or None) makes the worker refuse,
+    before running, a plan whose predicted activation peak exceeds it (:func:`check_points`
+    refuses such points earlier; this guards the "measure" cost mode, whose plan depends on
+    the worker's own timings).
     """
 
     experiment: str
@@ -69,6 +85,7 @@ class PointTask:
     repeats: int = 3
     detail: bool = False
     environment: dict[str, Any] = field(default_factory=dict)
+    max_memory: int | None = None
 
     @property
     def label(self) -> str:
@@ -111,12 +128,12 @@ def policy_parameters(policy: str, params: Mapping[str, Any],
 
 
 def prepare_run(workload: models.Workload, policy: str, params: Mapping[str, Any], seed: int,
-                costs: Any) -> Callable[[], Any]:
+                costs: Any, max_memory: int | None = None) -> Callable[[], Any]:
     """A run prepared now (profile, plan, executor: see :func:`prepare_backprop`), returned as a
     function that runs only the two sweeps, without tracemalloc and without a timeline, so that
     the memory probes wrapped around it see the run and nothing else."""
     prepared = prepare_backprop(workload.chain, workload.x0, None, policy, seed=seed,
-                                costs=costs, **params)
+                                costs=costs, max_memory=max_memory, **params)
     return lambda: prepared.run(trace_memory=False)
 
 
@@ -236,18 +253,19 @@ def measure_point(task: PointTask) -> Record:
 
     params = policy_parameters(task.policy, task.params, profile)
 
-    def run(policy: str, given: Mapping[str, Any]) -> Result:
+    def run(policy: str, given: Mapping[str, Any], limit: int | None) -> Result:
         return backprop(workload.chain, workload.x0, None, policy, seed=task.seed, costs=costs,
-                        trace_memory=False, record_timeline=task.detail, **given)
+                        trace_memory=False, record_timeline=task.detail, max_memory=limit,
+                        **given)
 
     rss_sampled, rss_high_water = rss_run(
-        prepare_run(workload, task.policy, params, task.seed, costs))
+        prepare_run(workload, task.policy, params, task.seed, costs, task.max_memory))
     times = []
     for _ in range(max(1, task.repeats)):
-        result = run(task.policy, params)
+        result = run(task.policy, params, task.max_memory)
         times.append(result.stats.wall_s)
     measured = traced_peak(prepare_run(workload, task.policy, params, task.seed, costs))
-    reference = run("store_all", {})
+    reference = run("store_all", {}, None)
     return _record(task, workload, params, result, times, measured, rss_sampled, rss_high_water,
                    max_difference(result, reference), profile if task.detail else None)
 
@@ -293,15 +311,203 @@ def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.item() if hasattr(v, "item") else v for k, v in params.items()}
 
 
+# -- checking every point before any runs ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class PointCheck:
+    """A point planned before anything runs: its resolved ``sizes`` and policy ``params`` (as
+    its record will hold them) and the activation peak its plan is predicted to hold (bytes)."""
+
+    task: PointTask
+    sizes: dict[str, Any]
+    params: dict[str, Any]
+    predicted_peak_bytes: int
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """The identity its record will have (:func:`~.records.point_identity`)."""
+        task = self.task
+        return point_identity(task.experiment, task.workload, self.sizes, task.policy,
+                              self.params, task.seed, task.dtype, task.costs,
+                              max(1, task.repeats))
+
+    @property
+    def label(self) -> str:
+        sizes = " ".join(f"{k}={v}" for k, v in self.sizes.items())
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.task.workload} {sizes} {self.task.policy}" + (f"({params})" if params
+                                                                      else "")
+
+
+def check_points(tasks: Iterable[PointTask], source: str | None = None) -> list[PointCheck]:
+    """Plan every task in this process, without running it: build the workload, profile the
+    chain once per grid point, resolve the parameters, plan and predict the peak.
+
+    Raises the package's own error, prefixed with ``source`` (the experiment's file) and the
+    point, for anything that would make a point fail at planning (an infeasible budget, a bad
+    parameter).
+    """
+    checks: list[PointCheck] = []
+    built: dict[str, Any] = {}
+    for task in tasks:
+        where = " ".join([*([source] if source else []), task.workload,
+                          *(f"{k}={v}" for k, v in task.sizes.items())])
+        key = repr((task.workload, sorted(task.sizes.items()), task.seed, task.dtype))
+        try:
+            if built.get("key") != key:  # grid point major: build each point once
+                workload = models.build(task.workload, task.sizes, task.seed, task.dtype)
+                built = {"key": key, "workload": workload,
+                         "profile": profile_chain(workload.chain, workload.x0, task.seed)}
+            workload, profile = built["workload"], built["profile"]
+            params = policy_parameters(task.policy, task.params, lambda: profile)
+            costs = planning_costs(workload, task.costs)
+            plan = policies.make_plan(task.policy, profile.costs(costs), **params)
+            peak = predict_meter(plan, profile).peak
+        except CheckpointADError as error:
+            raise type(error)(f"{where}: {error}") from None
+        checks.append(PointCheck(task, dict(workload.sizes), _plain(params), int(peak)))
+    return checks
+
+
+def refuse_above(checks: list[PointCheck], max_memory: int | None) -> None:
+    """Raise :class:`BudgetError` if any point's predicted activation peak exceeds
+    ``max_memory`` bytes, naming the first such point, before anything runs."""
+    if max_memory is None:
+        return
+    over = [check for check in checks if check.predicted_peak_bytes > max_memory]
+    if over:
+        first = over[0]
+        raise BudgetError(
+            f"max_memory {max_memory:,} bytes refuses {len(over)} of {len(checks)} points before "
+            f"anything runs; the first, {first.label}, is predicted to hold "
+            f"{first.predicted_peak_bytes:,} bytes of activations at its peak (smallest "
+            f"prediction: {min(c.predicted_peak_bytes for c in checks):,} bytes)")
+
+
 # -- many points, isolated ------------------------------------------------------------------------
 
-def _isolated_measure(task: PointTask) -> Record:
-    """:func:`measure_point` in a spawned worker. A spawned process inherits "spawn" as its
-    default start method, so memory-profiler's sampler process would start a whole new
-    interpreter (half a second); this throwaway worker forks it instead where it can."""
+class WorkerTraceback(Exception):
+    """The traceback of an unexpected error in a worker, shown as the cause of that error."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (so a SIGKILLed sweep leaves no
+    orphan measuring on); exit now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def worker_main() -> None:
+    """A worker process (``python -c``, the parent's pid as argument): read one pickled task
+    on stdin, measure it, write the pickled (record, error, traceback) on stdout (whatever
+    else would be printed there goes to stderr).
+
+    memory-profiler's sampler is a multiprocessing process: where the default start method is
+    "spawn" or "forkserver" it would start a whole new interpreter (half a second); this
+    throwaway worker forks it instead where it can."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent alone handles interrupts
+    answer = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _die_with_parent(int(sys.argv[1]))
+    worker = os.getpid()  # and memory-profiler's sampler dies with this worker
+    os.register_at_fork(after_in_child=lambda: _die_with_parent(worker))
     if "fork" in multiprocessing.get_all_start_methods():
         multiprocessing.set_start_method("fork", force=True)
-    return measure_point(task)
+    try:
+        task = pickle.load(sys.stdin.buffer)
+    except EOFError:  # the parent went away before sending the task
+        os._exit(1)
+    try:
+        outcome: tuple[Any, ...] = (measure_point(task), None, None)
+    except Exception as error:  # noqa: BLE001  (sent to the parent, which re-raises it)
+        outcome = (None, error, traceback.format_exc())
+    try:
+        data = pickle.dumps(outcome)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        data = pickle.dumps((None, ExperimentError(f"{type(outcome[1]).__name__}: "
+                                                   f"{outcome[1]}"), outcome[2]))
+    try:
+        with open(answer, "wb") as channel:
+            channel.write(data)
+    except OSError:  # the parent is gone (killed): there is no one to tell
+        os._exit(1)
+
+
+WORKER = ("import sys; sys.path.insert(0, {root!r}); "
+          "from checkpoint_ad.measure import worker_main; worker_main()")
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL process ``pid`` and its descendants (memory-profiler's sampler), children first."""
+    try:
+        import psutil  # a dependency of memory-profiler
+
+        children = psutil.Process(pid).children(recursive=True)
+    except Exception:  # noqa: BLE001  (no psutil, or the process is gone: kill what we can)
+        children = []
+    for process in reversed(children):
+        try:
+            process.kill()
+        except Exception:  # noqa: BLE001  (already gone)
+            pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _start_worker() -> subprocess.Popen:
+    """A fresh interpreter running :func:`worker_main`, in a session (process group) of its
+    own: a Ctrl-C at the terminal reaches this process only, which then stops the worker."""
+    root = str(Path(__file__).resolve().parent.parent)  # this very package, installed or not
+    apart: dict[str, Any] = ({"start_new_session": True} if os.name == "posix" else
+                             {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)})
+    return subprocess.Popen([sys.executable, "-c", WORKER.format(root=root), str(os.getpid())],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **apart)
+
+
+def _measure_isolated(task: PointTask) -> Record:
+    """Measure ``task`` in a fresh worker process; kill it (and its children) if this process
+    is interrupted meanwhile."""
+    process: subprocess.Popen | None = None
+    try:
+        with interrupts_deferred():  # started whole, or not at all
+            process = _start_worker()
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(pickle.dumps(task))
+            process.stdin.close()
+        except BrokenPipeError:  # the worker died at once: reported below
+            pass
+        data = process.stdout.read()
+        code = process.wait()
+    except BaseException:
+        if process is not None:
+            _kill_tree(process.pid)
+            process.wait()
+        raise
+    finally:
+        if process is not None:
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
+    try:
+        record, error, remote = pickle.loads(data)
+    except Exception:  # noqa: BLE001  (nothing or half an answer: the worker died)
+        how = f"was killed by signal {-code}" if code < 0 else f"exited ({code})"
+        raise ExperimentError(f"the worker measuring {task.label} {how} before sending its "
+                              f"record (out of memory?)") from None
+    if error is None:
+        return record
+    if isinstance(error, CheckpointADError):
+        raise error
+    raise error from WorkerTraceback(remote)
 
 
 @contextmanager
@@ -326,18 +532,14 @@ def run_points(tasks: Iterable[PointTask], isolate: bool = True) -> Iterator[Rec
     single-threaded BLAS (see :func:`single_threaded_blas`).
 
     A failing point raises (its error is the package's own when the user caused it); the
-    records already yielded stay valid.
+    records already yielded stay valid. An interrupt (KeyboardInterrupt) kills the running
+    worker at once and propagates.
     """
     if not isolate:
         for task in tasks:
             yield measure_point(task)
         return
-    context = multiprocessing.get_context("spawn")
-    with single_threaded_blas(), ProcessPoolExecutor(1, mp_context=context,
-                                                     max_tasks_per_child=1) as pool:
-        for task in tasks:
-            try:
-                yield pool.submit(_isolated_measure, task).result()
-            except BrokenProcessPool:
-                raise ExperimentError(f"the worker measuring {task.label} died "
-                                      f"(out of memory?)") from None
+    for task in tasks:
+        with single_threaded_blas():
+            record = _measure_isolated(task)
+        yield record

@@ -15,21 +15,25 @@ from __future__ import annotations
 import tracemalloc
 from array import array
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .backend import buffer_root
 
 KINDS = ("checkpoint", "tape", "working", "cotangent")
+_KIND_INDEX = {kind: index for index, kind in enumerate(KINDS)}
 
 
-@dataclass
 class _Buffer:
-    nbytes: int
-    holders: dict[str, int] = field(default_factory=dict)  # kind -> number of holdings
+    """One live buffer: its bytes, how many holdings of each kind keep it, and its kind (the
+    first kind, in :data:`KINDS` order, with a holding)."""
 
-    def kind(self) -> str:
-        return next(kind for kind in KINDS if self.holders.get(kind))
+    __slots__ = ("nbytes", "holders", "kind")
+
+    def __init__(self, nbytes: int, kind: int) -> None:
+        self.nbytes = nbytes
+        self.holders = [0] * len(KINDS)
+        self.holders[kind] = 1
+        self.kind = kind
 
 
 class Meter:
@@ -41,21 +45,30 @@ class Meter:
     def __init__(self, record_timeline: bool = True) -> None:
         self._buffers: dict[int, _Buffer] = {}
         self._objects: dict[int, Any] = {}  # keeps ids valid while buffers are held
-        self._holdings: dict[Hashable, tuple[str, list[int]]] = {}
-        self.by_kind = dict.fromkeys(KINDS, 0)
+        self._holdings: dict[Hashable, tuple[int, list[int]]] = {}
+        self._by_kind = [0] * len(KINDS)
         self.live = 0
         self.peak = 0
-        self.peak_by_kind = dict(self.by_kind)
+        self.peak_by_kind = dict.fromkeys(KINDS, 0)
         self.timeline: array | None = array("q") if record_timeline else None
         self.events = 0
 
+    @property
+    def by_kind(self) -> dict[str, int]:
+        """Live bytes by kind now (they add up to ``live``)."""
+        return dict(zip(KINDS, self._by_kind))
+
     def hold(self, key: Hashable, kind: str, arrays: Iterable[Any]) -> None:
         """Record that ``key`` (of ``kind``) keeps ``arrays`` alive; replaces a previous holding."""
-        roots = {id(root): root for root in map(buffer_root, arrays)}
+        index = _KIND_INDEX[kind]
+        idents = []
+        for root in map(buffer_root, arrays):
+            ident = id(root)
+            if ident not in idents:
+                idents.append(ident)
+                self._add(ident, root, index)
         old = self._holdings.get(key)
-        self._holdings[key] = (kind, list(roots))
-        for ident, root in roots.items():
-            self._add(ident, root, kind)
+        self._holdings[key] = (index, idents)
         self._note()
         if old is not None:
             self._drop(*old)
@@ -68,33 +81,41 @@ class Meter:
             self._drop(*old)
             self._note()
 
-    def _add(self, ident: int, root: Any, kind: str) -> None:
+    def _add(self, ident: int, root: Any, kind: int) -> None:
         buffer = self._buffers.get(ident)
         if buffer is None:
-            buffer = self._buffers[ident] = _Buffer(int(root.nbytes))
+            buffer = self._buffers[ident] = _Buffer(int(root.nbytes), kind)
             self._objects[ident] = root
             self.live += buffer.nbytes
-        else:
-            self.by_kind[buffer.kind()] -= buffer.nbytes
-        buffer.holders[kind] = buffer.holders.get(kind, 0) + 1
-        self.by_kind[buffer.kind()] += buffer.nbytes
+            self._by_kind[kind] += buffer.nbytes
+            return
+        buffer.holders[kind] += 1
+        if kind < buffer.kind:
+            self._by_kind[buffer.kind] -= buffer.nbytes
+            self._by_kind[kind] += buffer.nbytes
+            buffer.kind = kind
 
-    def _drop(self, kind: str, idents: list[int]) -> None:
+    def _drop(self, kind: int, idents: list[int]) -> None:
         for ident in idents:
             buffer = self._buffers[ident]
-            self.by_kind[buffer.kind()] -= buffer.nbytes
-            buffer.holders[kind] -= 1
-            if any(buffer.holders.values()):
-                self.by_kind[buffer.kind()] += buffer.nbytes
-            else:
+            holders = buffer.holders
+            holders[kind] -= 1
+            if holders[kind] or kind != buffer.kind:
+                continue
+            self._by_kind[kind] -= buffer.nbytes
+            successor = next((k for k in range(kind + 1, len(KINDS)) if holders[k]), None)
+            if successor is None:
                 del self._buffers[ident], self._objects[ident]
                 self.live -= buffer.nbytes
+            else:
+                self._by_kind[successor] += buffer.nbytes
+                buffer.kind = successor
 
     def _note(self) -> None:
         self.events += 1
         if self.live > self.peak:
             self.peak = self.live
-            self.peak_by_kind = dict(self.by_kind)
+            self.peak_by_kind = dict(zip(KINDS, self._by_kind))
         if self.timeline is not None:
             self.timeline.append(self.live)
 

@@ -242,7 +242,11 @@ class Counts(NamedTuple):
 
 
 class _PlanState:
-    """The checker's view of a run: what is stored, what the working value is, what is next."""
+    """The checker's view of a run: what is stored, what the working value is, what is next.
+
+    Each action's method applies the step and returns None, or returns why it is invalid
+    (messages are built only then: the checker runs over million-step plans).
+    """
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -255,57 +259,78 @@ class _PlanState:
     def stored(self) -> int:
         return len(self.checkpoints) + len(self.held_tapes)
 
+    def _working_name(self) -> str:
+        return "gone" if self.working is None else f"x_{self.working}"
 
-def _require(condition: bool, number: int, step: Step, why: str) -> None:
-    if not condition:
-        raise PlanError(f"step {number} ({step}): {why}")
+    def _evaluation_error(self, stage: int, end: int) -> str | None:
+        if stage < 1:
+            return "there is no stage 0"
+        if self.working != stage - 1:
+            return f"needs the working value x_{stage - 1}, but it is {self._working_name()}"
+        if end > self.next_reverse:
+            return (f"evaluates past stage {self.next_reverse}, whose successors are already "
+                    "reversed")
+        return None
+
+    def _reverse(self, stage: int) -> str | None:
+        if stage != self.next_reverse:
+            return f"reverses stage {stage}, but the next stage to reverse is {self.next_reverse}"
+        self.next_reverse -= 1
+        self.working = None
+        return None
+
+    def advance(self, stage: int, end: int) -> str | None:
+        error = self._evaluation_error(stage, end)
+        if error is None:
+            self.working = end
+        return error
+
+    def tape(self, stage: int, end: int) -> str | None:
+        error = self._evaluation_error(stage, end)
+        if error is None and stage in self.held_tapes:
+            error = "this tape is already held"
+        if error is None:
+            self.held_tapes.add(stage)
+            self.working = stage
+        return error
+
+    def turn(self, stage: int, end: int) -> str | None:
+        return self._evaluation_error(stage, end) or self._reverse(stage)
+
+    def backward(self, stage: int, end: int) -> str | None:
+        if stage not in self.held_tapes:
+            return "no held tape of this stage"
+        error = self._reverse(stage)
+        if error is None:
+            self.held_tapes.discard(stage)
+        return error
+
+    def save(self, stage: int, end: int) -> str | None:
+        if self.working != stage:
+            return f"the working value is {self._working_name()}"
+        if stage in self.checkpoints or stage in self.held_tapes:
+            return "this state is already stored"
+        if stage >= self.next_reverse:
+            return "saves a state that is never used again"
+        self.checkpoints.add(stage)
+        return None
+
+    def restore(self, stage: int, end: int) -> str | None:
+        if stage not in self.checkpoints and stage not in self.held_tapes:
+            return "this state is not stored (never saved, or already freed)"
+        self.working = stage
+        return None
+
+    def free(self, stage: int, end: int) -> str | None:
+        if stage == 0:
+            return "x_0 is never freed"
+        if stage not in self.checkpoints:
+            return "this checkpoint is not stored"
+        self.checkpoints.discard(stage)
+        return None
 
 
-def _check_evaluation(state: _PlanState, number: int, step: Step) -> None:
-    _require(state.working == step.stage - 1, number, step,
-             f"needs the working value x_{step.stage - 1}, but it is "
-             + ("gone" if state.working is None else f"x_{state.working}"))
-    _require(step.end <= state.next_reverse, number, step,
-             f"evaluates past stage {state.next_reverse}, whose successors are already reversed")
-
-
-def _apply(state: _PlanState, number: int, step: Step) -> None:
-    """Validate one step against the state and apply it."""
-    action, stage = step.action, step.stage
-    _require(0 <= stage <= state.n and stage <= step.end <= state.n, number, step,
-             f"index out of range 0..{state.n}")
-    if action in (Action.ADVANCE, Action.TAPE, Action.TURN):
-        _require(stage >= 1, number, step, "there is no stage 0")
-        _check_evaluation(state, number, step)
-    if action is Action.ADVANCE:
-        state.working = step.end
-    elif action is Action.TAPE:
-        _require(stage not in state.held_tapes, number, step, "this tape is already held")
-        state.held_tapes.add(stage)
-        state.working = stage
-    elif action in (Action.TURN, Action.BACKWARD):
-        _require(stage == state.next_reverse, number, step,
-                 f"reverses stage {stage}, but the next stage to reverse is {state.next_reverse}")
-        if action is Action.BACKWARD:
-            _require(stage in state.held_tapes, number, step, "no held tape of this stage")
-            state.held_tapes.discard(stage)
-        state.next_reverse -= 1
-        state.working = None
-    elif action is Action.SAVE:
-        _require(state.working == stage, number, step,
-                 f"the working value is {'gone' if state.working is None else f'x_{state.working}'}")
-        _require(stage not in state.checkpoints and stage not in state.held_tapes, number, step,
-                 "this state is already stored")
-        _require(stage < state.next_reverse, number, step, "saves a state that is never used again")
-        state.checkpoints.add(stage)
-    elif action is Action.RESTORE:
-        _require(stage in state.checkpoints or stage in state.held_tapes, number, step,
-                 "this state is not stored (never saved, or already freed)")
-        state.working = stage
-    elif action is Action.FREE:
-        _require(stage != 0, number, step, "x_0 is never freed")
-        _require(stage in state.checkpoints, number, step, "this checkpoint is not stored")
-        state.checkpoints.discard(stage)
+_METHODS = tuple(getattr(_PlanState, action.value) for action in _ACTIONS)
 
 
 def check_plan(plan: Plan, slots: int | None = None) -> Counts:
@@ -316,14 +341,26 @@ def check_plan(plan: Plan, slots: int | None = None) -> Counts:
     """
     limit = plan.slots if slots is None else slots
     state = _PlanState(plan.n)
-    evaluations, peak = 0, state.stored
-    for number, step in enumerate(plan, 1):
-        _apply(state, number, step)
-        evaluations += step.evaluations
-        peak = max(peak, state.stored)
-        if limit is not None and state.stored > limit:
-            raise PlanError(f"step {number} ({step}): {state.stored} items stored, "
-                            f"more than the {limit} slots allowed")
+    evaluations, peak, n = 0, state.stored, plan.n
+    rows = zip(plan._actions, plan._stages, plan._ends)
+    for number, (code, stage, end) in enumerate(rows, 1):
+        error = None
+        if not (0 <= stage <= end <= n) or (code != _ADVANCE and end != stage):
+            error = f"index out of range 0..{n}"
+        if error is None:
+            error = _METHODS[code](state, stage, end)
+        if error is not None:
+            raise PlanError(f"step {number} ({Step(_ACTIONS[code], stage, end)}): {error}")
+        if code == _ADVANCE:
+            evaluations += end - stage + 1
+        elif code == _TAPE or code == _TURN:
+            evaluations += 1
+        stored = len(state.checkpoints) + len(state.held_tapes)
+        if stored > peak:
+            peak = stored
+            if limit is not None and stored > limit:
+                raise PlanError(f"step {number} ({Step(_ACTIONS[code], stage, end)}): {stored} "
+                                f"items stored, more than the {limit} slots allowed")
     if state.next_reverse != 0:
         raise PlanError(f"the plan ends before stage {state.next_reverse} is reversed")
     leftovers = sorted(state.checkpoints - {0}) + sorted(state.held_tapes)

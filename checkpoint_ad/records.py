@@ -7,8 +7,13 @@ from a git checkout; ``git_dirty`` says whether tracked files had changes) and t
 (platform, Python, numpy, CPU count, BLAS thread settings of the worker). Units: bytes,
 seconds, evaluations.
 
-Records are appended to a ``.jsonl`` file one line at a time, flushed and fsynced, so that an
-interrupted sweep keeps every completed record. :func:`write_csv` exports the scalar fields.
+Records are appended to a ``.jsonl`` file one whole line at a time (one ``write`` of the line
+and its newline, then ``fsync``, with SIGINT and SIGTERM held back meanwhile), so that a sweep
+interrupted at any moment keeps every completed record and leaves at most a truncated last line
+(after a SIGKILL or a power loss), which :func:`scan_records` recognises and resuming cuts off.
+:func:`scan_records` reads a file leniently (each bad line reported with its number, counted
+from 1); :func:`iter_records` and :func:`read_records` are strict. :func:`write_csv` exports the
+scalar fields.
 """
 from __future__ import annotations
 
@@ -17,8 +22,12 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import subprocess
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,26 +114,88 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """What makes two records the same point of a sweep (see :func:`point_identity`)."""
+        return point_identity(self.experiment, self.workload, self.sizes, self.policy,
+                              self.params, self.seed, self.dtype, self.costs, self.repeats)
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "record") -> Record:
-        """A record from its JSON object; raises :class:`ExperimentError` if it is malformed."""
+    def problem(cls, data: Any) -> str | None:
+        """Why ``data`` (a parsed JSON value) is not a record of this schema, or None."""
         if not isinstance(data, dict):
-            raise ExperimentError(f"{source}: expected a JSON object, got {type(data).__name__}")
+            return f"expected a JSON object, got {type(data).__name__}"
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ExperimentError(f"{source}: schema_version {version!r} is not supported "
-                                  f"(this package reads version {SCHEMA_VERSION})")
-        names = {f.name for f in dataclasses.fields(cls)}
+            return (f"schema_version {version!r} is not supported "
+                    f"(this package reads version {SCHEMA_VERSION})")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
         missing_default = dataclasses.MISSING
-        required = {f.name for f in dataclasses.fields(cls)
+        required = {name for name, f in fields.items()
                     if f.default is missing_default and f.default_factory is missing_default}
         missing = sorted(required - set(data))
         if missing:
-            raise ExperimentError(f"{source}: missing fields {', '.join(missing)}")
-        unknown = sorted(set(data) - names)
+            shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+            return (f"missing fields {shown}" if len(missing) <= 6
+                    else f"missing {len(missing)} of the {len(required)} required fields: {shown}")
+        unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ExperimentError(f"{source}: unknown fields {', '.join(unknown)}")
+            return f"unknown fields {', '.join(unknown)}"
+        for name, value in data.items():
+            if not _has_type(value, str(fields[name].type)):
+                return f"field {name} must be {fields[name].type}, got {value!r}"[:200]
+        n = data["sizes"].get("n")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            return f"sizes must hold a positive integer n, got {data['sizes']!r}"[:200]
+        return None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "record") -> Record:
+        """A record from its JSON object; raises :class:`ExperimentError` if it is malformed."""
+        problem = cls.problem(data)
+        if problem is not None:
+            raise ExperimentError(f"{source}: {problem}")
         return cls(**data)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict": (dict,),
+    "list": (list,), "None": (type(None),), "Any": (object,)}
+
+
+def _has_type(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a field annotation such as ``int | None`` or ``dict[str, Any]``
+    (the outer type only; ``bool`` is not accepted as a number)."""
+    for option in annotation.split("|"):
+        base = option.strip().split("[", 1)[0]
+        accepted = _TYPES.get(base, (object,))
+        if isinstance(value, bool) and bool not in accepted and object not in accepted:
+            continue
+        if isinstance(value, accepted):
+            return True
+    return False
+
+
+def point_identity(experiment: str, workload: str, sizes: dict[str, Any], policy: str,
+                   params: dict[str, Any], seed: int, dtype: str, costs: str,
+                   repeats: int) -> tuple[Any, ...]:
+    """The identity of one measured point: the experiment, the workload and its resolved sizes,
+    the policy and its resolved parameters (``budget_fraction`` already turned into
+    ``budget_bytes``), the seed, dtype, cost mode and number of timed repeats. Two records with
+    the same identity measure the same thing (only timings and probed bytes may differ)."""
+    return (experiment, workload, json.dumps(sizes, sort_keys=True), policy,
+            json.dumps(params, sort_keys=True), seed, dtype, costs, repeats)
+
+
+def describe_identity(identity: tuple[Any, ...]) -> str:
+    """A point's identity in words: ``fig69: chain n=4 width=1000 revolve(slots=8), seed 0,
+    float64, model costs, 3 repeats``."""
+    experiment, workload, sizes, policy, params, seed, dtype, costs, repeats = identity
+    sizes_text = " ".join(f"{k}={v}" for k, v in json.loads(sizes).items())
+    given = ", ".join(f"{k}={v}" for k, v in json.loads(params).items())
+    label = f"{policy}({given})" if given else policy
+    return (f"{experiment}: {workload} {sizes_text} {label}, seed {seed}, {dtype}, "
+            f"{costs} costs, {repeats} repeats")
 
 
 # -- environment --------------------------------------------------------------------------------
@@ -171,28 +242,86 @@ def environment() -> dict[str, Any]:
 
 # -- files ----------------------------------------------------------------------------------------
 
+DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
+                         if hasattr(signal, name))
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold back SIGINT and SIGTERM until the block ends, so that what it does (append one
+    line, start a worker) is never cut in half; a signal that arrives meanwhile then takes
+    effect (KeyboardInterrupt, or the default action). A no-op off the main thread.
+
+    A Python-level handler only notes the signal: blocking it in the main thread's signal mask
+    would not do, since the kernel may hand it to one of numpy's BLAS threads instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {number: signal.signal(number, lambda number, frame: held.append(number))
+                for number in DEFERRED_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(held):
+            handler = previous[number]
+            if callable(handler):
+                handler(number, None)  # SIGINT's default handler raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), number)  # the default action, now
+
+
 class RecordWriter:
-    """Appends records to a JSON-lines file, one flushed and fsynced line each."""
+    """Writes records to a JSON-lines file, one whole line per ``write`` system call, fsynced.
+
+    ``append=False`` starts the file afresh; ``append=True`` adds to it (first ending an
+    unterminated last line with a newline, so a new record never joins an old one).
+    """
 
     def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        self._fd: int | None = os.open(self.path, flags, 0o644)
+        self.written = 0
+        if append and not _ends_with_newline(self.path):
+            self._write_all(b"\n")
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._fd is not None, "the writer is closed"
+        with interrupts_deferred():
+            view = memoryview(data)
+            while view:  # a regular file takes it in one call; loop in case it does not
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
 
     def write(self, record: Record) -> None:
-        self._file.write(json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=True))
-        self._file.write("\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        line = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=True) + "\n"
+        self._write_all(line.encode("utf-8"))
+        self.written += 1
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """True for an empty file or one whose last byte is a newline."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[Record]) -> Path:
@@ -202,22 +331,92 @@ def write_records(path: str | os.PathLike[str], records: Iterable[Record]) -> Pa
     return Path(path)
 
 
-def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
-    """The records of one ``.jsonl`` file; a malformed line raises :class:`ExperimentError`."""
+@dataclass(frozen=True)
+class BadLine:
+    """A line of a records file that holds no valid record: its number (from 1) and why.
+    ``truncated``: the file's last line, without its newline (an interrupted write)."""
+
+    path: Path
+    number: int
+    reason: str
+    truncated: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.number}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RecordsScan:
+    """A records file read leniently: its valid ``records`` (with their line ``numbers``), its
+    ``bad`` lines, and ``valid_end``, the byte offset just after the last line that is not a
+    truncated tail (where resuming cuts the file)."""
+
+    path: Path
+    records: list[Record]
+    numbers: list[int]
+    bad: list[BadLine]
+    valid_end: int
+
+    @property
+    def truncated_tail(self) -> BadLine | None:
+        return self.bad[-1] if self.bad and self.bad[-1].truncated else None
+
+
+def _line_problem(line: bytes) -> tuple[Record | None, str]:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, f"not UTF-8 text (byte {error.start + 1})"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, f"not JSON: {error.msg.removesuffix(' at')} at column {error.colno}"
+    problem = Record.problem(data)
+    if problem is not None:
+        return None, problem
+    return Record(**data), ""
+
+
+def scan_records(path: str | os.PathLike[str]) -> RecordsScan:
+    """Read a ``.jsonl`` records file leniently: every valid record, and every bad line with
+    its number (from 1) and the reason; blank lines are ignored. A last line without its
+    newline that does not hold a valid record is reported as truncated."""
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise ExperimentError(f"cannot read results file {path}: {error.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ExperimentError(f"{path}:{number}: not JSON ({error.msg})") from None
-            yield Record.from_dict(data, f"{path}:{number}")
+    records, numbers, bad = [], [], []
+    offset = valid_end = 0
+    pieces = data.split(b"\n")
+    for number, piece in enumerate(pieces, 1):
+        last = number == len(pieces)
+        if last and not piece:
+            break  # the file ends with a newline
+        offset += len(piece) + (0 if last else 1)
+        if not piece.strip():
+            valid_end = offset
+            continue
+        record, reason = _line_problem(piece)
+        if record is not None:
+            records.append(record)
+            numbers.append(number)
+        elif last:
+            bad.append(BadLine(path, number, f"truncated last line, without its newline (an "
+                                             f"interrupted write?): {reason}", True))
+            continue  # valid_end stays before it
+        else:
+            bad.append(BadLine(path, number, reason))
+        valid_end = offset
+    return RecordsScan(path, records, numbers, bad, valid_end)
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
+    """The records of one ``.jsonl`` file; a malformed line raises :class:`ExperimentError`."""
+    scan = scan_records(path)
+    if scan.bad:
+        raise ExperimentError(str(scan.bad[0]))
+    yield from scan.records
 
 
 def find_results(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -237,8 +436,49 @@ def find_results(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def read_records(paths: Iterable[str | os.PathLike[str]]) -> list[Record]:
-    """Every record in the files or directories ``paths``."""
+    """Every record in the files or directories ``paths`` (strict: a bad line raises)."""
     return [record for path in find_results(paths) for record in iter_records(path)]
+
+
+def scan_results(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Record], list[BadLine]]:
+    """Every valid record in the files or directories ``paths``, and every bad line skipped."""
+    records: list[Record] = []
+    bad: list[BadLine] = []
+    for path in find_results(paths):
+        scan = scan_records(path)
+        records += scan.records
+        bad += scan.bad
+    return records, bad
+
+
+def ensure_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Create ``folder`` (and its parents) if needed and check that a file can be created in
+    it; otherwise raise :class:`ExperimentError` saying why, leaving nothing behind."""
+    folder = Path(folder)
+    missing: list[Path] = []
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ExperimentError(f"cannot write to output folder {folder}: {existing} is a file, "
+                              f"not a folder; choose another --out")
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            created.append(path)
+        with tempfile.TemporaryFile(dir=folder, prefix=".checkpoint-ad-probe-"):
+            pass
+    except OSError as error:
+        for path in reversed(created):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+        reason = error.strerror or str(error)
+        raise ExperimentError(f"cannot write to output folder {folder}: {reason}; choose "
+                              f"another --out") from None
 
 
 CSV_SKIP = ("timeline", "schedule", "machine")

@@ -7,8 +7,6 @@ is a module-wide generator that :func:`seed` resets.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from .backend import xp
@@ -37,16 +35,18 @@ def generator() -> Any:
     return _stage_generator
 
 
-@contextmanager
-def stage_stream(run_seed: int, stage: int) -> Iterator[None]:
-    """Evaluate stage ``stage`` with the random stream of ``(run_seed, stage)``."""
+def enter_stage(run_seed: int, stage: int) -> tuple[Any, Any]:
+    """Evaluate stage ``stage`` with the random stream of ``(run_seed, stage)`` until
+    :func:`leave_stage` is given the returned token (the previous stream)."""
     global _stage_key, _stage_generator
-    outer = (_stage_key, _stage_generator)
+    token = (_stage_key, _stage_generator)
     _stage_key, _stage_generator = (run_seed, stage), None
-    try:
-        yield
-    finally:
-        _stage_key, _stage_generator = outer
+    return token
+
+
+def leave_stage(token: tuple[Any, Any]) -> None:
+    global _stage_key, _stage_generator
+    _stage_key, _stage_generator = token
 
 
 def dropout(x: Any, rate: float) -> Any:
