@@ -33,18 +33,40 @@ def _saved(node: Node) -> Any:
     return node.residuals[0]
 
 
+def _times(fresh: Any, g: Any) -> Any:
+    """``fresh * g``, written into ``fresh`` when it is an array this VJP just made and the
+    product keeps its shape and dtype: one temporary fewer per elementwise VJP."""
+    if type(fresh) is xp.ndarray and fresh.shape == xp.shape(g) and fresh.dtype == g.dtype:
+        return xp.multiply(fresh, g, out=fresh)
+    return fresh * g
+
+
+def _tanh_vjp(g: Any, node: Node) -> Any:
+    y = _saved(node)
+    slope = y * y
+    slope = xp.subtract(1, slope, out=slope) if type(slope) is xp.ndarray else 1 - slope
+    return _times(slope, g)
+
+
+def _sigmoid_vjp(g: Any, node: Node) -> Any:
+    y = _saved(node)
+    slope = 1 - y
+    slope = _times(slope, y)
+    return _times(slope, g)
+
+
 negative = _unary("negative", xp.negative, lambda g, n: -g, Saves.NOTHING, "Elementwise -x.")
-sin = _unary("sin", xp.sin, lambda g, n: g * xp.cos(_saved(n)), Saves.INPUTS, "Elementwise sine.")
-cos = _unary("cos", xp.cos, lambda g, n: -g * xp.sin(_saved(n)), Saves.INPUTS, "Elementwise cosine.")
+sin = _unary("sin", xp.sin, lambda g, n: _times(xp.cos(_saved(n)), g), Saves.INPUTS,
+             "Elementwise sine.")
+cos = _unary("cos", xp.cos, lambda g, n: _times(xp.negative(xp.sin(_saved(n))), g), Saves.INPUTS,
+             "Elementwise cosine.")
 exp = _unary("exp", xp.exp, lambda g, n: g * _saved(n), Saves.OUTPUT, "Elementwise e**x.")
 log = _unary("log", xp.log, lambda g, n: g / _saved(n), Saves.INPUTS, "Natural logarithm.")
-tanh = _unary("tanh", xp.tanh, lambda g, n: g * (1 - _saved(n) ** 2), Saves.OUTPUT,
-              "Hyperbolic tangent.")
+tanh = _unary("tanh", xp.tanh, _tanh_vjp, Saves.OUTPUT, "Hyperbolic tangent.")
 sqrt = _unary("sqrt", xp.sqrt, lambda g, n: g * 0.5 / _saved(n), Saves.OUTPUT, "Square root.")
 abs = _unary("abs", xp.abs, lambda g, n: g * xp.sign(_saved(n)), Saves.INPUTS,  # noqa: A001
              "Absolute value (gradient 0 at 0).")
-sigmoid = _unary("sigmoid", lambda x: 0.5 * (xp.tanh(0.5 * x) + 1),
-                 lambda g, n: g * _saved(n) * (1 - _saved(n)), Saves.OUTPUT,
+sigmoid = _unary("sigmoid", lambda x: 0.5 * (xp.tanh(0.5 * x) + 1), _sigmoid_vjp, Saves.OUTPUT,
                  "Logistic sigmoid 1/(1+e**-x), computed stably as (tanh(x/2)+1)/2.")
 relu = _unary("relu", lambda x: xp.maximum(x, 0), lambda g, n: g * (_saved(n) > 0), Saves.OUTPUT,
               "max(x, 0) (gradient 0 at 0).")
