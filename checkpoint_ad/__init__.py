@@ -8,7 +8,7 @@ from . import operators as _operators  # noqa: F401  (installs Tracer's Python o
 from . import policies
 from .autodiff import grad, value_and_grad
 from .backprop import Result, Stats, backprop, plan
-from .chain import Chain, Stage
+from .chain import Chain, ChainProfile, Stage, profile_chain
 from .composites import (dot, expand_dims, log_softmax, logsumexp, mean, softmax, square, stack,
                          stop_gradient)
 from .errors import (ArgnumsError, BudgetError, CheckpointADError, ExperimentError,

@@ -14,7 +14,7 @@ from typing import Any
 from . import policies
 from .autodiff import value_and_grad
 from .backend import xp
-from .chain import Chain, Stage, profile_chain
+from .chain import Chain, ChainProfile, Stage, profile_chain
 from .errors import BudgetError, PolicyError, StageError
 from .executor import ArrayRunner, Executor, predict_meter
 from .memory import Meter, TracemallocProbe
@@ -130,10 +130,21 @@ class PreparedBackprop:
         return Result(self._value, grad_input, grad_params, stats, self.plan)
 
 
+def _check_profile(profile: ChainProfile, chain: Chain, x0: Any, verify: bool) -> None:
+    """A profile given for reuse must describe this chain on an input like ``x0``."""
+    if len(profile.stages) != chain.n or profile.input_bytes != x0.nbytes:
+        raise StageError(f"the profile given describes {len(profile.stages)} stages on a "
+                         f"{profile.input_bytes}-byte input, not this chain's {chain.n} stages "
+                         f"on {x0.nbytes} bytes")
+    if verify and profile.stages[0].digest is None:
+        raise StageError("verify=True needs a profile made with verify=True on this very input")
+
+
 def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
                      policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
                      verify: bool = False, check_finite: bool = False,
                      max_memory: int | None = None, record_timeline: bool = False,
+                     profile: ChainProfile | None = None,
                      **policy_params: Any) -> PreparedBackprop:
     """Profile, plan, predict and build the executor for :func:`backprop` (see there)."""
     chain = _check_chain(chain)
@@ -142,7 +153,10 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
                          "function use checkpoint_ad.sequential instead")
     x0 = xp.asarray(check_value("backprop input", x0))
     seed = int(xp.random.default_rng().integers(2**32)) if seed is None else seed
-    profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
+    if profile is None:
+        profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
+    else:
+        _check_profile(profile, chain, x0, verify)
     chosen = policies.make_plan(policy, profile.costs(costs), **policy_params)
     predicted = predict_meter(chosen, profile)
     if max_memory is not None and predicted.peak > max_memory:
@@ -157,7 +171,7 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
              policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
              trace_memory: bool = True, verify: bool = False, check_finite: bool = False,
              max_memory: int | None = None, record_timeline: bool = False,
-             **policy_params: Any) -> Result:
+             profile: ChainProfile | None = None, **policy_params: Any) -> Result:
     """Back-propagate through ``chain`` from ``x0`` under ``policy``.
 
     ``loss`` maps ``x_n`` to a scalar (default: the sum of ``x_n``). ``costs`` is "unit",
@@ -168,8 +182,11 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
     before anything runs, a plan whose predicted peak of activation bytes exceeds it.
     ``trace_memory`` measures the run with tracemalloc (which slows it); ``record_timeline``
     keeps the Meter's live bytes after every event in ``stats.timeline`` (8 bytes an event,
-    which tracemalloc sees too).
+    which tracemalloc sees too). ``profile`` reuses a :func:`profile_chain` of this chain (a
+    training loop whose shapes do not change profiles once; otherwise every call starts with
+    one taped sweep to learn the sizes, whose evaluations are not counted).
     """
     return prepare_backprop(chain, x0, loss, policy, seed=seed, costs=costs, verify=verify,
                             check_finite=check_finite, max_memory=max_memory,
-                            record_timeline=record_timeline, **policy_params).run(trace_memory)
+                            record_timeline=record_timeline, profile=profile,
+                            **policy_params).run(trace_memory)

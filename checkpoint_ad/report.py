@@ -4,12 +4,11 @@ report with the figures of :mod:`checkpoint_ad.plotting`. Nothing here runs the 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from .plotting import FIGURES, format_bytes, format_seconds, save_figures
-from .records import Record
+from .schema import Record, group_records
 
 REPORT_FILE = "report.md"
 
@@ -189,9 +188,7 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
     figures go directly there, several experiments' into one subfolder each."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    by_experiment: dict[str, list[Record]] = defaultdict(list)
-    for record in records:
-        by_experiment[record.experiment].append(record)
+    by_experiment = group_records(records, lambda r: r.experiment)
     sections = []
     for name, group in by_experiment.items():
         folder = out if len(by_experiment) == 1 else out / name

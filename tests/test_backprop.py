@@ -238,3 +238,16 @@ def test_optimal_budget_bytes_hold_in_real_memory_and_sharing_helps(states: int)
     assert shared.forward_evals <= additive.forward_evals
     result = run(chain, x0, "optimal", {"budget_bytes": budget})
     assert result.stats.forward_evals == shared.forward_evals
+
+
+def test_a_reused_profile_gives_the_same_run_and_a_wrong_one_is_refused() -> None:
+    chain, x0 = mlp_chain(6), np.ones((2, 6))
+    profile = ca.profile_chain(chain, x0)
+    fresh = run(chain, x0, "revolve", {"slots": 2})
+    reused = run(chain, x0, "revolve", {"slots": 2}, profile=profile)
+    assert_identical(reused, fresh)
+    assert reused.stats.predicted_peak_bytes == fresh.stats.predicted_peak_bytes
+    with pytest.raises(ca.StageError, match="6 stages"):
+        run(mlp_chain(5), x0, "store_all", {}, profile=profile)
+    with pytest.raises(ca.StageError, match="verify=True"):
+        run(chain, x0, "store_all", {}, profile=profile, verify=True)
