@@ -10,6 +10,7 @@ from checkpoint_ad.backprop import backprop, plan
 from checkpoint_ad.chain import Chain, Stage
 from checkpoint_ad.rng import dropout
 from closed_forms import expected_counts, revolve_evals
+from helpers import stored_after_each_step
 
 
 CASES = [("store_all", {}), ("recompute_all", {}), ("sqrt_n", {"segments": 1}),
@@ -199,18 +200,9 @@ def stored_bytes_peak(plan, profile) -> int:
     """The most bytes of checkpoints and held tapes at once, each buffer once (an oracle apart
     from the executor): a held tape of stage t holds x_t, its private residuals, and x_{t-1}
     when it keeps its input."""
-    from checkpoint_ad.plans import Action
     sizes = (profile.input_bytes,) + tuple(s.state_bytes for s in profile.stages)
-    checkpoints, held, peak = {0}, set(), 0
-    for step in plan:
-        if step.action is Action.SAVE:
-            checkpoints.add(step.stage)
-        elif step.action is Action.FREE:
-            checkpoints.discard(step.stage)
-        elif step.action is Action.TAPE:
-            held.add(step.stage)
-        elif step.action is Action.BACKWARD:
-            held.discard(step.stage)
+    peak = 0
+    for checkpoints, held in stored_after_each_step(plan):
         buffers = {("x", j): sizes[j] for j in checkpoints}
         for t in held:
             stage = profile.stages[t - 1]

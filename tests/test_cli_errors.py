@@ -17,14 +17,9 @@ from checkpoint_ad import experiment as ex
 from checkpoint_ad.chain import profile_chain
 from checkpoint_ad.experiment import experiment_names
 from checkpoint_ad.policies import names as policy_names
+from helpers import TINY_EXPERIMENT
 
-TINY = """\
-workload = "chain"
-repeats = 1
-sizes = { width = 40 }
-grid = { n = [3, 5] }
-policies = [{ policy = "store_all" }, { policy = "revolve", params = { slots = 2 } }]
-"""
+TINY = TINY_EXPERIMENT
 
 HETERO = {"n": 8, "batch": 2, "wide": 16, "narrow": 4, "period": 3}
 

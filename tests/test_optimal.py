@@ -23,6 +23,7 @@ from checkpoint_ad.plans import Action, ChainCosts, Plan, check_plan, forward_co
 from checkpoint_ad.policies import make_plan, optimal
 from checkpoint_ad.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
 from closed_forms import griewank_advances
+from helpers import stored_after_each_step
 
 # (n, slots): (optimal with held tapes, revolve = T_G + n), from COST_MODEL.md
 HOMOGENEOUS = {(5, 2): (8, 11), (6, 2): (11, 14), (6, 3): (9, 13), (7, 2): (14, 18),
@@ -101,17 +102,8 @@ def exhaustive_cost(costs: ChainCosts, budget: int, state_size: tuple[int, ...],
 
 def stored_bytes_peak(plan: Plan, costs: ChainCosts) -> int:
     """The largest bytes of checkpoints plus held tapes over the plan, x_0 included."""
-    checkpoints, held = {0}, set()
     peak = costs.state_bytes[0]
-    for step in plan:
-        if step.action is Action.SAVE:
-            checkpoints.add(step.stage)
-        elif step.action is Action.FREE:
-            checkpoints.discard(step.stage)
-        elif step.action is Action.TAPE:
-            held.add(step.stage)
-        elif step.action is Action.BACKWARD:
-            held.discard(step.stage)
+    for checkpoints, held in stored_after_each_step(plan):
         peak = max(peak, sum(costs.state_bytes[j] for j in checkpoints)
                    + sum(costs.tape_bytes[t - 1] for t in held))
     return peak

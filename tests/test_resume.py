@@ -19,6 +19,7 @@ from checkpoint_ad import cli, report
 from checkpoint_ad import experiment as ex
 from checkpoint_ad import records as records_module
 from checkpoint_ad.records import RecordWriter, interrupts_deferred, scan_records
+from helpers import TINY_EXPERIMENT
 
 # Eight points of about 0.2 s each (a fresh worker process per point), one with a timeline.
 SWEEP = """\
@@ -237,13 +238,7 @@ def test_an_interrupt_waits_for_the_line_being_written() -> None:
     assert reached
 
 
-TINY = """\
-workload = "chain"
-repeats = 1
-sizes = { width = 40 }
-grid = { n = [3, 5] }
-policies = [{ policy = "store_all" }, { policy = "revolve", params = { slots = 2 } }]
-"""
+TINY = TINY_EXPERIMENT
 
 
 def interrupt(*args, **kwargs):
