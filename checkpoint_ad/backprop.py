@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import policies
-from .autodiff import value_and_grad
-from .backend import xp
+from . import rng
+from .autodiff import as_float_array, value_and_grad
+from .backend import buffer_root, xp
 from .chain import Chain, ChainProfile, Stage, profile_chain
 from .errors import BudgetError, PolicyError, StageError
 from .executor import ArrayRunner, Executor, predict_meter
 from .memory import Meter, TracemallocProbe
-from .ops import Tracer, check_value
+from .ops import Tracer
 from .plans import ChainCosts, Plan
 from .primitives import sum as sum_all
 from .trees import flatten
@@ -76,8 +77,11 @@ def plan(policy: str, n: int | None = None, costs: ChainCosts | None = None,
     return policies.make_plan(policy, costs, **params)
 
 
-def _nbytes(tree: Any) -> int:
-    return sum(int(xp.asarray(leaf).nbytes) for leaf in flatten(tree)[0])
+def _nbytes(trees: list[Any]) -> int:
+    """Bytes of the distinct buffers behind the leaves of ``trees`` (each buffer once)."""
+    roots = {id(root): root for tree in trees
+             for root in map(buffer_root, map(xp.asarray, flatten(tree)[0]))}
+    return sum(int(root.nbytes) for root in roots.values())
 
 
 def _check_chain(chain: Any) -> Chain:
@@ -100,12 +104,16 @@ class PreparedBackprop:
         self.executor = Executor(plan, runner, meter)
         self._objective = value_and_grad(loss or sum_all)
         self._value: Any = None
+        self._ran = False
 
     def _seed_cotangent(self, x_n: Any) -> Any:
         self._value, gradient = self._objective(x_n)
         return gradient
 
     def run(self, trace_memory: bool = True) -> Result:
+        if self._ran:
+            raise StageError("a prepared backprop runs once; prepare another for another run")
+        self._ran = True
         probe = TracemallocProbe()
         if trace_memory:
             probe.start()
@@ -123,7 +131,7 @@ class PreparedBackprop:
         timeline = list(enumerate(meter.timeline, 1)) if meter.timeline is not None else []
         stats = Stats(runner.evaluations, self.executor.peak_stored, meter.peak,
                       self.predicted.peak, measured, wall, dict(meter.peak_by_kind),
-                      sum(_nbytes(g) for g in groups), sum(_nbytes(g) for g in runner.gradients),
+                      _nbytes(groups), _nbytes(runner.gradients),
                       timeline)
         grad_params = [None if s.params is None else gradients[id(s.params)]
                        for s in self.chain.stages]
@@ -151,8 +159,11 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
     if isinstance(x0, Tracer):
         raise StageError("backprop runs its own reverse sweep; inside a differentiated "
                          "function use checkpoint_ad.sequential instead")
-    x0 = xp.asarray(check_value("backprop input", x0))
-    seed = int(xp.random.default_rng().integers(2**32)) if seed is None else seed
+    x0 = as_float_array(x0, "backprop input x0")
+    for number, group in enumerate(chain.parameter_groups()):
+        for leaf in flatten(group)[0]:
+            as_float_array(leaf, f"backprop: the params of stage group {number}")
+    seed = rng.fresh_seed() if seed is None else seed
     if profile is None:
         profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
     else:

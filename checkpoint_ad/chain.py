@@ -48,14 +48,17 @@ class Chain:
         self.stages = tuple(s if isinstance(s, Stage) else Stage(s) for s in stages)
         if not self.stages:
             raise StageError("a chain needs at least one stage")
+        for t, stage in enumerate(self.stages, 1):
+            if not callable(stage.fn):
+                raise StageError(f"stage {t}: expected a function fn(x, params), got "
+                                 f"{type(stage.fn).__name__}")
 
     @classmethod
     def repeat(cls, fn: StageFunction, n: int, params: Any = None) -> Chain:
         """The same ``fn`` n times; the parameters are shared and their gradients summed."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise StageError(f"Chain.repeat: n must be a positive integer, got {n!r}")
-        stage = Stage(fn, params)
-        return cls([stage] * n)
+        return cls([Stage(fn, params)] * n)
 
     @property
     def n(self) -> int:
@@ -83,8 +86,6 @@ def _as_state(stage: Stage, t: int, output: Any, x: Any) -> Any:
 
     Copied when it shares the input's buffer or is a view into a larger buffer (a kept view
     would keep the whole buffer alive, and the byte accounting counts whole buffers)."""
-    if type(output) is Tracer:
-        output = output.value
     if not isinstance(output, ARRAY_TYPES):
         raise StageError(f"stage {t} ({stage.label}) returned {type(output).__name__}, not an array")
     output = xp.asarray(output)
@@ -101,6 +102,10 @@ def evaluate(stage: Stage, t: int, x: Any, seed: int) -> Any:
         output = stage.fn(x, stage.params)
     finally:
         rng.leave_stage(token)
+    if type(output) is Tracer:
+        raise StageError(f"stage {t} ({stage.label}) returned a value being differentiated "
+                         "although its input and params are not: it captures an outer traced "
+                         "value; pass that value through the stage's params instead")
     return _as_state(stage, t, output, x)
 
 
@@ -122,17 +127,24 @@ class TapedStage:
         """Run the stage's VJP: return (cotangent of x, cotangents of the param leaves)."""
         if self.output is not None:
             self.tape.backward(self.output, cotangent)
-        grad_x = _cotangent(self.input)
+        grad_x = _cotangent(self.input, cotangent)
         grads = [_cotangent(p) for p in self.params]
         self.tape.nodes.clear()
         return grad_x, grads
 
 
-def _cotangent(node: Node) -> Any:
+def _cotangent(node: Node, incoming: Any = None) -> Any:
+    """A leaf's cotangent as an array owning exactly its own memory, of the leaf's shape and
+    dtype: copied when it is a view into a larger buffer (``concatenate``'s VJP splits one) or
+    is the incoming cotangent itself (``add`` passes it through), so that bytes add up."""
     cot, node.cot = node.cot, None
     if cot is None:
         return xp.zeros(node.shape, dtype=node.dtype)
-    return xp.ascontiguousarray(cot, dtype=node.dtype)
+    cot = xp.require(cot, dtype=node.dtype, requirements="C").reshape(node.shape)
+    root = buffer_root(cot)
+    if root.nbytes != cot.nbytes or (incoming is not None and root is buffer_root(incoming)):
+        cot = cot.copy()
+    return cot
 
 
 def evaluate_taped(stage: Stage, t: int, x: Any, seed: int) -> TapedStage:
@@ -146,8 +158,11 @@ def evaluate_taped(stage: Stage, t: int, x: Any, seed: int) -> TapedStage:
         output = stage.fn(x_tracer, unflatten(param_tracers))
     finally:
         rng.leave_stage(token)
-    value = _as_state(stage, t, output, x)
     node = output.node if type(output) is Tracer else None
+    if node is not None and output.tape is not tape:
+        raise StageError(f"stage {t} ({stage.label}) returned a traced value of another "
+                         "function; pass it through the stage's params instead")
+    value = _as_state(stage, t, output.value if node is not None else output, x)
     return TapedStage(tape, x_tracer.node, [p.node for p in param_tracers], node, value)
 
 
@@ -232,7 +247,7 @@ def profile_chain(chain: Chain, x0: Any, seed: int = 0, *, verify: bool = False,
     ``finite`` raises :class:`NonFiniteError` at the first stage producing NaN or Inf.
     """
     parameter_roots = chain.parameter_roots()
-    x = xp.asarray(x0)
+    x = xp.array(x0, copy=True)  # the run holds its own copy of x0 too
     stages = []
     for t, stage in enumerate(chain.stages, 1):
         start = time.perf_counter()
@@ -249,4 +264,4 @@ def profile_chain(chain: Chain, x0: Any, seed: int = 0, *, verify: bool = False,
                                    private, input_id in residual, output_id in residual, seconds,
                                    digest(out) if verify else None))
         x = out
-    return ChainProfile(int(buffer_root(xp.asarray(x0)).nbytes), tuple(stages))
+    return ChainProfile(int(xp.asarray(x0).nbytes), tuple(stages))

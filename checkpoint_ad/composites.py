@@ -51,6 +51,9 @@ def dot(a: Any, b: Any) -> Any:
 def expand_dims(x: Any, axis: int) -> Any:
     """Insert a length-1 axis at ``axis``."""
     shape = list(_shape(x))
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise ShapeError(f"expand_dims: axis {axis} is out of bounds for a result of dimension "
+                         f"{len(shape) + 1}")
     position = axis % (len(shape) + 1)
     return reshape(x, tuple(shape[:position]) + (1,) + tuple(shape[position:]))
 

@@ -13,6 +13,7 @@ graph are not counted (tracemalloc sees them).
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,9 +22,9 @@ from .chain import (Chain, ChainProfile, TapedStage, check_finite, digest, evalu
                     evaluate_taped)
 from .errors import StageError
 from .memory import Meter
+from .backend import buffer_root, xp
 from .plans import Action, Plan, Step
 from .trees import flatten
-from .backend import buffer_root, xp
 
 WORKING, COTANGENT, NEXT_COTANGENT, TRANSIENT = "working", "cotangent", "next cotangent", "turn"
 
@@ -165,13 +166,26 @@ class ArrayRunner:
         self.group_of = {id(group): k for k, group in enumerate(groups)}
         self.gradients = [[xp.zeros_like(leaf) for leaf in flatten(group)[0]] for group in groups]
         self.parameter_roots = chain.parameter_roots()
+        self._states: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self.evaluations = 0
 
     def own_input(self, x0: Any) -> Any:
         return xp.array(x0, copy=True)
 
+    def _owned(self, output: Any) -> Any:
+        """``output``, copied if its buffer is a parameter's or a state this run still holds
+        (a stage returning a constant or a parameter): every state owns its buffer, as the
+        byte prediction assumes, and parameters stay apart from activations."""
+        root = buffer_root(output)
+        if id(root) in self.parameter_roots or self._states.get(id(root)) is root:
+            output = output.copy()
+            root = output
+        self._states[id(root)] = root
+        return output
+
     def _checked(self, t: int, output: Any) -> Any:
         self.evaluations += 1
+        output = self._owned(output)
         first = self.profile.stages[t - 1]
         stage = self.chain.stages[t - 1]
         if output.shape != first.shape or str(output.dtype) != first.dtype:
@@ -191,7 +205,7 @@ class ArrayRunner:
 
     def tape(self, t: int, x: Any, keep_output: bool = True) -> TapedStage:
         taped = evaluate_taped(self.chain.stages[t - 1], t, x, self.seed)
-        self._checked(t, taped.output_value)
+        taped.output_value = self._checked(t, taped.output_value)
         if not keep_output:
             taped.output_value = None
         return taped

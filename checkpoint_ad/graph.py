@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .autodiff import as_float_array
-from .backend import ARRAY_TYPES
+from .backend import ARRAY_TYPES, buffer_root
 from .ops import Node, Tape, Tracer
 from .trees import flatten
 
@@ -64,7 +64,10 @@ class Graph:
 
 
 def _saved_bytes(node: Node) -> int:
-    return sum(r.nbytes for r in node.residuals if isinstance(r, ARRAY_TYPES))
+    """Bytes of the distinct buffers the node keeps (an array saved twice counts once)."""
+    roots = {id(root): root for root in map(buffer_root, node.residuals)
+             if isinstance(root, ARRAY_TYPES)}
+    return sum(int(root.nbytes) for root in roots.values())
 
 
 def graph_from_tape(tape: Tape, output: Node | None) -> Graph:

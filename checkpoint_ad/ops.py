@@ -148,7 +148,15 @@ class Tracer:
     size = property(lambda self: xp.size(self.value))
 
     def __len__(self) -> int:
+        if not xp.ndim(self.value):
+            raise OpError("len() of a 0-d traced value")
         return len(self.value)
+
+    def __iter__(self):  # rows, each a traced value (numpy's iteration over the first axis)
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
 
     def __repr__(self) -> str:
         return f"Tracer({self.value!r})"
@@ -157,18 +165,21 @@ class Tracer:
 
 
 def check_value(op_name: str, value: Any) -> Any:
-    """Accept arrays and numeric scalars; convert lists; reject anything else with OpError."""
+    """Accept real (not complex) arrays and numbers; convert lists; else raise OpError."""
     if isinstance(value, ARRAY_TYPES):
-        if value.dtype.kind in "biufc":
+        if value.dtype.kind in "biuf":
             return value
     elif isinstance(value, (int, float)):
         return value
     elif isinstance(value, (list, tuple)):
+        if any(type(item) is Tracer for item in value):
+            raise OpError(f"{op_name}: got a list holding traced values; join them with "
+                          "stack or concatenate first")
         try:
             array = xp.asarray(value)
         except ValueError as error:
             raise OpError(f"{op_name}: cannot make an array of {value!r}: {error}") from None
-        if array.dtype.kind in "biufc":
+        if array.dtype.kind in "biuf":
             return array
     raise OpError(f"{op_name}: expected an array or a number, got {type(value).__name__} {value!r:.60}")
 

@@ -193,9 +193,15 @@ class Plan:
                    slots: int | None = None) -> Plan:
         """A plan from explicit steps, e.g. one edited by hand (check it before running)."""
         builder = PlanBuilder(n)
-        for step in steps:
+        for number, step in enumerate(steps, 1):
             action, stage, *rest = step
-            builder.add(Action(action), stage, rest[0] if rest else None)
+            try:
+                action = Action(action)
+            except ValueError:
+                names = ", ".join(a.value for a in Action)
+                raise PlanError(f"step {number}: unknown action {action!r}; actions: {names}") \
+                    from None
+            builder.add(action, stage, rest[0] if rest else None)
         return builder.build(policy, slots=slots)
 
     def __iter__(self) -> Iterator[Step]:
@@ -340,6 +346,8 @@ def check_plan(plan: Plan, slots: int | None = None) -> Counts:
     (default: the plan's own promise) bounds the stored items at every moment.
     """
     limit = plan.slots if slots is None else slots
+    if limit is not None and limit < 1:
+        raise PlanError(f"a plan needs at least 1 slot (x_0 is always stored), got {limit}")
     state = _PlanState(plan.n)
     evaluations, peak, n = 0, state.stored, plan.n
     rows = zip(plan._actions, plan._stages, plan._ends)

@@ -12,7 +12,8 @@ from typing import Any
 
 from .backend import xp
 from .errors import ShapeError
-from .ops import Node, Op, Saves, Tracer, apply, apply_unary, register, unbroadcast
+from .ops import (Node, Op, Saves, Tracer, apply, apply_unary, check_value, register,
+                  unbroadcast, value_of)
 
 _NO_PARAMS: dict = {}
 
@@ -99,8 +100,12 @@ def _divide_vjp(g: Any, node: Node) -> tuple:
 
 def _power_vjp(g: Any, node: Node) -> tuple:
     x, y, out = node.residuals
-    return _both(node, lambda: g * y * xp.power(x, y - 1),
-                 lambda: g * out * xp.log(xp.where(x > 0, x, 1)))
+
+    def slope() -> Any:  # y * x**(y-1), taken as 0 where y == 0 (also at x == 0)
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            return xp.where(xp.equal(y, 0), 0, y * xp.power(x, y - 1))
+
+    return _both(node, lambda: g * slope(), lambda: g * out * xp.log(xp.where(x > 0, x, 1)))
 
 
 def _select_vjp(pick_x: Callable[[Any, Any], Any]) -> Callable[[Any, Node], tuple]:
@@ -166,8 +171,8 @@ greater_equal = _comparison("greater_equal", xp.greater_equal)
 equal, not_equal = _comparison("equal", xp.equal), _comparison("not_equal", xp.not_equal)
 
 
-def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
-    """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes.
+def _normalize_axis(axis: Any, ndim: int, sort: bool = True) -> tuple[int, ...]:
+    """``axis`` (None, int or tuple) as a tuple of non-negative axes, sorted unless asked not.
 
     Like numpy, a 0-d array accepts axis 0 or -1, which reduce nothing.
     """
@@ -178,7 +183,10 @@ def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
     for a in axes:
         if not -bound <= a < bound:
             raise ShapeError(f"axis {a} is out of bounds for an array of dimension {ndim}")
-    return tuple(sorted(a % bound for a in axes)) if ndim else ()
+    if not ndim:
+        return ()
+    normalized = tuple(a % bound for a in axes)
+    return tuple(sorted(normalized)) if sort else normalized
 
 
 def _keepdims_shape(shape: tuple, axes: tuple[int, ...]) -> tuple:
@@ -237,7 +245,7 @@ def reshape(x: Any, shape: Any) -> Any:
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
     """numpy.transpose; ``axes`` defaults to reversing them. Saves nothing."""
     ndim = xp.ndim(x.value if type(x) is Tracer else x)
-    axes = tuple(range(ndim))[::-1] if axes is None else tuple(a % builtins.max(ndim, 1) for a in axes)
+    axes = tuple(range(ndim))[::-1] if axes is None else _normalize_axis(tuple(axes), ndim, False)
     if sorted(axes) != list(range(ndim)):
         raise ShapeError(f"transpose: axes {axes} are not a permutation of {ndim} dimensions")
     return apply_unary(_TRANSPOSE, x, {"axes": axes})
@@ -335,7 +343,15 @@ _CLIP = register(Op("clip", lambda x, a_min, a_max: xp.clip(x, a_min, a_max), _c
 
 
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
-    """numpy.clip with constant bounds (None: unbounded); gradient 1 inside, 0 outside."""
+    """numpy.clip with constant bounds (None: unbounded; traced bounds are taken as constants)
+    that broadcast to x's shape; gradient 1 inside, 0 outside."""
     if a_min is None and a_max is None:
         raise ShapeError("clip: give a_min, a_max or both")
-    return apply_unary(_CLIP, x, {"a_min": a_min, "a_max": a_max})
+    bounds = {name: None if b is None else check_value("clip", value_of(b))
+              for name, b in (("a_min", a_min), ("a_max", a_max))}
+    shape = xp.shape(value_of(x))
+    for name, bound in bounds.items():
+        if bound is not None and xp.broadcast_shapes(shape, xp.shape(bound)) != shape:
+            raise ShapeError(f"clip: {name} of shape {xp.shape(bound)} would broadcast x of "
+                             f"shape {shape} to a larger shape")
+    return apply_unary(_CLIP, x, bounds)

@@ -35,6 +35,14 @@ def generator() -> Any:
     return _stage_generator
 
 
+def fresh_seed() -> int:
+    """A seed for a new run: drawn from the current stage's stream when called inside a stage
+    evaluation (so that a nested run is replayed exactly when that stage is recomputed), else
+    from fresh entropy."""
+    source = generator() if _stage_key is not None else xp.random.default_rng()
+    return int(source.integers(2**32))
+
+
 def enter_stage(run_seed: int, stage: int) -> tuple[Any, Any]:
     """Evaluate stage ``stage`` with the random stream of ``(run_seed, stage)`` until
     :func:`leave_stage` is given the returned token (the previous stream)."""

@@ -3,14 +3,14 @@
 Like torch's ``checkpoint_sequential`` inside a model: the stages run under a policy's plan.
 The op's forward runs the plan up to its first reversal, keeping stage n's tape so that it can
 return ``x_n``; its VJP receives ``dL/dx_n`` and runs the rest of the plan. What the plan keeps
-is held by the op's own executor (its Meter is ``last_meter``), not by the outer tape.
+is held by the op's own executor, not by the outer tape (``trace`` shows the op keeping 0 bytes).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from . import policies
+from . import policies, rng
 from .backend import xp
 from .chain import Chain, Stage, evaluate, profile_chain
 from .executor import ArrayRunner, Executor
@@ -26,7 +26,7 @@ def _forward(x: Any, *leaves: Any, executor: Executor, runner: ArrayRunner) -> A
 
 def _vjp(g: Any, node: Node) -> tuple:
     executor, runner = node.params["executor"], node.params["runner"]
-    grad_x = executor.reverse(lambda x_n: xp.ascontiguousarray(g))
+    grad_x = executor.reverse(lambda x_n: xp.require(g, requirements="C").copy())
     return (grad_x, *[leaf for totals in runner.gradients for leaf in totals])
 
 
@@ -52,7 +52,7 @@ def sequential(stages: Chain | Sequence[Stage], x: Any, policy: str = "store_all
     every stage's params (which may be values being differentiated)."""
     chain = stages if isinstance(stages, Chain) else Chain(stages)
     raw_chain, leaves = _raw_chain(chain)
-    seed = int(xp.random.default_rng().integers(2**32)) if seed is None else seed
+    seed = rng.fresh_seed() if seed is None else seed
     x_value = value_of(x)
     if type(x) is not Tracer and not any(type(leaf) is Tracer for leaf in leaves):
         for t, stage in enumerate(raw_chain.stages, 1):

@@ -34,8 +34,3 @@ def flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
         return build(lambda: next(iterator))
 
     return leaves, unflatten
-
-
-def tree_map(function: Callable[[Any], Any], tree: Any) -> Any:
-    leaves, unflatten = flatten(tree)
-    return unflatten([function(leaf) for leaf in leaves])
