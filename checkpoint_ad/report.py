@@ -36,11 +36,12 @@ def _ratio(value: float, reference: float) -> str:
 
 
 def comparison_rows(records: Sequence[Record]) -> list[dict[str, str]]:
-    """One row of display strings per record; ratios are to store_all at the same sizes."""
+    """One row of display strings per record (params as the plan resolved them, defaults
+    included); ratios are to store_all at the same sizes."""
     rows = []
     for record in records:
         reference = _reference(record, records)
-        params = ", ".join(f"{k}={v}" for k, v in record.params.items()) or "-"
+        params = ", ".join(f"{k}={v}" for k, v in record.plan_params.items()) or "-"
         rows.append({
             "n": str(record.n),
             "policy": record.policy,
