@@ -239,29 +239,61 @@ def check_finite(stage: Stage, t: int, output: Any) -> None:
                              f"{xp.size(output)} elements (the first stage where it appeared)")
 
 
+def _measure_stage(stage: Stage, t: int, x: Any, seed: int, parameter_roots: set[int],
+                   verify: bool, finite: bool) -> tuple[StageProfile, Any]:
+    """One taped evaluation of stage t: its profile and its output."""
+    start = time.perf_counter()
+    taped = evaluate_taped(stage, t, x, seed)
+    seconds = time.perf_counter() - start
+    out = taped.output_value
+    if finite:
+        check_finite(stage, t, out)
+    residual = _root_ids(taped.residual_arrays())
+    input_id, output_id = id(buffer_root(x)), id(buffer_root(out))
+    private = sum(size for ident, size in residual.items()
+                  if ident not in (input_id, output_id) and ident not in parameter_roots)
+    profile = StageProfile(int(buffer_root(out).nbytes), out.shape, str(out.dtype), private,
+                           input_id in residual, output_id in residual, seconds,
+                           digest(out) if verify else None)
+    return profile, out
+
+
+def _signature(stage: Stage, shape: tuple, dtype: str) -> tuple:
+    """What fixes a stage's sizes: its function, its parameters' shapes and dtypes, its input's."""
+    leaves = flatten(stage.params)[0]
+    return (id(stage.fn), shape, dtype,
+            tuple((xp.shape(leaf), str(xp.result_type(leaf))) for leaf in leaves))
+
+
 def profile_chain(chain: Chain, x0: Any, seed: int = 0, *, verify: bool = False,
                   finite: bool = False) -> ChainProfile:
     """One taped sweep over the chain, measuring each stage's sizes and time.
 
-    ``verify`` records a digest of every state (for bit-for-bit checks of recomputations);
-    ``finite`` raises :class:`NonFiniteError` at the first stage producing NaN or Inf.
+    A stage with the same function, parameter shapes and input shape as one already measured
+    gets that profile without being evaluated (the run checks every output's shape against the
+    profile, so a function whose sizes depend on values is caught); a homogeneous chain is
+    measured on one stage. ``verify`` (which records a digest of every state, for bit-for-bit
+    checks of recomputations) and ``finite`` (which raises :class:`NonFiniteError` at the first
+    stage producing NaN or Inf) need every state, so they evaluate every stage.
     """
     parameter_roots = chain.parameter_roots()
     x = xp.array(x0, copy=True)  # the run holds its own copy of x0 too
+    every_state = verify or finite
+    measured: dict[tuple, StageProfile] = {}
+    skipped: list[int] = []  # stages not evaluated since x was last brought up to date
     stages = []
+    shape, dtype = x.shape, str(x.dtype)
     for t, stage in enumerate(chain.stages, 1):
-        start = time.perf_counter()
-        taped = evaluate_taped(stage, t, x, seed)
-        seconds = time.perf_counter() - start
-        out = taped.output_value
-        if finite:
-            check_finite(stage, t, out)
-        residual = _root_ids(taped.residual_arrays())
-        input_id, output_id = id(buffer_root(x)), id(buffer_root(out))
-        private = sum(size for ident, size in residual.items()
-                      if ident not in (input_id, output_id) and ident not in parameter_roots)
-        stages.append(StageProfile(int(buffer_root(out).nbytes), out.shape, str(out.dtype),
-                                   private, input_id in residual, output_id in residual, seconds,
-                                   digest(out) if verify else None))
-        x = out
+        key = _signature(stage, shape, dtype)
+        profile = None if every_state else measured.get(key)
+        if profile is None:
+            for s in skipped:
+                x = evaluate(chain.stages[s - 1], s, x, seed)
+            skipped = []
+            profile, x = _measure_stage(stage, t, x, seed, parameter_roots, verify, finite)
+            measured[key] = profile
+        else:
+            skipped.append(t)
+        stages.append(profile)
+        shape, dtype = profile.shape, profile.dtype
     return ChainProfile(int(xp.asarray(x0).nbytes), tuple(stages))

@@ -243,3 +243,25 @@ def test_a_reused_profile_gives_the_same_run_and_a_wrong_one_is_refused() -> Non
         run(mlp_chain(5), x0, "store_all", {}, profile=profile)
     with pytest.raises(ca.StageError, match="verify=True"):
         run(chain, x0, "store_all", {}, profile=profile, verify=True)
+
+
+def test_the_profiling_sweep_measures_each_kind_of_stage_once() -> None:
+    calls = {"f": 0, "g": 0}
+
+    def f(x, p):
+        calls["f"] += 1
+        return ca.tanh(x @ p)
+
+    def g(x, p):
+        calls["g"] += 1
+        return ca.sin(x)
+
+    W = np.eye(3) / 2
+    chain = Chain([Stage(f, W)] * 3 + [Stage(g)] + [Stage(f, W.copy())] * 2)
+    profile = ca.profile_chain(chain, np.ones(3))
+    # f measured once; two plain evaluations bring x up to g's input; g measured once
+    assert calls == {"f": 3, "g": 1}
+    assert profile.stages[4] == profile.stages[0]
+    full = ca.profile_chain(chain, np.ones(3), verify=True)  # every state: every stage
+    assert calls == {"f": 3 + 5, "g": 2}
+    assert [s.state_bytes for s in full.stages] == [s.state_bytes for s in profile.stages]
