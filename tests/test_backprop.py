@@ -177,8 +177,9 @@ def test_bytes_by_kind_add_up_and_parameters_are_apart() -> None:
 def test_measured_peak_agrees_with_the_meter() -> None:
     """tracemalloc sees the meter's bytes plus the temporaries inside one stage's forward or
     VJP and Python objects, never less than the meter. Here a state and W are 32 KiB each; a
-    dense tanh layer's VJP makes y*y, 1-y*y, g*(1-y*y), g@W.T and x.T@g (five such arrays, some
-    alive together), so the excess stays below five states plus 64 KiB of Python objects."""
+    dense tanh layer's forward makes x@W and x@W+b, its VJP g*(1-y*y) (one buffer), g@W.T and
+    x.T@g, some alive together, so the excess stays below five states plus 64 KiB of Python
+    objects."""
     n, batch, width = 16, 64, 64
     chain, x0 = mlp_chain(n, width=width), np.ones((batch, width))
     state = batch * width * 8
