@@ -190,8 +190,9 @@ class ArrayRunner:
         stage = self.chain.stages[t - 1]
         if output.shape != first.shape or str(output.dtype) != first.dtype:
             raise StageError(f"stage {t} ({stage.label}) returned shape {output.shape} "
-                             f"{output.dtype} when recomputed, but {first.shape} {first.dtype} "
-                             "in the first forward")
+                             f"{output.dtype}, but {first.shape} {first.dtype} in the profiling "
+                             "sweep (stages whose output shape depends on values, not only on "
+                             "the shapes of their input and params, cannot be checkpointed)")
         if self.verify and digest(output) != first.digest:
             raise StageError(f"stage {t} ({stage.label}) recomputed values that differ from its "
                              "first evaluation; stages must be deterministic (draw random "
