@@ -19,7 +19,6 @@ from checkpoint_ad.experiment import experiment_names
 from checkpoint_ad.policies import names as policy_names
 from helpers import TINY_EXPERIMENT
 
-TINY = TINY_EXPERIMENT
 
 HETERO = {"n": 8, "batch": 2, "wide": 16, "narrow": 4, "period": 3}
 
@@ -59,7 +58,7 @@ def spec(tmp_path: Path, text: str, name: str = "spec.toml") -> str:
 def records_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """The lines of a real records file (a tiny experiment measured in-process)."""
     folder = tmp_path_factory.mktemp("records")
-    experiment = ex.load_experiment(spec(folder, TINY, "tiny.toml"))
+    experiment = ex.load_experiment(spec(folder, TINY_EXPERIMENT, "tiny.toml"))
     ex.run_experiment(experiment, folder / "run", isolate=False)
     return (folder / "run" / "records.jsonl").read_text().splitlines()
 
@@ -122,10 +121,10 @@ def test_sizes_must_be_positive_whole_numbers(capsys, argv, message) -> None:
 
 
 def test_sizes_in_an_experiment_file(capsys, tmp_path, out) -> None:
-    path = spec(tmp_path, TINY.replace("n = [3, 5]", "n = [3, 0]"))
+    path = spec(tmp_path, TINY_EXPERIMENT.replace("n = [3, 5]", "n = [3, 0]"))
     line = one_error(capsys, "run", path, "--out", str(out))
     assert_mentions(line, path, "grid", "size n must be a positive integer, got 0")
-    path = spec(tmp_path, TINY.replace('policy = "revolve", params = { slots = 2 }',
+    path = spec(tmp_path, TINY_EXPERIMENT.replace('policy = "revolve", params = { slots = 2 }',
                                        'policy = "revolve", params = { slots = 0 }'))
     line = one_error(capsys, "run", path, "--out", str(out))
     assert_mentions(line, path, "slots must be a positive integer, got 0")
@@ -187,7 +186,7 @@ def test_max_memory_refuses_compare_before_anything_runs(capsys, monkeypatch) ->
 
 def test_max_memory_refuses_the_whole_run_naming_the_first_point(capsys, tmp_path, out
                                                                  ) -> None:
-    path = spec(tmp_path, TINY)
+    path = spec(tmp_path, TINY_EXPERIMENT)
     # 320-byte states: store_all at n=5 holds x_0, 4 tapes, the working value and a cotangent
     line = one_error(capsys, "run", path, "--out", str(out), "--max-memory", "2000")
     assert_mentions(line, "max_memory 2,000 bytes refuses 1 of 4 points before anything runs",
@@ -213,12 +212,12 @@ def test_bad_toml_names_the_file_line_and_column(capsys, tmp_path, out) -> None:
 
 
 def test_unknown_keys_list_the_accepted_ones(capsys, tmp_path, out) -> None:
-    path = spec(tmp_path, TINY + "repeat = 3\n")
+    path = spec(tmp_path, TINY_EXPERIMENT + "repeat = 3\n")
     line = one_error(capsys, "run", path, "--out", str(out))
     assert_mentions(line, path, "unknown key repeat in the experiment",
                     "allowed: costs, description, detail, dtype, grid, name, policies, quick, "
                     "repeats, seed, sizes, workload")
-    path = spec(tmp_path, TINY.replace("{ policy = \"store_all\" }",
+    path = spec(tmp_path, TINY_EXPERIMENT.replace("{ policy = \"store_all\" }",
                                        "{ policy = \"store_all\", slots = 3 }"))
     line = one_error(capsys, "run", path, "--out", str(out))
     assert_mentions(line, r"unknown key slots in policies[0]", "allowed: max_n, params, policy, sweep")
@@ -232,7 +231,7 @@ def test_unknown_keys_list_the_accepted_ones(capsys, tmp_path, out) -> None:
 ])
 def test_wrong_types_are_named(capsys, tmp_path, out, change, message) -> None:
     key = change.split(" =")[0]
-    text = "\n".join(line for line in TINY.splitlines() if not line.startswith(key + " "))
+    text = "\n".join(line for line in TINY_EXPERIMENT.splitlines() if not line.startswith(key + " "))
     path = spec(tmp_path, text + "\n" + change + "\n")
     assert_mentions(one_error(capsys, "run", path, "--out", str(out)), path, message)
 
@@ -245,7 +244,7 @@ def test_a_missing_experiment_file(capsys, tmp_path, out) -> None:
 # -- output folders and existing records -----------------------------------------------------------
 
 def test_an_output_folder_under_a_file(capsys, tmp_path) -> None:
-    path = spec(tmp_path, TINY)
+    path = spec(tmp_path, TINY_EXPERIMENT)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     line = one_error(capsys, "run", path, "--out", str(blocker / "out"))
@@ -256,7 +255,7 @@ def test_an_output_folder_under_a_file(capsys, tmp_path) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
 def test_an_output_folder_that_cannot_be_created(capsys, tmp_path) -> None:
-    line = one_error(capsys, "run", spec(tmp_path, TINY), "--out", "/proc/forbidden")
+    line = one_error(capsys, "run", spec(tmp_path, TINY_EXPERIMENT), "--out", "/proc/forbidden")
     assert_mentions(line, "cannot write to output folder /proc/forbidden")
 
 
@@ -267,7 +266,7 @@ def test_a_read_only_output_folder(capsys, tmp_path) -> None:
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        line = one_error(capsys, "run", spec(tmp_path, TINY), "--out", str(folder / "out"))
+        line = one_error(capsys, "run", spec(tmp_path, TINY_EXPERIMENT), "--out", str(folder / "out"))
     finally:
         folder.chmod(0o700)
     assert_mentions(line, "cannot write to output folder", "Permission denied")
@@ -287,7 +286,7 @@ def test_a_run_never_mixes_into_existing_records(capsys, tmp_path, records_lines
     folder.mkdir()
     text = "\n".join(records_lines) + "\n"
     (folder / "records.jsonl").write_text(text)
-    line = one_error(capsys, "run", spec(tmp_path, TINY), "--out", str(folder))
+    line = one_error(capsys, "run", spec(tmp_path, TINY_EXPERIMENT), "--out", str(folder))
     assert_mentions(line, "records.jsonl already holds 4 record line(s)", "--resume",
                     "--overwrite", "another --out")
     assert (folder / "records.jsonl").read_text() == text
@@ -298,7 +297,7 @@ def test_resume_refuses_records_of_another_run(capsys, tmp_path, records_lines) 
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "records.jsonl").write_text("\n".join(records_lines) + "\n")
-    other = spec(tmp_path, TINY.replace("repeats = 1", "repeats = 2"), "tiny.toml")
+    other = spec(tmp_path, TINY_EXPERIMENT.replace("repeats = 1", "repeats = 2"), "tiny.toml")
     line = one_error(capsys, "run", other, "--out", str(folder), "--resume")
     assert_mentions(line, "records.jsonl:1: not a point of this run", "1 repeats",
                     "4 such record(s)", "same experiment and options")
@@ -310,14 +309,14 @@ def test_resume_refuses_damage_it_cannot_repair(capsys, tmp_path, records_lines)
     lines = list(records_lines)
     lines[1] = lines[1][:40]
     (folder / "records.jsonl").write_text("\n".join(lines) + "\n")
-    line = one_error(capsys, "run", spec(tmp_path, TINY, "tiny.toml"), "--out", str(folder),
+    line = one_error(capsys, "run", spec(tmp_path, TINY_EXPERIMENT, "tiny.toml"), "--out", str(folder),
                      "--resume")
     assert_mentions(line, "records.jsonl:2: not JSON", "repairs only a truncated last line",
                     "delete line 2")
 
 
 def test_resume_and_overwrite_exclude_each_other(capsys, tmp_path, out) -> None:
-    line = one_error(capsys, "run", spec(tmp_path, TINY), "--out", str(out), "--resume",
+    line = one_error(capsys, "run", spec(tmp_path, TINY_EXPERIMENT), "--out", str(out), "--resume",
                      "--overwrite")
     assert_mentions(line, "argument --overwrite: not allowed with argument --resume")
 

@@ -238,7 +238,6 @@ def test_an_interrupt_waits_for_the_line_being_written() -> None:
     assert reached
 
 
-TINY = TINY_EXPERIMENT
 
 
 def interrupt(*args, **kwargs):
@@ -246,7 +245,7 @@ def interrupt(*args, **kwargs):
 
 
 def test_an_interrupt_while_drawing_keeps_every_record(tmp_path, monkeypatch, capsys) -> None:
-    (tmp_path / "tiny.toml").write_text(TINY)
+    (tmp_path / "tiny.toml").write_text(TINY_EXPERIMENT)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(report, "build_report", interrupt)
     assert cli.main(["run", "tiny.toml", "--out", "out", "--no-progress"]) == 130
@@ -257,7 +256,7 @@ def test_an_interrupt_while_drawing_keeps_every_record(tmp_path, monkeypatch, ca
 
 
 def test_an_interrupt_before_any_point_writes_nothing(tmp_path, monkeypatch, capsys) -> None:
-    (tmp_path / "tiny.toml").write_text(TINY)
+    (tmp_path / "tiny.toml").write_text(TINY_EXPERIMENT)
     monkeypatch.setattr(ex, "check_points", interrupt)
     assert cli.main(["run", str(tmp_path / "tiny.toml"), "--out", str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err.splitlines() == [
