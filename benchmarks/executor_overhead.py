@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 
 import checkpoint_ad as ca
-from checkpoint_ad.autodiff import value_and_grad
-from checkpoint_ad.chain import profile_chain
-from checkpoint_ad.executor import ArrayRunner, Executor
-from checkpoint_ad.memory import Meter
-from checkpoint_ad.plans import Action, Plan
-from checkpoint_ad.policies import make_plan
+from checkpoint_ad.engine.autodiff import value_and_grad
+from checkpoint_ad.chains.chain import profile_chain
+from checkpoint_ad.chains.executor import ArrayRunner, Executor
+from checkpoint_ad.plans.memory import Meter
+from checkpoint_ad.chains.plans import Action, Plan
+from checkpoint_ad.chains.policies import make_plan
 
 SEED = 0
 BOOKKEEPING = (Action.SAVE, Action.RESTORE, Action.FREE)

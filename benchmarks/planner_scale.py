@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from checkpoint_ad.plans import ChainCosts, check_plan
-from checkpoint_ad.policies import make_plan
+from checkpoint_ad.chains.plans import ChainCosts, check_plan
+from checkpoint_ad.chains.policies import make_plan
 
 MIB = 2.0 ** 20
 REVOLVE_GOAL_S, OPTIMAL_GOAL_S = 2.0, 10.0

@@ -128,7 +128,7 @@ def ours_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Our engine: time (``mode`` "time") or memory and counts (``mode`` "memory")."""
     import numpy as np
     import checkpoint_ad as ca
-    from checkpoint_ad.chain import profile_chain
+    from checkpoint_ad.chains.chain import profile_chain
     policy, budgeted = config["impl"], config["impl"] in ("optimal", "revolve")
     layers, x0 = weights(config["n"], config["dtype"])
     chain = ca.Chain([ca.Stage(dense, layer, f"dense{t}") for t, layer in enumerate(layers, 1)])
@@ -170,8 +170,8 @@ def fit_budget(policy: str, profile: Any, target: int) -> tuple[dict, dict]:
     optimal. The prediction runs the plan through the executor symbolically; it equals the
     real run's ``peak_bytes`` exactly. The peak grows with the budget, so a bisection finds it.
     """
-    from checkpoint_ad.executor import predict_meter
-    from checkpoint_ad.policies import make_plan
+    from checkpoint_ad.chains.executor import predict_meter
+    from checkpoint_ad.chains.policies import make_plan
     costs = profile.costs("unit")
     state = costs.state_bytes[0]
 

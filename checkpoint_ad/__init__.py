@@ -4,26 +4,27 @@ The data flow is one way: model -> graph -> plan (policy) -> execute -> measure 
 """
 from __future__ import annotations
 
-from . import operators as _operators  # noqa: F401  (installs Tracer's Python operators)
-from . import policies
-from .autodiff import grad, value_and_grad
-from .backprop import Result, Stats, backprop, plan
-from .chain import Chain, ChainProfile, Stage, profile_chain
-from .composites import (dot, expand_dims, log_softmax, logsumexp, mean, softmax, square, stack,
-                         stop_gradient)
+from .engine import operators as _operators  # noqa: F401  (installs Tracer's Python operators)
+from .chains import policies
+from .engine.autodiff import grad, value_and_grad
+from .chains.backprop import Result, Stats, backprop, plan
+from .chains.chain import Chain, ChainProfile, Stage, profile_chain
+from .engine.composites import (dot, expand_dims, log_softmax, logsumexp, mean, softmax, square,
+                                stack, stop_gradient)
 from .errors import (ArgnumsError, BudgetError, CheckpointADError, ExperimentError,
                      GradientCheckError, NonFiniteError, NonScalarOutputError, OpError, PlanError,
                      PolicyError, ShapeError, StageError, UnknownNameError)
-from .gradcheck import check_grads
-from .graph import Graph, trace
-from .ops import OPS, Tracer
-from .plans import Action, ChainCosts, Plan, PlanBuilder, Step, check_plan
-from .rng import dropout
-from .rng import seed as seed_random
-from .sequential import sequential
-from .primitives import (abs, add, broadcast_to, clip, concatenate, cos, divide, equal, exp,
-                         getitem, greater, greater_equal, less, less_equal, log, matmul, max,
-                         maximum, minimum, multiply, negative, not_equal, power, relu, reshape,
-                         sigmoid, sin, sqrt, subtract, sum, tanh, transpose, where)
+from .engine.gradcheck import check_grads
+from .engine.graph import Graph, trace
+from .engine.ops import OPS, Tracer
+from .chains.plans import Action, ChainCosts, Plan, PlanBuilder, Step, check_plan
+from .engine.rng import dropout
+from .engine.rng import seed as seed_random
+from .chains.sequential import sequential
+from .engine.primitives import (abs, add, broadcast_to, clip, concatenate, cos, divide, equal,
+                                exp, getitem, greater, greater_equal, less, less_equal, log,
+                                matmul, max, maximum, minimum, multiply, negative, not_equal, power,
+                                relu, reshape, sigmoid, sin, sqrt, subtract, sum, tanh, transpose,
+                                where)
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
 """The shipped experiment specs (``*.toml``), installed as ``checkpoint_ad.experiments``.
 
-Each file is one experiment; see :mod:`checkpoint_ad.experiment` for the format.
+Each file is one experiment; see :mod:`checkpoint_ad.lab.experiment` for the format.
 """

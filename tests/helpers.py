@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from checkpoint_ad.plans import Action, Plan
+from checkpoint_ad.chains.plans import Action, Plan
 
 TINY_EXPERIMENT = """\
 workload = "chain"

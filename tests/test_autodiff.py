@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import checkpoint_ad as ad
-from checkpoint_ad.ops import OPS, Saves, Tape, Tracer
+from checkpoint_ad.engine.ops import OPS, Saves, Tape, Tracer
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import checkpoint_ad as ca
-from checkpoint_ad.backprop import backprop, plan
-from checkpoint_ad.chain import Chain, Stage
-from checkpoint_ad.rng import dropout
+from checkpoint_ad.chains.backprop import backprop, plan
+from checkpoint_ad.chains.chain import Chain, Stage
+from checkpoint_ad.engine.rng import dropout
+from checkpoint_ad.engine.trees import flatten
 from closed_forms import expected_counts, revolve_evals
 from helpers import stored_after_each_step
 
@@ -38,7 +39,7 @@ def assert_identical(result, reference) -> None:
     assert np.array_equal(result.value, reference.value)
     assert np.array_equal(result.grad_input, reference.grad_input)
     for got, want in zip(result.grad_params, reference.grad_params):
-        for a, b in zip(ca.trees.flatten(got)[0], ca.trees.flatten(want)[0]):
+        for a, b in zip(flatten(got)[0], flatten(want)[0]):
             assert np.array_equal(a, b)
 
 
@@ -85,7 +86,7 @@ def test_gradients_match_the_plain_engine_and_finite_differences() -> None:
     assert np.allclose(grads[0], result.grad_input, rtol=1e-12, atol=1e-14)
     for got, want in zip(result.grad_params, grads[1:]):
         assert np.allclose(got[0], want[0], rtol=1e-12, atol=1e-14)
-    from checkpoint_ad.gradcheck import numerical_gradient
+    from checkpoint_ad.engine.gradcheck import numerical_gradient
     numeric = numerical_gradient(lambda x: run(chain, x, "sqrt_n", {}).value, [x0], 0, 1e-6)
     assert np.allclose(result.grad_input, numeric, rtol=1e-5, atol=1e-8)
 
@@ -137,7 +138,7 @@ def test_dropout_streams_depend_on_the_seed() -> None:
 
 @pytest.mark.parametrize("policy, params", CASES, ids=lambda v: str(v))
 def test_sequential_inside_value_and_grad(policy: str, params: dict) -> None:
-    from checkpoint_ad.sequential import sequential
+    from checkpoint_ad.chains.sequential import sequential
     rng = np.random.default_rng(5)
     W, x0 = rng.standard_normal((4, 4)) / 2, rng.standard_normal((2, 4))
 
@@ -218,8 +219,8 @@ def stored_bytes_peak(plan, profile) -> int:
 @pytest.mark.parametrize("states", [3, 6, 10, 18])
 def test_optimal_budget_bytes_hold_in_real_memory_and_sharing_helps(states: int) -> None:
     import dataclasses
-    from checkpoint_ad.chain import profile_chain
-    from checkpoint_ad.policies import make_plan
+    from checkpoint_ad.chains.chain import profile_chain
+    from checkpoint_ad.chains.policies import make_plan
     chain, x0 = mlp_chain(40, width=8), np.ones((4, 8))
     profile = profile_chain(chain, x0)
     costs = profile.costs()

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from checkpoint_ad import cli, models, policies
-from checkpoint_ad.backprop import backprop, plan
-from checkpoint_ad.experiment import experiment_names
-from checkpoint_ad.records import read_records
+from checkpoint_ad.chains import policies
+from checkpoint_ad.cli import main as cli
+from checkpoint_ad.lab import models
+from checkpoint_ad.chains.backprop import backprop, plan
+from checkpoint_ad.lab.experiment import experiment_names
+from checkpoint_ad.lab.records import read_records
 
 TINY = """\
 description = "two depths, three policies"

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from checkpoint_ad import cli, models
-from checkpoint_ad import experiment as ex
-from checkpoint_ad.chain import profile_chain
-from checkpoint_ad.experiment import experiment_names
-from checkpoint_ad.policies import names as policy_names
+from checkpoint_ad.cli import main as cli
+from checkpoint_ad.lab import models
+from checkpoint_ad.lab import experiment as ex
+from checkpoint_ad.chains.chain import profile_chain
+from checkpoint_ad.lab.experiment import experiment_names
+from checkpoint_ad.chains.policies import names as policy_names
 from helpers import TINY_EXPERIMENT
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import checkpoint_ad as ca
-from checkpoint_ad.chain import Chain, Stage
-from checkpoint_ad.plans import Plan, check_plan
+from checkpoint_ad.chains.chain import Chain, Stage
+from checkpoint_ad.chains.plans import Plan, check_plan
 
 POLICIES = [("store_all", {}), ("recompute_all", {}), ("sqrt_n", {}), ("revolve", {"slots": 2}),
             ("optimal", {"slots": 2})]
@@ -57,7 +57,7 @@ def test_predicted_bytes_equal_the_meter_on_odd_stages(case: str, policy: str, p
 
 
 def test_a_prepared_run_runs_once() -> None:
-    from checkpoint_ad.backprop import prepare_backprop
+    from checkpoint_ad.chains.backprop import prepare_backprop
     prepared = prepare_backprop(Chain.repeat(lambda x, p: ca.sin(x), 3), np.ones(2))
     prepared.run()
     with pytest.raises(ca.StageError, match="once"):

@@ -8,7 +8,7 @@ import pytest
 
 import checkpoint_ad as ad
 from checkpoint_ad import errors
-from checkpoint_ad.ops import OPS, Op, Saves, apply_unary, get_op
+from checkpoint_ad.engine.ops import OPS, Op, Saves, apply_unary, get_op
 
 BAD_VALUES = [pytest.param("a string", id="str"), pytest.param(object(), id="object"),
               pytest.param(None, id="None"), pytest.param(["a", "b"], id="list-of-str"),

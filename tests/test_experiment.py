@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from checkpoint_ad import experiment as ex
-from checkpoint_ad import models, policies
-from checkpoint_ad.backprop import backprop
-from checkpoint_ad.chain import profile_chain
+from checkpoint_ad.lab import experiment as ex
+from checkpoint_ad.chains import policies
+from checkpoint_ad.lab import models
+from checkpoint_ad.chains.backprop import backprop
+from checkpoint_ad.chains.chain import profile_chain
 from checkpoint_ad.errors import ExperimentError, PolicyError, UnknownNameError
-from checkpoint_ad.measure import (PointTask, downsample, measure_point, run_points,
+from checkpoint_ad.lab.measure import (PointTask, downsample, measure_point, run_points,
                                    store_all_bytes)
-from checkpoint_ad.records import (SCHEMA_VERSION, Record, RecordWriter, environment,
+from checkpoint_ad.lab.records import (SCHEMA_VERSION, Record, RecordWriter, environment,
                                    iter_records, read_records, write_csv)
 
 TINY = """\

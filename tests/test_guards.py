@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import checkpoint_ad as ca
-from checkpoint_ad.chain import Chain, Stage
+from checkpoint_ad.chains.chain import Chain, Stage
 
 
 def counting_stage(change):

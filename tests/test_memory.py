@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from checkpoint_ad.memory import Meter
+from checkpoint_ad.plans.memory import Meter
 
 
 def test_a_buffer_held_twice_counts_once_and_moves_between_kinds() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from checkpoint_ad import models
-from checkpoint_ad.backprop import backprop
+from checkpoint_ad.lab import models
+from checkpoint_ad.chains.backprop import backprop
 from checkpoint_ad.errors import ExperimentError, UnknownNameError
-from checkpoint_ad.trees import flatten
+from checkpoint_ad.engine.trees import flatten
 
 SMALL = {"chain": {"n": 5, "width": 7}, "mlp": {"n": 5, "width": 6, "batch": 3},
          "rnn": {"n": 5, "width": 6, "batch": 2, "inputs": 3},

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import checkpoint_ad as ad
-from checkpoint_ad import composites
-from checkpoint_ad.ops import Tracer, value_of
+from checkpoint_ad.engine import composites
+from checkpoint_ad.engine.ops import Tracer, value_of
 
 # --- input samplers: (rng, shape) -> float64 array ------------------------------------------
 

@@ -19,9 +19,9 @@ import sys
 import pytest
 
 from checkpoint_ad.errors import BudgetError, PolicyError
-from checkpoint_ad.plans import Action, ChainCosts, Plan, check_plan, forward_cost
-from checkpoint_ad.policies import make_plan, optimal
-from checkpoint_ad.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
+from checkpoint_ad.chains.plans import Action, ChainCosts, Plan, check_plan, forward_cost
+from checkpoint_ad.chains.policies import make_plan, optimal
+from checkpoint_ad.chains.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
 from closed_forms import griewank_advances
 from helpers import stored_after_each_step
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from checkpoint_ad import experiment as ex
-from checkpoint_ad import measure, plotting
-from checkpoint_ad.plans import Action
-from checkpoint_ad.backprop import plan
-from checkpoint_ad.records import Record, read_records, write_records
-from checkpoint_ad.report import build_report, comparison_rows, dominant_kind, text_table
+from checkpoint_ad.lab import experiment as ex
+from checkpoint_ad import plotting
+from checkpoint_ad.lab import measure
+from checkpoint_ad.chains.plans import Action
+from checkpoint_ad.chains.backprop import plan
+from checkpoint_ad.lab.records import Record, read_records, write_records
+from checkpoint_ad.lab.report import build_report, comparison_rows, dominant_kind, text_table
 
 SPEC = {"name": "plots", "workload": "chain", "repeats": 1, "sizes": {"width": 30},
         "grid": {"n": [2, 4, 8]}, "detail": {"n": 8},

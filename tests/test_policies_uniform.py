@@ -12,8 +12,8 @@ from functools import cache
 import pytest
 
 from checkpoint_ad.errors import PlanError, PolicyError, UnknownNameError
-from checkpoint_ad.plans import Action, ChainCosts, check_plan
-from checkpoint_ad.policies import get_policy, make_plan, names
+from checkpoint_ad.chains.plans import Action, ChainCosts, check_plan
+from checkpoint_ad.chains.policies import get_policy, make_plan, names
 from closed_forms import beta, griewank_advances, revolve_peak
 
 SMALL_CHAINS = range(1, 61)

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import checkpoint_ad as ca
-from checkpoint_ad.chain import Chain, Stage
-from checkpoint_ad.plans import Action, Plan, check_plan
-from checkpoint_ad.trees import flatten
+from checkpoint_ad.chains.chain import Chain, Stage
+from checkpoint_ad.chains.plans import Action, Plan, check_plan
+from checkpoint_ad.engine.trees import flatten
 from closed_forms import expected_counts, revolve_evals
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -120,9 +120,9 @@ def test_mutated_plans_are_rejected_or_still_exact(n, policy, kind, position, va
     except ca.PlanError as error:
         assert str(error)  # named, readable rejection
         return
-    from checkpoint_ad.chain import profile_chain
-    from checkpoint_ad.executor import ArrayRunner, Executor
-    from checkpoint_ad.memory import Meter
+    from checkpoint_ad.chains.chain import profile_chain
+    from checkpoint_ad.chains.executor import ArrayRunner, Executor
+    from checkpoint_ad.plans.memory import Meter
     runner = ArrayRunner(chain, 0, profile_chain(chain, x0))
     executor = Executor(mutated, runner, Meter())
     executor.forward(x0)

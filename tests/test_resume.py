@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 import checkpoint_ad
-from checkpoint_ad import cli, report
-from checkpoint_ad import experiment as ex
-from checkpoint_ad import records as records_module
-from checkpoint_ad.records import RecordWriter, interrupts_deferred, scan_records
+from checkpoint_ad.cli import main as cli
+from checkpoint_ad.lab import report
+from checkpoint_ad.lab import experiment as ex
+from checkpoint_ad.lab import records as records_module
+from checkpoint_ad.lab.records import RecordWriter, interrupts_deferred, scan_records
 from helpers import TINY_EXPERIMENT
 
 # Eight points of about 0.2 s each (a fresh worker process per point), one with a timeline.

@@ -1,0 +1,282 @@
+"""The executor: the only stateful part. It runs any valid plan, step by step, and tells the
+Meter about everything it holds. It never decides what to keep: the plan does.
+
+It works through a *runner* that evaluates stages. :class:`ArrayRunner` computes with arrays;
+:class:`SymbolicRunner` returns sized placeholders, so that running the very same executor on
+it predicts, before anything runs, the exact bytes the real run will hold.
+
+What the Meter counts (bytes; each buffer once): checkpoints (``x_0`` included), held tapes
+(their residuals and their output ``x_t``), the working value, the transient tape of a turn, and
+the boundary cotangents ``dL/dx_t`` (one live, two while a backward step runs). Parameters,
+parameter gradients, the temporaries inside one stage's forward or VJP, and the loss's own
+graph are not counted (tracemalloc sees them).
+"""
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .chain import (Chain, ChainProfile, TapedStage, check_finite, digest, evaluate,
+                    evaluate_taped)
+from ..errors import StageError
+from ..plans.memory import Meter
+from ..engine.backend import buffer_root, xp
+from .plans import Action, Plan, Step
+from ..engine.trees import flatten
+
+WORKING, COTANGENT, NEXT_COTANGENT, TRANSIENT = "working", "cotangent", "next cotangent", "turn"
+
+
+class Runner(Protocol):
+    """Evaluates stages for the executor (arrays or sized placeholders)."""
+
+    def own_input(self, x0: Any) -> Any: ...
+    def advance(self, t: int, x: Any) -> Any: ...
+    def tape(self, t: int, x: Any, keep_output: bool = True) -> Any: ...
+    def output(self, taped: Any) -> Any: ...
+    def residuals(self, taped: Any) -> list[Any]: ...
+    def backward(self, t: int, taped: Any, cotangent: Any) -> Any: ...
+
+
+class Executor:
+    """Runs ``plan`` over a runner; ``forward`` then ``reverse`` (see module docstring).
+
+    ``forward(x0)`` runs the steps before the first reversal and returns ``x_n`` when a held
+    tape of stage n provides it (else None). ``reverse(seed)`` runs the rest; ``seed(x_n)``
+    returns ``dL/dx_n``. It returns ``dL/dx_0``.
+    """
+
+    def __init__(self, plan: Plan, runner: Runner, meter: Meter) -> None:
+        self.counts = plan.counts  # validates the plan (once: cached) before anything runs
+        self.plan, self.runner, self.meter = plan, runner, meter
+        self.steps = list(plan)
+        self.split = next(i for i, s in enumerate(self.steps)
+                          if s.action in (Action.TURN, Action.BACKWARD))
+        self.checkpoints: dict[int, Any] = {}
+        self.held: dict[int, Any] = {}
+        self.working: Any = None
+        self.cotangent: Any = None
+        self.seed: Callable[[Any], Any] | None = None
+        self.peak_stored = 0
+
+    def forward(self, x0: Any) -> Any:
+        x0 = self.runner.own_input(x0)
+        self.checkpoints[0] = x0
+        self.meter.hold(("checkpoint", 0), "checkpoint", [x0])
+        self._set_working(x0)
+        self.peak_stored = 1
+        for step in self.steps[:self.split]:
+            self._run(step)
+        last = self.held.get(self.plan.n)
+        return None if last is None else self.runner.output(last)
+
+    def reverse(self, seed: Callable[[Any], Any]) -> Any:
+        self.seed = seed
+        for step in self.steps[self.split:]:
+            self._run(step)
+        gradient = self.cotangent
+        self.meter.release(COTANGENT)
+        self.meter.release(("checkpoint", 0))
+        self.checkpoints.clear()
+        return gradient
+
+    def _run(self, step: Step) -> None:
+        _HANDLERS[step.action](self, step)
+        self.peak_stored = max(self.peak_stored, len(self.checkpoints) + len(self.held))
+
+    def _set_working(self, value: Any) -> None:
+        self.working = value
+        if value is None:
+            self.meter.release(WORKING)
+        else:
+            self.meter.hold(WORKING, "working", [value])
+
+    def _advance(self, step: Step) -> None:
+        for t in range(step.stage, step.end + 1):
+            self._set_working(self.runner.advance(t, self.working))
+
+    def _tape(self, step: Step) -> None:
+        taped = self.runner.tape(step.stage, self.working)
+        output = self.runner.output(taped)
+        self.held[step.stage] = taped
+        self.meter.hold(("tape", step.stage), "tape", self.runner.residuals(taped) + [output])
+        self._set_working(output)
+
+    def _turn(self, step: Step) -> None:
+        last = step.stage == self.plan.n
+        taped = self.runner.tape(step.stage, self.working, keep_output=last)
+        self.meter.hold(TRANSIENT, "tape", self.runner.residuals(taped))
+        if last:
+            self._set_working(self.runner.output(taped))
+        self._backward(step.stage, taped, TRANSIENT)
+
+    def _backward_held(self, step: Step) -> None:
+        self._backward(step.stage, self.held.pop(step.stage), ("tape", step.stage))
+
+    def _backward(self, t: int, taped: Any, tape_key: Any) -> None:
+        if t == self.plan.n:
+            self.cotangent = self.seed(self.runner.output(taped))
+            self.meter.hold(COTANGENT, "cotangent", [self.cotangent])
+        self._set_working(None)
+        previous = self.runner.backward(t, taped, self.cotangent)
+        self.meter.hold(NEXT_COTANGENT, "cotangent", [previous])
+        self.meter.release(tape_key)
+        self.meter.hold(COTANGENT, "cotangent", [previous])
+        self.meter.release(NEXT_COTANGENT)
+        self.cotangent = previous
+
+    def _save(self, step: Step) -> None:
+        self.checkpoints[step.stage] = self.working
+        self.meter.hold(("checkpoint", step.stage), "checkpoint", [self.working])
+
+    def _restore(self, step: Step) -> None:
+        stored = self.checkpoints.get(step.stage)
+        if stored is None:
+            stored = self.runner.output(self.held[step.stage])
+        self._set_working(stored)
+
+    def _free(self, step: Step) -> None:
+        del self.checkpoints[step.stage]
+        self.meter.release(("checkpoint", step.stage))
+
+
+_HANDLERS = {
+    Action.ADVANCE: Executor._advance, Action.TAPE: Executor._tape, Action.TURN: Executor._turn,
+    Action.BACKWARD: Executor._backward_held, Action.SAVE: Executor._save,
+    Action.RESTORE: Executor._restore, Action.FREE: Executor._free,
+}
+
+
+class ArrayRunner:
+    """Evaluates a chain's stages on arrays and accumulates parameter gradients.
+
+    ``gradients[k]`` holds the summed gradient leaves of the k-th distinct params object of
+    the chain (see :meth:`Chain.parameter_groups`); they are allocated before the run. Every
+    output is checked against the profiling sweep: same shape and dtype always, the same bits
+    with ``verify`` (the profile must hold digests), finite values with ``finite``.
+    """
+
+    def __init__(self, chain: Chain, seed: int, profile: ChainProfile, *, verify: bool = False,
+                 finite: bool = False) -> None:
+        self.chain, self.seed, self.profile = chain, seed, profile
+        self.verify, self.finite = verify, finite
+        groups = chain.parameter_groups()
+        self.group_of = {id(group): k for k, group in enumerate(groups)}
+        self.gradients = [[xp.zeros_like(leaf) for leaf in flatten(group)[0]] for group in groups]
+        self.parameter_roots = chain.parameter_roots()
+        self._states: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self.evaluations = 0
+
+    def own_input(self, x0: Any) -> Any:
+        return xp.array(x0, copy=True)
+
+    def _owned(self, output: Any) -> Any:
+        """``output``, copied if its buffer is a parameter's or a state this run still holds
+        (a stage returning a constant or a parameter): every state owns its buffer, as the
+        byte prediction assumes, and parameters stay apart from activations."""
+        root = buffer_root(output)
+        if id(root) in self.parameter_roots or self._states.get(id(root)) is root:
+            output = output.copy()
+            root = output
+        self._states[id(root)] = root
+        return output
+
+    def _checked(self, t: int, output: Any) -> Any:
+        self.evaluations += 1
+        output = self._owned(output)
+        first = self.profile.stages[t - 1]
+        stage = self.chain.stages[t - 1]
+        if output.shape != first.shape or str(output.dtype) != first.dtype:
+            raise StageError(f"stage {t} ({stage.label}) returned shape {output.shape} "
+                             f"{output.dtype}, but {first.shape} {first.dtype} in the profiling "
+                             "sweep (stages whose output shape depends on values, not only on "
+                             "the shapes of their input and params, cannot be checkpointed)")
+        if self.verify and digest(output) != first.digest:
+            raise StageError(f"stage {t} ({stage.label}) recomputed values that differ from its "
+                             "first evaluation; stages must be deterministic (draw random "
+                             "numbers through checkpoint_ad.engine.rng)")
+        if self.finite:
+            check_finite(stage, t, output)
+        return output
+
+    def advance(self, t: int, x: Any) -> Any:
+        return self._checked(t, evaluate(self.chain.stages[t - 1], t, x, self.seed))
+
+    def tape(self, t: int, x: Any, keep_output: bool = True) -> TapedStage:
+        taped = evaluate_taped(self.chain.stages[t - 1], t, x, self.seed)
+        taped.output_value = self._checked(t, taped.output_value)
+        if not keep_output:
+            taped.output_value = None
+        return taped
+
+    def output(self, taped: TapedStage) -> Any:
+        return taped.output_value
+
+    def residuals(self, taped: TapedStage) -> list[Any]:
+        """The tape's residual arrays, parameters excluded (they are counted apart)."""
+        return [r for r in taped.residual_arrays()
+                if id(buffer_root(r)) not in self.parameter_roots]
+
+    def backward(self, t: int, taped: TapedStage, cotangent: Any) -> Any:
+        grad_x, grads = taped.backward(cotangent)
+        params = self.chain.stages[t - 1].params
+        if params is not None:
+            for total, g in zip(self.gradients[self.group_of[id(params)]], grads):
+                total += g
+        return grad_x
+
+
+@dataclass(eq=False)
+class Symbol:
+    """A placeholder for an array of ``nbytes`` bytes (identity stands for the buffer)."""
+
+    nbytes: int
+    base = None
+
+
+@dataclass
+class _SymbolicTape:
+    output: Symbol
+    residuals: list[Symbol]
+
+
+class SymbolicRunner:
+    """Evaluates nothing: returns placeholders sized from a :class:`ChainProfile`."""
+
+    def __init__(self, profile: ChainProfile) -> None:
+        self.profile = profile
+        self.sizes = (profile.input_bytes,) + tuple(s.state_bytes for s in profile.stages)
+
+    def own_input(self, x0: Any) -> Symbol:
+        return Symbol(self.sizes[0])
+
+    def advance(self, t: int, x: Any) -> Symbol:
+        return Symbol(self.sizes[t])
+
+    def tape(self, t: int, x: Symbol, keep_output: bool = True) -> _SymbolicTape:
+        stage = self.profile.stages[t - 1]
+        output = Symbol(self.sizes[t])
+        residuals = [Symbol(stage.private_tape_bytes)]
+        residuals += [x] if stage.keeps_input else []
+        residuals += [output] if stage.keeps_output else []
+        return _SymbolicTape(output, residuals)
+
+    def output(self, taped: _SymbolicTape) -> Symbol:
+        return taped.output
+
+    def residuals(self, taped: _SymbolicTape) -> list[Symbol]:
+        return taped.residuals
+
+    def backward(self, t: int, taped: _SymbolicTape, cotangent: Any) -> Symbol:
+        return Symbol(self.sizes[t - 1])
+
+
+def predict_meter(plan: Plan, profile: ChainProfile) -> Meter:
+    """Run ``plan`` symbolically; the returned Meter holds the predicted peak and timeline."""
+    meter = Meter()
+    executor = Executor(plan, SymbolicRunner(profile), meter)
+    executor.forward(None)
+    executor.reverse(lambda x_n: Symbol(profile.stages[-1].state_bytes))
+    return meter

@@ -1,0 +1,402 @@
+"""Plans: what a storage policy decides, as immutable data that anyone can check.
+
+Conventions (the tape model of COST_MODEL.md, stated once here and used everywhere):
+
+* **Chain.** ``x_0`` is the input; stage ``t`` (1..n) computes ``x_t = f_t(x_{t-1})``; the loss
+  is computed from ``x_n``. The reverse sweep runs backward(n), backward(n-1), ..., backward(1).
+* **Start.** ``x_0`` is stored in checkpoint slot 0 (it is never freed) and is the working value.
+* **Actions** (``Step(action, stage, end)``; ``end == stage`` except for ADVANCE):
+
+  ========  ===================================================================  =========
+  action    meaning                                                              evals
+  ========  ===================================================================  =========
+  ADVANCE   plain evaluations of stages ``stage..end``: working ``x_{stage-1}``   end-stage+1
+            becomes ``x_end``
+  TAPE      taped evaluation of ``stage`` from working ``x_{stage-1}``; the tape  1
+            is *held* (stored) until BACKWARD consumes it; working becomes
+            ``x_stage``, which the held tape also keeps as a restart point
+  TURN      taped evaluation of ``stage`` followed at once by backward(stage);    1
+            the tape is transient (not stored); the working value is gone after
+  BACKWARD  backward(stage) from its held tape, which it consumes; the working    0
+            value is gone after
+  SAVE      store the working value ``x_stage`` as a checkpoint                   0
+  RESTORE   working value := ``x_stage``, from a checkpoint or a held tape        0
+  FREE      drop checkpoint ``x_stage`` (never ``x_0``)                           0
+  ========  ===================================================================  =========
+
+* **Forward evaluations** count every evaluation of any stage, taped or not, the first sweep
+  included; the loss and the backward (VJP) computations are not counted.
+* **Stored** = checkpoints (``x_0`` included) + held tapes; ``peak_stored`` is its maximum over
+  the run. The working value and transient tapes are never counted as stored.
+* **Forward cost** is the sum of the stage costs ``u_t`` over all evaluations (equal to
+  ``forward_evals`` for unit costs).
+
+A plan is valid (:func:`check_plan`) when every stage is reversed exactly once, from n down to 1;
+every step finds what it needs (the working value, a checkpoint, a held tape); nothing is used
+after it was freed; no state is stored twice; no more than ``slots`` items are ever stored; and at
+the end only ``x_0`` remains stored.
+"""
+from __future__ import annotations
+
+import enum
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
+
+from ..errors import PlanError
+
+
+class Action(enum.Enum):
+    """The closed vocabulary of plan steps (see the module docstring)."""
+
+    ADVANCE = "advance"
+    TAPE = "tape"
+    TURN = "turn"
+    BACKWARD = "backward"
+    SAVE = "save"
+    RESTORE = "restore"
+    FREE = "free"
+
+
+_ACTIONS = tuple(Action)
+_CODE = {action: code for code, action in enumerate(_ACTIONS)}
+_ADVANCE, _TAPE, _TURN, _BACKWARD, _SAVE, _RESTORE, _FREE = (_CODE[a] for a in _ACTIONS)
+
+
+class Step(NamedTuple):
+    """One plan step; ``end`` differs from ``stage`` only for a run of advances."""
+
+    action: Action
+    stage: int
+    end: int
+
+    @property
+    def evaluations(self) -> int:
+        """Forward evaluations this step performs."""
+        if self.action is Action.ADVANCE:
+            return self.end - self.stage + 1
+        return 1 if self.action in (Action.TAPE, Action.TURN) else 0
+
+    def __str__(self) -> str:
+        if self.action is Action.ADVANCE and self.end != self.stage:
+            return f"advance {self.stage}..{self.end}"
+        return f"{self.action.value} {self.stage}"
+
+
+@dataclass(frozen=True)
+class ChainCosts:
+    """What a policy may know of a chain: costs and sizes, never arrays.
+
+    ``compute[t-1]`` is the cost ``u_t`` of one evaluation of stage t (arbitrary units, 1 by
+    default); ``state_bytes[j]`` is the size ``a_j`` of ``x_j`` (j = 0..n); ``tape_bytes[t-1]``
+    is the size ``b_t`` of stage t's held tape, the restart point ``x_t`` included, and
+    ``tape_input_bytes[t-1]`` the part of it that is the stage's input ``x_{t-1}`` (0 unless the
+    tape keeps its input, whose memory it then shares with a stored ``x_{t-1}``).
+    """
+
+    n: int
+    compute: tuple[float, ...] = ()
+    state_bytes: tuple[int, ...] = ()
+    tape_bytes: tuple[int, ...] = ()
+    tape_input_bytes: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise PlanError(f"a chain needs at least one stage, got n={self.n}")
+        defaults = {"compute": (1.0,) * self.n, "state_bytes": (1,) * (self.n + 1),
+                    "tape_bytes": (1,) * self.n, "tape_input_bytes": (0,) * self.n}
+        for name, default in defaults.items():
+            value = tuple(getattr(self, name)) or default
+            if len(value) != len(default):
+                raise PlanError(f"ChainCosts.{name} has {len(value)} entries, expected {len(default)}")
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def unit(cls, n: int) -> ChainCosts:
+        """A homogeneous chain: unit costs, every state and held tape one slot."""
+        return cls(n)
+
+    @property
+    def homogeneous(self) -> bool:
+        return (len(set(self.compute)) == 1 and len(set(self.state_bytes)) == 1
+                and len(set(self.tape_bytes)) == 1)
+
+
+class PlanBuilder:
+    """Accumulates steps compactly (three machine arrays), so that million-stage plans are cheap."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._actions = array("B")
+        self._stages = array("q")
+        self._ends = array("q")
+
+    def add(self, action: Action, stage: int, end: int | None = None) -> None:
+        """Append any step (``end`` defaults to ``stage``)."""
+        self._append(_CODE[action], stage, stage if end is None else end)
+
+    def _append(self, code: int, stage: int, end: int) -> None:
+        self._actions.append(code)
+        self._stages.append(stage)
+        self._ends.append(end)
+
+    def advance(self, first: int, last: int | None = None) -> None:
+        """Plain evaluations of stages first..last (an empty range adds nothing)."""
+        last = first if last is None else last
+        if last >= first:
+            self._append(_ADVANCE, first, last)
+
+    def tape(self, stage: int) -> None:
+        self._append(_TAPE, stage, stage)
+
+    def turn(self, stage: int) -> None:
+        self._append(_TURN, stage, stage)
+
+    def backward(self, stage: int) -> None:
+        self._append(_BACKWARD, stage, stage)
+
+    def save(self, index: int) -> None:
+        self._append(_SAVE, index, index)
+
+    def restore(self, index: int) -> None:
+        self._append(_RESTORE, index, index)
+
+    def free(self, index: int) -> None:
+        self._append(_FREE, index, index)
+
+    def build(self, policy: str, params: Mapping[str, object] | None = None,
+              slots: int | None = None) -> Plan:
+        return Plan(self.n, self._actions, self._stages, self._ends, policy,
+                    tuple(sorted((params or {}).items())), slots)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """An immutable schedule for an n-stage chain, made by ``policy`` with ``params``.
+
+    ``slots`` is the storage limit the policy promised (checkpoints + held tapes, ``x_0``
+    included), or None when it promised none. Iterating yields :class:`Step` objects.
+    """
+
+    n: int
+    _actions: array = field(repr=False)
+    _stages: array = field(repr=False)
+    _ends: array = field(repr=False)
+    policy: str = "custom"
+    params: tuple[tuple[str, object], ...] = ()
+    slots: int | None = None
+
+    @classmethod
+    def from_steps(cls, n: int, steps: Sequence[Step | tuple], policy: str = "custom",
+                   slots: int | None = None) -> Plan:
+        """A plan from explicit steps, e.g. one edited by hand (check it before running)."""
+        builder = PlanBuilder(n)
+        for number, step in enumerate(steps, 1):
+            action, stage, *rest = step
+            try:
+                action = Action(action)
+            except ValueError:
+                names = ", ".join(a.value for a in Action)
+                raise PlanError(f"step {number}: unknown action {action!r}; actions: {names}") \
+                    from None
+            builder.add(action, stage, rest[0] if rest else None)
+        return builder.build(policy, slots=slots)
+
+    def __iter__(self) -> Iterator[Step]:
+        for code, stage, end in zip(self._actions, self._stages, self._ends):
+            yield Step(_ACTIONS[code], stage, end)
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(self)
+
+    @cached_property
+    def counts(self) -> Counts:
+        """The validated counts (raises :class:`PlanError` if the plan is invalid)."""
+        return check_plan(self)
+
+    @property
+    def forward_evals(self) -> int:
+        return self.counts.forward_evals
+
+    @property
+    def peak_stored(self) -> int:
+        return self.counts.peak_stored
+
+    def describe(self) -> str:
+        """A header line followed by one numbered step per line."""
+        params = ", ".join(f"{k}={v}" for k, v in self.params)
+        head = (f"plan {self.policy}({params}) for n={self.n}: {len(self)} steps, "
+                f"{self.forward_evals} forward evaluations, peak_stored {self.peak_stored}")
+        width = len(str(len(self)))
+        return "\n".join([head] + [f"{i:>{width}}  {step}" for i, step in enumerate(self, 1)])
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+class Counts(NamedTuple):
+    """What :func:`check_plan` counts: forward evaluations and peak stored items."""
+
+    forward_evals: int
+    peak_stored: int
+
+
+class _PlanState:
+    """The checker's view of a run: what is stored, what the working value is, what is next.
+
+    Each action's method applies the step and returns None, or returns why it is invalid
+    (messages are built only then: the checker runs over million-step plans).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.checkpoints = {0}
+        self.held_tapes: set[int] = set()
+        self.working: int | None = 0
+        self.next_reverse = n
+
+    @property
+    def stored(self) -> int:
+        return len(self.checkpoints) + len(self.held_tapes)
+
+    def _working_name(self) -> str:
+        return "gone" if self.working is None else f"x_{self.working}"
+
+    def _evaluation_error(self, stage: int, end: int) -> str | None:
+        if stage < 1:
+            return "there is no stage 0"
+        if self.working != stage - 1:
+            return f"needs the working value x_{stage - 1}, but it is {self._working_name()}"
+        if end > self.next_reverse:
+            return (f"evaluates past stage {self.next_reverse}, whose successors are already "
+                    "reversed")
+        return None
+
+    def _reverse(self, stage: int) -> str | None:
+        if stage != self.next_reverse:
+            return f"reverses stage {stage}, but the next stage to reverse is {self.next_reverse}"
+        self.next_reverse -= 1
+        self.working = None
+        return None
+
+    def advance(self, stage: int, end: int) -> str | None:
+        error = self._evaluation_error(stage, end)
+        if error is None:
+            self.working = end
+        return error
+
+    def tape(self, stage: int, end: int) -> str | None:
+        error = self._evaluation_error(stage, end)
+        if error is None and stage in self.held_tapes:
+            error = "this tape is already held"
+        if error is None:
+            self.held_tapes.add(stage)
+            self.working = stage
+        return error
+
+    def turn(self, stage: int, end: int) -> str | None:
+        return self._evaluation_error(stage, end) or self._reverse(stage)
+
+    def backward(self, stage: int, end: int) -> str | None:
+        if stage not in self.held_tapes:
+            return "no held tape of this stage"
+        error = self._reverse(stage)
+        if error is None:
+            self.held_tapes.discard(stage)
+        return error
+
+    def save(self, stage: int, end: int) -> str | None:
+        if self.working != stage:
+            return f"the working value is {self._working_name()}"
+        if stage in self.checkpoints or stage in self.held_tapes:
+            return "this state is already stored"
+        if stage >= self.next_reverse:
+            return "saves a state that is never used again"
+        self.checkpoints.add(stage)
+        return None
+
+    def restore(self, stage: int, end: int) -> str | None:
+        if stage not in self.checkpoints and stage not in self.held_tapes:
+            return "this state is not stored (never saved, or already freed)"
+        self.working = stage
+        return None
+
+    def free(self, stage: int, end: int) -> str | None:
+        if stage == 0:
+            return "x_0 is never freed"
+        if stage not in self.checkpoints:
+            return "this checkpoint is not stored"
+        self.checkpoints.discard(stage)
+        return None
+
+
+_METHODS = tuple(getattr(_PlanState, action.value) for action in _ACTIONS)
+
+
+def check_plan(plan: Plan, slots: int | None = None) -> Counts:
+    """Validate ``plan`` step by step and return its counts.
+
+    Raises :class:`PlanError` naming the first step that breaks an invariant. ``slots``
+    (default: the plan's own promise) bounds the stored items at every moment.
+    """
+    limit = plan.slots if slots is None else slots
+    if limit is not None and limit < 1:
+        raise PlanError(f"a plan needs at least 1 slot (x_0 is always stored), got {limit}")
+    state = _PlanState(plan.n)
+    evaluations, peak, n = 0, state.stored, plan.n
+    rows = zip(plan._actions, plan._stages, plan._ends)
+    for number, (code, stage, end) in enumerate(rows, 1):
+        error = None
+        if not (0 <= stage <= end <= n) or (code != _ADVANCE and end != stage):
+            error = f"index out of range 0..{n}"
+        if error is None:
+            error = _METHODS[code](state, stage, end)
+        if error is not None:
+            raise PlanError(f"step {number} ({Step(_ACTIONS[code], stage, end)}): {error}")
+        if code == _ADVANCE:
+            evaluations += end - stage + 1
+        elif code == _TAPE or code == _TURN:
+            evaluations += 1
+        stored = len(state.checkpoints) + len(state.held_tapes)
+        if stored > peak:
+            peak = stored
+            if limit is not None and stored > limit:
+                raise PlanError(f"step {number} ({Step(_ACTIONS[code], stage, end)}): {stored} "
+                                f"items stored, more than the {limit} slots allowed")
+    if state.next_reverse != 0:
+        raise PlanError(f"the plan ends before stage {state.next_reverse} is reversed")
+    leftovers = sorted(state.checkpoints - {0}) + sorted(state.held_tapes)
+    if leftovers:
+        raise PlanError(f"the plan ends with states still stored: {leftovers}")
+    return Counts(evaluations, peak)
+
+
+def forward_cost(plan: Plan, costs: ChainCosts) -> float:
+    """Sum of the stage costs ``u_t`` over every evaluation in the plan."""
+    prefix = [0.0]
+    for u in costs.compute:
+        prefix.append(prefix[-1] + u)
+    return sum(prefix[step.end] - prefix[step.stage - 1] for step in plan if step.evaluations)
+
+
+def hold_last_tape(plan: Plan) -> Plan:
+    """The same plan with its turn of stage n split into a held tape and a backward step.
+
+    Used when the chain's output must be returned before its cotangent is known (a chain
+    inside a larger differentiated function): ``x_n`` then lives in the held tape. This may
+    store one more item than ``plan``; the evaluation count is unchanged.
+    """
+    builder = PlanBuilder(plan.n)
+    for step in plan:
+        if step.action is Action.TURN and step.stage == plan.n:
+            builder.tape(step.stage)
+            builder.backward(step.stage)
+        else:
+            builder.add(step.action, step.stage, step.end)
+    return builder.build(plan.policy, dict(plan.params))

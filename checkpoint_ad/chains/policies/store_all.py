@@ -1,0 +1,23 @@
+"""store_all: tape every stage once and keep every tape (n evaluations, peak_stored n).
+
+Stages 1..n-1 are taped and held; stage n is turned (its tape is transient), then the held
+tapes are consumed from n-1 down to 1.
+"""
+from __future__ import annotations
+
+from ..plans import ChainCosts, Plan, PlanBuilder
+from ...plans.registry import PolicySpec
+
+
+def plan_store_all(costs: ChainCosts) -> Plan:
+    n = costs.n
+    builder = PlanBuilder(n)
+    for stage in range(1, n):
+        builder.tape(stage)
+    builder.turn(n)
+    for stage in range(n - 1, 0, -1):
+        builder.backward(stage)
+    return builder.build("store_all")
+
+
+SPEC = PolicySpec("store_all", "keep every tape: fastest, O(n) memory", plan_store_all)

@@ -1,0 +1,256 @@
+"""The ``checkpoint-ad`` commands: each takes the parsed arguments and the output stream and
+returns the exit status; all the work is done by library functions. The parser is in
+:mod:`checkpoint_ad.cli.main`."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import textwrap
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..chains import policies
+from ..lab import models
+from ..chains.backprop import plan as make_plan
+from .options import (PROG, given_options, parse_policies, registered_policy_parameters,
+                          registered_sizes)
+from ..errors import CheckpointADError, ExperimentError
+from ..lab.experiment import Sweep, compare, prepare_sweep, run_sweep
+from ..lab.measure import PointTask
+from ..chains.plans import Plan
+from ..lab.records import BadLine, ensure_writable_folder, find_results, scan_records, scan_results
+from ..lab.schema import Record
+from ..lab.specs import iter_experiments, load_experiment
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; one line per finished point otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 28) -> None:
+        self.stream, self.width = stream or sys.stderr, width
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, following: PointTask, record: Record | None
+                 ) -> None:
+        elapsed = time.perf_counter() - self.start
+        if not self.tty:
+            if record is not None:
+                self.stream.write(f"[{done}/{total}] {record.workload} n={record.n} "
+                                  f"{record.label}: {record.forward_evals:,} evaluations, "
+                                  f"{record.peak_bytes:,} bytes peak ({elapsed:.1f} s)\n")
+                self.stream.flush()
+            return
+        filled = int(self.width * done / max(total, 1))
+        bar = "#" * filled + "." * (self.width - filled)
+        what = "done" if done == total else f"next: {following.label}"
+        columns = shutil.get_terminal_size().columns - 1  # never wrap: \r must reach the start
+        self.stream.write("\r" + f"[{bar}] {done}/{total} {elapsed:5.1f} s  {what}"[:columns]
+                          .ljust(columns))
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+def _entry(out: TextIO, name: str, text: str, indent: int = 2) -> None:
+    """``name`` then ``text`` wrapped to 100 columns, continuation lines aligned."""
+    lead = " " * indent + (f"{name:<14}" if name else " " * 16)
+    out.write(textwrap.fill(text, 100, initial_indent=lead,
+                            subsequent_indent=" " * (len(lead) + (0 if name else 2))) + "\n")
+
+
+def command_list(args: argparse.Namespace, out: TextIO) -> int:
+    out.write("Workloads (checkpoint-ad compare --workload NAME --SIZE VALUE ...):\n")
+    for name in models.names():
+        spec = models.get_workload(name)
+        _entry(out, name, spec.summary)
+        for p in spec.parameters:
+            choices = f"; one of {', '.join(p.choices)}" if p.choices else ""
+            _entry(out, "", f"--{p.name} {p.default}: {p.help}{choices}")
+    out.write("\nPolicies (checkpoint-ad plan --policy NAME --PARAMETER VALUE ...):\n")
+    for name in policies.names():
+        spec = policies.get_policy(name)
+        _entry(out, name, spec.summary)
+        for p in spec.parameters:
+            default = "" if p.default is None else f", default {p.default}"
+            _entry(out, "", f"{p.name} ({p.kind.__name__}{default}): {p.help}")
+    out.write("\nExperiments (checkpoint-ad run NAME [--quick]):\n")
+    for name, loaded in iter_experiments():
+        if isinstance(loaded, CheckpointADError):
+            _entry(out, name, f"(cannot be loaded: {loaded})")
+            continue
+        quick = len(load_experiment(name, quick=True).tasks())
+        _entry(out, name, loaded.description)
+        _entry(out, "", f"workload {loaded.workload}, {len(loaded.tasks())} points "
+                        f"({quick} with --quick)")
+    return 0
+
+
+def _write_json(data: Any, out: TextIO) -> int:
+    json.dump(data, out)
+    out.write("\n")
+    return 0
+
+
+def _action_counts(plan: Plan) -> Counter[str]:
+    return Counter(step.action.value for step in plan)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {"policy": plan.policy, "n": plan.n, "params": dict(plan.params),
+            "slots": plan.slots, "forward_evals": plan.forward_evals,
+            "peak_stored": plan.peak_stored, "counts": dict(_action_counts(plan)),
+            "actions": [{"action": s.action.value, "stage": s.stage, "end": s.end} for s in plan]}
+
+
+def command_plan(args: argparse.Namespace, out: TextIO) -> int:
+    chosen = make_plan(args.policy, n=args.n,
+                       **given_options(args, list(registered_policy_parameters())))
+    if args.json:
+        return _write_json(plan_json(chosen), out)
+    out.write(chosen.describe() + "\n")
+    counts = _action_counts(chosen)
+    out.write("steps by action: " + ", ".join(f"{a} {c}" for a, c in counts.items()) + "\n")
+    return 0
+
+
+def _resume_command(args: argparse.Namespace, folder: Path) -> str:
+    words = [PROG, "run", args.experiment] + (["--quick"] if args.quick else [])
+    words += ["--out", str(folder)]
+    if args.max_memory is not None:
+        words += ["--max-memory", str(args.max_memory)]
+    return shlex.join(words + ["--resume"])
+
+
+def _interrupted_run(args: argparse.Namespace, sweep: Sweep, progress: ProgressBar | None
+                     ) -> int:
+    path = sweep.records_path
+    try:
+        kept = len(scan_records(path).records) if path.exists() else 0
+    except CheckpointADError:
+        kept = 0
+    lead = "\n" if progress is not None and progress.tty else ""
+    sys.stderr.write(f"{lead}{PROG}: interrupted: {kept} of {len(sweep.checks)} points recorded "
+                     f"in {path}; continue with: {_resume_command(args, sweep.folder)}\n")
+    return 130
+
+
+def command_run(args: argparse.Namespace, out: TextIO) -> int:
+    experiment = load_experiment(args.experiment, quick=args.quick)
+    folder = Path(args.out) if args.out else Path("reports") / experiment.name
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    sweep = prepare_sweep(experiment, folder, mode=mode, max_memory=args.max_memory)
+    for note in sweep.notes:
+        sys.stderr.write(f"{PROG}: warning: {note}\n")
+    progress = None if args.no_progress else ProgressBar()
+    started = time.perf_counter()
+    try:
+        records = run_sweep(sweep, progress)
+    except KeyboardInterrupt:
+        return _interrupted_run(args, sweep, progress)
+    elapsed = time.perf_counter() - started
+    try:
+        from ..lab.report import build_report  # matplotlib: imported only when drawing (startup)
+
+        report = build_report(records, folder, [sweep.records_path])
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted while drawing the report; all {len(records)} "
+                         f"records are in {sweep.records_path}; draw it with: "
+                         f"{shlex.join([PROG, 'report', str(folder)])}\n")
+        return 130
+    figures = sorted(p.name for p in folder.glob("*.png"))
+    ran = len(sweep.pending)
+    how = (f" ({len(records) - ran} already recorded, {ran} run now)" if mode == "resume"
+           else f" (replacing {sweep.replaced} earlier record lines)" if sweep.replaced else "")
+    out.write(f"{experiment.name}{' (quick)' if args.quick else ''}: {len(records)} records"
+              f"{how} in {elapsed:.1f} s -> {sweep.records_path} (and records.csv)\n"
+              f"report: {report}; figures: {', '.join(figures)}\n")
+    return 0
+
+
+COMPARE_COLUMNS = ("policy", "params", "evals", "stored", "activations", "dominant",
+                   "params+grads", "predicted", "tracemalloc", "time", "mem/store_all",
+                   "time/store_all", "grad diff")
+
+
+def command_compare(args: argparse.Namespace, out: TextIO) -> int:
+    sizes = given_options(args, sorted(registered_sizes()))
+    configurations = parse_policies(args.policies)
+    progress = None if args.no_progress else ProgressBar()
+    records = compare(args.workload, sizes, configurations, args.repeats, args.seed, args.dtype,
+                      args.costs, progress, max_memory=args.max_memory)
+    if args.json:
+        return _write_json([record.to_dict() for record in records], out)
+    from ..lab.report import comparison_rows, text_table  # imports matplotlib (startup time)
+
+    first = records[0]
+    described = ", ".join(f"{k}={v}" for k, v in first.sizes.items())
+    out.write(f"{first.workload} ({described}), seed {first.seed}, {first.dtype}, "
+              f"{first.repeats} repeats; ratios are to store_all\n\n")
+    out.write(text_table(comparison_rows(records), COMPARE_COLUMNS) + "\n")
+    return 0
+
+
+SHOWN_BAD_LINES = 10  # per file; the rest are named in one line, as ranges
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """``[3, 4, 5, 9]`` → ``"3-5, 9"``."""
+    parts: list[str] = []
+    for number in numbers:
+        if parts and number == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
+        else:
+            parts.append(str(number))
+    return ", ".join(parts)
+
+
+def warn_bad_lines(bad: Sequence[BadLine], stream: TextIO) -> None:
+    """One warning per skipped line (``file:line: reason``), at most ``SHOWN_BAD_LINES`` per
+    file; the other line numbers of that file follow in one line."""
+    by_file: dict[Path, list[BadLine]] = defaultdict(list)
+    for line in bad:
+        by_file[line.path].append(line)
+    for path, lines in by_file.items():
+        for line in lines[:SHOWN_BAD_LINES]:
+            stream.write(f"{PROG}: warning: {line}; line skipped\n")
+        rest = lines[SHOWN_BAD_LINES:]
+        if rest:
+            stream.write(f"{PROG}: warning: {path}: {len(rest)} more bad lines skipped: "
+                         f"{_ranges([line.number for line in rest])}\n")
+
+
+def command_report(args: argparse.Namespace, out: TextIO) -> int:
+    results = args.results or ["reports"]
+    files = find_results(results)
+    records, bad = scan_results(files)
+    warn_bad_lines(bad, sys.stderr)
+    if not records:
+        why = f"{len(bad)} bad line(s) skipped" if bad else "empty"
+        raise ExperimentError(f"no valid records in {', '.join(map(str, files))} ({why}); "
+                              f"expected records.jsonl files written by `{PROG} run`")
+    if args.out:
+        folder = Path(args.out)
+    elif len(results) == 1:
+        given = Path(results[0])
+        folder = given if given.is_dir() else given.parent
+    else:
+        folder = Path("reports")
+    ensure_writable_folder(folder)
+    from ..lab.report import build_report  # imports matplotlib (startup time)
+
+    report = build_report(records, folder, files)
+    skipped = f" ({len(bad)} bad line(s) skipped)" if bad else ""
+    out.write(f"{len(records)} records from {len(files)} file(s){skipped} -> {report}\n")
+    return 0
+

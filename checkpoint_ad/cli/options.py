@@ -1,0 +1,172 @@
+"""Argument values and options shared by the ``checkpoint-ad`` commands: the ``type=``
+validators (whole numbers, byte counts with units, ``--policies`` lists) and the builders of
+the options every registered policy parameter and workload size gets."""
+from __future__ import annotations
+
+import argparse
+import decimal
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..chains import policies
+from ..lab import models
+from ..errors import ExperimentError
+
+PROG = "checkpoint-ad"
+
+
+# -- value parsers (argparse ``type=``) ------------------------------------------------------------
+
+def _whole_number(text: str, least: int, requirement: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {requirement}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _whole_number(text, 1, "a positive whole number")
+
+
+def non_negative_int(text: str) -> int:
+    return _whole_number(text, 0, "a whole number >= 0")
+
+
+BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+BYTES_HELP = "plain bytes or with a unit: 800000, 64MiB, 1.5GB (kB, MB, GB: powers of 1000; " \
+             "KiB, MiB, GiB: of 1024)"
+
+
+def byte_count(text: str) -> int:
+    """``800000``, ``64MiB``, ``1.5GB`` ... → a positive whole number of bytes (rounded down)."""
+    found = re.fullmatch(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = found[2].lower() if found else None
+    valid = found is not None and unit in BYTE_UNITS
+    value = int(decimal.Decimal(found[1]) * BYTE_UNITS[unit]) if valid else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes such as 800000, "
+                                         f"64MiB or 1.5GB, got {text!r}")
+    return value
+
+
+def boolean(text: str) -> bool:
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    try:
+        return words[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def literal(text: str) -> Any:
+    """A command-line value as int, float, bool or string, in that order of preference."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    try:
+        return boolean(text)
+    except argparse.ArgumentTypeError:
+        return text
+
+
+TYPES: dict[type, Callable[[str], Any]] = {int: positive_int, float: number, bool: boolean,
+                                           str: str}
+
+
+def parse_policies(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``store_all,sqrt_n,revolve:slots=8,optimal:slots=4:tapes=false`` → (name, params)."""
+    configurations = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, *assignments = item.split(":")
+        params = {}
+        for assignment in assignments:
+            key, equals, value = assignment.partition("=")
+            if not equals or not key:
+                raise ExperimentError(f"--policies: expected key=value after {name!r}, "
+                                      f"got {assignment!r}")
+            if key.strip().endswith("_bytes"):
+                try:
+                    params[key.strip()] = byte_count(value)
+                except argparse.ArgumentTypeError as error:
+                    raise ExperimentError(f"--policies: {name}:{key.strip()}: {error}") from None
+                continue
+            params[key.strip()] = literal(value.strip())
+        configurations.append((name.strip(), params))
+    if not configurations:
+        raise ExperimentError("--policies names no policy")
+    return configurations
+
+
+# -- option builders shared by commands ------------------------------------------------------------
+
+def _dest(name: str) -> str:
+    return f"option_{name}"
+
+
+def parameters_by_name(names: Sequence[str], get: Callable[[str], Any]
+                       ) -> dict[str, tuple[Any, list[str]]]:
+    """Each parameter name of the registered entries ``names`` (``get(name).parameters``) →
+    its first spec and the entries that take it, in first-seen order."""
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for name in names:
+        for parameter in get(name).parameters:
+            found.setdefault(parameter.name, (parameter, []))[1].append(name)
+    return found
+
+
+def registered_policy_parameters() -> dict[str, tuple[Any, list[str]]]:
+    """The parameters of every registered policy (see :func:`parameters_by_name`)."""
+    return parameters_by_name(policies.names(), policies.get_policy)
+
+
+def registered_sizes() -> dict[str, tuple[models.SizeParameter, list[str]]]:
+    """The sizes of every registered workload (see :func:`parameters_by_name`)."""
+    return parameters_by_name(models.names(), models.get_workload)
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    """One option per parameter of any registered policy (``--slots``, ``--segments``...)."""
+    group = parser.add_argument_group("policy parameters (each applies to the policies named)")
+    for name, (parameter, owners) in registered_policy_parameters().items():
+        in_bytes = name.endswith("_bytes")
+        group.add_argument(f"--{name.replace('_', '-')}", dest=_dest(name),
+                           type=byte_count if in_bytes else TYPES.get(parameter.kind, literal),
+                           metavar="BYTES" if in_bytes else parameter.kind.__name__.upper(),
+                           help=f"{parameter.help}{'; ' + BYTES_HELP if in_bytes else ''} "
+                                f"[{', '.join(owners)}]")
+
+
+def add_size_options(parser: argparse.ArgumentParser) -> None:
+    """One option per size of any workload (``--n``, ``--width``...); unset ones default."""
+    group = parser.add_argument_group("workload sizes (defaults: see `checkpoint-ad list`)")
+    for name, (parameter, owners) in registered_sizes().items():
+        choices = f" (one of {', '.join(parameter.choices)})" if parameter.choices else ""
+        group.add_argument(f"--{name}", dest=_dest(name), type=TYPES.get(parameter.kind, str),
+                           metavar=parameter.kind.__name__.upper(),
+                           help=f"{parameter.help}{choices} [{', '.join(owners)}]")
+
+
+def add_max_memory(parser: argparse.ArgumentParser, consequence: str) -> None:
+    parser.add_argument("--max-memory", type=byte_count, metavar="BYTES",
+                        help=f"refuse, before anything runs, points whose predicted peak of "
+                             f"activation bytes (checkpoints, tapes, working value, cotangents; "
+                             f"parameters apart) exceeds BYTES: {consequence}; {BYTES_HELP}")
+
+
+def given_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The options among ``names`` (built above) that the command line gave, by name."""
+    return {name: getattr(args, _dest(name)) for name in names
+            if getattr(args, _dest(name), None) is not None}

@@ -1,0 +1,212 @@
+"""Running experiments: tasks measured in order, sweeps into a folder (fresh, resumed or
+overwritten), and ad-hoc comparisons.
+
+The specs themselves (TOML format, validation, grid expansion, loading) are
+:mod:`checkpoint_ad.lab.specs`; their names are importable from here too.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExperimentError
+from .measure import PointTask, run_points
+from .preflight import PointCheck, check_points, refuse_above
+from .records import (RECORDS_FILE, RecordsScan, RecordWriter, ensure_writable_folder,
+                      scan_records, write_csv)
+from .schema import Record, describe_identity, environment
+from .specs import (DEFAULT_EXPERIMENT, Experiment, PolicyEntry, experiment_names,
+                    experiments_dir, iter_experiments, load_experiment, parse_experiment)
+
+__all__ = [  # the specs' names, importable from here as before the split
+    "DEFAULT_EXPERIMENT", "Experiment", "PolicyEntry", "experiment_names", "experiments_dir",
+    "iter_experiments", "load_experiment", "parse_experiment",
+    # this module's own
+    "Progress", "run_tasks", "SWEEP_MODES", "Sweep", "prepare_sweep", "run_sweep",
+    "run_experiment", "compare"]
+
+
+# -- running --------------------------------------------------------------------------------------
+
+Progress = Callable[[int, int, PointTask, Record | None], None]
+
+
+def run_tasks(tasks: list[PointTask], writer: RecordWriter | None = None,
+              progress: Progress | None = None, isolate: bool = True, *, start: int = 0,
+              total: int | None = None) -> list[Record]:
+    """Measure ``tasks`` in order, writing each record as soon as it exists. ``start`` and
+    ``total`` place them in a larger sweep for ``progress`` (points done before, all points)."""
+    records: list[Record] = []
+    if not tasks:
+        return records
+    total = len(tasks) + start if total is None else total
+    if progress:
+        progress(start, total, tasks[0], None)
+    points = run_points(tasks, isolate)
+    try:
+        for index, record in enumerate(points):
+            if writer is not None:
+                writer.write(record)
+            records.append(record)
+            if progress:
+                following = tasks[index + 1] if index + 1 < len(tasks) else tasks[index]
+                progress(start + index + 1, total, following, record)
+    finally:
+        points.close()  # an interrupt here still stops the workers at once
+    return records
+
+
+# -- sweeps into a folder: fresh, resumed or overwritten -------------------------------------------
+
+SWEEP_MODES = ("new", "resume", "overwrite")
+
+
+@dataclass
+class Sweep:
+    """A run of ``experiment`` into ``folder``, checked before anything runs (see
+    :func:`prepare_sweep`): every point planned (``checks``), the records already in the
+    folder's records file that it keeps (``recorded``, by identity; resume only), the points
+    still to measure (``pending``), and ``notes`` for the user (a truncated line to cut off)."""
+
+    experiment: Experiment
+    folder: Path
+    mode: str
+    checks: list[PointCheck]
+    pending: list[PointCheck]
+    recorded: dict[tuple[Any, ...], Record] = field(default_factory=dict)
+    replaced: int = 0
+    scan: RecordsScan | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def records_path(self) -> Path:
+        return self.folder / RECORDS_FILE
+
+
+def _existing(path: Path) -> RecordsScan | None:
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise ExperimentError(f"{path} exists and is not a records file; choose another --out")
+    return scan_records(path)
+
+
+def _kept_on_resume(scan: RecordsScan, checks: list[PointCheck]) -> dict[tuple[Any, ...], Record]:
+    """The records a resumed sweep keeps, by identity; refuses damage it cannot repair and
+    records that belong to another run."""
+    damaged = [line for line in scan.bad if not line.truncated]
+    if damaged:
+        raise ExperimentError(f"{damaged[0]}; --resume repairs only a truncated last line: fix "
+                              f"or delete line {damaged[0].number}, or choose another --out")
+    wanted = {check.identity for check in checks}
+    strangers = [(number, record) for number, record in zip(scan.numbers, scan.records)
+                 if record.identity not in wanted]
+    if strangers:
+        number, record = strangers[0]
+        raise ExperimentError(
+            f"{scan.path}:{number}: not a point of this run ({describe_identity(record.identity)}"
+            f"; {len(strangers)} such record(s)); resume with the same experiment and options "
+            f"(--quick?), or choose another --out")
+    kept: dict[tuple[Any, ...], Record] = {}
+    for record in scan.records:
+        kept.setdefault(record.identity, record)
+    return kept
+
+
+def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
+                  mode: str = "new", max_memory: int | None = None) -> Sweep:
+    """Check everything a run of ``experiment`` into ``out_dir`` needs, before anything runs
+    or is written; raise the package's own error (one line) at the first problem.
+
+    * every point is planned and its peak predicted (:func:`~.preflight.check_points`): bad
+      budgets and parameters are refused now, naming the point;
+    * ``max_memory`` (bytes): if any point still to run is predicted to hold more activation
+      bytes, the whole run is refused, naming the first such point (:class:`BudgetError`);
+    * ``mode`` "new" refuses a records file that already holds lines (results are never
+      silently replaced or mixed); "resume" keeps its records, skips their points, and cuts off
+      a truncated last line (an interrupted write), but refuses other damage and records of
+      another run; "overwrite" replaces it;
+    * the folder must be writable (it is created if needed).
+    """
+    if mode not in SWEEP_MODES:
+        raise ExperimentError(f"mode must be one of {', '.join(SWEEP_MODES)}, got {mode!r}")
+    folder = Path(out_dir)
+    tasks = [replace(task, max_memory=max_memory) for task in experiment.tasks(environment())]
+    checks = check_points(tasks, experiment.source + ":")
+    scan = _existing(folder / RECORDS_FILE)
+    held = len(scan.records) + len(scan.bad) if scan else 0
+    sweep = Sweep(experiment, folder, mode, checks, checks, scan=scan)
+    if held and mode == "new":
+        raise ExperimentError(f"{folder / RECORDS_FILE} already holds {held} record line(s); "
+                              f"add --resume to continue that run, --overwrite to replace it, "
+                              f"or choose another --out")
+    if mode == "overwrite":
+        sweep.replaced = held
+    if mode == "resume" and scan is not None:
+        sweep.recorded = _kept_on_resume(scan, checks)
+        sweep.pending = [check for check in checks if check.identity not in sweep.recorded]
+        tail = scan.truncated_tail
+        if tail is not None:
+            sweep.notes.append(f"{tail.path}:{tail.number}: cutting off a truncated last line "
+                               f"(left by an interrupted write); {len(scan.records)} complete "
+                               f"record(s) kept")
+    refuse_above(sweep.pending, max_memory)
+    ensure_writable_folder(folder)
+    return sweep
+
+
+def _cut_truncated_tail(sweep: Sweep) -> None:
+    scan = sweep.scan
+    if sweep.mode == "resume" and scan is not None and scan.truncated_tail is not None:
+        with open(sweep.records_path, "r+b") as handle:
+            handle.truncate(scan.valid_end)
+            os.fsync(handle.fileno())
+
+
+def run_sweep(sweep: Sweep, progress: Progress | None = None,
+              isolate: bool = True) -> list[Record]:
+    """Measure the sweep's pending points, appending each record to the records file as soon
+    as it exists (one whole, fsynced line: an interrupted sweep keeps every completed record),
+    then write ``records.csv``. Returns every record of the run, in the experiment's order."""
+    _cut_truncated_tail(sweep)
+    done = len(sweep.checks) - len(sweep.pending)
+    with RecordWriter(sweep.records_path, append=sweep.mode == "resume") as writer:
+        new = run_tasks([check.task for check in sweep.pending], writer, progress, isolate,
+                        start=done, total=len(sweep.checks))
+    by_identity = {**sweep.recorded, **{record.identity: record for record in new}}
+    order = [check.identity for check in sweep.checks]
+    records = [by_identity[key] for key in order if key in by_identity]
+    records += [record for record in new if record.identity not in set(order)]
+    write_csv(sweep.folder / "records.csv", records)
+    return records
+
+
+def run_experiment(experiment: Experiment, out_dir: str | Path,
+                   progress: Progress | None = None, isolate: bool = True, *,
+                   mode: str = "new", max_memory: int | None = None) -> list[Record]:
+    """Run every point of ``experiment`` (see :func:`prepare_sweep` for ``mode`` and
+    ``max_memory``); records go to ``out_dir/records.jsonl`` (one whole, fsynced line each, so
+    an interrupted run keeps what it completed and can be resumed) and ``records.csv``."""
+    return run_sweep(prepare_sweep(experiment, out_dir, mode=mode, max_memory=max_memory),
+                     progress, isolate)
+
+
+def compare(workload: str, sizes: Mapping[str, Any], configurations: list[tuple[str, dict]],
+            repeats: int = 3, seed: int = 0, dtype: str = "float64", costs: str = "model",
+            progress: Progress | None = None, isolate: bool = True,
+            max_memory: int | None = None) -> list[Record]:
+    """An ad-hoc comparison: each (policy, params) on one workload and sizes. Every
+    configuration is planned first; ``max_memory`` (bytes) refuses them all, before anything
+    runs, if any is predicted to hold more activation bytes."""
+    entries = [{"policy": policy, "params": params} for policy, params in configurations]
+    spec = parse_experiment({"name": "compare", "workload": workload, "sizes": dict(sizes),
+                             "policies": entries, "repeats": repeats, "seed": seed,
+                             "dtype": dtype, "costs": costs}, "compare")
+    tasks = [replace(task, detail=False, max_memory=max_memory)
+             for task in spec.tasks(environment())]
+    refuse_above(check_points(tasks, "compare:"), max_memory)
+    return run_tasks(tasks, None, progress, isolate)
+

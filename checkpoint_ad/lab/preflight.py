@@ -1,0 +1,88 @@
+"""Plan every point of a sweep in this process before any runs, so that a bad budget or
+parameter, or a point above ``max_memory``, is refused before anything runs or is written.
+
+:func:`check_points` profiles each grid point once, resolves the policy parameters, plans and
+predicts the activation peak symbolically: well under a second for the shipped experiments.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..chains import policies
+from . import models
+from ..chains.chain import profile_chain
+from ..errors import BudgetError, CheckpointADError
+from ..chains.executor import predict_meter
+from .measure import PointTask, plain_params, planning_costs, policy_parameters
+from .schema import point_identity, point_label
+
+
+@dataclass(frozen=True)
+class PointCheck:
+    """A point planned before anything runs: its resolved ``sizes`` and policy ``params`` (as
+    its record will hold them) and the activation peak its plan is predicted to hold (bytes)."""
+
+    task: PointTask
+    sizes: dict[str, Any]
+    params: dict[str, Any]
+    predicted_peak_bytes: int
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """The identity its record will have (:func:`~.schema.point_identity`)."""
+        task = self.task
+        return point_identity(task.experiment, task.workload, self.sizes, task.policy,
+                              self.params, task.seed, task.dtype, task.costs,
+                              max(1, task.repeats))
+
+    @property
+    def label(self) -> str:
+        return point_label(self.task.workload, self.sizes, self.task.policy, self.params)
+
+
+def check_points(tasks: Iterable[PointTask], source: str | None = None) -> list[PointCheck]:
+    """Plan every task in this process, without running it: build the workload, profile the
+    chain once per grid point, resolve the parameters, plan and predict the peak.
+
+    Raises the package's own error, prefixed with ``source`` (the experiment's file) and the
+    point, for anything that would make a point fail at planning (an infeasible budget, a bad
+    parameter).
+    """
+    checks: list[PointCheck] = []
+    built: dict[str, Any] = {}
+    for task in tasks:
+        where = " ".join([*([source] if source else []), task.workload,
+                          *(f"{k}={v}" for k, v in task.sizes.items())])
+        key = repr((task.workload, sorted(task.sizes.items()), task.seed, task.dtype))
+        try:
+            if built.get("key") != key:  # grid point major: build each point once
+                workload = models.build(task.workload, task.sizes, task.seed, task.dtype)
+                built = {"key": key, "workload": workload,
+                         "profile": profile_chain(workload.chain, workload.x0, task.seed)}
+            workload, profile = built["workload"], built["profile"]
+            params = policy_parameters(task.policy, task.params, lambda: profile)
+            costs = planning_costs(workload, task.costs)
+            plan = policies.make_plan(task.policy, profile.costs(costs), **params)
+            peak = predict_meter(plan, profile).peak
+        except CheckpointADError as error:
+            raise type(error)(f"{where}: {error}") from None
+        checks.append(PointCheck(task, dict(workload.sizes), plain_params(params), int(peak)))
+    return checks
+
+
+def refuse_above(checks: list[PointCheck], max_memory: int | None) -> None:
+    """Raise :class:`BudgetError` if any point's predicted activation peak exceeds
+    ``max_memory`` bytes, naming the first such point, before anything runs."""
+    if max_memory is None:
+        return
+    over = [check for check in checks if check.predicted_peak_bytes > max_memory]
+    if over:
+        first = over[0]
+        raise BudgetError(
+            f"max_memory {max_memory:,} bytes refuses {len(over)} of {len(checks)} points before "
+            f"anything runs; the first, {first.label}, is predicted to hold "
+            f"{first.predicted_peak_bytes:,} bytes of activations at its peak (smallest "
+            f"prediction: {min(c.predicted_peak_bytes for c in checks):,} bytes)")
+

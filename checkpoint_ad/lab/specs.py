@@ -1,0 +1,337 @@
+"""Experiment specs: the declarative TOML format, strict validation, grid expansion, loading.
+
+An experiment names a workload, fixed ``sizes``, a ``grid`` of sizes to sweep, the ``policies``
+with their parameters (a ``sweep`` table gives one configuration per value, ``max_n`` skips
+large chains), ``repeats``, a ``seed``, a ``dtype``, the ``costs`` the planners see, and a
+``detail`` point whose memory timeline and schedule are kept in the records. A ``quick`` table
+replaces any of these top-level keys for a reduced run. Example::
+
+    workload = "chain"
+    description = "depth sweep of the Fig. 6.9 chain"
+    repeats = 3
+    sizes = { width = 1000 }
+    grid = { n = [4, 16, 64] }
+    detail = { n = 16 }
+    [[policies]]
+    policy = "revolve"
+    sweep = { slots = [2, 4, 8] }
+    [quick]
+    grid = { n = [4, 16] }
+
+The shipped experiments live in the top-level ``experiments/`` folder, installed as the
+package ``checkpoint_ad.experiments``; :func:`load_experiment` also takes a path to any file.
+Running them is :mod:`checkpoint_ad.lab.experiment`.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import itertools
+import math
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..chains import policies
+from . import models
+from ..errors import CheckpointADError, ExperimentError, UnknownNameError
+from .measure import COST_MODES, DERIVED, PointTask
+
+DEFAULT_EXPERIMENT = "fig69"
+TOP_KEYS = {"name": str, "description": str, "workload": str, "sizes": dict, "grid": dict,
+            "policies": list, "repeats": int, "seed": int, "dtype": str, "costs": str,
+            "detail": dict, "quick": dict}
+QUICK_KEYS = set(TOP_KEYS) - {"name", "description", "workload", "quick"}
+POLICY_KEYS = {"policy": str, "params": dict, "sweep": dict, "max_n": int}
+
+
+def _combinations(fixed: Mapping[str, Any], swept: Mapping[str, list[Any]]
+                  ) -> list[dict[str, Any]]:
+    """``fixed`` with one value of each array of ``swept``: every combination, the first key
+    varying slowest."""
+    keys = list(swept)
+    return [{**fixed, **dict(zip(keys, values))}
+            for values in itertools.product(*(swept[k] for k in keys))]
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """One line of an experiment's policy list: a policy, fixed params, swept params."""
+
+    policy: str
+    params: dict[str, Any]
+    sweep: dict[str, list[Any]]
+    max_n: int | None = None
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """The params of each configuration: the fixed ones with one value of each sweep."""
+        return _combinations(self.params, self.sweep)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment spec (see the module docstring); ``source`` names its file."""
+
+    name: str
+    description: str
+    workload: str
+    sizes: dict[str, Any]
+    grid: dict[str, list[Any]]
+    policies: tuple[PolicyEntry, ...]
+    repeats: int = 3
+    seed: int = 0
+    dtype: str = "float64"
+    costs: str = "model"
+    detail: dict[str, Any] | None = None
+    source: str = "<memory>"
+    quick: bool = False
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every size combination, the fixed sizes included, in the grid's order."""
+        return _combinations(self.sizes, self.grid)
+
+    def detail_point(self) -> dict[str, Any] | None:
+        """The grid point whose timeline and schedule are kept: ``detail``, or by default the
+        one of smallest n >= 16 (else the largest)."""
+        points = self.grid_points()
+        if self.detail is not None:
+            return next((p for p in points if all(p.get(k) == v for k, v in self.detail.items())),
+                        None)
+        with_n = [p for p in points if "n" in p]
+        if not with_n:
+            return points[0] if points else None
+        large = [p for p in with_n if p["n"] >= 16]
+        return min(large, key=lambda p: p["n"]) if large else max(with_n, key=lambda p: p["n"])
+
+    def tasks(self, env: Mapping[str, Any] | None = None) -> list[PointTask]:
+        """One task per grid point and policy configuration (grid point major), skipping
+        configurations above their ``max_n``. Each policy's first configuration at the detail
+        point keeps its timeline and schedule."""
+        env = dict(env or {})
+        detail = self.detail_point()
+        tasks = []
+        for point in self.grid_points():
+            n = point.get("n", models.get_workload(self.workload).defaults().get("n"))
+            seen: set[str] = set()
+            for entry in self.policies:
+                if entry.max_n is not None and n is not None and n > entry.max_n:
+                    continue
+                for params in entry.configurations():
+                    keep = point == detail and entry.policy not in seen
+                    seen.add(entry.policy)
+                    tasks.append(PointTask(self.name, self.workload, point, entry.policy, params,
+                                           self.seed, self.dtype, self.costs, self.repeats, keep,
+                                           env))
+        return tasks
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+def _fail(source: str, message: str) -> ExperimentError:
+    return ExperimentError(f"{source}: {message}")
+
+
+def _check_keys(source: str, where: str, table: Mapping[str, Any], allowed: Mapping[str, type],
+                required: Iterable[str] = ()) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise _fail(source, f"unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)} in "
+                            f"{where} (allowed: {', '.join(sorted(allowed))})")
+    missing = [key for key in required if key not in table]
+    if missing:
+        raise _fail(source, f"{where} is missing {', '.join(missing)}")
+    for key, value in table.items():
+        expected = allowed[key]
+        if not _is(value, expected):
+            raise _fail(source, f"{where}: {key} must be {_type_name(expected)}, "
+                                f"got {type(value).__name__} {value!r}")
+
+
+def _is(value: Any, expected: type) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _type_name(expected: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            dict: "a table", list: "an array"}.get(expected, expected.__name__)
+
+
+def _check_sizes(source: str, where: str, workload: str, sizes: Mapping[str, Any]) -> None:
+    try:
+        models.get_workload(workload).resolve(sizes)
+    except CheckpointADError as error:
+        raise _fail(source, f"{where}: {error}") from None
+
+
+def _check_param(source: str, where: str, policy: str, name: str, value: Any) -> None:
+    parameters = {p.name: p for p in policies.get_policy(policy).parameters}
+    derived = {key for key, target in DERIVED.items() if target in parameters}
+    if name in derived:
+        if not _is(value, float) or not 0 < value <= 1:
+            raise _fail(source, f"{where}: {name} must be a number in (0, 1], got {value!r}")
+        return
+    if name not in parameters:
+        accepted = ", ".join(sorted(set(parameters) | derived)) or "none"
+        raise _fail(source, f"{where}: policy {policy!r} has no parameter {name!r} "
+                            f"(accepted: {accepted})")
+    if name == "budget_bytes":
+        if not _is(value, float) or not math.isfinite(value) or value <= 0:
+            raise _fail(source, f"{where}: {name} must be a positive number of bytes, "
+                                f"got {value!r}")
+        return
+    if not _is(value, parameters[name].kind):
+        raise _fail(source, f"{where}: {policy} parameter {name} must be "
+                            f"{_type_name(parameters[name].kind)}, got {value!r}")
+
+
+def _policy_entry(source: str, index: int, table: Any) -> PolicyEntry:
+    where = f"policies[{index}]"
+    if not isinstance(table, dict):
+        raise _fail(source, f"{where} must be a table, got {table!r}")
+    _check_keys(source, where, table, POLICY_KEYS, required=["policy"])
+    policy = table["policy"]
+    try:
+        policies.get_policy(policy)
+    except UnknownNameError as error:
+        raise _fail(source, f"{where}: {error}") from None
+    params, sweep = dict(table.get("params", {})), dict(table.get("sweep", {}))
+    for name, value in params.items():
+        _check_param(source, f"{where}.params", policy, name, value)
+    _check_arrays(source, f"{where}.sweep", sweep,
+                  lambda name, value: _check_param(source, f"{where}.sweep", policy, name, value))
+    max_n = table.get("max_n")
+    if max_n is not None and max_n < 1:
+        raise _fail(source, f"{where}: max_n must be at least 1, got {max_n}")
+    return PolicyEntry(policy, params, sweep, max_n)
+
+
+def _check_arrays(source: str, where: str, table: Mapping[str, Any],
+                  check: Callable[[str, Any], None]) -> None:
+    """Each entry of ``table`` (a grid or a sweep) must be a non-empty array; ``check(key,
+    value)`` checks each of its values."""
+    for key, values in table.items():
+        if not isinstance(values, list) or not values:
+            raise _fail(source, f"{where}: {key} must be a non-empty array, got {values!r}")
+        for value in values:
+            check(key, value)
+
+
+def _grid(source: str, workload: str, grid: Mapping[str, Any]) -> dict[str, list[Any]]:
+    _check_arrays(source, "grid", grid,
+                  lambda key, value: _check_sizes(source, "grid", workload, {key: value}))
+    return {key: list(values) for key, values in grid.items()}
+
+
+def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
+                     name: str | None = None) -> Experiment:
+    """Validate a spec (a parsed TOML document) strictly; ``source`` names it in errors."""
+    _check_keys(source, "the experiment", data, TOP_KEYS, required=["workload", "policies"])
+    spec = dict(data)
+    if quick and "quick" in spec:
+        _check_keys(source, "quick", spec["quick"], {k: TOP_KEYS[k] for k in QUICK_KEYS})
+        spec.update(spec["quick"])
+    workload = spec["workload"]
+    try:
+        models.get_workload(workload)
+    except UnknownNameError as error:
+        raise _fail(source, str(error)) from None
+    sizes = dict(spec.get("sizes", {}))
+    _check_sizes(source, "sizes", workload, sizes)
+    grid = _grid(source, workload, spec.get("grid", {}))
+    if not spec["policies"]:
+        raise _fail(source, "policies is empty")
+    entries = tuple(_policy_entry(source, i, t) for i, t in enumerate(spec["policies"]))
+    for key, least in (("repeats", 1), ("seed", 0)):
+        if spec.get(key, least) < least:
+            raise _fail(source, f"{key} must be at least {least}, got {spec[key]}")
+    if spec.get("costs", "model") not in COST_MODES:
+        raise _fail(source, f"costs must be one of {', '.join(COST_MODES)}, got {spec['costs']!r}")
+    experiment = Experiment(
+        spec.get("name", name or Path(source).stem), spec.get("description", ""), workload,
+        sizes, grid, entries, spec.get("repeats", 3), spec.get("seed", 0),
+        spec.get("dtype", "float64"), spec.get("costs", "model"), spec.get("detail"), source,
+        quick)
+    try:
+        models.check_dtype(experiment.dtype)
+    except CheckpointADError as error:
+        raise _fail(source, str(error)) from None
+    if experiment.detail is not None:
+        _check_sizes(source, "detail", workload, experiment.detail)
+        if experiment.detail_point() is None:
+            raise _fail(source, f"detail {experiment.detail} matches no grid point")
+    if not experiment.tasks():
+        raise _fail(source, "no points to run: every policy's max_n is below the grid's n")
+    return experiment
+
+
+# -- finding and loading --------------------------------------------------------------------------
+
+def experiments_dir() -> Any:
+    """The shipped experiments: the installed package ``checkpoint_ad.experiments``, or the
+    top-level ``experiments/`` folder of a source checkout run without installing."""
+    try:
+        return importlib.resources.files("checkpoint_ad.experiments")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "experiments"
+
+
+def experiment_names() -> list[str]:
+    """The names of the shipped experiments, sorted."""
+    folder = experiments_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name[:-len(".toml")] for entry in folder.iterdir()
+                  if entry.name.endswith(".toml"))
+
+
+def load_experiment(name_or_path: str, quick: bool = False) -> Experiment:
+    """A shipped experiment by name, or any spec file by path (``*.toml``)."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or len(path.parts) > 1:
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except OSError as error:
+            raise ExperimentError(f"cannot read experiment file {path}: {error.strerror}; give "
+                                  f"a path to a .toml file or a shipped experiment's name "
+                                  f"({', '.join(experiment_names())})") from None
+    else:
+        names = experiment_names()
+        if name_or_path not in names:
+            raise UnknownNameError(f"unknown experiment {name_or_path!r}; known experiments: "
+                                   f"{', '.join(names) or 'none'}")
+        entry = experiments_dir() / f"{name_or_path}.toml"
+        text, source = entry.read_text(encoding="utf-8"), f"{name_or_path}.toml"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentError(_toml_message(source, text, error)) from None
+    return parse_experiment(data, source, quick, name=path.stem)
+
+
+def _toml_message(source: str, text: str, error: tomllib.TOMLDecodeError) -> str:
+    """``file:line:column: not valid TOML: reason`` (tomllib puts the position in its text)."""
+    message = str(error)
+    found = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if found:
+        reason = message[:found.start()]
+        return f"{source}:{found[1]}:{found[2]}: not valid TOML: {reason}"
+    if message.endswith("(at end of document)"):
+        reason = message[:-len("(at end of document)")].rstrip()
+        line = text.count("\n") + (0 if text.endswith("\n") else 1)
+        return f"{source}:{max(line, 1)}: not valid TOML: {reason} (at the end of the file)"
+    return f"{source}: not valid TOML: {message}"
+
+
+def iter_experiments() -> Iterator[tuple[str, Experiment | CheckpointADError]]:
+    """Each shipped experiment by name, loaded, or the error that loading it raised."""
+    for name in experiment_names():
+        try:
+            yield name, load_experiment(name)
+        except CheckpointADError as error:
+            yield name, error

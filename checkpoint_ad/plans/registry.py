@@ -1,0 +1,78 @@
+"""The policy interface and registry that chain and graph policies share.
+
+A policy is a named, documented, pure planner: it sees only a family's cost data
+(:class:`~checkpoint_ad.chains.plans.ChainCosts` or
+:class:`~checkpoint_ad.graphs.costs.GraphCosts`) and its own parameters, and returns an
+immutable plan. It never touches arrays, and never imports numpy, an executor or anything
+downstream. Each family keeps one :class:`Registry`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PolicyError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One policy parameter: its name, Python type, default (None: computed) and meaning."""
+
+    name: str
+    kind: type
+    default: object
+    help: str
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A registered policy: ``planner(costs, **params) -> plan``."""
+
+    name: str
+    summary: str
+    planner: Callable[..., Any]
+    parameters: tuple[Parameter, ...] = ()
+
+    def plan(self, costs: Any, **params: object) -> Any:
+        known = {p.name for p in self.parameters}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            accepted = ", ".join(sorted(known)) or "none"
+            raise PolicyError(f"policy {self.name!r} has no parameter {', '.join(unknown)} "
+                              f"(accepted: {accepted})")
+        return self.planner(costs, **params)
+
+
+class Registry:
+    """The policies of one family, by name, in registration order.
+
+    ``kind`` names the family in errors ("policy", "graph policy"): an unknown name raises
+    :class:`~checkpoint_ad.errors.UnknownNameError` listing the known ones.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._specs: dict[str, PolicySpec] = {}
+
+    def register(self, spec: PolicySpec) -> PolicySpec:
+        self._specs[spec.name] = spec
+        return spec
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def get(self, name: str) -> PolicySpec:
+        try:
+            return self._specs[name]
+        except (KeyError, TypeError):
+            plural = self.kind.replace("policy", "policies")
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known {plural}: "
+                                   f"{', '.join(self._specs)}") from None
+
+
+def positive_int(policy: str, name: str, value: object) -> int:
+    """Validate a count parameter (slots, segments): a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyError(f"policy {policy!r}: {name} must be a positive integer, got {value!r}")
+    return value

@@ -1,0 +1,23 @@
+"""The wheel ships every package: pyproject.toml lists each one that exists on disk."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from setuptools import find_packages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pyproject_lists_every_package_on_disk() -> None:
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    on_disk = set(find_packages(ROOT, include=["checkpoint_ad", "checkpoint_ad.*"]))
+    assert on_disk | {"checkpoint_ad.experiments"} == listed
+
+
+def test_every_listed_package_imports() -> None:
+    import importlib
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    for name in listed:
+        importlib.import_module(name)
