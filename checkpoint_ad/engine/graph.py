@@ -1,14 +1,22 @@
 """The computational graph of a traced function (section 6.5.1): nodes are variables, edges
-are operations. Built from a tape in creation order, so it is topologically sorted already."""
+are operations. Recorded in creation order, so it is topologically sorted already.
+
+:func:`trace` is a *structure pass*: it runs the function once and records, for every op
+application (comparisons included), the op, which variables or constants it read, its
+parameters, the shape, dtype and bytes of its value, and which values its VJP reads (its
+declared residuals). It keeps no value beyond its forward use, except the constant operands
+(literals, dropout masks), which a re-execution of the op needs.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import OpError
 from .autodiff import as_float_array
-from .backend import ARRAY_TYPES, buffer_root
-from .ops import Node, Tape, Tracer
+from .backend import ARRAY_TYPES, buffer_root, xp
+from .ops import Node, Op, Tape, Tracer
 from .trees import flatten
 
 
@@ -17,7 +25,10 @@ class Variable:
     """One value of the graph: an input (``op`` None) or an op's output.
 
     ``inputs`` are indices of the variables the op read (None for a constant operand);
-    ``saved_bytes`` is what the op keeps for its VJP (its declared residuals), in bytes.
+    ``saved_bytes`` is what the op keeps for its VJP (its declared residuals), in bytes;
+    ``residuals`` are the indices of the variables among them (the op's inputs, or its own
+    index for its output); ``nbytes`` is the value's own size; ``view_of`` is the input it
+    shares its buffer with (reshape, transpose, basic indexing), else None.
     """
 
     index: int
@@ -26,16 +37,40 @@ class Variable:
     shape: tuple[int, ...]
     dtype: str
     saved_bytes: int
+    residuals: tuple[int, ...] = ()
+    nbytes: int = 0
+    differentiable: bool = True
+    view_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Application:
+    """What re-executing one op needs: the op, its operands (a variable index, or a constant
+    held by the graph) and its parameters."""
+
+    op: Op
+    operands: tuple[Any, ...]
+    constant: tuple[bool, ...]
+    params: dict
 
 
 @dataclass(frozen=True)
 class Graph:
+    """Variables in topological order; ``output`` is the index of the traced output (None if
+    the function's output is not traced). ``applications[i]`` re-executes op variable i."""
+
     variables: tuple[Variable, ...]
     output: int | None
+    applications: dict[int, Application] = field(default_factory=dict, repr=False,
+                                                 compare=False)
 
     @property
     def operations(self) -> int:
         return sum(v.op is not None for v in self.variables)
+
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        return tuple(v.index for v in self.variables if v.op is None)
 
     def __str__(self) -> str:
         lines = [f"graph: {len(self.variables) - self.operations} inputs, "
@@ -63,31 +98,82 @@ class Graph:
         return "\n".join(lines)
 
 
-def _saved_bytes(node: Node) -> int:
-    """Bytes of the distinct buffers the node keeps (an array saved twice counts once)."""
-    roots = {id(root): root for root in map(buffer_root, node.residuals)
-             if isinstance(root, ARRAY_TYPES)}
+def _distinct_bytes(arrays: Any) -> int:
+    """Bytes of the distinct buffers behind ``arrays`` (an array listed twice counts once)."""
+    roots = {id(root): root for root in map(buffer_root, arrays) if isinstance(root, ARRAY_TYPES)}
     return sum(int(root.nbytes) for root in roots.values())
 
 
-def graph_from_tape(tape: Tape, output: Node | None) -> Graph:
-    numbering: dict[int, int] = {}
-    variables = []
-    for node in tape.variables + tape.nodes:
-        index = numbering[id(node)] = len(variables)
-        inputs = tuple(None if p is None else numbering[id(p)] for p in node.parents)
-        variables.append(Variable(index, node.op.name if node.op else None, inputs,
-                                  tuple(node.shape), str(node.dtype), _saved_bytes(node)))
-    return Graph(tuple(variables), None if output is None else numbering[id(output)])
+class _Recorder:
+    """The structure pass's recorder (see :class:`~.ops.Tape`): numbers every value."""
+
+    def __init__(self) -> None:
+        self.tape = Tape(recorder=self)
+        self.index: dict[int, int] = {}  # id(node) -> variable index
+        self.variables: list[Variable] = []
+        self.applications: dict[int, Application] = {}
+
+    def leaf(self, value: Any) -> Tracer:
+        tracer = self.tape.variable(value)
+        number = self.index[id(tracer.node)] = len(self.variables)
+        self.variables.append(Variable(number, None, (), tuple(xp.shape(value)),
+                                       str(xp.result_type(value)), 0, (),
+                                       int(xp.asarray(value).nbytes)))
+        return tracer
+
+    def __call__(self, op: Op, args: tuple, values: tuple, output: Any, params: dict) -> Tracer:
+        number = len(self.variables)
+        inputs = tuple(self.index[id(a.node)] if type(a) is Tracer else None for a in args)
+        residual_arrays = op.residuals(values, output, params)
+        self.variables.append(Variable(
+            number, op.name, inputs, tuple(xp.shape(output)), str(xp.result_type(output)),
+            _distinct_bytes(residual_arrays), self._residual_indices(op, residual_arrays, values,
+                                                                     output, inputs, number),
+            int(xp.asarray(output).nbytes), op.differentiable, self._view_of(output, values,
+                                                                               inputs)))
+        constant = tuple(i is None for i in inputs)
+        operands = tuple(v if c else i for v, c, i in zip(values, constant, inputs))
+        self.applications[number] = Application(op, operands, constant, dict(params))
+        node = Node(op, (), (), (), params, xp.shape(output), xp.result_type(output))
+        self.index[id(node)] = number
+        return Tracer(output, node, self.tape)
+
+    @staticmethod
+    def _residual_indices(op: Op, arrays: tuple, values: tuple, output: Any,
+                          inputs: tuple, number: int) -> tuple[int, ...]:
+        found: list[int] = []
+        for array in arrays:
+            if array is output:
+                found.append(number)
+                continue
+            position = next((k for k, v in enumerate(values) if v is array), None)
+            if position is None:
+                raise OpError(f"{op.name}: saves an array that is neither an input nor its "
+                              "output; it cannot be planned as a graph node")
+            if inputs[position] is not None:
+                found.append(inputs[position])
+        return tuple(dict.fromkeys(found))
+
+    @staticmethod
+    def _view_of(output: Any, values: tuple, inputs: tuple) -> int | None:
+        root = buffer_root(output)
+        for value, source in zip(values, inputs):
+            if source is not None and isinstance(value, ARRAY_TYPES) and buffer_root(value) is root:
+                return source
+        return None
 
 
 def trace(fn: Callable[..., Any], *args: Any) -> Graph:
     """Run ``fn`` once on ``args`` (all of them become inputs) and return its graph."""
-    tape = Tape()
+    if not callable(fn):
+        raise OpError(f"trace: expected a function, got {type(fn).__name__} {fn!r:.60}")
+    recorder = _Recorder()
     boxed = []
     for number, arg in enumerate(args):
         leaves, unflatten = flatten(arg)
-        boxed.append(unflatten([tape.variable(as_float_array(leaf, f"trace argument {number}"))
+        boxed.append(unflatten([recorder.leaf(as_float_array(leaf, f"trace argument {number}"))
                                 for leaf in leaves]))
     output = fn(*boxed)
-    return graph_from_tape(tape, output.node if type(output) is Tracer else None)
+    traced = type(output) is Tracer and output.tape is recorder.tape
+    return Graph(tuple(recorder.variables),
+                 recorder.index[id(output.node)] if traced else None, recorder.applications)

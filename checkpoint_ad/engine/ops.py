@@ -92,13 +92,19 @@ class Node:
 
 
 class Tape:
-    """The nodes recorded while tracing one function, in creation (topological) order."""
+    """The nodes recorded while tracing one function, in creation (topological) order.
 
-    __slots__ = ("nodes", "variables")
+    A tape with a ``recorder`` is a structure pass (:func:`~.graph.trace`): every op applied
+    to its tracers, comparisons included, is handed to ``recorder(op, args, values, output,
+    params)``, which returns the traced result; no node keeps residuals for a backward sweep.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("nodes", "variables", "recorder")
+
+    def __init__(self, recorder: Callable[..., Any] | None = None) -> None:
         self.nodes: list[Node] = []
         self.variables: list[Node] = []
+        self.recorder = recorder
 
     def variable(self, value: Any) -> Tracer:
         """Start differentiating with respect to ``value`` (a leaf of the graph)."""
@@ -202,7 +208,11 @@ def apply(op: Op, args: Sequence[Any], params: dict) -> Any:
             values.append(check_value(op.name, arg))
             parents.append(None)
     output = _forward(op, values, params)
-    if tape is None or not op.differentiable:
+    if tape is None:
+        return output
+    if tape.recorder is not None:
+        return tape.recorder(op, args, tuple(values), output, params)
+    if not op.differentiable:
         return output
     values = tuple(values)
     node = Node(op, tuple(parents), op.residuals(values, output, params),
@@ -221,6 +231,8 @@ def apply_unary(op: Op, x: Any, params: dict) -> Any:
         return _forward(op, (check_value(op.name, x),), params)
     value = x.value
     output = _forward(op, (value,), params)
+    if x.tape.recorder is not None:
+        return x.tape.recorder(op, (x,), (value,), output, params)
     saves = op.saves
     if saves is Saves.INPUTS:
         residuals: tuple = (value,)

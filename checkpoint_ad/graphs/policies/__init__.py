@@ -1,0 +1,30 @@
+"""The graph policy registry and :func:`plan_graph`.
+
+Each policy is a pure planner ``planner(costs: GraphCosts, **params) -> GraphPlan``; every plan
+it returns has been replayed (:func:`~checkpoint_ad.graphs.plans.replay`) and carries the
+numbers the replay gives.
+"""
+from __future__ import annotations
+
+from ...plans.registry import Registry
+from ..costs import GraphCosts
+from ..plans import GraphPlan
+from . import fixed, optimal
+
+REGISTRY = Registry("graph policy")
+for _spec in (fixed.STORE_ALL, fixed.RECOMPUTE_ALL, fixed.SAVE_OPS, optimal.SPEC):
+    REGISTRY.register(_spec)
+
+names = REGISTRY.names
+get_policy = REGISTRY.get
+
+
+def plan_graph(policy: str, costs: GraphCosts, **params: object) -> GraphPlan:
+    """Plan ``costs`` with the graph policy named ``policy`` (see :func:`names`)."""
+    if not isinstance(costs, GraphCosts):
+        from ...errors import PlanError
+        raise PlanError(f"plan_graph: costs must be a GraphCosts, got {type(costs).__name__}")
+    return get_policy(policy).plan(costs, **params)
+
+
+__all__ = ["REGISTRY", "get_policy", "names", "plan_graph"]

@@ -1,0 +1,160 @@
+"""``optimal`` on small graphs: the least-cost plan under a byte budget over **all** plans of
+the vocabulary (docs/graph_model.md), by A* search over states (resident ops, backward steps
+taken).
+
+Pruning that keeps the search exact:
+
+* a value that no remaining backward step can need (not a residual of one, nor an ancestor
+  of one through ops) is freed at once: keeping it only costs memory;
+* other frees are zero-cost moves of the search, so every freeing order is considered;
+* the heuristic is the cost of computing, once each, the residuals of the remaining backward
+  steps that are not resident: every plan must pay it, so A* stays exact.
+
+The minimum feasible budget (named when a budget is too small) is the least peak over all
+plans, found by the same search minimising the peak instead of the cost.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+from ...errors import BudgetError, PolicyError
+from ..costs import GraphCosts
+from ..plans import GraphAction, GraphStep
+
+DEFAULT_MAX_STATES = 1_000_000
+
+
+class _Space:
+    """Bitmask tables of a graph for the search (bit i = node i)."""
+
+    def __init__(self, costs: GraphCosts) -> None:
+        self.costs = costs
+        self.order = costs.backward_order
+        count = len(self.order)
+        self.parents = [_mask(p) for p in costs.op_parents]
+        self.residuals = [_mask(r) for r in costs.op_residuals]
+        fresh = costs.new_cotangents
+        self.added = [sum(costs.sizes[p] for p in fresh[b]) for b in range(len(costs))]
+        alive = [0] * (count + 1)  # bytes of cotangents alive before backward step k
+        live = set()
+        for k, b in enumerate(self.order):
+            alive[k] = sum(costs.sizes[p] for p in live)
+            live.discard(b)
+            live.update(fresh[b])
+        self.cotangents = alive
+        self.needed = [0] * (count + 1)   # values a step >= k may need (residual ancestors)
+        self.wanted = [0] * (count + 1)   # residuals of the steps >= k
+        for k in reversed(range(count)):
+            b = self.order[k]
+            self.wanted[k] = self.wanted[k + 1] | self.residuals[b]
+            self.needed[k] = self.needed[k + 1] | self._ancestors(self.residuals[b])
+
+    def _ancestors(self, mask: int) -> int:
+        closure, stack = 0, list(_bits(mask))
+        while stack:
+            node = stack.pop()
+            if closure >> node & 1:
+                continue
+            closure |= 1 << node
+            stack.extend(_bits(self.parents[node]))
+        return closure
+
+    def heuristic(self, mask: int, k: int) -> float:
+        return sum(self.costs.costs[i] for i in _bits(self.wanted[k] & ~mask))
+
+    def moves(self, mask: int, k: int, memory: int
+              ) -> list[tuple[GraphStep, int, int, int, int, float]]:
+        """(step, new mask, new k, new memory, step peak, step cost) from a state."""
+        costs, found = self.costs, []
+        base = memory + self.cotangents[k]
+        for node in _bits(self.needed[k] & ~mask):
+            if self.parents[node] & ~mask:
+                continue
+            size = costs.sizes[node]
+            found.append((GraphStep(GraphAction.COMPUTE, node), mask | 1 << node, k,
+                          memory + size, base + size, costs.costs[node]))
+        for node in _bits(mask):
+            found.append((GraphStep(GraphAction.FREE, node), mask & ~(1 << node), k,
+                          memory - costs.sizes[node], base, 0.0))
+        if k < len(self.order):
+            b = self.order[k]
+            if not self.residuals[b] & ~mask:
+                seed = costs.sizes[b] if b == costs.output else 0
+                found.append((GraphStep(GraphAction.BACKWARD, b), mask, k + 1, memory,
+                              base + seed + self.added[b], 0.0))
+        return found
+
+    def drop_dead(self, mask: int, k: int, memory: int) -> tuple[int, int, list[int]]:
+        dead = mask & ~self.needed[k]
+        nodes = list(_bits(dead))
+        return mask & ~dead, memory - sum(self.costs.sizes[i] for i in nodes), nodes
+
+
+def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATES,
+           minimise_peak: bool = False) -> tuple[list[GraphStep], float]:
+    """The least-cost plan with peak <= ``budget`` (or, with ``minimise_peak``, the least
+    peak): (steps, value). Raises BudgetError when no plan fits, PolicyError past
+    ``max_states`` expanded states."""
+    space = _Space(costs)
+    goal = len(space.order)
+    start = (0, 0)
+    best: dict[tuple[int, int], float] = {start: 0.0}
+    parent: dict[tuple[int, int], tuple[tuple[int, int], list[GraphStep]]] = {}
+    memory_of = {start: 0}
+    tie = itertools.count()
+    score: Callable[[float, tuple[int, int]], float] = (
+        (lambda g, state: g) if minimise_peak else
+        (lambda g, state: g + space.heuristic(*state)))
+    frontier = [(score(0.0, start), next(tie), 0.0, start)]
+    expanded = 0
+    while frontier:
+        _, _, value, state = heapq.heappop(frontier)
+        if value > best.get(state, float("inf")):
+            continue
+        mask, k = state
+        if k == goal and mask == 0:
+            return _path(parent, state), value
+        expanded += 1
+        if expanded > max_states:
+            raise PolicyError(
+                f"policy 'optimal': exact search expanded {max_states:,} states without proving "
+                f"the optimum of this {len(costs.op_nodes)}-op graph; exact search handles "
+                "graphs up to about 20 ops (raise max_states, or plan hierarchically)")
+        for step, new_mask, new_k, memory, peak, cost in space.moves(mask, k, memory_of[state]):
+            if peak > budget:
+                continue
+            new_mask, memory, dead = space.drop_dead(new_mask, new_k, memory)
+            new_value = max(value, peak) if minimise_peak else value + cost
+            new_state = (new_mask, new_k)
+            if new_value < best.get(new_state, float("inf")):
+                best[new_state] = new_value
+                memory_of[new_state] = memory
+                parent[new_state] = (state, [step] + [GraphStep(GraphAction.FREE, d)
+                                                      for d in dead])
+                heapq.heappush(frontier, (score(new_value, new_state), next(tie), new_value,
+                                          new_state))
+    raise BudgetError("no plan fits")
+
+
+def _path(parent: dict, state: tuple[int, int]) -> list[GraphStep]:
+    pieces = []
+    while state in parent:
+        state, steps = parent[state]
+        pieces.append(steps)
+    return [step for steps in reversed(pieces) for step in steps]
+
+
+def _mask(nodes: tuple[int, ...]) -> int:
+    mask = 0
+    for node in nodes:
+        mask |= 1 << node
+    return mask
+
+
+def _bits(mask: int):
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
