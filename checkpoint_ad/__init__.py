@@ -15,6 +15,10 @@ from .errors import (ArgnumsError, BudgetError, CheckpointADError, ExperimentErr
                      GradientCheckError, NonFiniteError, NonScalarOutputError, OpError, PlanError,
                      PolicyError, ShapeError, StageError, UnknownNameError)
 from .engine.gradcheck import check_grads
+from .graphs.backprop import GraphResult, GraphStats, backprop_graph
+from .graphs.costs import GraphCosts
+from .graphs.plans import GraphAction, GraphPlan, GraphStep, check_graph_plan
+from .graphs.policies import plan_graph
 from .engine.graph import Graph, trace
 from .engine.ops import OPS, Tracer
 from .chains.plans import Action, ChainCosts, Plan, PlanBuilder, Step, check_plan

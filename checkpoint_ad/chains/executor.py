@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from .chain import (Chain, ChainProfile, TapedStage, check_finite, digest, evaluate,
                     evaluate_taped)
 from ..errors import StageError
-from ..plans.memory import Meter
+from ..plans.memory import Meter, Symbol
 from ..engine.backend import buffer_root, xp
 from .plans import Action, Plan, Step
 from ..engine.trees import flatten
@@ -226,14 +226,6 @@ class ArrayRunner:
             for total, g in zip(self.gradients[self.group_of[id(params)]], grads):
                 total += g
         return grad_x
-
-
-@dataclass(eq=False)
-class Symbol:
-    """A placeholder for an array of ``nbytes`` bytes (identity stands for the buffer)."""
-
-    nbytes: int
-    base = None
 
 
 @dataclass

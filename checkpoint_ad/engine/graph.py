@@ -163,17 +163,29 @@ class _Recorder:
         return None
 
 
-def trace(fn: Callable[..., Any], *args: Any) -> Graph:
-    """Run ``fn`` once on ``args`` (all of them become inputs) and return its graph."""
+def structure(fn: Callable[..., Any], args: tuple, argnums: tuple[int, ...] | None = None,
+              name: str = "trace") -> tuple[Graph, list[Any], list[tuple[int, int, Any]]]:
+    """The structure pass: run ``fn`` once with the arguments named by ``argnums`` (all when
+    None) as inputs; the others are constants. Returns the graph, the input leaves' values
+    (variables 0, 1, ...), and per input argument ``(number, leaf count, unflatten)`` to shape
+    its gradients like the argument."""
     if not callable(fn):
-        raise OpError(f"trace: expected a function, got {type(fn).__name__} {fn!r:.60}")
+        raise OpError(f"{name}: expected a function, got {type(fn).__name__} {fn!r:.60}")
     recorder = _Recorder()
-    boxed = []
-    for number, arg in enumerate(args):
-        leaves, unflatten = flatten(arg)
-        boxed.append(unflatten([recorder.leaf(as_float_array(leaf, f"trace argument {number}"))
-                                for leaf in leaves]))
+    boxed, leaves, arguments = list(args), [], []
+    for number in range(len(args)) if argnums is None else argnums:
+        values, unflatten = flatten(args[number])
+        values = [as_float_array(leaf, f"{name} argument {number}") for leaf in values]
+        boxed[number] = unflatten([recorder.leaf(value) for value in values])
+        leaves += values
+        arguments.append((number, len(values), unflatten))
     output = fn(*boxed)
     traced = type(output) is Tracer and output.tape is recorder.tape
-    return Graph(tuple(recorder.variables),
-                 recorder.index[id(output.node)] if traced else None, recorder.applications)
+    graph = Graph(tuple(recorder.variables),
+                  recorder.index[id(output.node)] if traced else None, recorder.applications)
+    return graph, leaves, arguments
+
+
+def trace(fn: Callable[..., Any], *args: Any) -> Graph:
+    """Run ``fn`` once on ``args`` (all of them become inputs) and return its graph."""
+    return structure(fn, args)[0]

@@ -6,21 +6,22 @@ each underlying buffer once, however many holdings share it (a held tape that ke
 ``x_{t-1}`` shares that buffer with the checkpoint ``x_{t-1}``), so ``live`` is the exact number
 of bytes the executor keeps alive. Units are bytes throughout.
 
-Each live buffer is attributed to one **kind**, the first in :data:`KINDS` order among its
-holders, so the kinds add up to the total. Parameters and their gradients are never held here:
+Each live buffer is attributed to one **kind**, the first in the Meter's ``kinds`` order among
+its holders, so the kinds add up to the total (chains: :data:`KINDS`; graphs: values and
+cotangents). Parameters and their gradients are never held here:
 they are reported apart.
 """
 from __future__ import annotations
 
 import tracemalloc
 from array import array
+from dataclasses import dataclass
 from collections.abc import Hashable, Iterable
 from typing import Any
 
 from ..engine.backend import buffer_root
 
 KINDS = ("checkpoint", "tape", "working", "cotangent")
-_KIND_INDEX = {kind: index for index, kind in enumerate(KINDS)}
 
 
 class _Buffer:
@@ -29,9 +30,9 @@ class _Buffer:
 
     __slots__ = ("nbytes", "holders", "kind")
 
-    def __init__(self, nbytes: int, kind: int) -> None:
+    def __init__(self, nbytes: int, kind: int, kinds: int) -> None:
         self.nbytes = nbytes
-        self.holders = [0] * len(KINDS)
+        self.holders = [0] * kinds
         self.holders[kind] = 1
         self.kind = kind
 
@@ -42,25 +43,27 @@ class Meter:
     ``timeline[k]`` is the live bytes after event k+1 (each hold or release is an event).
     """
 
-    def __init__(self, record_timeline: bool = True) -> None:
+    def __init__(self, record_timeline: bool = True, kinds: tuple[str, ...] = KINDS) -> None:
+        self.kinds = kinds
+        self._kind_index = {kind: index for index, kind in enumerate(kinds)}
         self._buffers: dict[int, _Buffer] = {}
         self._objects: dict[int, Any] = {}  # keeps ids valid while buffers are held
         self._holdings: dict[Hashable, tuple[int, list[int]]] = {}
-        self._by_kind = [0] * len(KINDS)
+        self._by_kind = [0] * len(kinds)
         self.live = 0
         self.peak = 0
-        self.peak_by_kind = dict.fromkeys(KINDS, 0)
+        self.peak_by_kind = dict.fromkeys(kinds, 0)
         self.timeline: array | None = array("q") if record_timeline else None
         self.events = 0
 
     @property
     def by_kind(self) -> dict[str, int]:
         """Live bytes by kind now (they add up to ``live``)."""
-        return dict(zip(KINDS, self._by_kind))
+        return dict(zip(self.kinds, self._by_kind))
 
     def hold(self, key: Hashable, kind: str, arrays: Iterable[Any]) -> None:
         """Record that ``key`` (of ``kind``) keeps ``arrays`` alive; replaces a previous holding."""
-        index = _KIND_INDEX[kind]
+        index = self._kind_index[kind]
         idents = []
         for root in map(buffer_root, arrays):
             ident = id(root)
@@ -84,7 +87,7 @@ class Meter:
     def _add(self, ident: int, root: Any, kind: int) -> None:
         buffer = self._buffers.get(ident)
         if buffer is None:
-            buffer = self._buffers[ident] = _Buffer(int(root.nbytes), kind)
+            buffer = self._buffers[ident] = _Buffer(int(root.nbytes), kind, len(self.kinds))
             self._objects[ident] = root
             self.live += buffer.nbytes
             self._by_kind[kind] += buffer.nbytes
@@ -103,7 +106,7 @@ class Meter:
             if holders[kind] or kind != buffer.kind:
                 continue
             self._by_kind[kind] -= buffer.nbytes
-            successor = next((k for k in range(kind + 1, len(KINDS)) if holders[k]), None)
+            successor = next((k for k in range(kind + 1, len(holders)) if holders[k]), None)
             if successor is None:
                 del self._buffers[ident], self._objects[ident]
                 self.live -= buffer.nbytes
@@ -115,9 +118,18 @@ class Meter:
         self.events += 1
         if self.live > self.peak:
             self.peak = self.live
-            self.peak_by_kind = dict(zip(KINDS, self._by_kind))
+            self.peak_by_kind = dict(zip(self.kinds, self._by_kind))
         if self.timeline is not None:
             self.timeline.append(self.live)
+
+
+@dataclass(eq=False)
+class Symbol:
+    """A placeholder for an array of ``nbytes`` bytes: running an executor on placeholders
+    predicts its Meter exactly (identity stands for the buffer)."""
+
+    nbytes: int
+    base = None
 
 
 class TracemallocProbe:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
+import math
 
 from ...errors import BudgetError, PolicyError
 from ..costs import GraphCosts
@@ -93,49 +93,56 @@ class _Space:
 
 
 def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATES,
-           minimise_peak: bool = False) -> tuple[list[GraphStep], float]:
-    """The least-cost plan with peak <= ``budget`` (or, with ``minimise_peak``, the least
-    peak): (steps, value). Raises BudgetError when no plan fits, PolicyError past
-    ``max_states`` expanded states."""
+           minimise_peak: bool = False) -> tuple[list[GraphStep], float, int]:
+    """The least-cost plan with peak <= ``budget``, the lower peak among equal costs (or, with
+    ``minimise_peak``, the least peak, then the least cost): (steps, cost, peak). Raises
+    BudgetError when no plan fits, PolicyError past ``max_states`` expanded states."""
     space = _Space(costs)
     goal = len(space.order)
     start = (0, 0)
-    best: dict[tuple[int, int], float] = {start: 0.0}
+    best: dict[tuple[int, int], tuple[float, float]] = {start: (0.0, 0)}
     parent: dict[tuple[int, int], tuple[tuple[int, int], list[GraphStep]]] = {}
     memory_of = {start: 0}
     tie = itertools.count()
-    score: Callable[[float, tuple[int, int]], float] = (
-        (lambda g, state: g) if minimise_peak else
-        (lambda g, state: g + space.heuristic(*state)))
-    frontier = [(score(0.0, start), next(tie), 0.0, start)]
+    frontier = [((0.0, 0), next(tie), 0.0, 0, start)]
     expanded = 0
     while frontier:
-        _, _, value, state = heapq.heappop(frontier)
-        if value > best.get(state, float("inf")):
+        _, _, cost, peak, state = heapq.heappop(frontier)
+        if _rank(cost, peak, minimise_peak) > best.get(state, _WORST):
             continue
         mask, k = state
         if k == goal and mask == 0:
-            return _path(parent, state), value
+            return _path(parent, state), cost, peak
         expanded += 1
         if expanded > max_states:
             raise PolicyError(
                 f"policy 'optimal': exact search expanded {max_states:,} states without proving "
                 f"the optimum of this {len(costs.op_nodes)}-op graph; exact search handles "
                 "graphs up to about 20 ops (raise max_states, or plan hierarchically)")
-        for step, new_mask, new_k, memory, peak, cost in space.moves(mask, k, memory_of[state]):
-            if peak > budget:
+        for step, new_mask, new_k, memory, step_peak, step_cost in space.moves(
+                mask, k, memory_of[state]):
+            if step_peak > budget:
                 continue
             new_mask, memory, dead = space.drop_dead(new_mask, new_k, memory)
-            new_value = max(value, peak) if minimise_peak else value + cost
+            new_cost, new_peak = cost + step_cost, max(peak, step_peak)
+            rank = _rank(new_cost, new_peak, minimise_peak)
             new_state = (new_mask, new_k)
-            if new_value < best.get(new_state, float("inf")):
-                best[new_state] = new_value
+            if rank < best.get(new_state, _WORST):
+                best[new_state] = rank
                 memory_of[new_state] = memory
                 parent[new_state] = (state, [step] + [GraphStep(GraphAction.FREE, d)
                                                       for d in dead])
-                heapq.heappush(frontier, (score(new_value, new_state), next(tie), new_value,
-                                          new_state))
+                estimate = (rank if minimise_peak else
+                            (new_cost + space.heuristic(*new_state), new_peak))
+                heapq.heappush(frontier, (estimate, next(tie), new_cost, new_peak, new_state))
     raise BudgetError("no plan fits")
+
+
+_WORST = (math.inf, math.inf)
+
+
+def _rank(cost: float, peak: float, minimise_peak: bool) -> tuple[float, float]:
+    return (peak, cost) if minimise_peak else (cost, peak)
 
 
 def _path(parent: dict, state: tuple[int, int]) -> list[GraphStep]:

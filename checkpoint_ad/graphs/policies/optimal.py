@@ -24,7 +24,7 @@ def budget_value(policy: str, budget_bytes: object) -> float:
 
 def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES) -> int:
     """The least peak of any plan: the smallest feasible budget, in bytes."""
-    return int(exact.search(costs, math.inf, max_states, minimise_peak=True)[1])
+    return int(exact.search(costs, math.inf, max_states, minimise_peak=True)[2])
 
 
 def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
@@ -34,7 +34,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     max_states = positive_int("optimal", "max_states", max_states)
     started = time.perf_counter()
     try:
-        steps, cost = exact.search(costs, budget, max_states)
+        steps, cost, _ = exact.search(costs, budget, max_states)
     except BudgetError:
         least = minimum_budget(costs, max_states)
         raise BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the minimum "

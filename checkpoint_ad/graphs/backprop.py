@@ -1,0 +1,131 @@
+"""Back-propagation through any traced function under a graph storage policy.
+
+``backprop_graph(fn, *args, argnums=0, policy="store_all", **params)``: a structure pass over
+``fn`` (it keeps no value beyond its forward use and is not counted as evaluations), a plan
+from the policy, the plan's peak predicted by running the executor on placeholders, then the
+plan run from the inputs under the Meter and tracemalloc.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import rng
+from ..engine.autodiff import _argnums
+from ..engine.graph import structure
+from ..errors import BudgetError, NonScalarOutputError, OpError
+from ..plans.memory import Meter, TracemallocProbe
+from .executor import KINDS, ArrayGraphRunner, GraphExecutor, predict_meter
+from .plans import GraphPlan, check_graph_plan
+from .policies import plan_graph
+from .program import Program, compile_graph
+
+
+@dataclass(frozen=True)
+class GraphStats:
+    """What one graph run cost. Counts are exact; bytes are bytes; times are seconds.
+
+    * ``forward_evals``: op computations the run performed (the structure pass not counted);
+      ``cost``: the sum of the computed ops' costs.
+    * ``peak_bytes``: the Meter's exact peak of activation bytes (resident op values and live
+      op cotangents, docs/graph_model.md); ``peak_bytes_by_kind`` splits it into ``value`` and
+      ``cotangent``; ``predicted_peak_bytes``: the same from the executor run on
+      placeholders before the real run; ``measured_peak_bytes``: tracemalloc's peak over the
+      run's baseline (None when not traced; it also sees temporaries inside an op).
+    * Reported apart: ``input_bytes`` (the differentiated arguments), ``gradient_bytes``
+      (their gradients) and ``constant_bytes`` (constant operands the graph holds).
+    """
+
+    forward_evals: int
+    cost: float
+    peak_bytes: int
+    predicted_peak_bytes: int
+    measured_peak_bytes: int | None
+    wall_s: float
+    peak_bytes_by_kind: dict[str, int]
+    input_bytes: int
+    gradient_bytes: int
+    constant_bytes: int
+    timeline: list[int] = field(repr=False, default_factory=list)
+
+
+@dataclass(frozen=True)
+class GraphResult:
+    """``value`` (the output), ``grads`` (shaped like ``value_and_grad``'s), the ``plan`` that
+    ran, ``stats``, and the ``program`` (costs and operations) it ran on."""
+
+    value: Any
+    grads: Any
+    plan: GraphPlan
+    stats: GraphStats
+    program: Program = field(repr=False)
+
+
+def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
+                   policy: str = "store_all", seed: int | None = None, verify: bool = False,
+                   check_finite: bool = False, max_memory: int | None = None,
+                   trace_memory: bool = True, record_timeline: bool = False,
+                   **params: Any) -> GraphResult:
+    """Differentiate ``fn`` at ``args`` following the plan of graph policy ``policy``.
+
+    ``seed`` fixes the random stream the structure pass draws from (dropout masks are held by
+    the graph as constants, so every recomputation sees the same ones); ``verify`` checks that
+    recomputations are bit-identical to first computations; ``check_finite`` that values are
+    finite; ``max_memory`` refuses, before running, a plan predicted to hold more activation
+    bytes. Other keyword arguments are the policy's parameters.
+    """
+    name = getattr(fn, "__name__", "function")
+    if not callable(fn):
+        raise OpError(f"backprop_graph: expected a function, got {type(fn).__name__}")
+    numbers = _argnums(argnums, len(args), name)
+    graph, leaves, arguments = _structure_pass(fn, args, numbers, name, seed)
+    program = compile_graph(graph)
+    plan = plan_graph(policy, program.costs, **params)
+    check_graph_plan(program.costs, plan)
+    predicted = predict_meter(program, plan)
+    if max_memory is not None and predicted.peak > max_memory:
+        raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
+                          f"activations at its peak, more than max_memory={max_memory}")
+    runner = ArrayGraphRunner(program, dict(enumerate(leaves)), verify=verify,
+                              finite=check_finite)
+    meter = Meter(record_timeline, KINDS)
+    probe = TracemallocProbe()
+    if trace_memory:
+        probe.start()
+    started = time.perf_counter()
+    value = GraphExecutor(program, plan, runner, meter).run()
+    wall = time.perf_counter() - started
+    measured = probe.stop() if trace_memory else None
+    gradients = [runner.gradients[i] for i in range(len(leaves))]
+    shaped = []
+    for _, count, unflatten in arguments:
+        shaped.append(unflatten(gradients[:count]))
+        gradients = gradients[count:]
+    stats = GraphStats(runner.evaluations, plan.cost, meter.peak, predicted.peak, measured, wall,
+                       dict(meter.peak_by_kind), sum(int(v.nbytes) for v in leaves),
+                       sum(int(g.nbytes) for g in runner.gradients.values()),
+                       program.constant_bytes, list(meter.timeline or []))
+    grads = shaped[0] if isinstance(argnums, int) else tuple(shaped)
+    return GraphResult(value, grads, plan, stats, program)
+
+
+def _structure_pass(fn: Callable[..., Any], args: tuple, numbers: tuple[int, ...], name: str,
+                    seed: int | None) -> tuple[Any, list[Any], list]:
+    """:func:`~checkpoint_ad.engine.graph.structure` under the random stream of ``seed``;
+    the output must be a traced scalar."""
+    token = rng.enter_stage(seed if seed is not None else rng.fresh_seed(), 0)
+    try:
+        graph, leaves, arguments = structure(fn, args, numbers, name)
+    finally:
+        rng.leave_stage(token)
+    if graph.output is None:
+        raise OpError(f"{name}: the output does not depend on the differentiated arguments; "
+                      "there is nothing to plan")
+    output = graph.variables[graph.output]
+    if math.prod(output.shape) != 1:
+        raise NonScalarOutputError(f"{name}: the function's output must be a scalar (size 1) "
+                                   f"to be differentiated, got shape {output.shape}")
+    return graph, leaves, arguments
