@@ -6,7 +6,9 @@ Pruning that keeps the search exact:
 
 * a value that no remaining backward step can need (not a residual of one, nor an ancestor
   of one through ops) is freed at once: keeping it only costs memory;
-* other frees are zero-cost moves of the search, so every freeing order is considered;
+* any plan can be rewritten, at no cost in time or memory, so that every free comes right
+  after the last step that read the value; so a move is a compute or a backward step followed
+  by the frees of a subset of the values it read;
 * the heuristic is the cost of computing, once each, the residuals of the remaining backward
   steps that are not resident: every plan must pay it, so A* stays exact.
 
@@ -65,25 +67,37 @@ class _Space:
         return sum(self.costs.costs[i] for i in _bits(self.wanted[k] & ~mask))
 
     def moves(self, mask: int, k: int, memory: int
-              ) -> list[tuple[GraphStep, int, int, int, int, float]]:
-        """(step, new mask, new k, new memory, step peak, step cost) from a state."""
+              ) -> list[tuple[list[GraphStep], int, int, int, int, float]]:
+        """(steps, new mask, new k, new memory, step peak, step cost) from a state: a compute
+        or a backward step, each followed by the frees of any subset of the values it read
+        (every plan can be rewritten so that a value is freed right after its last use, at
+        no cost in time or memory, so no other free needs considering)."""
         costs, found = self.costs, []
         base = memory + self.cotangents[k]
         for node in _bits(self.needed[k] & ~mask):
             if self.parents[node] & ~mask:
                 continue
             size = costs.sizes[node]
-            found.append((GraphStep(GraphAction.COMPUTE, node), mask | 1 << node, k,
-                          memory + size, base + size, costs.costs[node]))
-        for node in _bits(mask):
-            found.append((GraphStep(GraphAction.FREE, node), mask & ~(1 << node), k,
-                          memory - costs.sizes[node], base, 0.0))
+            step = GraphStep(GraphAction.COMPUTE, node)
+            found += self._with_frees(step, self.parents[node], mask | 1 << node, k,
+                                      memory + size, base + size, costs.costs[node])
         if k < len(self.order):
             b = self.order[k]
             if not self.residuals[b] & ~mask:
                 seed = costs.sizes[b] if b == costs.output else 0
-                found.append((GraphStep(GraphAction.BACKWARD, b), mask, k + 1, memory,
-                              base + seed + self.added[b], 0.0))
+                found += self._with_frees(GraphStep(GraphAction.BACKWARD, b), self.residuals[b],
+                                          mask, k + 1, memory, base + seed + self.added[b], 0.0)
+        return found
+
+    def _with_frees(self, step: GraphStep, read: int, mask: int, k: int, memory: int,
+                    peak: int, cost: float) -> list:
+        options = list(_bits(read))
+        found = []
+        for chosen in range(1 << len(options)):
+            freed = [options[j] for j in range(len(options)) if chosen >> j & 1]
+            found.append(([step] + [GraphStep(GraphAction.FREE, f) for f in freed],
+                          mask & ~_mask(tuple(freed)), k,
+                          memory - sum(self.costs.sizes[f] for f in freed), peak, cost))
         return found
 
     def drop_dead(self, mask: int, k: int, memory: int) -> tuple[int, int, list[int]]:
@@ -119,7 +133,7 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
                 f"policy 'optimal': exact search expanded {max_states:,} states without proving "
                 f"the optimum of this {len(costs.op_nodes)}-op graph; exact search handles "
                 "graphs up to about 20 ops (raise max_states, or plan hierarchically)")
-        for step, new_mask, new_k, memory, step_peak, step_cost in space.moves(
+        for steps, new_mask, new_k, memory, step_peak, step_cost in space.moves(
                 mask, k, memory_of[state]):
             if step_peak > budget:
                 continue
@@ -130,8 +144,8 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
             if rank < best.get(new_state, _WORST):
                 best[new_state] = rank
                 memory_of[new_state] = memory
-                parent[new_state] = (state, [step] + [GraphStep(GraphAction.FREE, d)
-                                                      for d in dead])
+                parent[new_state] = (state, steps + [GraphStep(GraphAction.FREE, d)
+                                                     for d in dead])
                 estimate = (rank if minimise_peak else
                             (new_cost + space.heuristic(*new_state), new_peak))
                 heapq.heappush(frontier, (estimate, next(tie), new_cost, new_peak, new_state))
