@@ -17,7 +17,13 @@ def test_pyproject_lists_every_package_on_disk() -> None:
 
 
 def test_every_listed_package_imports() -> None:
+    """Each listed package imports; the mapped ``checkpoint_ad.experiments`` exists only once
+    installed, so from a bare checkout its folder is checked instead."""
     import importlib
     listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     for name in listed:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            assert name == "checkpoint_ad.experiments", name
+            assert (ROOT / "experiments" / "__init__.py").is_file()
