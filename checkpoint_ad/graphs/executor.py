@@ -141,23 +141,20 @@ class ArrayGraphRunner:
                        for operand, constant in zip(application.operands, application.constant))
         record = Node(op, traced, op.residuals(operands, values.get(node), application.params),
                       in_shapes, application.params, shapes[node], self.program.dtypes[node])
-        parts: dict[int, Any] = {}
+        out, taken = [], {id(buffer_root(cotangent))}
+        taken.update(id(buffer_root(v)) for v in values.values())
+        # one contribution per operand, in operand order, as the tape adds them (bit for bit)
         for operand, constant, part in zip(application.operands, application.constant,
                                            op.vjp(cotangent, record)):
             if constant or part is None:
                 continue
-            if operand in self.inputs or self.costs.has_cotangent[operand]:
-                parts[operand] = part if operand not in parts else parts[operand] + part
-        out, taken = [], {id(buffer_root(cotangent))}
-        taken.update(id(buffer_root(v)) for v in values.values())
-        for parent, part in parts.items():
-            if parent in self.inputs:
-                self.accumulate(self.gradients[parent], part)
-                continue
-            part = xp.asarray(part, dtype=self.program.dtypes[parent])
-            part = _owned(part, id(buffer_root(part)) in taken)
-            taken.add(id(part))
-            out.append((parent, part))
+            if operand in self.inputs:
+                self.accumulate(self.gradients[operand], part)
+            elif self.costs.has_cotangent[operand]:
+                part = xp.asarray(part, dtype=self.program.dtypes[operand])
+                part = _owned(part, id(buffer_root(part)) in taken)
+                taken.add(id(part))
+                out.append((operand, part))
         return out
 
     @staticmethod

@@ -18,10 +18,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import PlanError
 from .costs import GraphCosts
+
+if TYPE_CHECKING:
+    from .explain import Explanation
 
 
 class GraphAction(enum.Enum):
@@ -169,6 +172,11 @@ class GraphPlan:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    def explain(self, costs: GraphCosts) -> Explanation:
+        """Why each value was kept: see :func:`~checkpoint_ad.graphs.explain.explain`."""
+        from .explain import explain
+        return explain(costs, self)
 
     def label(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
