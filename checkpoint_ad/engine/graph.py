@@ -5,7 +5,7 @@ are operations. Recorded in creation order, so it is topologically sorted alread
 application (comparisons included), the op, which variables or constants it read, its
 parameters, the shape, dtype and bytes of its value, and which values its VJP reads (its
 declared residuals). It keeps no value beyond its forward use, except the constant operands
-(literals, dropout masks), which a re-execution of the op needs.
+(literals, dropout masks, the outputs of comparisons), which a re-execution of an op needs.
 """
 from __future__ import annotations
 
@@ -121,7 +121,9 @@ class _Recorder:
                                        int(xp.asarray(value).nbytes)))
         return tracer
 
-    def __call__(self, op: Op, args: tuple, values: tuple, output: Any, params: dict) -> Tracer:
+    def __call__(self, op: Op, args: tuple, values: tuple, output: Any, params: dict) -> Any:
+        if not op.differentiable:  # a comparison: a plain array, a constant of its consumers
+            return output
         number = len(self.variables)
         inputs = tuple(self.index[id(a.node)] if type(a) is Tracer else None for a in args)
         residual_arrays = op.residuals(values, output, params)

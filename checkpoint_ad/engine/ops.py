@@ -95,7 +95,7 @@ class Tape:
     """The nodes recorded while tracing one function, in creation (topological) order.
 
     A tape with a ``recorder`` is a structure pass (:func:`~.graph.trace`): every op applied
-    to its tracers, comparisons included, is handed to ``recorder(op, args, values, output,
+    to its tracers is handed to ``recorder(op, args, values, output,
     params)``, which returns the traced result; no node keeps residuals for a backward sweep.
     """
 
