@@ -23,7 +23,7 @@ def test_every_graph_workload_is_exact_under_the_fixed_policies(name: str, polic
     assert result.stats.peak_bytes == result.stats.predicted_peak_bytes
 
 
-@pytest.mark.parametrize("name, ops", [("residual", 4), ("unet", 6), ("densenet", 3)])
+@pytest.mark.parametrize("name, ops", [("residual", 4), ("unet", 5), ("densenet", 3)])
 def test_ops_grow_linearly_with_the_size(name: str, ops: int) -> None:
     small, large = (len(ca.GraphCosts.from_graph(ca.trace(w.fn, *w.args)).op_nodes)
                     for w in (build_graph(name, {"n": 5}), build_graph(name, {"n": 10})))

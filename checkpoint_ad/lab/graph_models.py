@@ -154,7 +154,7 @@ for _spec in (
     WorkloadSpec("residual", "n residual blocks h + tanh(h W)/2: a skip around every block "
                  "(4 ops a block)", _build_residual, _sizes(16, "blocks", 64, 32)),
     WorkloadSpec("unet", "a U-Net of depth n: encoder tanh(e W), decoder tanh(h W) times the "
-                 "encoder level (long skips; 6 ops a level)", _build_unet,
+                 "encoder level (long skips; 5 ops a level)", _build_unet,
                  _sizes(4, "levels", 64, 32)),
     WorkloadSpec("transformer", "n pre-norm blocks: attention with softmax and a layer-norm "
                  "composite, an MLP, residuals (about 40 ops a block)", _build_transformer,
