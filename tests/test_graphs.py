@@ -182,9 +182,9 @@ def test_budgets_of_the_wrong_type_are_refused(budget: object) -> None:
         plan_graph("optimal", GROUND_TRUTH["resnet(3)"][0], budget_bytes=budget)
 
 
-def test_a_graph_too_large_for_exact_search_names_the_limit() -> None:
-    costs = random_dag(40, 3)
-    with pytest.raises(ca.PolicyError, match="exact search handles graphs up to about"):
+def test_a_graph_too_large_for_any_planner_names_the_limits() -> None:
+    costs = random_dag(40, 3)  # too many states for exact search, no cut for the blocks
+    with pytest.raises(ca.BudgetError, match="exact search handles graphs up to about"):
         plan_graph("optimal", costs, budget_bytes=plan_graph("recompute_all", costs).peak_bytes,
                    max_states=2000)
 
@@ -213,3 +213,31 @@ def test_explain_accounts_for_every_value() -> None:
     assert by_node[1].read_by == (2,) and by_node[7].read_by == (7,)  # x1 read by backward(x2)
     assert "why each value was kept" in str(explanation)
     assert any(v.verdict == "recomputed" for v in explanation.values)
+
+
+def test_hierarchical_plans_are_valid_and_never_below_the_exact_optimum() -> None:
+    from checkpoint_ad.graphs.policies.hierarchical import plan_hierarchical
+    from graph_families import fig69_chain, resnet
+    for costs in (fig69_chain(6), resnet(3)):
+        store_all = plan_graph("store_all", costs)
+        for budget in range(5, store_all.peak_bytes + 1):
+            exact = plan_graph("optimal", costs, budget_bytes=budget)
+            try:
+                plan = plan_hierarchical(costs, budget)
+            except ca.BudgetError:
+                continue
+            assert simulate(costs, list(plan.steps)) == (plan.forward_evals, plan.cost,
+                                                         plan.peak_bytes)
+            assert plan.peak_bytes <= budget and plan.cost >= exact.cost
+            assert plan.method == "hierarchical" and plan.lower_bound == costs.total_cost
+        assert plan_hierarchical(costs, store_all.peak_bytes).cost == store_all.cost
+
+
+def test_optimal_plans_a_large_residual_graph_hierarchically() -> None:
+    from graph_families import resnet
+    costs = resnet(40)
+    budget = plan_graph("store_all", costs).peak_bytes // 2
+    plan = plan_graph("optimal", costs, budget_bytes=budget, max_states=500)
+    assert plan.method == "hierarchical" and plan.status == "feasible"
+    assert simulate(costs, list(plan.steps))[2] == plan.peak_bytes <= budget
+    assert plan.gap == plan.cost / costs.total_cost - 1 > 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import time
 
 from ...errors import BudgetError, PolicyError
 from ..costs import GraphCosts
@@ -106,11 +107,17 @@ class _Space:
         return mask & ~dead, memory - sum(self.costs.sizes[i] for i in nodes), nodes
 
 
+class SearchLimit(PolicyError):
+    """The exact search gave up (states or time) before proving an optimum."""
+
+
 def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATES,
-           minimise_peak: bool = False) -> tuple[list[GraphStep], float, int]:
+           minimise_peak: bool = False, deadline: float = math.inf
+           ) -> tuple[list[GraphStep], float, int]:
     """The least-cost plan with peak <= ``budget``, the lower peak among equal costs (or, with
     ``minimise_peak``, the least peak, then the least cost): (steps, cost, peak). Raises
-    BudgetError when no plan fits, PolicyError past ``max_states`` expanded states."""
+    BudgetError when no plan fits, :class:`SearchLimit` past ``max_states`` expanded states
+    or the ``deadline`` (a ``time.perf_counter()`` value)."""
     space = _Space(costs)
     goal = len(space.order)
     start = (0, 0)
@@ -128,8 +135,11 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
         if k == goal and mask == 0:
             return _path(parent, state), cost, peak
         expanded += 1
+        if expanded % 4096 == 0 and time.perf_counter() > deadline:
+            raise SearchLimit(f"policy 'optimal': exact search ran out of its time limit after "
+                              f"{expanded:,} states on this {len(costs.op_nodes)}-op graph")
         if expanded > max_states:
-            raise PolicyError(
+            raise SearchLimit(
                 f"policy 'optimal': exact search expanded {max_states:,} states without proving "
                 f"the optimum of this {len(costs.op_nodes)}-op graph; exact search handles "
                 "graphs up to about 20 ops (raise max_states, or plan hierarchically)")

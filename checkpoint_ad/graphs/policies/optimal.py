@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..costs import GraphCosts
 from ..plans import GraphPlan
 from . import exact
+from .fixed import plan_store_all
+from .hierarchical import plan_hierarchical
+
+DEFAULT_TIME_LIMIT = 10.0
 
 
 def budget_value(policy: str, budget_bytes: object) -> float:
@@ -28,25 +33,56 @@ def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES
 
 
 def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
-                 max_states: int = exact.DEFAULT_MAX_STATES) -> GraphPlan:
-    """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit)."""
+                 max_states: int = exact.DEFAULT_MAX_STATES,
+                 time_limit: float = DEFAULT_TIME_LIMIT) -> GraphPlan:
+    """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit): proven by exact
+    search when it finishes within ``max_states`` states and ``time_limit`` seconds, else
+    planned hierarchically (a chain of blocks; :mod:`.hierarchical`)."""
     budget = budget_value("optimal", budget_bytes)
     max_states = positive_int("optimal", "max_states", max_states)
+    limit = positive_seconds("optimal", "time_limit", time_limit)
+    params = {} if budget_bytes is None else {"budget_bytes": budget_bytes}
     started = time.perf_counter()
+    if budget >= plan_store_all(costs).peak_bytes:  # store_all fits: nothing to trade
+        return GraphPlan.build(costs, plan_store_all(costs).steps, "optimal", params,
+                               method="exact", status="optimal", lower_bound=costs.total_cost)
     try:
-        steps, cost, _ = exact.search(costs, budget, max_states)
+        steps, cost, _ = exact.search(costs, budget, max_states, deadline=started + limit)
+    except exact.SearchLimit as limit_reached:
+        return _hierarchical(costs, budget, params, started, limit_reached)
     except BudgetError:
         least = minimum_budget(costs, max_states)
         raise BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the minimum "
                           f"of {least} bytes for this graph") from None
-    params = {} if budget_bytes is None else {"budget_bytes": budget_bytes}
     return GraphPlan.build(costs, steps, "optimal", params, method="exact", status="optimal",
                            lower_bound=cost, solve_s=time.perf_counter() - started)
 
 
-SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search)",
-                  plan_optimal,
+def _hierarchical(costs: GraphCosts, budget: float, params: dict, started: float,
+                  reason: Exception) -> GraphPlan:
+    try:
+        plan = plan_hierarchical(costs, budget, "optimal", params)
+    except BudgetError as error:
+        raise BudgetError(f"{error}; exact search could not decide either ({reason})") from None
+    return replace(plan, solve_s=time.perf_counter() - started)
+
+
+def positive_seconds(policy: str, name: str, value: object) -> float:
+    """Validate a time limit: a finite number of seconds > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value > 0):
+        raise PolicyError(f"policy {policy!r}: {name} must be a number of seconds > 0, "
+                          f"got {value!r}")
+    return float(value)
+
+
+SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; "
+                  "hierarchical past its limits)", plan_optimal,
                   (Parameter("budget_bytes", int, None, "byte budget for activations "
                              "(values and cotangents); default: no limit"),
                    Parameter("max_states", int, exact.DEFAULT_MAX_STATES,
-                             "states the exact search may expand before giving up")))
+                             "states the exact search may expand before planning "
+                             "hierarchically"),
+                   Parameter("time_limit", float, DEFAULT_TIME_LIMIT,
+                             "seconds the exact search may take before planning "
+                             "hierarchically")))
