@@ -168,7 +168,7 @@ def plan_hierarchical(costs: GraphCosts, budget: float, policy: str = "optimal",
             tried[chain_budget] = (counted.cost, counted.peak_bytes, steps)
         return tried[chain_budget]
 
-    low, high = 0, int(min(budget, sum(chain.tape_bytes) + sum(chain.state_bytes)))
+    low, high = 0, sum(chain.tape_bytes) + sum(chain.state_bytes)  # chain store-all
     while low < high:  # the largest chain budget whose expansion fits
         middle = (low + high + 1) // 2
         found = attempt(middle)
