@@ -142,7 +142,7 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
             raise SearchLimit(
                 f"policy 'optimal': exact search expanded {max_states:,} states without proving "
                 f"the optimum of this {len(costs.op_nodes)}-op graph; exact search handles "
-                "graphs up to about 20 ops (raise max_states, or plan hierarchically)")
+                "graphs up to about 20 ops at tight budgets (raise max_states)")
         for steps, new_mask, new_k, memory, step_peak, step_cost in space.moves(
                 mask, k, memory_of[state]):
             if step_peak > budget:

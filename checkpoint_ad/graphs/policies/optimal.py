@@ -15,6 +15,7 @@ from .fixed import plan_store_all
 from .hierarchical import plan_hierarchical
 
 DEFAULT_TIME_LIMIT = 10.0
+EXACT_OPS_LIMIT = 40  # past this, the state space is out of reach: plan hierarchically at once
 
 
 def budget_value(policy: str, budget_bytes: object) -> float:
@@ -47,6 +48,9 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         return GraphPlan.build(costs, plan_store_all(costs).steps, "optimal", params,
                                method="exact", status="optimal", lower_bound=costs.total_cost)
     try:
+        if len(costs.op_nodes) > EXACT_OPS_LIMIT:
+            raise exact.SearchLimit(f"the graph has {len(costs.op_nodes)} ops; exact search "
+                                    f"handles graphs up to about {EXACT_OPS_LIMIT}")
         steps, cost, _ = exact.search(costs, budget, max_states, deadline=started + limit)
     except exact.SearchLimit as limit_reached:
         return _hierarchical(costs, budget, params, started, limit_reached)
