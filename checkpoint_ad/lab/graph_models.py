@@ -20,7 +20,7 @@ from ..engine.backend import xp
 from ..engine.composites import mean, softmax, square
 from ..engine.primitives import concatenate, matmul, relu, sigmoid, sqrt, sum as total, tanh, \
     transpose
-from ..errors import UnknownNameError
+from ..plans.registry import Registry
 from .models import SizeParameter, WorkloadSpec, check_dtype
 
 
@@ -149,7 +149,7 @@ def _sizes(n: int | None, n_help: str, width: int, batch: int) -> tuple[SizePara
     return found if n is None else (SizeParameter("n", int, n, n_help),) + found
 
 
-_GRAPHS: dict[str, WorkloadSpec] = {}
+GRAPH_WORKLOADS = Registry("graph workload")
 for _spec in (
     WorkloadSpec("residual", "n residual blocks h + tanh(h W)/2: a skip around every block "
                  "(4 ops a block)", _build_residual, _sizes(16, "blocks", 64, 32)),
@@ -166,20 +166,10 @@ for _spec in (
     WorkloadSpec("relu_layer", "Fig. 6.8 (c): a ReLU layer max(0, X W + b)", _build_relu_layer,
                  _sizes(None, "", 16, 32)),
 ):
-    _GRAPHS[_spec.name] = _spec
+    GRAPH_WORKLOADS.register(_spec)
 
-
-def graph_names() -> list[str]:
-    """The registered graph workload names, in registration order."""
-    return list(_GRAPHS)
-
-
-def get_graph_workload(name: str) -> WorkloadSpec:
-    try:
-        return _GRAPHS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown graph workload {name!r}; known graph workloads: "
-                               f"{', '.join(_GRAPHS)}") from None
+graph_names = GRAPH_WORKLOADS.names
+get_graph_workload = GRAPH_WORKLOADS.get
 
 
 def build_graph(name: str, sizes: Mapping[str, Any] | None = None, seed: int = 0,

@@ -45,28 +45,29 @@ class PolicySpec:
 
 
 class Registry:
-    """The policies of one family, by name, in registration order.
+    """Named specs (anything with a ``name``) of one kind, in registration order: the
+    policies of a family, or workloads.
 
-    ``kind`` names the family in errors ("policy", "graph policy"): an unknown name raises
-    :class:`~checkpoint_ad.errors.UnknownNameError` listing the known ones.
+    ``kind`` names them in errors ("policy", "graph policy", "graph workload"): an unknown name
+    raises :class:`~checkpoint_ad.errors.UnknownNameError` listing the known ones.
     """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._specs: dict[str, PolicySpec] = {}
+        self._specs: dict[str, Any] = {}
 
-    def register(self, spec: PolicySpec) -> PolicySpec:
+    def register(self, spec: Any) -> Any:
         self._specs[spec.name] = spec
         return spec
 
     def names(self) -> list[str]:
         return list(self._specs)
 
-    def get(self, name: str) -> PolicySpec:
+    def get(self, name: str) -> Any:
         try:
             return self._specs[name]
         except (KeyError, TypeError):
-            plural = self.kind.replace("policy", "policies")
+            plural = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known {plural}: "
                                    f"{', '.join(self._specs)}") from None
 
