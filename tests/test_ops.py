@@ -245,6 +245,9 @@ for _axes in [None, (1, 0, 2), (2, 0, 1), (-1, 0, 1)]:
     case("transpose", f"axes={_axes}", lambda x, a=_axes: ad.transpose(x, a),
          lambda x, a=_axes: np.transpose(x, a), (2, 3, 4))
 case("transpose", "2d", ad.transpose, np.transpose, (2, 3))
+case("transpose", "1d-int-axes", lambda x: ad.transpose(x, 0), lambda x: np.transpose(x, 0), (4,))
+case("transpose", "list-axes", lambda x: ad.transpose(x, [-1, 0, 1]),
+     lambda x: np.transpose(x, [-1, 0, 1]), (2, 3, 4))
 case("transpose", "T", lambda x: x.T, lambda x: x.T, (2, 3))
 case("transpose", "method", lambda x: x.transpose(2, 0, 1), lambda x: x.transpose(2, 0, 1),
      (2, 3, 4))
@@ -266,6 +269,14 @@ case("concatenate", "with-constant",
      lambda x, y: np.concatenate([x, _CONSTANT_BLOCK, y], axis=0), (1, 3), (2, 3))
 case("concatenate", "same-array-twice", lambda x: ad.concatenate([x, x], axis=1),
      lambda x: np.concatenate([x, x], axis=1), (2, 3))
+# axis=None flattens every input, then joins them (numpy's rule), whatever their shapes
+case("concatenate", "axis=None", lambda *xs: ad.concatenate(xs, axis=None),
+     lambda *xs: np.concatenate(xs, axis=None), (2, 3), (4,), (1, 2, 2))
+case("concatenate", "axis=None-0d", lambda x, y: ad.concatenate([x, y], axis=None),
+     lambda x, y: np.concatenate([x, y], axis=None), (), (3,))
+case("concatenate", "axis=None-with-constant",
+     lambda x: ad.concatenate([_CONSTANT_BLOCK, x], axis=None),
+     lambda x: np.concatenate([_CONSTANT_BLOCK, x], axis=None), (3, 2))
 for _axis in [0, 1, 2, -1, -2]:
     case("stack", f"axis={_axis}", lambda *xs, a=_axis: ad.stack(xs, axis=a),
          lambda *xs, a=_axis: np.stack(xs, axis=a), (2, 3), (2, 3), (2, 3))
@@ -274,6 +285,9 @@ case("expand_dims", "axis=1", lambda x: ad.expand_dims(x, 1),
      lambda x: np.expand_dims(x, 1), (2, 3))
 case("expand_dims", "axis=-1", lambda x: ad.expand_dims(x, -1),
      lambda x: np.expand_dims(x, -1), (2, 3))
+for _axis in [(0, 3), (-1, 1), [2, 0]]:
+    case("expand_dims", f"axis={_axis}", lambda x, a=_axis: ad.expand_dims(x, a),
+         lambda x, a=_axis: np.expand_dims(x, a), (2, 3))
 
 _CONDITION = np.array([[True, False, True], [False, False, True]])
 _CONDITION_COLUMN = np.array([[True], [False], [True]])

@@ -6,10 +6,10 @@ input's shape. Python scalar constants stay Python scalars so that float32 stays
 """
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .axes import axis_integers, normalize_axis, single_axis
 from .backend import xp
 from ..errors import ShapeError
 from .ops import (Node, Op, Saves, Tracer, apply, apply_unary, check_value, register,
@@ -171,24 +171,6 @@ greater_equal = _comparison("greater_equal", xp.greater_equal)
 equal, not_equal = _comparison("equal", xp.equal), _comparison("not_equal", xp.not_equal)
 
 
-def _normalize_axis(axis: Any, ndim: int, sort: bool = True) -> tuple[int, ...]:
-    """``axis`` (None, int or tuple) as a tuple of non-negative axes, sorted unless asked not.
-
-    Like numpy, a 0-d array accepts axis 0 or -1, which reduce nothing.
-    """
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (int(axis),) if isinstance(axis, (int, xp.integer)) else tuple(int(a) for a in axis)
-    bound = builtins.max(ndim, 1)
-    for a in axes:
-        if not -bound <= a < bound:
-            raise ShapeError(f"axis {a} is out of bounds for an array of dimension {ndim}")
-    if not ndim:
-        return ()
-    normalized = tuple(a % bound for a in axes)
-    return tuple(sorted(normalized)) if sort else normalized
-
-
 def _keepdims_shape(shape: tuple, axes: tuple[int, ...]) -> tuple:
     return tuple(1 if i in axes else size for i, size in enumerate(shape))
 
@@ -214,17 +196,19 @@ _MAX = register(Op("max", lambda x, axis, keepdims: xp.max(x, axis=axis, keepdim
 
 
 def _reduction(op: Op, x: Any, axis: Any, keepdims: bool) -> Any:
-    axes = _normalize_axis(axis, xp.ndim(x.value if type(x) is Tracer else x))
+    axes = normalize_axis(op.name, axis, xp.ndim(value_of(x)))
     return apply_unary(op, x, {"axis": axes, "keepdims": keepdims})
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Sum over ``axis`` (None: all). Saves nothing for backward (only the input shape)."""
+    """Sum over ``axis``: None (all), an integer or a tuple of them, negative from the end.
+    Saves nothing for backward (only the input shape)."""
     return _reduction(_SUM, x, axis, keepdims)
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """Maximum over ``axis``; ties share the gradient evenly. Saves the input and the output."""
+    """Maximum over ``axis`` (as for :func:`sum`); ties share the gradient evenly. Saves the
+    input and the output."""
     return _reduction(_MAX, x, axis, keepdims)
 
 
@@ -242,13 +226,16 @@ def reshape(x: Any, shape: Any) -> Any:
     return apply_unary(_RESHAPE, x, {"shape": tuple(shape) if not isinstance(shape, int) else (shape,)})
 
 
-def transpose(x: Any, axes: Sequence[int] | None = None) -> Any:
-    """numpy.transpose; ``axes`` defaults to reversing them. Saves nothing."""
-    ndim = xp.ndim(x.value if type(x) is Tracer else x)
-    axes = tuple(range(ndim))[::-1] if axes is None else _normalize_axis(tuple(axes), ndim, False)
-    if sorted(axes) != list(range(ndim)):
+def transpose(x: Any, axes: Sequence[int] | int | None = None) -> Any:
+    """numpy.transpose: ``axes`` (a tuple or list; an integer for 1-D) is a permutation of the
+    axes, negative ones counting from the end; None reverses them. Saves nothing."""
+    ndim = xp.ndim(value_of(x))
+    if axes is None:
+        return apply_unary(_TRANSPOSE, x, {"axes": tuple(range(ndim))[::-1]})
+    axes = tuple(axes) if isinstance(axes, list) else axes
+    if len(axis_integers("transpose", axes)) != ndim:
         raise ShapeError(f"transpose: axes {axes} are not a permutation of {ndim} dimensions")
-    return apply_unary(_TRANSPOSE, x, {"axes": axes})
+    return apply_unary(_TRANSPOSE, x, {"axes": normalize_axis("transpose", axes, ndim, sort=False)})
 
 
 def broadcast_to(x: Any, shape: Any) -> Any:
@@ -266,15 +253,18 @@ _CONCATENATE = register(Op("concatenate", lambda *xs, axis: xp.concatenate(xs, a
                            _concatenate_vjp, Saves.NOTHING))
 
 
-def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """numpy.concatenate along ``axis``. Saves nothing (only the input shapes)."""
+def concatenate(arrays: Sequence[Any], axis: int | None = 0) -> Any:
+    """numpy.concatenate along the integer ``axis``; ``axis=None`` flattens every array first,
+    then joins them (as numpy does). Saves nothing (only the input shapes)."""
     arrays = list(arrays)
     if not arrays:
         raise ShapeError("concatenate: needs at least one array")
-    ndim = xp.ndim(arrays[0].value if type(arrays[0]) is Tracer else arrays[0])
+    if axis is None:
+        return apply(_CONCATENATE, [reshape(a, (-1,)) for a in arrays], {"axis": 0})
+    ndim = xp.ndim(value_of(arrays[0]))
     if ndim == 0:
         raise ShapeError("concatenate: zero-dimensional arrays cannot be concatenated")
-    return apply(_CONCATENATE, arrays, {"axis": _normalize_axis(axis, ndim)[0]})
+    return apply(_CONCATENATE, arrays, {"axis": single_axis("concatenate", axis, ndim)})
 
 
 def _is_basic_index(index: Any) -> bool:
