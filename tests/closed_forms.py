@@ -1,4 +1,4 @@
-"""COST_MODEL.md's closed forms, written independently of the planners, for the tests."""
+"""The closed forms of docs/cost_model.md, written independently of the planners, for the tests."""
 from __future__ import annotations
 
 import math
@@ -27,7 +27,7 @@ def revolve_peak(n: int, slots: int) -> int:
 
 
 def expected_counts(policy: str, n: int, params: dict) -> tuple[int, int] | None:
-    """(forward_evals, peak_stored) where COST_MODEL.md gives both, else None."""
+    """(forward_evals, peak_stored) where docs/cost_model.md gives both, else None."""
     if policy == "store_all":
         return n, n
     if policy == "recompute_all":

@@ -1,5 +1,5 @@
 """Checkpointed back-propagation: every policy gives store_all's gradients bit for bit, the
-counts of COST_MODEL.md, and bytes that the symbolic prediction matches exactly."""
+counts of docs/cost_model.md, and bytes that the symbolic prediction matches exactly."""
 from __future__ import annotations
 
 import numpy as np

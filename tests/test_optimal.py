@@ -25,7 +25,7 @@ from checkpoint_ad.chains.policies.optimal import SPEC, default_resolution, opti
 from closed_forms import griewank_advances
 from helpers import stored_after_each_step
 
-# (n, slots): (optimal with held tapes, revolve = T_G + n), from COST_MODEL.md
+# (n, slots): (optimal with held tapes, revolve = T_G + n), from docs/cost_model.md
 HOMOGENEOUS = {(5, 2): (8, 11), (6, 2): (11, 14), (6, 3): (9, 13), (7, 2): (14, 18),
                (8, 2): (17, 22), (8, 3): (13, 19), (20, 3): (49, 65), (30, 5): (65, 92)}
 
@@ -217,7 +217,7 @@ def test_matches_exhaustive_search_in_slots(seed: int) -> None:
 
 
 def recursion_cost(costs: ChainCosts, budget: int, tapes: bool = True) -> float:
-    """COST_MODEL.md's recursion transcribed directly (memoised recursion: small n only)."""
+    """The recursion of docs/cost_model.md transcribed directly (memoised recursion: small n only)."""
     u, a = costs.compute, costs.state_bytes
     b = costs.tape_bytes if tapes else (math.inf,) * costs.n
 

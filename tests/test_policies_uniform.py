@@ -1,4 +1,4 @@
-"""The uniform-chain policies against the closed forms of COST_MODEL.md, exactly.
+"""The uniform-chain policies against the closed forms of docs/cost_model.md, exactly.
 
 Plans are checked by the pure checker (``plan.forward_evals`` / ``plan.peak_stored`` run
 ``check_plan``); no array is ever computed. The closed forms are written here independently of
@@ -21,7 +21,7 @@ SMALL_CHAINS = range(1, 61)
 
 @cache
 def optimal_advances(n: int, slots: int) -> int:
-    """opt(n, s) = min over 0<k<n of [k + opt(n−k, s−1) + opt(k, s)] (COST_MODEL.md)."""
+    """opt(n, s) = min over 0<k<n of [k + opt(n−k, s−1) + opt(k, s)] (docs/cost_model.md)."""
     if n == 1:
         return 0
     if slots == 1:

@@ -31,15 +31,9 @@ Loss = Callable[[Any], Any]
 class Stats:
     """What one run cost. Counts are exact; bytes are bytes; times are seconds.
 
-    * ``forward_evals``: stage evaluations the run performed (taped or not, first sweep
-      included; the profiling sweep and the loss are not counted).
-    * ``peak_stored``: the most checkpoints (x_0 included) plus held tapes stored at once.
-    * ``peak_bytes``: the Meter's exact peak of activation bytes (see executor.py for what it
-      counts); ``peak_bytes_by_kind`` splits that peak into checkpoint, tape, working and
-      cotangent bytes. ``predicted_peak_bytes``: the same from running the plan symbolically
-      before the real run. ``measured_peak_bytes``: tracemalloc's peak over the run's baseline
-      (None when not traced); it also sees temporaries inside a stage and the loss.
-    * ``parameter_bytes`` / ``parameter_gradient_bytes``: reported apart from activations.
+    * ``forward_evals``, ``peak_stored``, ``peak_bytes``, ``peak_bytes_by_kind``,
+      ``predicted_peak_bytes``, ``measured_peak_bytes`` (None when not traced),
+      ``parameter_bytes``, ``parameter_gradient_bytes``: as docs/cost_model.md defines them.
     """
 
     forward_evals: int

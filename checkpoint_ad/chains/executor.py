@@ -5,11 +5,8 @@ It works through a *runner* that evaluates stages. :class:`ArrayRunner` computes
 :class:`SymbolicRunner` returns sized placeholders, so that running the very same executor on
 it predicts, before anything runs, the exact bytes the real run will hold.
 
-What the Meter counts (bytes; each buffer once): checkpoints (``x_0`` included), held tapes
-(their residuals and their output ``x_t``), the working value, the transient tape of a turn, and
-the boundary cotangents ``dL/dx_t`` (one live, two while a backward step runs). Parameters,
-parameter gradients, the temporaries inside one stage's forward or VJP, and the loss's own
-graph are not counted (tracemalloc sees them).
+The Meter counts exactly what docs/cost_model.md lists under ``peak_bytes``, each buffer once,
+by kind.
 """
 from __future__ import annotations
 

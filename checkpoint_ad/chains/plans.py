@@ -1,6 +1,7 @@
 """Plans: what a storage policy decides, as immutable data that anyone can check.
 
-Conventions (the tape model of COST_MODEL.md, stated once here and used everywhere):
+Conventions: the tape model of docs/cost_model.md, which defines every count (forward
+evaluations, forward cost, stored and ``peak_stored``); this docstring gives the vocabulary.
 
 * **Chain.** ``x_0`` is the input; stage ``t`` (1..n) computes ``x_t = f_t(x_{t-1})``; the loss
   is computed from ``x_n``. The reverse sweep runs backward(n), backward(n-1), ..., backward(1).
@@ -23,13 +24,6 @@ Conventions (the tape model of COST_MODEL.md, stated once here and used everywhe
   RESTORE   working value := ``x_stage``, from a checkpoint or a held tape        0
   FREE      drop checkpoint ``x_stage`` (never ``x_0``)                           0
   ========  ===================================================================  =========
-
-* **Forward evaluations** count every evaluation of any stage, taped or not, the first sweep
-  included; the loss and the backward (VJP) computations are not counted.
-* **Stored** = checkpoints (``x_0`` included) + held tapes; ``peak_stored`` is its maximum over
-  the run. The working value and transient tapes are never counted as stored.
-* **Forward cost** is the sum of the stage costs ``u_t`` over all evaluations (equal to
-  ``forward_evals`` for unit costs).
 
 A plan is valid (:func:`check_plan`) when every stage is reversed exactly once, from n down to 1;
 every step finds what it needs (the working value, a checkpoint, a held tape); nothing is used

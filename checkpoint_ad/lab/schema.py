@@ -29,18 +29,13 @@ SCHEMA_VERSION = 1
 class Record:
     """The measurement of one policy configuration at one grid point.
 
-    * Counts: ``forward_evals`` (every stage evaluation, first sweep included), ``peak_stored``
-      (checkpoints, x_0 included, plus held tapes), ``forward_cost`` (the sum over evaluations of
-      the stage costs, normalised to a mean of 1 per stage, so it equals ``forward_evals`` for
-      uniform chains).
-    * Bytes: ``peak_bytes`` (the Meter's exact activation peak), ``peak_bytes_by_kind`` (that
-      peak split into checkpoint/tape/working/cotangent), ``predicted_peak_bytes`` (the plan run
-      symbolically before the real run), ``measured_peak_bytes`` (tracemalloc's peak over the
-      run), ``rss_peak_increase_bytes`` (memory-profiler's sampled peak RSS minus the RSS before
+    * Counts and bytes as docs/cost_model.md defines them: ``forward_evals``, ``peak_stored``,
+      ``forward_cost``, ``peak_bytes``, ``peak_bytes_by_kind``, ``predicted_peak_bytes``,
+      ``measured_peak_bytes``, ``parameter_bytes``, ``parameter_gradient_bytes``. Besides:
+      ``rss_peak_increase_bytes`` (memory-profiler's sampled peak RSS minus the RSS before
       the run; coarse: runs shorter than the sampling interval show little),
       ``rss_high_water_increase_bytes`` (the kernel's RSS high-water mark of the worker process
-      after the run minus the RSS before it; None where unavailable). Parameters and their
-      gradients are apart: ``parameter_bytes``, ``parameter_gradient_bytes``.
+      after the run minus the RSS before it; None where unavailable).
     * Times (seconds): ``wall_s_median``, ``wall_s_min``, ``wall_s_max`` over ``repeats`` runs
       after a warm-up, each the executor's forward and reverse sweeps (no planning or profiling).
     * ``max_grad_diff``: the largest absolute difference between this run's gradients (input and

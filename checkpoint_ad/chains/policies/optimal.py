@@ -1,7 +1,7 @@
 """optimal: the plan of least forward cost under a memory budget, by dynamic programming.
 
 This is Beaumont et al., "Optimal checkpointing for heterogeneous chains" (the rotor family), in
-the tape model of COST_MODEL.md, section "Optimal, heterogeneous, with held tapes". Stage t costs
+the tape model of docs/cost_model.md, section "Least cost with held tapes". Stage t costs
 u_t = ``costs.compute[t-1]`` per evaluation; checkpoint x_j takes a_j memory units; a held tape of
 stage t takes b_t units (it holds x_t, so it is also a restart point). The plan minimises the
 forward cost, the sum of u_t over all evaluations, while the stored checkpoints plus held tapes
@@ -20,9 +20,9 @@ forward cost, the sum of u_t over all evaluations, while the stored checkpoints 
     m'              = m + f·a_i − b_{i+1} + (1 − f)·c_{i+1}
 
 where c_t = ``costs.tape_input_bytes[t-1]`` is the part of b_t that is the tape's input x_{t-1}
-(COST_MODEL.md's recursion is c = 0). A tape that keeps its input shares that memory with the
-stored x_i, so holding it while x_i stays stored (f = 0) costs only b − c; with f = 1 x_i's
-checkpoint is released but the tape keeps its memory, which m + a_i − b already says.
+(docs/cost_model.md states the recursion with c = 0). A tape that keeps its input shares that
+memory with the stored x_i, so holding it while x_i stays stored (f = 0) costs only b − c; with
+f = 1 x_i's checkpoint is released but the tape keeps its memory, which m + a_i − b already says.
 
 **Steps.** A turn: RESTORE i (when the working value is not x_i), TURN i+1, FREE i if f = 1.
 Holding a tape: RESTORE i, FREE i if f = 1 (first, so that its memory serves the tape), TAPE i+1,
