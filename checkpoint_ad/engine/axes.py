@@ -1,9 +1,9 @@
 """Reading the ``axis`` argument of an op, with numpy's rules and the package's errors.
 
-An axis is an integer (Python or numpy, never a bool); reductions also take a tuple of them, or
-``None`` for every axis (like numpy, not a list: transpose and expand_dims turn a list into a
-tuple before asking here, as numpy accepts one there). Axis ``a`` of an array of
-``ndim`` dimensions is valid when ``-ndim <= a < ndim``; negative axes count from the end.
+An axis is an integer (Python or numpy, never a bool). Reductions also take a tuple of integers,
+or ``None`` for every axis; like numpy they refuse a list (transpose and expand_dims, where numpy
+takes a list, turn it into a tuple first). Axis ``a`` of an array of ``ndim`` dimensions is
+valid when ``-ndim <= a < ndim``; negative axes count from the end.
 A wrong type raises :class:`~checkpoint_ad.errors.OpError`; an axis out of bounds or named
 twice raises :class:`~checkpoint_ad.errors.ShapeError`. Messages start with the op's name.
 """
@@ -38,7 +38,8 @@ def normalize_axis(op_name: str, axis: Any, ndim: int, sort: bool = True,
     """``axis`` (None, an integer or a tuple of them) as distinct non-negative axes of ``ndim``
     dimensions, sorted unless asked not to; None means every axis.
 
-    Like numpy's reductions, a 0-d array accepts axis 0 or -1, which select nothing.
+    Like numpy's reductions, a 0-d array accepts axis 0 or -1, which select nothing; it also
+    accepts (0,) and (-1,), which numpy refuses.
     ``subject`` names what has ``ndim`` dimensions in the out-of-bounds message.
     """
     if axis is None:
