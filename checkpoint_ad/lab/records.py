@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExperimentError
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs into one folder are not serialised
+    fcntl = None  # type: ignore[assignment]
 from .schema import (SCHEMA_VERSION, Record, describe_identity, environment, git_commit,
                      git_dirty, machine_info, point_identity)
 
@@ -33,11 +38,13 @@ __all__ = [  # the schema's names, importable from here as before the split
     "SCHEMA_VERSION", "Record", "describe_identity", "environment", "git_commit", "git_dirty",
     "machine_info", "point_identity",
     # this module's own
-    "RECORDS_FILE", "DEFERRED_SIGNALS", "interrupts_deferred", "RecordWriter", "write_records",
+    "RECORDS_FILE", "CSV_FILE", "DEFERRED_SIGNALS", "interrupts_deferred", "RecordWriter", "write_records",
     "BadLine", "RecordsScan", "scan_records", "iter_records", "find_results", "read_records",
-    "scan_results", "ensure_writable_folder", "CSV_SKIP", "csv_row", "write_csv"]
+    "scan_results", "ensure_writable_folder", "LOCK_FILE", "FolderLock", "check_output_files",
+    "CSV_SKIP", "csv_row", "write_csv"]
 
 RECORDS_FILE = "records.jsonl"
+CSV_FILE = "records.csv"
 
 DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
                          if hasattr(signal, name))
@@ -168,6 +175,10 @@ def _line_problem(line: bytes) -> tuple[Record | None, str]:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         return None, f"not JSON: {error.msg.removesuffix(' at')} at column {error.colno}"
+    except RecursionError:
+        return None, "not a record: its JSON is nested too deeply"
+    except ValueError as error:  # an integer of more than 4300 digits
+        return None, f"not a record: {error}".split(";")[0]
     problem = Record.problem(data)
     if problem is not None:
         return None, problem
@@ -276,6 +287,65 @@ def ensure_writable_folder(folder: str | os.PathLike[str]) -> None:
         reason = error.strerror or str(error)
         raise ExperimentError(f"cannot write to output folder {folder}: {reason}; choose "
                               f"another --out") from None
+
+
+# -- one run at a time per folder ------------------------------------------------------------------
+
+LOCK_FILE = ".checkpoint-ad.lock"
+
+
+class FolderLock:
+    """An exclusive lock on an output folder, held by one run from before it looks at the
+    folder's records until it ends: ``fcntl.flock`` on ``folder/.checkpoint-ad.lock``, which
+    names the holder (its pid and command). The kernel drops the lock when the holder's process
+    ends, however it ends, so a stale lock file never blocks a later run. Where ``fcntl`` is
+    missing (Windows) no lock is taken."""
+
+    def __init__(self, folder: str | os.PathLike[str], command: str) -> None:
+        self.path = Path(folder) / LOCK_FILE
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.holder()
+            self.release()
+            raise ExperimentError(f"{Path(folder)} is in use by another run ({holder}); wait "
+                                  f"for it to end, or choose another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"pid {os.getpid()}: {command}\n".encode("utf-8", "replace"))
+
+    def holder(self) -> str:
+        """The holder as its lock file names it: ``pid 1234: checkpoint-ad run ...``."""
+        try:
+            text = self.path.read_bytes()[:300].decode("utf-8", "replace").strip()
+        except OSError:
+            text = ""
+        return " ".join(text.split()) or "a process that has not yet written its pid"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    __del__ = release  # a lock never outlives its object
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def check_output_files(folder: str | os.PathLike[str], names: Iterable[str]) -> None:
+    """Refuse, before anything runs, an output ``folder`` where one of the files ``names``
+    that a run writes exists as something else than a file (a folder, say)."""
+    for name in names:
+        path = Path(folder) / name
+        if path.exists() and not path.is_file():
+            raise ExperimentError(f"cannot write {path}: it exists and is not a file; move it "
+                                  f"away or choose another --out")
 
 
 CSV_SKIP = ("timeline", "schedule", "machine")

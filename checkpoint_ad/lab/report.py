@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from ..plotting import FIGURES, format_bytes, format_seconds, save_figures
 from .schema import Record, group_records
@@ -209,5 +210,15 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
 
 
 def _posix(path: Path, start: Path) -> str:
-    """``path`` relative to ``start``, with forward slashes (Markdown links)."""
-    return Path(os.path.relpath(Path(path).resolve(), start.resolve())).as_posix()
+    """``path`` relative to ``start``, with forward slashes (Markdown links); bytes of a name
+    that is not UTF-8 are percent-encoded, so the report stays UTF-8 and the link works."""
+    relative = Path(os.path.relpath(Path(path).resolve(), start.resolve())).as_posix()
+    return relative if _encodable(relative) else quote(os.fsencode(relative), safe="/")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
