@@ -117,7 +117,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 def command_plan(args: argparse.Namespace, out: TextIO) -> int:
     params = given_options(args, list(registered_policy_parameters()))
     check_combination(args.policy, params)
-    chosen = make_plan(args.policy, n=args.n, **params)
+    with doing(f"planning {args.policy} for n={args.n}"):
+        chosen = make_plan(args.policy, n=args.n, **params)
     if args.json:
         return _write_json(plan_json(chosen), out)
     out.write(chosen.describe() + "\n")

@@ -165,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # paths that are not UTF-8 print escaped
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    del ACTIVITY[1:]  # what an earlier call in this process was doing
     parser = make_parser()
     try:
         args = parser.parse_args(argv)

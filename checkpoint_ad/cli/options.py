@@ -28,12 +28,11 @@ ACTIVITY = ["reading the command line"]
 @contextmanager
 def doing(what: str) -> Iterator[None]:
     """Name what the command is doing while the block runs (``ACTIVITY[-1]``); :func:`main`
-    names it when memory, recursion or an encoding fails there."""
+    names it when memory, recursion or an encoding fails there (so an exception leaves it in
+    place, and main starts each command afresh)."""
     ACTIVITY.append(what)
-    try:
-        yield
-    finally:
-        ACTIVITY.pop()
+    yield
+    ACTIVITY.pop()
 
 
 # -- value parsers (argparse ``type=``) ------------------------------------------------------------
@@ -81,8 +80,10 @@ def byte_count(text: str) -> int:
     found = re.fullmatch(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = found[2].lower() if found else None
     valid = found is not None and unit in BYTE_UNITS
-    exact = decimal.Decimal(found[1]) * BYTE_UNITS[unit] if valid else decimal.Decimal(0)
-    if exact > LARGEST_WHOLE:  # compared as a decimal: 1e999999999 is never expanded
+    given = decimal.Decimal(found[1]) if valid else decimal.Decimal(0)
+    # the exponent first: 1e999999999 is never expanded, nor multiplied (decimal.Overflow)
+    exact = given * BYTE_UNITS[unit] if given.adjusted() < 30 else given
+    if exact > LARGEST_WHOLE:
         raise argparse.ArgumentTypeError(f"expected at most {LARGEST_WHOLE:,} bytes (8 EiB), "
                                          f"got {text.strip()[:40]!r}")
     value = int(exact)

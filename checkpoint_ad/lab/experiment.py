@@ -175,6 +175,7 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
     tasks = [replace(task, max_memory=max_memory) for task in experiment.tasks(environment())]
     checks = check_points(tasks, experiment.source + ":")
     check_output_files(folder, OUTPUT_FILES)
+    FolderLock.refuse_if_held(folder)
     _survey(experiment, folder, mode, checks, max_memory)  # refusals before anything is written
     ensure_writable_folder(folder)
     lock = FolderLock(folder, command)

@@ -304,25 +304,26 @@ class FolderLock:
     def __init__(self, folder: str | os.PathLike[str], command: str) -> None:
         self.path = Path(folder) / LOCK_FILE
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:
+        if not _try_lock(self._fd):
+            self.release()
+            raise _busy(Path(folder))
+        if fcntl is not None:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"pid {os.getpid()}: {command}\n".encode("utf-8", "replace"))
+
+    @staticmethod
+    def refuse_if_held(folder: str | os.PathLike[str]) -> None:
+        """Raise the error a run would get if another run holds ``folder`` now; creates and
+        writes nothing (a folder without a lock file is free)."""
+        try:
+            fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY)
+        except OSError:
             return
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self.holder()
-            self.release()
-            raise ExperimentError(f"{Path(folder)} is in use by another run ({holder}); wait "
-                                  f"for it to end, or choose another --out") from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"pid {os.getpid()}: {command}\n".encode("utf-8", "replace"))
-
-    def holder(self) -> str:
-        """The holder as its lock file names it: ``pid 1234: checkpoint-ad run ...``."""
-        try:
-            text = self.path.read_bytes()[:300].decode("utf-8", "replace").strip()
-        except OSError:
-            text = ""
-        return " ".join(text.split()) or "a process that has not yet written its pid"
+            if not _try_lock(fd):
+                raise _busy(Path(folder))
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -336,6 +337,30 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock of ``fd`` if no other open file holds it (True where there is
+    no ``fcntl``: nothing is serialised there)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _busy(folder: Path) -> ExperimentError:
+    """The error of a run refused because another holds ``folder``, naming the holder as its
+    lock file does (``pid 1234: checkpoint-ad run ...``)."""
+    try:
+        text = (folder / LOCK_FILE).read_bytes()[:300].decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    holder = " ".join(text.split()) or "a process that has not yet written its pid"
+    return ExperimentError(f"{folder} is in use by another run ({holder}); wait for it to end, "
+                           f"or choose another --out")
 
 
 def check_output_files(folder: str | os.PathLike[str], names: Iterable[str]) -> None:
