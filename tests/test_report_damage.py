@@ -178,3 +178,16 @@ def test_report_never_raises_on_mutated_records(tmp_path_factory, lines, data) -
     assert status in (0, 2)
     if status == 0:
         assert (folder / "out" / "report.md").read_text(encoding="utf-8").startswith("# ")
+
+
+def test_build_report_refuses_a_name_that_is_a_path(tmp_path: Path, lines) -> None:
+    """Records made in-process skip the reading checks: the report checks the name itself."""
+    from checkpoint_ad.errors import ExperimentError
+    from checkpoint_ad.lab.report import build_report
+    from checkpoint_ad.lab.schema import Record
+
+    records = [Record(**json.loads(line)) for line in lines]
+    records[0] = Record(**{**records[0].to_dict(), "experiment": "../escaped"})
+    with pytest.raises(ExperimentError, match="experiment name must be a plain name"):
+        build_report(records, tmp_path / "out")
+    assert not (tmp_path / "escaped").exists()

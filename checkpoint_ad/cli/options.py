@@ -82,7 +82,7 @@ def byte_count(text: str) -> int:
     valid = found is not None and unit in BYTE_UNITS
     given = decimal.Decimal(found[1]) if valid else decimal.Decimal(0)
     # the exponent first: 1e999999999 is never expanded, nor multiplied (decimal.Overflow)
-    exact = given * BYTE_UNITS[unit] if given.adjusted() < 30 else given
+    exact = given * BYTE_UNITS.get(unit, 0) if given.adjusted() < 30 else given
     if exact > LARGEST_WHOLE:
         raise argparse.ArgumentTypeError(f"expected at most {LARGEST_WHOLE:,} bytes (8 EiB), "
                                          f"got {text.strip()[:40]!r}")

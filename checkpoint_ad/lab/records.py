@@ -179,7 +179,10 @@ def _line_problem(line: bytes) -> tuple[Record | None, str]:
         return None, "not a record: its JSON is nested too deeply"
     except ValueError as error:  # an integer of more than 4300 digits
         return None, f"not a record: {error}".split(";")[0]
-    problem = Record.problem(data)
+    try:
+        problem = Record.problem(data)
+    except RecursionError:  # a value nested just below the parser's limit
+        problem = "not a record: a value is nested too deeply"
     if problem is not None:
         return None, problem
     return Record(**data), ""
@@ -303,7 +306,8 @@ class FolderLock:
 
     def __init__(self, folder: str | os.PathLike[str], command: str) -> None:
         self.path = Path(folder) / LOCK_FILE
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd: int | None = None
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(self._fd):
             self.release()
             raise _busy(Path(folder))

@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..plotting import FIGURES, format_bytes, format_seconds, save_figures
-from .schema import Record, group_records
+from ..errors import ExperimentError
+from .schema import Record, group_records, plain_name_problem
 
 REPORT_FILE = "report.md"
 
@@ -193,6 +194,9 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
     by_experiment = group_records(records, lambda r: r.experiment)
     sections = []
     for name, group in by_experiment.items():
+        problem = plain_name_problem(name)
+        if problem is not None:  # it names a folder: never a path out of out_dir
+            raise ExperimentError(f"experiment name {problem}")
         folder = out if len(by_experiment) == 1 else out / name
         figures = save_figures(group, folder)
         sections.append(experiment_report(group, figures, out))
