@@ -177,16 +177,19 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(tmp_path: 
         assert first.poll() is None and time.monotonic() < deadline, "the first run never locked"
         time.sleep(0.05)
     try:
-        for extra in ([], ["--resume"], ["--overwrite"]):
-            second = run_cli(tmp_path, "run", "sweep.toml", "--out", "out", "--no-progress",
-                             *extra)
-            if first.poll() is not None:
-                pytest.skip("the first run ended before the second started (machine too fast)")
-            lines = second.stderr.decode().splitlines()
-            assert second.returncode == 2 and len(lines) == 1, second.stderr
-            assert lines[0].startswith(f"checkpoint-ad: error: out is in use by another run "
-                                       f"(pid {first.pid}: checkpoint-ad run sweep.toml --out "
-                                       f"out --no-progress); wait for it to end"), lines[0]
+        seconds = [subprocess.Popen([sys.executable, "-m", "checkpoint_ad", "run", "sweep.toml",
+                                     "--out", "out", "--no-progress", *extra], cwd=tmp_path,
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for extra in ([], ["--resume"], ["--overwrite"])]  # all at once
+        results = [second.communicate(timeout=WAIT_S) for second in seconds]
+        if first.poll() is not None:
+            pytest.skip("the first run ended before the others were refused (machine too fast)")
+        for second, (out, err) in zip(seconds, results):
+            lines = err.decode().splitlines()
+            assert second.returncode == 2 and len(lines) == 1 and out == b"", err
+            assert lines[0] == (f"checkpoint-ad: error: out is in use by another run "
+                                f"(pid {first.pid}: checkpoint-ad run sweep.toml --out out "
+                                f"--no-progress); wait for it to end, or choose another --out")
     finally:
         assert first.wait(WAIT_S) == 0, first.stderr.read()
         first.stderr.close()
