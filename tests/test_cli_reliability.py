@@ -220,3 +220,25 @@ def test_resource_errors_are_one_line_naming_the_activity(capsys, monkeypatch, e
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
     assert captured.err.startswith("checkpoint-ad: error: ") and words in captured.err
+
+
+def test_records_csv_is_never_left_half_written(tmp_path: Path, monkeypatch) -> None:
+    """A failure while the CSV is written leaves the previous file whole and no partial one."""
+    import csv
+
+    from checkpoint_ad.lab import experiment as ex
+    from checkpoint_ad.lab.records import write_csv
+
+    (tmp_path / "tiny.toml").write_text(TINY_EXPERIMENT)
+    records = ex.run_experiment(ex.load_experiment(str(tmp_path / "tiny.toml")),
+                                tmp_path / "out", isolate=False)
+    before = (tmp_path / "out" / "records.csv").read_bytes()
+
+    def fails(self, rows):
+        raise MemoryError
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", fails)
+    with pytest.raises(MemoryError):
+        write_csv(tmp_path / "out" / "records.csv", records)
+    assert (tmp_path / "out" / "records.csv").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if "partial" in p.name) == []

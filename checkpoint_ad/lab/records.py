@@ -391,13 +391,19 @@ def csv_row(record: Record) -> dict[str, Any]:
 
 
 def write_csv(path: str | os.PathLike[str], records: Iterable[Record]) -> Path:
-    """Export ``records`` as CSV (one row each, the columns of :func:`csv_row`)."""
+    """Export ``records`` as CSV (one row each, the columns of :func:`csv_row`). The file is
+    written beside ``path`` and then renamed onto it, so it is never left half-written."""
     rows = [csv_row(record) for record in records]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            if rows:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
