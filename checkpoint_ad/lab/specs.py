@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
+import json
 import math
 import re
 import tomllib
@@ -213,11 +214,12 @@ def check_combination(policy: str, params: Mapping[str, Any]) -> None:
 
 
 def _no_duplicates(source: str, where: str, values: list[Any]) -> None:
-    seen: list[Any] = []
+    seen: set[str] = set()
     for value in values:
-        if value in seen:
+        key = json.dumps(value, sort_keys=True, default=str)  # TOML values: tables, dates...
+        if key in seen:
             raise _fail(source, f"{where} lists {value!r} twice; give each value once")
-        seen.append(value)
+        seen.add(key)
 
 
 def _policy_entry(source: str, index: int, table: Any) -> PolicyEntry:
