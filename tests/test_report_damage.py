@@ -165,7 +165,7 @@ def rendered_small(figure: Any, path: Path) -> None:
     path.write_bytes(b"drawn")
 
 
-@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                   HealthCheck.too_slow])
 @given(data=st.data())
 def test_report_never_raises_on_mutated_records(tmp_path_factory, lines, data) -> None:
