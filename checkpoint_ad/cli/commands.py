@@ -18,15 +18,16 @@ from typing import Any, TextIO
 from ..chains import policies
 from ..lab import models
 from ..chains.backprop import plan as make_plan
-from .options import (PROG, given_options, parse_policies, registered_policy_parameters,
+from .options import (PROG, doing, given_options, parse_policies, registered_policy_parameters,
                           registered_sizes)
 from ..errors import CheckpointADError, ExperimentError
 from ..lab.experiment import Sweep, compare, prepare_sweep, run_sweep
 from ..lab.measure import PointTask
 from ..chains.plans import Plan
-from ..lab.records import BadLine, ensure_writable_folder, find_results, scan_records, scan_results
+from ..lab.records import (BadLine, check_output_files, ensure_writable_folder, find_results,
+                           scan_records, scan_results)
 from ..lab.schema import Record
-from ..lab.specs import iter_experiments, load_experiment
+from ..lab.specs import check_combination, iter_experiments, load_experiment
 
 
 # -- progress --------------------------------------------------------------------------------------
@@ -114,8 +115,10 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def command_plan(args: argparse.Namespace, out: TextIO) -> int:
-    chosen = make_plan(args.policy, n=args.n,
-                       **given_options(args, list(registered_policy_parameters())))
+    params = given_options(args, list(registered_policy_parameters()))
+    check_combination(args.policy, params)
+    with doing(f"planning {args.policy} for n={args.n}"):
+        chosen = make_plan(args.policy, n=args.n, **params)
     if args.json:
         return _write_json(plan_json(chosen), out)
     out.write(chosen.describe() + "\n")
@@ -146,23 +149,36 @@ def _interrupted_run(args: argparse.Namespace, sweep: Sweep, progress: ProgressB
 
 
 def command_run(args: argparse.Namespace, out: TextIO) -> int:
-    experiment = load_experiment(args.experiment, quick=args.quick)
+    with doing(f"loading the experiment {args.experiment}"):
+        experiment = load_experiment(args.experiment, quick=args.quick)
     folder = Path(args.out) if args.out else Path("reports") / experiment.name
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
-    sweep = prepare_sweep(experiment, folder, mode=mode, max_memory=args.max_memory)
+    with doing(f"planning the points of {experiment.name}"):
+        sweep = prepare_sweep(experiment, folder, mode=mode, max_memory=args.max_memory,
+                              command=shlex.join([PROG, *sys.argv[1:]]))
+    try:
+        return _run_prepared(args, sweep, out)
+    finally:
+        sweep.close()
+
+
+def _run_prepared(args: argparse.Namespace, sweep: Sweep, out: TextIO) -> int:
+    experiment, folder, mode = sweep.experiment, sweep.folder, sweep.mode
     for note in sweep.notes:
         sys.stderr.write(f"{PROG}: warning: {note}\n")
     progress = None if args.no_progress else ProgressBar()
     started = time.perf_counter()
     try:
-        records = run_sweep(sweep, progress)
+        with doing(f"measuring the points of {experiment.name}"):
+            records = run_sweep(sweep, progress, release=False)
     except KeyboardInterrupt:
         return _interrupted_run(args, sweep, progress)
     elapsed = time.perf_counter() - started
     try:
         from ..lab.report import build_report  # matplotlib: imported only when drawing (startup)
 
-        report = build_report(records, folder, [sweep.records_path])
+        with doing(f"drawing the report of {experiment.name}"):
+            report = build_report(records, folder, [sweep.records_path])
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted while drawing the report; all {len(records)} "
                          f"records are in {sweep.records_path}; draw it with: "
@@ -187,8 +203,9 @@ def command_compare(args: argparse.Namespace, out: TextIO) -> int:
     sizes = given_options(args, sorted(registered_sizes()))
     configurations = parse_policies(args.policies)
     progress = None if args.no_progress else ProgressBar()
-    records = compare(args.workload, sizes, configurations, args.repeats, args.seed, args.dtype,
-                      args.costs, progress, max_memory=args.max_memory)
+    with doing(f"comparing policies on {args.workload}"):
+        records = compare(args.workload, sizes, configurations, args.repeats, args.seed,
+                          args.dtype, args.costs, progress, max_memory=args.max_memory)
     if args.json:
         return _write_json([record.to_dict() for record in records], out)
     from ..lab.report import comparison_rows, text_table  # imports matplotlib (startup time)
@@ -247,9 +264,11 @@ def command_report(args: argparse.Namespace, out: TextIO) -> int:
     else:
         folder = Path("reports")
     ensure_writable_folder(folder)
-    from ..lab.report import build_report  # imports matplotlib (startup time)
+    from ..lab.report import REPORT_FILE, build_report  # imports matplotlib (startup time)
 
-    report = build_report(records, folder, files)
+    check_output_files(folder, [REPORT_FILE])
+    with doing(f"drawing the report of {len(records)} records"):
+        report = build_report(records, folder, files)
     skipped = f" ({len(bad)} bad line(s) skipped)" if bad else ""
     out.write(f"{len(records)} records from {len(files)} file(s){skipped} -> {report}\n")
     return 0

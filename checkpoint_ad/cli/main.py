@@ -18,11 +18,11 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from .commands import command_compare, command_list, command_plan, command_report, command_run
-from .options import (PROG, add_max_memory, add_policy_options, add_size_options, byte_count,
-                          non_negative_int, positive_int)
+from .options import (ACTIVITY, PROG, add_max_memory, add_policy_options, add_size_options,
+                      byte_count, non_negative_int, positive_int, repeat_count)
 from ..errors import CheckpointADError
 from ..lab.measure import COST_MODES
-from ..lab.specs import DEFAULT_EXPERIMENT
+from ..lab.specs import DEFAULT_EXPERIMENT, MAX_REPEATS
 
 __all__ = ["PROG", "Parser", "make_parser", "COMMANDS", "main",
            "byte_count"]  # byte_count: importable from here as before the split
@@ -125,8 +125,9 @@ def make_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--policies", default="store_all,recompute_all,sqrt_n,revolve",
                             help="comma-separated policies, each NAME[:KEY=VALUE...] "
                                  "(default: %(default)s)")
-    comparison.add_argument("--repeats", type=positive_int, default=3,
-                            help="timed runs after the warm-up (default 3)")
+    comparison.add_argument("--repeats", type=repeat_count, default=3,
+                            help=f"timed runs after the warm-up (default 3, at most "
+                                 f"{MAX_REPEATS})")
     comparison.add_argument("--seed", type=non_negative_int, default=0,
                             help="seed of inputs and weights (a whole number >= 0)")
     comparison.add_argument("--dtype", default="float64", help="float32 or float64")
@@ -161,6 +162,10 @@ COMMANDS = {"list": command_list, "plan": command_plan, "run": command_run,
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status:
     0 done, 2 a user error (one line on stderr), 130 interrupted (one line on stderr)."""
+    for stream in (sys.stdout, sys.stderr):  # paths that are not UTF-8 print escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    del ACTIVITY[1:]  # what an earlier call in this process was doing
     parser = make_parser()
     try:
         args = parser.parse_args(argv)
@@ -182,3 +187,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         sys.stderr.write(f"{PROG}: error: {where}{error.strerror or error}\n")
         return 2
+    except (MemoryError, OverflowError, RecursionError, UnicodeError) as error:
+        sys.stderr.write(f"{PROG}: error: {_exhausted(error)} while {ACTIVITY[-1]}; choose "
+                         f"smaller sizes or counts\n")
+        return 2
+
+
+def _exhausted(error: BaseException) -> str:
+    """A limit the input ran into, in words (the last guard: inputs are checked first)."""
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    detail = " ".join(str(error).split())[:120]
+    kind = "a number too large" if isinstance(error, OverflowError) else "text not encodable"
+    return f"{kind} ({detail})" if detail else kind

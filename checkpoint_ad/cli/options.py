@@ -6,25 +6,53 @@ from __future__ import annotations
 import argparse
 import decimal
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ..chains import policies
 from ..lab import models
 from ..errors import ExperimentError
+from ..lab.specs import MAX_REPEATS
 
 PROG = "checkpoint-ad"
 
 
 # -- value parsers (argparse ``type=``) ------------------------------------------------------------
 
-def _whole_number(text: str, least: int, requirement: str) -> int:
+# -- what is being done (named by main's one line if memory or recursion run out) ------------------
+
+ACTIVITY = ["reading the command line"]
+
+
+@contextmanager
+def doing(what: str) -> Iterator[None]:
+    """Name what the command is doing while the block runs (``ACTIVITY[-1]``); :func:`main`
+    names it when memory, recursion or an encoding fails there (so an exception leaves it in
+    place, and main starts each command afresh)."""
+    ACTIVITY.append(what)
+    yield
+    ACTIVITY.pop()
+
+
+# -- value parsers (argparse ``type=``) ------------------------------------------------------------
+
+LARGEST_WHOLE = 2**63 - 1  # numpy's largest integer: any count or size above it cannot work
+TOO_LONG = 30  # digits: a whole number typed with more is refused before it is converted
+
+
+def _whole_number(text: str, least: int, requirement: str, most: int = LARGEST_WHOLE) -> int:
+    digits = text.strip().lstrip("+-")
     try:
-        value = int(text)
+        value = int(text) if len(digits) <= TOO_LONG or not digits.isdigit() else \
+            (least - 1 if text.strip().startswith("-") else most + 1)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
     if value < least:
         raise argparse.ArgumentTypeError(f"expected {requirement}, got {value}")
+    if value > most:
+        raise argparse.ArgumentTypeError(f"expected {requirement} at most {most:,}, got "
+                                         f"{text.strip()[:40]}")
     return value
 
 
@@ -34,6 +62,11 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return _whole_number(text, 0, "a whole number >= 0")
+
+
+def repeat_count(text: str) -> int:
+    """A number of timed repeats: 1 to :data:`~checkpoint_ad.lab.specs.MAX_REPEATS`."""
+    return _whole_number(text, 1, "a positive whole number", MAX_REPEATS)
 
 
 BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -47,7 +80,13 @@ def byte_count(text: str) -> int:
     found = re.fullmatch(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = found[2].lower() if found else None
     valid = found is not None and unit in BYTE_UNITS
-    value = int(decimal.Decimal(found[1]) * BYTE_UNITS[unit]) if valid else 0
+    given = decimal.Decimal(found[1]) if valid else decimal.Decimal(0)
+    # the exponent first: 1e999999999 is never expanded, nor multiplied (decimal.Overflow)
+    exact = given * BYTE_UNITS.get(unit, 0) if given.adjusted() < 30 else given
+    if exact > LARGEST_WHOLE:
+        raise argparse.ArgumentTypeError(f"expected at most {LARGEST_WHOLE:,} bytes (8 EiB), "
+                                         f"got {text.strip()[:40]!r}")
+    value = int(exact)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number of bytes such as 800000, "
                                          f"64MiB or 1.5GB, got {text!r}")
@@ -97,6 +136,9 @@ def parse_policies(text: str) -> list[tuple[str, dict[str, Any]]]:
             if not equals or not key:
                 raise ExperimentError(f"--policies: expected key=value after {name!r}, "
                                       f"got {assignment!r}")
+            if key.strip() in params:
+                raise ExperimentError(f"--policies: {item}: {key.strip()} is given twice; give "
+                                      f"each parameter once")
             if key.strip().endswith("_bytes"):
                 try:
                     params[key.strip()] = byte_count(value)

@@ -15,8 +15,9 @@ from typing import Any
 from ..errors import ExperimentError
 from .measure import PointTask, run_points
 from .preflight import PointCheck, check_points, refuse_above
-from .records import (RECORDS_FILE, RecordsScan, RecordWriter, ensure_writable_folder,
-                      scan_records, write_csv)
+from .records import (CSV_FILE, LOCK_FILE, RECORDS_FILE, FolderLock, RecordsScan,
+                      RecordWriter, check_output_files, ensure_writable_folder, scan_records,
+                      write_csv)
 from .schema import Record, describe_identity, environment
 from .specs import (DEFAULT_EXPERIMENT, Experiment, PolicyEntry, experiment_names,
                     experiments_dir, iter_experiments, load_experiment, parse_experiment)
@@ -62,6 +63,7 @@ def run_tasks(tasks: list[PointTask], writer: RecordWriter | None = None,
 # -- sweeps into a folder: fresh, resumed or overwritten -------------------------------------------
 
 SWEEP_MODES = ("new", "resume", "overwrite")
+OUTPUT_FILES = (RECORDS_FILE, CSV_FILE, "report.md", LOCK_FILE)  # report.md: report.REPORT_FILE
 
 
 @dataclass
@@ -80,6 +82,13 @@ class Sweep:
     replaced: int = 0
     scan: RecordsScan | None = None
     notes: list[str] = field(default_factory=list)
+    lock: FolderLock | None = None
+
+    def close(self) -> None:
+        """Release the folder's lock (the run has ended)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     @property
     def records_path(self) -> Path:
@@ -116,26 +125,9 @@ def _kept_on_resume(scan: RecordsScan, checks: list[PointCheck]) -> dict[tuple[A
     return kept
 
 
-def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
-                  mode: str = "new", max_memory: int | None = None) -> Sweep:
-    """Check everything a run of ``experiment`` into ``out_dir`` needs, before anything runs
-    or is written; raise the package's own error (one line) at the first problem.
-
-    * every point is planned and its peak predicted (:func:`~.preflight.check_points`): bad
-      budgets and parameters are refused now, naming the point;
-    * ``max_memory`` (bytes): if any point still to run is predicted to hold more activation
-      bytes, the whole run is refused, naming the first such point (:class:`BudgetError`);
-    * ``mode`` "new" refuses a records file that already holds lines (results are never
-      silently replaced or mixed); "resume" keeps its records, skips their points, and cuts off
-      a truncated last line (an interrupted write), but refuses other damage and records of
-      another run; "overwrite" replaces it;
-    * the folder must be writable (it is created if needed).
-    """
-    if mode not in SWEEP_MODES:
-        raise ExperimentError(f"mode must be one of {', '.join(SWEEP_MODES)}, got {mode!r}")
-    folder = Path(out_dir)
-    tasks = [replace(task, max_memory=max_memory) for task in experiment.tasks(environment())]
-    checks = check_points(tasks, experiment.source + ":")
+def _survey(experiment: Experiment, folder: Path, mode: str, checks: list[PointCheck],
+            max_memory: int | None) -> Sweep:
+    """The sweep as the folder's records file now stands (reads only; see prepare_sweep)."""
     scan = _existing(folder / RECORDS_FILE)
     held = len(scan.records) + len(scan.bad) if scan else 0
     sweep = Sweep(experiment, folder, mode, checks, checks, scan=scan)
@@ -154,7 +146,45 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
                                f"(left by an interrupted write); {len(scan.records)} complete "
                                f"record(s) kept")
     refuse_above(sweep.pending, max_memory)
+    return sweep
+
+
+def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
+                  mode: str = "new", max_memory: int | None = None,
+                  command: str = "checkpoint_ad.lab.experiment") -> Sweep:
+    """Check everything a run of ``experiment`` into ``out_dir`` needs, before anything runs
+    or is written; raise the package's own error (one line) at the first problem.
+
+    * every point is planned and its peak predicted (:func:`~.preflight.check_points`): bad
+      budgets and parameters are refused now, naming the point;
+    * the files a run writes (records, CSV, report) must not exist as folders;
+    * ``max_memory`` (bytes): if any point still to run is predicted to hold more activation
+      bytes, the whole run is refused, naming the first such point (:class:`BudgetError`);
+    * ``mode`` "new" refuses a records file that already holds lines (results are never
+      silently replaced or mixed); "resume" keeps its records, skips their points, and cuts off
+      a truncated last line (an interrupted write), but refuses other damage and records of
+      another run; "overwrite" replaces it;
+    * the folder must be writable (it is created if needed);
+    * one run at a time per folder: the sweep holds the folder's lock (:class:`FolderLock`,
+      naming ``command`` as its holder) from before the records are examined again until
+      :meth:`Sweep.close`; a second run into the folder is refused, naming the holder.
+    """
+    if mode not in SWEEP_MODES:
+        raise ExperimentError(f"mode must be one of {', '.join(SWEEP_MODES)}, got {mode!r}")
+    folder = Path(out_dir)
+    tasks = [replace(task, max_memory=max_memory) for task in experiment.tasks(environment())]
+    checks = check_points(tasks, experiment.source + ":")
+    check_output_files(folder, OUTPUT_FILES)
+    FolderLock.refuse_if_held(folder)
+    _survey(experiment, folder, mode, checks, max_memory)  # refusals before anything is written
     ensure_writable_folder(folder)
+    lock = FolderLock(folder, command)
+    try:  # again under the lock: another run may have written records meanwhile
+        sweep = _survey(experiment, folder, mode, checks, max_memory)
+    except BaseException:
+        lock.release()
+        raise
+    sweep.lock = lock
     return sweep
 
 
@@ -167,10 +197,20 @@ def _cut_truncated_tail(sweep: Sweep) -> None:
 
 
 def run_sweep(sweep: Sweep, progress: Progress | None = None,
-              isolate: bool = True) -> list[Record]:
+              isolate: bool = True, *, release: bool = True) -> list[Record]:
     """Measure the sweep's pending points, appending each record to the records file as soon
     as it exists (one whole, fsynced line: an interrupted sweep keeps every completed record),
-    then write ``records.csv``. Returns every record of the run, in the experiment's order."""
+    then write ``records.csv``. Returns every record of the run, in the experiment's order.
+    ``release``: release the folder's lock at the end (False: the caller does, with
+    :meth:`Sweep.close`, after writing more into the folder)."""
+    try:
+        return _measure(sweep, progress, isolate)
+    finally:
+        if release:
+            sweep.close()
+
+
+def _measure(sweep: Sweep, progress: Progress | None, isolate: bool) -> list[Record]:
     _cut_truncated_tail(sweep)
     done = len(sweep.checks) - len(sweep.pending)
     with RecordWriter(sweep.records_path, append=sweep.mode == "resume") as writer:
@@ -180,7 +220,7 @@ def run_sweep(sweep: Sweep, progress: Progress | None = None,
     order = [check.identity for check in sweep.checks]
     records = [by_identity[key] for key in order if key in by_identity]
     records += [record for record in new if record.identity not in set(order)]
-    write_csv(sweep.folder / "records.csv", records)
+    write_csv(sweep.folder / CSV_FILE, records)
     return records
 
 

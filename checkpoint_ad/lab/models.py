@@ -17,6 +17,7 @@ raise :class:`~checkpoint_ad.errors.ExperimentError`) and returns a :class:`Work
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -64,6 +65,7 @@ class WorkloadSpec:
     builder: Builder
     parameters: tuple[SizeParameter, ...]
     cost_model: Callable[[dict[str, Any]], list[float]] | None = field(default=None)
+    footprint: Callable[[dict[str, Any]], int] | None = field(default=None)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.parameters}
@@ -79,7 +81,62 @@ class WorkloadSpec:
         resolved = self.defaults()
         for name, value in sizes.items():
             resolved[name] = _check_size(self.name, known[name], value)
+        if self.footprint is not None:
+            _check_fits(self.name, resolved, self.footprint(resolved))
         return resolved
+
+
+BYTES_PER_ELEMENT = 8  # the builders draw float64 numbers, whatever the dtype
+BYTES_PER_STAGE = 64  # a stage's bookkeeping (its entry, plan step, profile) at the very least
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits(workload: str, sizes: dict[str, Any], elements: int) -> None:
+    """Refuse sizes whose parameters, two states and per-stage bookkeeping cannot fit in this
+    machine's memory, before anything is allocated (an estimate from below)."""
+    needed = elements * BYTES_PER_ELEMENT + sizes["n"] * BYTES_PER_STAGE
+    memory = machine_memory()
+    if memory is not None and needed > memory:
+        described = " ".join(f"{k}={v}" for k, v in sizes.items())
+        raise ExperimentError(f"workload {workload!r} with {described} needs at least "
+                              f"{needed:.3g} bytes (parameters, two states and {BYTES_PER_STAGE} "
+                              f"bytes per stage), more than this machine's {memory:.3g} bytes "
+                              f"of memory; choose smaller sizes")
+
+
+# -- footprints: numbers of elements a workload allocates, parameters and two states -------------
+
+def chain_footprint(sizes: dict[str, Any]) -> int:
+    return 2 * sizes["width"]
+
+
+def square_layers_footprint(sizes: dict[str, Any]) -> int:
+    width = sizes["width"]
+    return sizes["n"] * (width * width + width) + 2 * sizes["batch"] * width
+
+
+def rnn_footprint(sizes: dict[str, Any]) -> int:
+    width, inputs = sizes["width"], sizes["inputs"]
+    return width * width + inputs * width + width + sizes["batch"] * (2 * width + inputs)
+
+
+def hetero_footprint(sizes: dict[str, Any]) -> int:
+    """The weights and biases of :func:`build_hetero_mlp`, counted without listing widths."""
+    n, period, wide, narrow = sizes["n"], sizes["period"], sizes["wide"], sizes["narrow"]
+    if period == 1:
+        return n * (wide * wide + wide) + 2 * sizes["batch"] * wide
+    into_wide = n // period  # stages t with a wide output (t a multiple of period)
+    from_wide = (n - 1) // period + 1  # stages with a wide input (t - 1 a multiple of period)
+    mixed = into_wide + from_wide
+    return (mixed * wide * narrow + (n - mixed) * narrow * narrow + into_wide * wide
+            + (n - into_wide) * narrow + 2 * sizes["batch"] * wide)
 
 
 def _check_size(workload: str, parameter: SizeParameter, value: Any) -> Any:
@@ -213,25 +270,29 @@ register(WorkloadSpec(
     "chain", "the Fig. 6.9 chain: the same elementwise f applied n times to a vector",
     build_chain,
     (_n(64), SizeParameter("width", int, 1000, "elements of the vector"),
-     SizeParameter("f", str, "sin", "the elementwise function", tuple(ELEMENTWISE)))))
+     SizeParameter("f", str, "sin", "the elementwise function", tuple(ELEMENTWISE))),
+    footprint=chain_footprint))
 register(WorkloadSpec(
     "mlp", "n dense layers tanh(x W_t + b_t) of equal width on a batch", build_mlp,
-    (_n(32), SizeParameter("width", int, 128, "units per layer"), _batch(32))))
+    (_n(32), SizeParameter("width", int, 128, "units per layer"), _batch(32)),
+    footprint=square_layers_footprint))
 register(WorkloadSpec(
     "rnn", "back-propagation through time: n steps of a vanilla RNN cell with shared weights",
     build_rnn,
     (_n(64), SizeParameter("width", int, 128, "hidden units"), _batch(16),
-     SizeParameter("inputs", int, 32, "input features per step (a synthetic sequence)"))))
+     SizeParameter("inputs", int, 32, "input features per step (a synthetic sequence)")),
+    footprint=rnn_footprint))
 register(WorkloadSpec(
     "residual", "n residual blocks x + tanh(x W_t + b_t)/2 of equal width", build_residual,
-    (_n(32), SizeParameter("width", int, 128, "units per block"), _batch(32))))
+    (_n(32), SizeParameter("width", int, 128, "units per block"), _batch(32)),
+    footprint=square_layers_footprint))
 register(WorkloadSpec(
     "hetero_mlp", "an MLP whose widths cycle (one wide state per period, narrow between), so "
     "stages differ in cost and size", build_hetero_mlp,
     (_n(32), _batch(32), SizeParameter("wide", int, 512, "width of every period-th state"),
      SizeParameter("narrow", int, 32, "width of the other states"),
      SizeParameter("period", int, 4, "one wide state every this many")),
-    hetero_costs))
+    hetero_costs, hetero_footprint))
 
 
 def names() -> list[str]:

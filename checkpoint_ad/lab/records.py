@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExperimentError
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs into one folder are not serialised
+    fcntl = None  # type: ignore[assignment]
 from .schema import (SCHEMA_VERSION, Record, describe_identity, environment, git_commit,
                      git_dirty, machine_info, point_identity)
 
@@ -33,11 +38,13 @@ __all__ = [  # the schema's names, importable from here as before the split
     "SCHEMA_VERSION", "Record", "describe_identity", "environment", "git_commit", "git_dirty",
     "machine_info", "point_identity",
     # this module's own
-    "RECORDS_FILE", "DEFERRED_SIGNALS", "interrupts_deferred", "RecordWriter", "write_records",
+    "RECORDS_FILE", "CSV_FILE", "DEFERRED_SIGNALS", "interrupts_deferred", "RecordWriter", "write_records",
     "BadLine", "RecordsScan", "scan_records", "iter_records", "find_results", "read_records",
-    "scan_results", "ensure_writable_folder", "CSV_SKIP", "csv_row", "write_csv"]
+    "scan_results", "ensure_writable_folder", "LOCK_FILE", "FolderLock", "check_output_files",
+    "CSV_SKIP", "csv_row", "write_csv"]
 
 RECORDS_FILE = "records.jsonl"
+CSV_FILE = "records.csv"
 
 DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
                          if hasattr(signal, name))
@@ -168,7 +175,14 @@ def _line_problem(line: bytes) -> tuple[Record | None, str]:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         return None, f"not JSON: {error.msg.removesuffix(' at')} at column {error.colno}"
-    problem = Record.problem(data)
+    except RecursionError:
+        return None, "not a record: its JSON is nested too deeply"
+    except ValueError as error:  # an integer of more than 4300 digits
+        return None, f"not a record: {error}".split(";")[0]
+    try:
+        problem = Record.problem(data)
+    except RecursionError:  # a value nested just below the parser's limit
+        problem = "not a record: a value is nested too deeply"
     if problem is not None:
         return None, problem
     return Record(**data), ""
@@ -278,6 +292,91 @@ def ensure_writable_folder(folder: str | os.PathLike[str]) -> None:
                               f"another --out") from None
 
 
+# -- one run at a time per folder ------------------------------------------------------------------
+
+LOCK_FILE = ".checkpoint-ad.lock"
+
+
+class FolderLock:
+    """An exclusive lock on an output folder, held by one run from before it looks at the
+    folder's records until it ends: ``fcntl.flock`` on ``folder/.checkpoint-ad.lock``, which
+    names the holder (its pid and command). The kernel drops the lock when the holder's process
+    ends, however it ends, so a stale lock file never blocks a later run. Where ``fcntl`` is
+    missing (Windows) no lock is taken."""
+
+    def __init__(self, folder: str | os.PathLike[str], command: str) -> None:
+        self.path = Path(folder) / LOCK_FILE
+        self._fd: int | None = None
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(self._fd):
+            self.release()
+            raise _busy(Path(folder))
+        if fcntl is not None:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"pid {os.getpid()}: {command}\n".encode("utf-8", "replace"))
+
+    @staticmethod
+    def refuse_if_held(folder: str | os.PathLike[str]) -> None:
+        """Raise the error a run would get if another run holds ``folder`` now; creates and
+        writes nothing (a folder without a lock file is free)."""
+        try:
+            fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            if not _try_lock(fd):
+                raise _busy(Path(folder))
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    __del__ = release  # a lock never outlives its object
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock of ``fd`` if no other open file holds it (True where there is
+    no ``fcntl``: nothing is serialised there)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _busy(folder: Path) -> ExperimentError:
+    """The error of a run refused because another holds ``folder``, naming the holder as its
+    lock file does (``pid 1234: checkpoint-ad run ...``)."""
+    try:
+        text = (folder / LOCK_FILE).read_bytes()[:300].decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    holder = " ".join(text.split()) or "a process that has not yet written its pid"
+    return ExperimentError(f"{folder} is in use by another run ({holder}); wait for it to end, "
+                           f"or choose another --out")
+
+
+def check_output_files(folder: str | os.PathLike[str], names: Iterable[str]) -> None:
+    """Refuse, before anything runs, an output ``folder`` where one of the files ``names``
+    that a run writes exists as something else than a file (a folder, say)."""
+    for name in names:
+        path = Path(folder) / name
+        if path.exists() and not path.is_file():
+            raise ExperimentError(f"cannot write {path}: it exists and is not a file; move it "
+                                  f"away or choose another --out")
+
+
 CSV_SKIP = ("timeline", "schedule", "machine")
 
 
@@ -292,13 +391,19 @@ def csv_row(record: Record) -> dict[str, Any]:
 
 
 def write_csv(path: str | os.PathLike[str], records: Iterable[Record]) -> Path:
-    """Export ``records`` as CSV (one row each, the columns of :func:`csv_row`)."""
+    """Export ``records`` as CSV (one row each, the columns of :func:`csv_row`). The file is
+    written beside ``path`` and then renamed onto it, so it is never left half-written."""
     rows = [csv_row(record) for record in records]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            if rows:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path

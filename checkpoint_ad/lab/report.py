@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from ..plotting import FIGURES, format_bytes, format_seconds, save_figures
-from .schema import Record, group_records
+from ..errors import ExperimentError
+from .schema import Record, group_records, plain_name_problem
 
 REPORT_FILE = "report.md"
 
@@ -192,6 +194,9 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
     by_experiment = group_records(records, lambda r: r.experiment)
     sections = []
     for name, group in by_experiment.items():
+        problem = plain_name_problem(name)
+        if problem is not None:  # it names a folder: never a path out of out_dir
+            raise ExperimentError(f"experiment name {problem}")
         folder = out if len(by_experiment) == 1 else out / name
         figures = save_figures(group, folder)
         sections.append(experiment_report(group, figures, out))
@@ -209,5 +214,15 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
 
 
 def _posix(path: Path, start: Path) -> str:
-    """``path`` relative to ``start``, with forward slashes (Markdown links)."""
-    return Path(os.path.relpath(Path(path).resolve(), start.resolve())).as_posix()
+    """``path`` relative to ``start``, with forward slashes (Markdown links); bytes of a name
+    that is not UTF-8 are percent-encoded, so the report stays UTF-8 and the link works."""
+    relative = Path(os.path.relpath(Path(path).resolve(), start.resolve())).as_posix()
+    return relative if _encodable(relative) else quote(os.fsencode(relative), safe="/")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
+import re
 import subprocess
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -123,10 +125,11 @@ class Record:
             return f"unknown fields {', '.join(unknown)}"
         for name, value in data.items():
             if not _has_type(value, str(fields[name].type)):
-                return f"field {name} must be {fields[name].type}, got {value!r}"[:200]
-        n = data["sizes"].get("n")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            return f"sizes must hold a positive integer n, got {data['sizes']!r}"[:200]
+                return f"field {name} must be {fields[name].type}, got {_shown(value)}"
+        for name in ["sizes", *data]:  # sizes first: the schedule's check reads n
+            problem = _value_problem(name, data[name], data)
+            if problem is not None:
+                return f"field {name}: {problem}"
         return None
 
     @classmethod
@@ -154,6 +157,171 @@ def _has_type(value: Any, annotation: str) -> bool:
         if isinstance(value, accepted):
             return True
     return False
+
+
+# -- values: one validator per field a report or a figure reads -----------------------------------
+
+LARGEST_INT = 2**63 - 1  # what numpy and matplotlib take as an integer
+UNSAFE_CHARACTER = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")  # control or lone surrogate
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to 80 characters (a damaged record may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def plain_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be used as a file or folder name, or None: a plain name is a
+    non-empty string without path separators, control characters (NUL included) or lone
+    surrogates, and is not "." or ".."."""
+    if not isinstance(name, str) or not name:
+        return f"must be a non-empty name, got {_shown(name)}"
+    if name in (".", "..") or "/" in name or "\\" in name or UNSAFE_CHARACTER.search(name):
+        return (f"must be a plain name (no / or \\, no control characters, not . or ..), "
+                f"got {_shown(name)}")
+    return None
+
+
+def _text_problem(value: Any) -> str | None:
+    """Control characters and lone surrogates anywhere in the strings of ``value``."""
+    if isinstance(value, str):
+        return f"holds a control character or a lone surrogate: {_shown(value)}" \
+            if UNSAFE_CHARACTER.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, item in items:
+        problem = _text_problem(key) if isinstance(key, str) else None
+        problem = problem or _text_problem(item)
+        if problem:
+            return problem
+    return None
+
+
+def _is_int(value: Any, least: int = 0) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and least <= value <= LARGEST_INT)
+
+
+def _is_number(value: Any, least: float = 0.0) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and least <= value <= LARGEST_INT)
+
+
+def _count(least: int) -> Callable[[Any, dict[str, Any]], str | None]:
+    def check(value: Any, data: dict[str, Any]) -> str | None:
+        if value is None or _is_int(value, least):
+            return None
+        return f"must be a whole number from {least} to 2**63-1, got {_shown(value)}"
+    return check
+
+
+def _seconds(value: Any, data: dict[str, Any]) -> str | None:
+    if not _is_number(value) or value <= 0:
+        return f"must be a positive finite number of seconds, got {_shown(value)}"
+    if not data.get("wall_s_min", 0) <= data.get("wall_s_median", 0) \
+            <= data.get("wall_s_max", math.inf):
+        return (f"times must satisfy wall_s_min <= wall_s_median <= wall_s_max, got "
+                f"{data['wall_s_min']!r}, {data['wall_s_median']!r}, {data['wall_s_max']!r}")
+    return None
+
+
+def _positive(value: Any, data: dict[str, Any]) -> str | None:
+    return None if _is_number(value) and value > 0 else \
+        f"must be a positive finite number, got {_shown(value)}"
+
+
+def _difference(value: Any, data: dict[str, Any]) -> str | None:
+    return None if _is_number(value) else \
+        f"must be a finite number >= 0, got {_shown(value)}"
+
+
+def _sizes(value: dict[str, Any], data: dict[str, Any]) -> str | None:
+    if not _is_int(value.get("n"), 1):
+        return f"must hold a whole number n from 1 to 2**63-1, got {_shown(value)}"
+    bad = [key for key, size in value.items() if not (_is_int(size, 1) or isinstance(size, str))]
+    return f"size {bad[0]} must be a positive whole number or a name, got " \
+           f"{_shown(value[bad[0]])}" if bad else None
+
+
+def _scalars(value: dict[str, Any], data: dict[str, Any]) -> str | None:
+    for key, item in value.items():
+        if isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        if not _is_number(item, -math.inf):
+            return f"{key} must be a string, a finite number, true, false or null, got " \
+                   f"{_shown(item)}"
+    return None
+
+
+def _bytes_by_kind(value: dict[str, Any], data: dict[str, Any]) -> str | None:
+    bad = [kind for kind, size in value.items() if not _is_int(size)]
+    return f"{bad[0]} must be a whole number of bytes >= 0, got {_shown(value[bad[0]])}" \
+        if bad else None
+
+
+def _plain_name(value: Any, data: dict[str, Any]) -> str | None:
+    return plain_name_problem(value)
+
+
+def _timeline(value: list[Any] | None, data: dict[str, Any]) -> str | None:
+    if value is None:
+        return None
+    if not value:
+        return "must be null or a non-empty list of [event, live bytes] pairs, got []"
+    for index, entry in enumerate(value):
+        if not (isinstance(entry, list) and len(entry) == 2 and all(map(_is_int, entry))):
+            return (f"entry {index} must be [event, live bytes], two whole numbers >= 0, got "
+                    f"{_shown(entry)}")
+    return None
+
+
+ACTIONS_WITH_END = ("advance",)
+
+
+def _schedule(value: list[Any] | None, data: dict[str, Any]) -> str | None:
+    if value is None:
+        return None
+    from ..chains.plans import Action  # the plan's own action names
+
+    actions = {action.value for action in Action}
+    n = data["sizes"]["n"]
+    for index, entry in enumerate(value):
+        if not isinstance(entry, list) or len(entry) != 3:
+            return f"entry {index} must be [action, stage, end], got {_shown(entry)}"
+        action, stage, end = entry
+        if action not in actions:
+            return f"entry {index}: unknown action {_shown(action)} (known: " \
+                   f"{', '.join(sorted(actions))})"
+        if not _is_int(stage) or stage > n:
+            return f"entry {index}: stage must be a whole number from 0 to n={n}, got " \
+                   f"{_shown(stage)}"
+        if end is not None and not (_is_int(end) and end <= n):
+            return f"entry {index}: end must be null or a whole number from 0 to n={n}, got " \
+                   f"{_shown(end)}"
+        if action in ACTIONS_WITH_END and (end is None or end < stage):
+            return f"entry {index}: {action} needs an end >= its stage, got {_shown(entry)}"
+    return None
+
+
+FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
+    "experiment": _plain_name, "sizes": _sizes, "params": _scalars, "plan_params": _scalars,
+    "seed": _count(0), "repeats": _count(1), "forward_evals": _count(1), "peak_stored": _count(1),
+    "forward_cost": _positive, "peak_bytes": _count(1), "peak_bytes_by_kind": _bytes_by_kind,
+    "predicted_peak_bytes": _count(0), "measured_peak_bytes": _count(0),
+    "rss_peak_increase_bytes": _count(-LARGEST_INT),
+    "rss_high_water_increase_bytes": _count(-LARGEST_INT),
+    "parameter_bytes": _count(0), "parameter_gradient_bytes": _count(0),
+    "wall_s_median": _seconds, "wall_s_min": _seconds, "wall_s_max": _seconds,
+    "max_grad_diff": _difference, "timeline": _timeline, "forward_events": _count(0),
+    "schedule": _schedule}
+
+
+def _value_problem(name: str, value: Any, data: dict[str, Any]) -> str | None:
+    """Why the (well-typed) field ``name`` holds a value no report can use, or None."""
+    check = FIELD_CHECKS.get(name)
+    problem = check(value, data) if check else None
+    return problem or _text_problem(value)
 
 
 def point_identity(experiment: str, workload: str, sizes: dict[str, Any], policy: str,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
+import json
 import math
 import re
 import tomllib
@@ -38,8 +39,14 @@ from ..chains import policies
 from . import models
 from ..errors import CheckpointADError, ExperimentError, UnknownNameError
 from .measure import COST_MODES, DERIVED, PointTask
+from .schema import plain_name_problem
 
 DEFAULT_EXPERIMENT = "fig69"
+MAX_REPEATS = 1000  # timed repeats of one point: more would run for hours and tell nothing new
+LARGEST_WHOLE = 2**63 - 1  # numpy's largest integer: no count or parameter can exceed it
+EXCLUSIVE_PARAMETERS = (("slots", "budget_bytes"), ("slots", "budget_fraction"),
+                        ("budget_bytes", "budget_fraction"))  # each pair: two ways to say one thing
+NEEDS_ONE_OF = {"resolution": ("budget_bytes", "budget_fraction")}  # meaningless without them
 TOP_KEYS = {"name": str, "description": str, "workload": str, "sizes": dict, "grid": dict,
             "policies": list, "repeats": int, "seed": int, "dtype": str, "costs": str,
             "detail": dict, "quick": dict}
@@ -188,6 +195,31 @@ def _check_param(source: str, where: str, policy: str, name: str, value: Any) ->
     if not _is(value, parameters[name].kind):
         raise _fail(source, f"{where}: {policy} parameter {name} must be "
                             f"{_type_name(parameters[name].kind)}, got {value!r}")
+    if parameters[name].kind is int and value > LARGEST_WHOLE:
+        raise _fail(source, f"{where}: {policy} parameter {name} must be at most "
+                            f"{LARGEST_WHOLE:,}, got {value!r}")
+
+
+def check_combination(policy: str, params: Mapping[str, Any]) -> None:
+    """Refuse parameters of one configuration that contradict each other (two budgets) or mean
+    nothing together (a resolution without a byte budget), with :class:`ExperimentError`."""
+    for first, second in EXCLUSIVE_PARAMETERS:
+        if first in params and second in params:
+            raise ExperimentError(f"policy {policy!r}: {first} and {second} are two budgets; "
+                                  f"give one of them, not both")
+    for name, needed in NEEDS_ONE_OF.items():
+        if name in params and not any(other in params for other in needed):
+            raise ExperimentError(f"policy {policy!r}: {name} applies only with "
+                                  f"{' or '.join(needed)}; drop {name} or give a byte budget")
+
+
+def _no_duplicates(source: str, where: str, values: list[Any]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        key = json.dumps(value, sort_keys=True, default=str)  # TOML values: tables, dates...
+        if key in seen:
+            raise _fail(source, f"{where} lists {value!r} twice; give each value once")
+        seen.add(key)
 
 
 def _policy_entry(source: str, index: int, table: Any) -> PolicyEntry:
@@ -205,10 +237,18 @@ def _policy_entry(source: str, index: int, table: Any) -> PolicyEntry:
         _check_param(source, f"{where}.params", policy, name, value)
     _check_arrays(source, f"{where}.sweep", sweep,
                   lambda name, value: _check_param(source, f"{where}.sweep", policy, name, value))
-    max_n = table.get("max_n")
-    if max_n is not None and max_n < 1:
-        raise _fail(source, f"{where}: max_n must be at least 1, got {max_n}")
-    return PolicyEntry(policy, params, sweep, max_n)
+    both = sorted(set(params) & set(sweep))
+    if both:
+        raise _fail(source, f"{where}: {', '.join(both)} is set both in params and in sweep; "
+                            f"give it in one of them")
+    entry = PolicyEntry(policy, params, sweep, table.get("max_n"))
+    try:
+        check_combination(policy, entry.configurations()[0])
+    except ExperimentError as error:
+        raise _fail(source, f"{where}: {error}") from None
+    if entry.max_n is not None and entry.max_n < 1:
+        raise _fail(source, f"{where}: max_n must be at least 1, got {entry.max_n}")
+    return entry
 
 
 def _check_arrays(source: str, where: str, table: Mapping[str, Any],
@@ -218,6 +258,7 @@ def _check_arrays(source: str, where: str, table: Mapping[str, Any],
     for key, values in table.items():
         if not isinstance(values, list) or not values:
             raise _fail(source, f"{where}: {key} must be a non-empty array, got {values!r}")
+        _no_duplicates(source, f"{where}: {key}", values)
         for value in values:
             check(key, value)
 
@@ -247,13 +288,23 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
     if not spec["policies"]:
         raise _fail(source, "policies is empty")
     entries = tuple(_policy_entry(source, i, t) for i, t in enumerate(spec["policies"]))
-    for key, least in (("repeats", 1), ("seed", 0)):
+    _no_duplicates(source, "policies", [(e.policy, c) for e in entries
+                                         for c in e.configurations()])
+    for key, least, most in (("repeats", 1, MAX_REPEATS), ("seed", 0, LARGEST_WHOLE)):
         if spec.get(key, least) < least:
             raise _fail(source, f"{key} must be at least {least}, got {spec[key]}")
+        if spec.get(key, least) > most:
+            raise _fail(source, f"{key} must be at most {most:,}, got {spec[key]}")
+    chosen_name = spec.get("name", name or Path(source).stem)
+    problem = plain_name_problem(chosen_name)
+    if problem is not None:
+        given = "name" if "name" in spec else "the name taken from the file's name"
+        raise _fail(source, f"{given} {problem}; it names the output folder "
+                            f"(set name = \"...\" in the file)")
     if spec.get("costs", "model") not in COST_MODES:
         raise _fail(source, f"costs must be one of {', '.join(COST_MODES)}, got {spec['costs']!r}")
     experiment = Experiment(
-        spec.get("name", name or Path(source).stem), spec.get("description", ""), workload,
+        chosen_name, spec.get("description", ""), workload,
         sizes, grid, entries, spec.get("repeats", 3), spec.get("seed", 0),
         spec.get("dtype", "float64"), spec.get("costs", "model"), spec.get("detail"), source,
         quick)
@@ -296,6 +347,9 @@ def load_experiment(name_or_path: str, quick: bool = False) -> Experiment:
     if path.suffix == ".toml" or len(path.parts) > 1:
         try:
             text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as error:
+            raise ExperimentError(f"{path}: not UTF-8 text (byte {error.start + 1}); an "
+                                  f"experiment file is TOML, which is UTF-8") from None
         except OSError as error:
             raise ExperimentError(f"cannot read experiment file {path}: {error.strerror}; give "
                                   f"a path to a .toml file or a shipped experiment's name "
@@ -311,6 +365,9 @@ def load_experiment(name_or_path: str, quick: bool = False) -> Experiment:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError(_toml_message(source, text, error)) from None
+    except RecursionError:
+        raise ExperimentError(f"{source}: not a usable experiment: its tables or arrays are "
+                              f"nested too deeply") from None
     return parse_experiment(data, source, quick, name=path.stem)
 
 
