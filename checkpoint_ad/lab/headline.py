@@ -122,7 +122,7 @@ def recompute_share(points: Sequence[Point], reference: Point) -> float | None:
 # -- sentences ------------------------------------------------------------------------------------
 
 def _saving(point: Point, reference: Point) -> str:
-    """``65% less than store_all's 1.45 MiB, for 1.28x its time`` (or ``more``)."""
+    """``512 KiB (65% less than store_all), 1.28x its time`` (or ``more``, ``as much as``)."""
     change = round(100 * (1 - point.peak / reference.peak))
     amount = (f"{abs(change)}% {'less' if change > 0 else 'more'} than" if change
               else "as much as")
@@ -213,7 +213,7 @@ def claim_sentences(points: Sequence[Point], reference: Point, claim: Claim, n: 
     if share is not None and 0 < share < 1:
         paid = claim.time_ratio - 1
         sentences.append(
-            f"Time differs because one recomputed forward sweep of every step costs "
+            f"What recomputing costs sets the time: one forward sweep of every step costs "
             f"{share:.0%} of store_all's time here (fitted over every configuration), where "
             f"the paper's +{paid:.0%} buys about one: the reverse sweep takes "
             f"{(1 - share) / share:.1f}x the forward sweep here, against about "
