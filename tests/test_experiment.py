@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from checkpoint_ad.lab import experiment as ex
+from checkpoint_ad.lab.headline import headline
 from checkpoint_ad.chains import policies
 from checkpoint_ad.lab import models
 from checkpoint_ad.chains.backprop import backprop
@@ -54,7 +55,7 @@ def write_spec(folder: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
 # -- shipped experiments ---------------------------------------------------------------------------
 
 def test_the_issue_experiments_are_shipped_and_valid() -> None:
-    assert {"fig69", "mlp_depth", "revolve_slots", "hetero_budget"} <= set(ex.experiment_names())
+    assert {"fig69", "mlp_depth", "revolve_slots", "hetero_budget", "rnn_bptt"} <= set(ex.experiment_names())
     for name in ex.experiment_names():
         full, quick = ex.load_experiment(name), ex.load_experiment(name, quick=True)
         assert full.description and full.name == name
@@ -78,6 +79,21 @@ def test_hetero_budget_compares_optimal_with_revolve_and_sqrt_n() -> None:
     by_policy = {e.policy: e for e in spec.policies}
     assert {"optimal", "revolve", "sqrt_n", "store_all", "recompute_all"} <= set(by_policy)
     assert len(by_policy["optimal"].configurations()) >= 5
+
+
+def test_rnn_bptt_sweeps_1000_steps_and_its_quick_grid_runs_to_a_headline() -> None:
+    full = ex.load_experiment("rnn_bptt")
+    assert full.workload == "rnn" and {t.sizes["n"] for t in full.tasks()} == {1000}
+    assert {"store_all", "sqrt_n", "revolve", "optimal"} == {p.policy for p in full.policies}
+    assert len({t.params["slots"] for t in full.tasks() if t.policy == "revolve"}) >= 3
+    quick = ex.load_experiment("rnn_bptt", quick=True)
+    records = ex.run_tasks(quick.tasks(), isolate=False)
+    assert len(records) == len(quick.tasks()) == 10
+    assert all(r.max_grad_diff == 0 and r.predicted_peak_bytes == r.peak_bytes
+               for r in records)
+    sentences = headline(records)
+    claim = next(s for s in sentences if s.startswith("Gruslys et al. (2016) report 5%"))
+    assert "on 100 steps here, the measured front gives" in claim
 
 
 def test_unknown_experiment_lists_the_known_ones() -> None:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from ..plotting import FIGURES, format_bytes, format_seconds, save_figures
 from ..errors import ExperimentError
+from .headline import headline
 from .schema import Record, group_records, plain_name_problem
 
 REPORT_FILE = "report.md"
@@ -112,24 +113,6 @@ def _environment(records: Sequence[Record]) -> str:
             f"records from {min(r.created for r in records)} to {max(r.created for r in records)}.")
 
 
-def headline(records: Sequence[Record]) -> list[str]:
-    """One sentence per configuration at the largest n: memory and compute against store_all."""
-    largest = max(r.n for r in records)
-    lines = []
-    for record in (r for r in records if r.n == largest and r.policy != "store_all"):
-        reference = _reference(record, records)
-        if reference is None:
-            continue
-        lines.append(f"- **{record.label}** at n = {largest}: "
-                     f"{format_bytes(record.peak_bytes)} of activations, "
-                     f"{100 * record.peak_bytes / reference.peak_bytes:.1f}% of store_all's "
-                     f"{format_bytes(reference.peak_bytes)}, for "
-                     f"{record.forward_cost / reference.forward_cost:.2f}x its forward cost "
-                     f"({record.forward_evals:,} evaluations) and "
-                     f"{record.wall_s_median / reference.wall_s_median:.2f}x its time.")
-    return lines
-
-
 def _checks(records: Sequence[Record]) -> list[str]:
     exact = sum(r.predicted_peak_bytes == r.peak_bytes for r in records)
     worst = max(r.max_grad_diff for r in records)
@@ -176,7 +159,7 @@ def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: 
              f"{first.dtype}, planner costs: {first.costs}.", "", _environment(records), ""]
     highlights = headline(records)
     if highlights:
-        lines += ["### Headline", ""] + highlights + [""]
+        lines += ["### Headline", "", " ".join(highlights), ""]
     for name, path in figures.items():
         lines += [f"### {FIGURES[name][1]}", "",
                   f"![{FIGURES[name][1]}]({_posix(path, out)})", ""]

@@ -26,12 +26,24 @@ def color(policy: str) -> str:
     return EXTRA_COLORS[sum(map(ord, policy)) % len(EXTRA_COLORS)]
 
 
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
 def format_bytes(value: float, _position: Any = None) -> str:
-    """Bytes as B, KiB, MiB or GiB with at most three significant digits."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(value) >= size:
-            return f"{value / size:.3g} {unit}"
-    return f"{value:.3g} B"
+    """Bytes in the largest binary unit (B, KiB, ... EiB) that leaves at least 1, with three
+    significant digits but never fewer than the whole part and never an exponent: 1023 B,
+    1 KiB, 1.5 KiB, 1000 KiB, 1024 KiB (1048575 B, rounded), 931 GiB (10**12 B)."""
+    magnitude = abs(value)
+    power = 0
+    while magnitude >= 1024 and power < len(BYTE_UNITS) - 1:
+        magnitude /= 1024
+        power += 1
+    decimals = 0 if magnitude >= 100 else 1 if magnitude >= 10 else 2
+    text = f"{magnitude:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    sign = "-" if value < 0 and text != "0" else ""
+    return f"{sign}{text} {BYTE_UNITS[power]}"
 
 
 def format_seconds(value: float, _position: Any = None) -> str:
