@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,22 +68,26 @@ import numpy as np
 from ...errors import BudgetError, PolicyError
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
+from ..limits import Footprint, current, plan_bytes, require, within
 
 NAME = "optimal"
-MAX_RESOLUTION = 200  # default free memory units in budget_bytes mode, for short chains ...
+MAX_RESOLUTION = 1000  # default units in budget_bytes mode, for short chains ...
 TABLE_ENTRIES = 5_000_000  # ... fewer for long ones, keeping (n+1)² × units near this ...
 MIN_RESOLUTION = 16  # ... but never fewer than this
 BLOCK_BYTES = 1 << 21  # sums added, then minimised, while in cache (measured: 1.4x in float64)
+CACHE_TABLES = 4  # solved tables kept for later budgets of the same chain ...
+CACHE_BYTES = 1 << 30  # ... and at most this many bytes of them (the newest is always kept)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A chain as the DP sees it, every size and the budget in whole memory units.
+    """A chain as the DP sees it, every size in whole memory units.
 
     ``compute[i]`` is u_{i+1} and ``prefix[t]`` is U(0, t), both in the tables' dtype;
     ``state_units[j]`` is a_j (j = 0..n); ``tape_units[i]`` is b_{i+1} and ``input_units[i]``
     the part of it that is x_i (rounded down, so that b − c is never undercounted); ``free`` is
-    the budget minus a_0; ``tapes`` is False when held tapes are forbidden.
+    the most free memory (budget minus a_0) the tables answer; ``tapes`` is False when held
+    tapes are forbidden.
     """
 
     compute: np.ndarray
@@ -108,22 +113,6 @@ class Problem:
         return self.flags
 
 
-def _problem(costs: ChainCosts, state_units: list[int], tape_units: list[int],
-             input_units: list[int], free: int, tapes: bool) -> Problem:
-    """Build a Problem, capping the free units at what storing everything would need.
-
-    With that much memory every sub-chain already reaches its least possible cost (each stage
-    taped once, or without tapes each stage but the last advanced once more), so more changes
-    nothing and only slows the tables down.
-    """
-    everything = sum(tape_units[:-1]) if tapes else sum(state_units[1:-1])
-    dtype = _table_dtype(costs.compute)
-    prefix = np.concatenate(([0.0], np.cumsum(costs.compute, dtype=float)))
-    return Problem(np.asarray(costs.compute, dtype), prefix.astype(dtype),
-                   np.asarray(state_units, dtype=np.int64), np.asarray(tape_units, dtype=np.int64),
-                   np.asarray(input_units, dtype=np.int64), min(free, everything), tapes)
-
-
 def _table_dtype(compute: tuple[float, ...]) -> type:
     """float32 when it is exact, else float64.
 
@@ -136,42 +125,13 @@ def _table_dtype(compute: tuple[float, ...]) -> type:
     return np.float32 if whole and 2 * (len(compute) + 1) * sum(compute) < 2 ** 24 else np.float64
 
 
-def slots_problem(costs: ChainCosts, slots: object, tapes: bool) -> Problem:
-    """The problem for a budget of ``slots`` items, x_0's included (at least 1)."""
-    if isinstance(slots, bool) or not isinstance(slots, int):
-        raise PolicyError(f"policy {NAME!r}: slots must be a whole number, got {slots!r}")
-    if slots < 1:
-        raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
-                          f"(x_0 alone, recomputing everything)")
-    return _problem(costs, [1] * (costs.n + 1), [1] * costs.n, [0] * costs.n, slots - 1, tapes)
-
-
-def bytes_problem(costs: ChainCosts, budget_bytes: object, tapes: bool,
-                  resolution: int) -> Problem:
-    """The problem for a budget in bytes, discretized into at most ``resolution`` free units."""
-    if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
-            or not math.isfinite(budget_bytes)):
-        raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
-                          f"got {budget_bytes!r}")
-    minimum = costs.state_bytes[0]
-    if budget_bytes <= 0 or budget_bytes < minimum:
-        raise BudgetError(f"policy {NAME!r}: budget_bytes={budget_bytes} is below the minimum of "
-                          f"{minimum} bytes (x_0 alone, recomputing everything)")
-    free_bytes = budget_bytes - minimum
-    unit = max(1, math.ceil(free_bytes / resolution))
-    return _problem(costs, [_units_up(size, unit) for size in costs.state_bytes],
-                    [_units_up(size, unit) for size in costs.tape_bytes],
-                    [int(size // unit) for size in costs.tape_input_bytes],
-                    int(free_bytes // unit), tapes)
-
-
 def default_resolution(n: int) -> int:
-    """Free memory units for an n-stage chain when the caller names none.
+    """Memory units over everything an n-stage chain can store, when the caller names none.
 
     The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
-    gets 19 units, about 0.5 s and 220 MB, where 200 units take about 10 s and 2 GB. Coarse
-    units cost plan quality, as sizes are rounded up: in one 500-stage chain with a budget of
-    about 20 states, 19 units planned 1419 evaluations and 200 units 1241.
+    gets 19 units, about 0.8 s and 220 MB, where 200 units take about 10 s and 2 GB. Coarse
+    units cost plan quality, as sizes are rounded up, and a budget that is a fraction f of
+    everything gets about f·units of them.
     """
     return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
 
@@ -179,6 +139,43 @@ def default_resolution(n: int) -> int:
 def _units_up(size: float, unit: int) -> int:
     """``size`` bytes in whole units of ``unit`` bytes, rounded up."""
     return int(-(-size // unit))
+
+
+def everything_bytes(costs: ChainCosts, tapes: bool) -> int:
+    """Bytes besides x_0 that keep everything: every held tape but stage n's (x_1..x_{n−1}
+    without tapes). With that much free memory the least cost is reached, whatever the units."""
+    return sum(costs.tape_bytes[:-1]) if tapes else sum(costs.state_bytes[1:-1])
+
+
+@dataclass(frozen=True)
+class Discretization:
+    """A chain's sizes in units of ``unit`` bytes (1 and item counts in slots mode)."""
+
+    unit: int
+    state_units: list[int]
+    tape_units: list[int]
+    input_units: list[int]
+
+    @classmethod
+    def of(cls, costs: ChainCosts, unit: int | None) -> Discretization:
+        """Sizes in units of ``unit`` bytes, rounded up (inputs down); None: one slot each."""
+        if unit is None:
+            return cls(1, [1] * (costs.n + 1), [1] * costs.n, [0] * costs.n)
+        return cls(unit, [_units_up(size, unit) for size in costs.state_bytes],
+                   [_units_up(size, unit) for size in costs.tape_bytes],
+                   [int(size // unit) for size in costs.tape_input_bytes])
+
+    def everything(self, tapes: bool) -> int:
+        """Units that keep everything (see :func:`everything_bytes`)."""
+        return sum(self.tape_units[:-1]) if tapes else sum(self.state_units[1:-1])
+
+    def problem(self, costs: ChainCosts, width: int, tapes: bool) -> Problem:
+        dtype = _table_dtype(costs.compute)
+        prefix = np.concatenate(([0.0], np.cumsum(costs.compute, dtype=float)))
+        return Problem(np.asarray(costs.compute, dtype), prefix.astype(dtype),
+                       np.asarray(self.state_units, dtype=np.int64),
+                       np.asarray(self.tape_units, dtype=np.int64),
+                       np.asarray(self.input_units, dtype=np.int64), width, tapes)
 
 
 @dataclass(frozen=True)
@@ -314,8 +311,9 @@ class _Rebuild:
         self.working: int | None = 0
         self.pending: list[tuple[Callable[..., None], tuple[int, ...]]] = []
 
-    def run(self) -> PlanBuilder:
-        self.pending.append((self.reverse_restorable, (0, self.problem.n, self.problem.free, 0)))
+    def run(self, free: int) -> PlanBuilder:
+        """The steps of C(0, n, free, 0)."""
+        self.pending.append((self.reverse_restorable, (0, self.problem.n, free, 0)))
         while self.pending:
             method, arguments = self.pending.pop()
             method(*arguments)
@@ -373,40 +371,311 @@ class _Rebuild:
         self.working = None
 
 
-def _problem_for(costs: ChainCosts, slots: object, budget_bytes: object, tapes: object,
-                 resolution: object) -> Problem:
-    """Validate the parameters and discretize the chain accordingly."""
+
+# -- budgets -----------------------------------------------------------------------------------
+
+def _check_tapes(tapes: object) -> bool:
+    if not isinstance(tapes, bool):
+        raise PolicyError(f"policy {NAME!r}: tapes must be True or False, got {tapes!r}")
+    return tapes
+
+
+def _free_slots(slots: object) -> int:
+    """The slots besides x_0's (``slots`` at least 1)."""
+    if isinstance(slots, bool) or not isinstance(slots, int):
+        raise PolicyError(f"policy {NAME!r}: slots must be a whole number, got {slots!r}")
+    if slots < 1:
+        raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
+                          f"(x_0 alone, recomputing everything)")
+    return slots - 1
+
+
+def _free_bytes(costs: ChainCosts, budget_bytes: object) -> float:
+    """The bytes besides x_0 (``budget_bytes`` at least a_0)."""
+    if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
+            or not math.isfinite(budget_bytes)):
+        raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
+                          f"got {budget_bytes!r}")
+    minimum = costs.state_bytes[0]
+    if budget_bytes <= 0 or budget_bytes < minimum:
+        raise BudgetError(f"policy {NAME!r}: budget_bytes={budget_bytes} is below the minimum of "
+                          f"{minimum} bytes (x_0 alone, recomputing everything)")
+    return budget_bytes - minimum
+
+
+def _everything_plan(costs: ChainCosts, tapes: bool) -> PlanBuilder:
+    """The plan that keeps everything: with tapes, every stage but the last taped and held
+    (cost U(0, n)); without, x_1..x_{n−2} saved on the way (cost U(0, n−1) + U(0, n)). No
+    plan costs less, so the DP's optimum with this much memory is this cost."""
+    n, builder = costs.n, PlanBuilder(costs.n)
+    for stage in range(1, n):
+        if tapes:
+            builder.tape(stage)
+        else:
+            builder.advance(stage)
+            if stage < n - 1:  # x_{n−1}'s only use is the turn of stage n, next
+                builder.save(stage)
+    builder.turn(n)
+    for stage in range(n - 1, 0, -1):
+        if tapes:
+            builder.backward(stage)
+        else:
+            builder.restore(stage - 1)
+            builder.turn(stage)
+            if stage > 1:
+                builder.free(stage - 1)
+    return builder
+
+
+def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
+    return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
+
+
+# -- what a table takes ------------------------------------------------------------------------
+
+def table_footprint(n: int, width: int, tapes: bool) -> Footprint:
+    """Bytes and operations of the DP for n stages and free memory levels 0..width (float64
+    tables, the plan and its check included)."""
+    flags, levels = (2 if tapes else 1), width + 1
+    tables = 8 * (n + 1) ** 2 * levels * (2 * flags + 1)
+    moves = 25 * (flags + 1) * n * levels  # hold targets as they are built
+    scratch = max(BLOCK_BYTES, 8 * flags * n * levels)
+    return Footprint(tables + moves + scratch + plan_bytes(n, 3 * n, n), 3 * n,
+                     flags * levels * n ** 3 // 6)
+
+
+def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
+              resolution: object = None) -> Footprint:
+    """What planning an n-stage chain of unit stages takes (:mod:`..limits`)."""
+    tapes = tapes is not False
+    if isinstance(slots, int) and slots >= n or (isinstance(budget_bytes, numbers.Real)
+                                                 and budget_bytes >= n):
+        return Footprint(plan_bytes(n, 3 * n, n), 3 * n)  # keeps everything, no table
+    if isinstance(slots, int):
+        return table_footprint(n, min(max(slots - 1, 0), n - 1), tapes)
+    units = resolution if isinstance(resolution, int) and resolution > 0 else None
+    return table_footprint(n, units or default_resolution(n), tapes)
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class OptimalTable:
+    """Every budget of one chain from one solve of the DP.
+
+    The tables are filled once over free memory levels 0..``width`` in units of ``unit_bytes``
+    (None: slots, one item a unit); :meth:`cost` and :meth:`plan` then answer any budget up to
+    that, each at the price of rebuilding its plan. A level's answer does not depend on how many
+    levels were solved, so it equals the DP solved for that budget alone with the same unit.
+    With memory for everything (:func:`everything_bytes`) the plan keeps everything.
+    """
+
+    costs: ChainCosts
+    tapes: bool
+    unit_bytes: int | None
+    resolution: int | None
+    sizes: Discretization
+    problem: Problem
+    tables: Tables
+
+    @classmethod
+    def solve(cls, costs: ChainCosts, max_budget_bytes: float | None = None, *,
+              resolution: int | None = None, unit_bytes: int | None = None,
+              tapes: bool = True) -> OptimalTable:
+        """Budgets in bytes up to ``max_budget_bytes`` (default: everything).
+
+        The unit is ``unit_bytes`` if given, else the free bytes up to the largest budget
+        (capped at everything) divided into ``resolution`` units (default
+        :func:`default_resolution`), rounded up: it does not depend on the budgets later asked.
+        """
+        tapes = _check_tapes(tapes)
+        reach = everything_bytes(costs, tapes)
+        if max_budget_bytes is not None:
+            reach = min(reach, _free_bytes(costs, max_budget_bytes))
+        if unit_bytes is not None:
+            unit, units = positive_int(NAME, "unit_bytes", unit_bytes), None
+        else:
+            units = (default_resolution(costs.n) if resolution is None
+                     else positive_int(NAME, "resolution", resolution))
+            unit = max(1, math.ceil(reach / units))
+        sizes = Discretization.of(costs, unit)
+        width = min(int(reach // unit), sizes.everything(tapes))
+
+        def width_of(n: int) -> int:  # the levels an n-stage chain would get (an upper bound)
+            if units is None:
+                return width
+            return units if resolution is not None else default_resolution(n)
+
+        what = f"n={costs.n:,} with budget_bytes in {width + 1:,} levels of {unit:,} bytes"
+        return cls._solved(costs, tapes, sizes, width, unit, units, what, width_of)
+
+    @classmethod
+    def solve_slots(cls, costs: ChainCosts, max_slots: int, *, tapes: bool = True
+                    ) -> OptimalTable:
+        """Budgets in slots (every state and held tape one item) up to ``max_slots``."""
+        tapes = _check_tapes(tapes)
+        free = _free_slots(max_slots)
+        sizes = Discretization.of(costs, None)
+        width = min(free, sizes.everything(tapes))
+        return cls._solved(costs, tapes, sizes, width, None, None, f"n={costs.n:,} with slots="
+                           f"{max_slots:,}", lambda m: min(width, m - 1))
+
+    @classmethod
+    def _solved(cls, costs: ChainCosts, tapes: bool, sizes: Discretization, width: int,
+                unit_bytes: int | None, resolution: int | None, what: str,
+                width_of: Callable[[int], int]) -> OptimalTable:
+        """Refuse what exceeds the planner limits (:mod:`..limits`), else fill the tables."""
+        require(NAME, what, costs.n, lambda m: table_footprint(m, max(width_of(m), 0), tapes))
+        problem = sizes.problem(costs, width, tapes)
+        return cls(costs, tapes, unit_bytes, resolution, sizes, problem, solve(problem))
+
+    @property
+    def min_budget(self) -> int:
+        """The least budget: x_0 alone (bytes, or 1 slot)."""
+        return 1 if self.unit_bytes is None else self.costs.state_bytes[0]
+
+    @property
+    def width(self) -> int:
+        """The most free memory units the tables answer."""
+        return self.problem.free
+
+    @property
+    def nbytes(self) -> int:
+        tables = self.tables
+        return sum(array.nbytes for array in (tables.cost, tables.advanced, tables.working,
+                                              tables.hold_target, tables.hold_fits))
+
+    def level(self, budget: float) -> int | None:
+        """The free units ``budget`` stands for, or None when it keeps everything."""
+        if self.unit_bytes is None:
+            free = _free_slots(budget)
+            if free >= self.sizes.everything(self.tapes):
+                return None
+        else:
+            free_bytes = _free_bytes(self.costs, budget)
+            if free_bytes >= everything_bytes(self.costs, self.tapes):
+                return None
+            free = min(int(free_bytes // self.unit_bytes), self.sizes.everything(self.tapes))
+        if free > self.width:
+            kind = "slots" if self.unit_bytes is None else "budget_bytes"
+            raise PolicyError(f"policy {NAME!r}: {kind}={budget} needs {free} free units, beyond "
+                              f"the {self.width} this table was solved for; solve it with a "
+                              f"larger maximum")
+        return free
+
+    def cost(self, budget: float) -> float:
+        """The least forward cost (sum of u_t over evaluations) within ``budget``."""
+        free = self.level(budget)
+        if free is None:
+            return _everything_cost(self.costs, self.tapes)
+        return float(self.tables.cost[self.problem.n, 0, 0, free])
+
+    def plan(self, budget: float) -> Plan:
+        """The plan of least forward cost within ``budget`` (bytes, or slots)."""
+        free = self.level(budget)
+        builder = (_everything_plan(self.costs, self.tapes) if free is None
+                   else _Rebuild(self.problem, self.tables).run(free))
+        if self.unit_bytes is None:
+            return builder.build(NAME, {"slots": budget, "tapes": self.tapes}, slots=budget)
+        scale = ({"resolution": self.resolution} if self.resolution is not None
+                 else {"unit_bytes": self.unit_bytes})
+        return builder.build(NAME, {"budget_bytes": budget, "tapes": self.tapes, **scale})
+
+
+# -- the policy: one table per chain, kept for the next budgets --------------------------------
+
+_CACHE: OrderedDict[tuple[object, ...], OptimalTable] = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget the tables kept for later budgets (their memory is released)."""
+    _CACHE.clear()
+
+
+def _cached(key: tuple[object, ...], wide_enough: Callable[[OptimalTable], bool],
+            make: Callable[[int], OptimalTable]) -> OptimalTable:
+    """The kept table of ``key`` if it is wide enough, else ``make(width it had, or 0)``; then
+    the oldest tables are dropped beyond CACHE_TABLES or CACHE_BYTES (never the newest)."""
+    table = _CACHE.pop(key, None)
+    if table is None or not wide_enough(table):
+        width = 0 if table is None else table.width
+        del table  # released before the new one is filled
+        table = make(width)
+    _CACHE[key] = table
+    while len(_CACHE) > 1 and (len(_CACHE) > CACHE_TABLES
+                               or sum(kept.nbytes for kept in _CACHE.values()) > CACHE_BYTES):
+        _CACHE.popitem(last=False)
+    return table
+
+
+def _slots_table(costs: ChainCosts, free: int, tapes: bool) -> OptimalTable:
+    """A table answering ``free`` slots besides x_0's; a kept one grows by doubling (when the
+    doubled table is within the limits), so that an ascending sweep solves only a few times."""
+    needed = min(free, costs.n - 1)
+
+    def make(width: int) -> OptimalTable:
+        doubled = min(costs.n - 1, max(needed, 2 * width))
+        if not within(table_footprint(costs.n, doubled, tapes), current()):
+            doubled = needed
+        return OptimalTable.solve_slots(costs, doubled + 1, tapes=tapes)
+
+    return _cached((costs, tapes, None), lambda table: table.width >= needed, make)
+
+
+def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
+              tapes: object = True, resolution: object = None) -> OptimalTable:
+    """The (kept) table that answers this budget: validates the parameters, then solves once
+    per chain, tapes and resolution (slots: once per chain and tapes, growing as needed)."""
     if (slots is None) == (budget_bytes is None):
         raise PolicyError(f"policy {NAME!r} needs exactly one budget: slots (items, x_0's "
                           f"included) or budget_bytes, got slots={slots!r}, "
                           f"budget_bytes={budget_bytes!r}")
-    if not isinstance(tapes, bool):
-        raise PolicyError(f"policy {NAME!r}: tapes must be True or False, got {tapes!r}")
+    tapes = _check_tapes(tapes)
     if slots is not None:
-        return slots_problem(costs, slots, tapes)
-    return bytes_problem(costs, budget_bytes, tapes, positive_int(NAME, "resolution", resolution))
+        return _slots_table(costs, _free_slots(slots), tapes)
+    _free_bytes(costs, budget_bytes)
+    units = (default_resolution(costs.n) if resolution is None
+             else positive_int(NAME, "resolution", resolution))
+    return _cached((costs, tapes, units), lambda table: True,
+                   lambda width: OptimalTable.solve(costs, resolution=units, tapes=tapes))
+
+
+def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,
+                      tapes: object) -> bool:
+    """Whether a valid budget holds everything, so that no table is needed."""
+    if not isinstance(tapes, bool):
+        return False
+    if isinstance(slots, int) and not isinstance(slots, bool) and budget_bytes is None:
+        return slots - 1 >= costs.n - 1
+    if (slots is None and isinstance(budget_bytes, numbers.Real)
+            and not isinstance(budget_bytes, bool) and math.isfinite(budget_bytes)):
+        return budget_bytes - costs.state_bytes[0] >= everything_bytes(costs, tapes)
+    return False
 
 
 def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> float:
     """The DP's least forward cost (sum of u_t over evaluations) for the given budget."""
-    if resolution is None:
-        resolution = default_resolution(costs.n)
-    problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
-    return float(solve(problem).cost[problem.n, 0, 0, problem.free])
+    if _keeps_everything(costs, slots, budget_bytes, tapes):
+        return _everything_cost(costs, tapes)
+    return table_for(costs, slots, budget_bytes, tapes, resolution).cost(
+        budget_bytes if slots is None else slots)
 
 
 def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> Plan:
     """The plan of least forward cost within the budget (see the module docstring)."""
-    if resolution is None:
-        resolution = default_resolution(costs.n)
-    problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
-    builder = _Rebuild(problem, solve(problem)).run()
-    if slots is not None:
-        return builder.build(NAME, {"slots": slots, "tapes": tapes}, slots=slots)
-    return builder.build(NAME, {"budget_bytes": budget_bytes, "tapes": tapes,
-                                "resolution": resolution})
+    if _keeps_everything(costs, slots, budget_bytes, tapes):
+        if resolution is not None and slots is None:
+            positive_int(NAME, "resolution", resolution)
+        builder = _everything_plan(costs, tapes)
+        if slots is not None:
+            return builder.build(NAME, {"slots": slots, "tapes": tapes}, slots=slots)
+        units = default_resolution(costs.n) if resolution is None else resolution
+        return builder.build(NAME, {"budget_bytes": budget_bytes, "tapes": tapes,
+                                    "resolution": units})
+    table = table_for(costs, slots, budget_bytes, tapes, resolution)
+    return table.plan(budget_bytes if slots is None else slots)
 
 
 SPEC = PolicySpec(
@@ -421,7 +690,9 @@ SPEC = PolicySpec(
      Parameter("tapes", bool, True,
                "allow held tapes; False is revolve's model (checkpoints and turns only)"),
      Parameter("resolution", int, None,
-               "budget_bytes only: the free bytes besides x_0 are counted in at most this many "
-               "units, sizes rounded up; more units plan closer to the budget, in time and "
-               "memory proportional to them (default: 200, fewer for chains over 157 stages, "
-               "see default_resolution)")))
+               "budget_bytes only: the bytes that keep everything besides x_0 are counted in "
+               "at most this many units, sizes rounded up, the same units for every budget of "
+               "the chain (one table answers them all); a budget of a fraction f of everything "
+               "gets about f x resolution units, and more units take time and memory in "
+               "proportion (default: 1000, fewer for chains over 69 stages, see "
+               "default_resolution)")))
