@@ -5,8 +5,8 @@ chain's costs, its own tables, the plan's steps and what checking the plan keeps
 before allocating anything, a chain above the limit, in one line that names the estimate and
 the largest n that fits. The ``optimal`` DP also counts its table operations, which grow as n³.
 
-The limits default to half of this machine's physical memory and 10¹² table operations (a
-quarter of an hour or more); :func:`limited` overrides them for a block of code, e.g.
+The limits default to half of this machine's physical memory and 10¹¹ table operations (a
+few minutes on one core); :func:`limited` overrides them for a block of code, e.g.
 ``with limited(memory_bytes=2**30): make_plan(...)`` (the CLI's ``plan --planner-memory``).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..errors import PolicyError
 
 MEMORY_FRACTION = 0.5  # of the machine's physical memory, by default
 FALLBACK_MEMORY = 4 * 2**30  # where the machine does not say how much it has
-DEFAULT_OPERATIONS = 10**12
+DEFAULT_OPERATIONS = 10**11
 COST_BYTES_PER_STAGE = 32  # a unit chain's ChainCosts: four tuples of n pointers
 STEP_BYTES = 18  # a plan step: three machine arrays (1 + 8 + 8 bytes), and their slack
 STORED_ITEM_BYTES = 100  # checking a plan: one entry of a set of stored indices
