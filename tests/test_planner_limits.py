@@ -69,6 +69,11 @@ def test_n_is_bounded_where_it_is_parsed() -> None:
     assert "argument --n: expected at most 1,000,000,000,000 stages" in line
 
 
+def test_planner_memory_must_be_a_positive_number_of_bytes() -> None:
+    line = refused("--policy", "revolve", "--n", "5", "--planner-memory", "0")
+    assert "argument --planner-memory: expected a positive number of bytes" in line
+
+
 @pytest.mark.parametrize("argv, says", [
     (["--policy", "recompute_all", "--n", "1000000", "--json"],
      "this recompute_all plan has 2,999,999 steps, more than the 1,000,000 it lists at most; "

@@ -32,13 +32,24 @@ TAPE k+1, the reversal of k+2..j, BACKWARD k+1; on a tie it holds (no SAVE freed
 
 **Budgets.** With ``slots`` every state and every held tape takes one slot (a = b = 1,
 M = slots) and the plan promises ``slots`` to the checker. With ``budget_bytes`` the sizes are
-``costs.state_bytes`` and ``costs.tape_bytes``; the bytes free besides x_0 (budget − a_0) are
-counted in whole units of ``max(1, ceil((budget − a_0) / resolution))`` bytes, every size rounded
-up and the free bytes rounded down, so the bytes really stored never exceed the budget (and with
-at most ``resolution`` free bytes the byte count is exact). ``resolution`` defaults to 200 units,
-fewer for long chains, to bound time and memory (:func:`default_resolution`: 19 at n = 500).
-``tapes=False`` forbids held tapes (b = ∞): that is revolve's model, and with unit costs the
-optimum is T_G(n, s) + n.
+``costs.state_bytes`` and ``costs.tape_bytes``, counted in whole units of ``unit`` bytes, every
+size rounded up and the free bytes (budget − a_0) rounded down, so the bytes really stored
+never exceed the budget. The unit does not depend on the budget: it is the bytes that keep
+everything besides x_0 (:func:`everything_bytes`) divided into ``resolution`` units (default
+:func:`default_resolution`: 1000, 19 at n = 500), rounded up, so that one table answers every
+budget of the chain. A budget of a fraction f of everything therefore gets about f·resolution
+units (exact bytes when the unit is 1 byte); a budget with room for everything gets the plan
+that keeps everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is
+revolve's model, and with unit costs the optimum is T_G(n, s) + n.
+
+**One table, every budget.** The tables are filled for every free memory level up to a
+maximum, and a level's answer does not depend on the maximum (nothing reachable from a level
+reads a higher one), so :class:`OptimalTable` answers each budget exactly as that budget solved
+alone with the same unit. The policy keeps the last few tables (:data:`CACHE_TABLES`,
+:data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the chain's costs, tapes and
+resolution: a sweep over budgets (or an ascending one over slots, whose table doubles) solves
+the DP once. Before filling, the tables' bytes and operations are estimated and refused above
+the planner limits (:mod:`..limits`).
 
 **Scope.** The recursion keeps each checkpoint x_j until it is dead (stage j+1 reversed, or its
 tape held): it is optimal among such *persistent* schedules. With unit sizes, exhaustive search
