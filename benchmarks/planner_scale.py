@@ -174,6 +174,13 @@ def print_optimal(rows: list[dict[str, Any]]) -> None:
                   f"{_evaluations(alone['evaluations']):>20}" if alone else f"{'-':>14}{'':>30}")
         print(f"{row['n']:>5}{sweep['units']:>6}{sweep['total']:>9.2f}{sweep['peak'] / MIB:>10.1f}"
               f"{_evaluations(sweep['evaluations']):>26}{single}  {met}")
+        if alone:
+            pairs = list(zip(sweep["evaluations"], alone["evaluations"]))
+            print(f"{'':>5} sweep against per budget: more evaluations at "
+                  f"{sum(s > a for s, a in pairs)} budgets (up to "
+                  f"{max(s / a for s, a in pairs):.2f}x), equal at "
+                  f"{sum(s == a for s, a in pairs)}, fewer at {sum(s < a for s, a in pairs)} "
+                  f"(down to {min(s / a for s, a in pairs):.2f}x)")
 
 
 def main() -> int:
