@@ -5,13 +5,15 @@ Each policy lives in its own module and exports a
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...plans.registry import Parameter, PolicySpec, Registry
 from .. import limits
 from ..plans import ChainCosts, Plan
 from . import store_all, recompute_all, sqrt_n, revolve, optimal
 
 REGISTRY = Registry("policy")
-FOOTPRINTS = {}  # name -> footprint(n, **params) of a unit chain (see ..limits)
+FOOTPRINTS: dict[str, Callable[..., limits.Footprint]] = {}  # name -> footprint(n, **params)
 for _module in (store_all, recompute_all, sqrt_n, revolve, optimal):
     REGISTRY.register(_module.SPEC)
     FOOTPRINTS[_module.SPEC.name] = _module.footprint
@@ -41,4 +43,5 @@ def check_fits(name: str, n: int, **params: object) -> limits.Footprint | None:
     return limits.require(name, what, n, lambda m: footprint(m, **params))
 
 
-__all__ = ["check_fits", "Parameter", "PolicySpec", "REGISTRY", "get_policy", "make_plan", "names", "register"]
+__all__ = ["check_fits", "Parameter", "PolicySpec", "REGISTRY", "get_policy", "make_plan", "names",
+           "register"]
