@@ -1,7 +1,8 @@
 """The chain policy registry: ``get_policy(name)``, ``make_plan(name, costs, **params)``.
 
 Each policy lives in its own module and exports a
-:class:`~checkpoint_ad.plans.registry.PolicySpec` named ``SPEC``.
+:class:`~checkpoint_ad.plans.registry.PolicySpec` named ``SPEC`` and ``footprint(n, **params)``,
+what planning n unit stages takes (see :mod:`..limits`).
 """
 from __future__ import annotations
 
