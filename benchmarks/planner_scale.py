@@ -5,18 +5,22 @@
     next to the time ``check_plan`` takes to validate it (the executor validates every plan it
     runs, so this is paid per run too). Goals: n = 10^6 plans in under 2 s; memory grows at
     most linearly in n (bytes per stage do not grow).
-(b) the ``optimal`` DP (``budget_bytes`` at the planner's default resolution, printed as
-    "units": the free memory is counted in at most that many units) for n = 100, 200, 500
-    heterogeneous stages: compute costs, state sizes and tape sizes drawn from a fixed seed,
-    planned at 20 budgets spaced geometrically from "x_0 plus the largest tape" to "everything
-    held". Each budget is a separate ``make_plan`` call (the DP and the plan rebuild); memory is
-    tracemalloc's peak during the call (numpy's tables included; tracing costs nothing visible
-    here, the DP making only O(n) large allocations). Goal: n = 500 in under 10 s for all 20.
+(b) the ``optimal`` DP for n = 100, 200, 500, 1000 heterogeneous stages: compute costs, state
+    sizes and tape sizes drawn from a fixed seed, planned at 20 budgets spaced geometrically
+    from "x_0 plus the largest tape" to "everything held". *sweep*: the 20 ``make_plan`` calls
+    as a lab sweep makes them, the first filling the chain's one table (its default units over
+    everything, printed as "units"), the others reading it (the time is the total, memory
+    tracemalloc's peak, numpy's tables included). *per budget*: each budget solved alone at its
+    own discretization (``OptimalTable.solve(costs, budget)``: the same number of units over
+    that budget's own free bytes, what the policy did before the table was shared), for the
+    sizes in ``--per-budget-n``. The evaluations columns show what the shared unit costs in
+    plan quality: a small budget gets few of the chain's units. Goals: the sweep of 20 budgets
+    in under 2 s at n = 500 and under 10 s at n = 1000.
 
 Planners are pure functions, so everything runs in this one process. Not a test: nothing is
 asserted; the goal columns only report.
 
-    PYTHONPATH=. python benchmarks/planner_scale.py                   # full, under a minute
+    PYTHONPATH=. python benchmarks/planner_scale.py                   # full, about a minute
     PYTHONPATH=. python benchmarks/planner_scale.py --optimal-n 100 200 --levels 5
 """
 from __future__ import annotations
@@ -33,9 +37,11 @@ import numpy as np
 
 from checkpoint_ad.chains.plans import ChainCosts, check_plan
 from checkpoint_ad.chains.policies import make_plan
+from checkpoint_ad.chains.policies.optimal import OptimalTable, clear_cache
 
 MIB = 2.0 ** 20
-REVOLVE_GOAL_S, OPTIMAL_GOAL_S = 2.0, 10.0
+REVOLVE_GOAL_S = 2.0
+SWEEP_GOALS_S = {500: 2.0, 1000: 10.0}  # n -> seconds for all budgets from one solve
 
 
 def traced_peak(function: Callable[[], Any]) -> tuple[Any, float, int]:
@@ -96,22 +102,37 @@ def budget_levels(costs: ChainCosts, levels: int) -> list[int]:
     return [int(b) for b in np.geomspace(low, high, levels)]
 
 
-def optimal_rows(sizes: list[int], levels: int) -> list[dict[str, Any]]:
+def sweep_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
+    """Every budget through the policy, as a sweep makes them: one table, then lookups."""
+    clear_cache()
+    plans, seconds, peak = traced_peak(
+        lambda: [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets])
+    clear_cache()
+    evaluations = [plan.forward_evals for plan in plans]
+    return {"total": seconds, "peak": peak, "evaluations": evaluations,
+            "units": dict(plans[0].params)["resolution"]}
+
+
+def per_budget_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
+    """Each budget solved alone, its own free bytes divided into the same number of units."""
+    times, peaks, evaluations = [], [], []
+    for budget in budgets:
+        plan, seconds, peak = traced_peak(lambda: OptimalTable.solve(costs, budget).plan(budget))
+        times.append(seconds)
+        peaks.append(peak)
+        evaluations.append(plan.forward_evals)
+    return {"total": sum(times), "peak": max(peaks), "evaluations": evaluations}
+
+
+def optimal_rows(sizes: list[int], levels: int, per_budget: list[int]) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
         costs = heterogeneous_costs(n)
-        times, peaks, evaluations, resolutions = [], [], [], set()
-        for budget in budget_levels(costs, levels):
-            plan, seconds, peak = traced_peak(
-                lambda: make_plan("optimal", costs, budget_bytes=budget))
-            times.append(seconds)
-            peaks.append(peak)
-            evaluations.append(plan.forward_evals)
-            resolutions.add(dict(plan.params).get("resolution"))
-        rows.append({"n": n, "levels": levels, "total": sum(times), "mean": statistics.mean(times),
-                     "slowest": max(times), "peak": max(peaks),
-                     "evaluations": (max(evaluations), min(evaluations)),
-                     "resolution": "/".join(sorted(map(str, resolutions)))})
+        budgets = budget_levels(costs, levels)
+        row = {"n": n, "levels": levels, "sweep": sweep_row(costs, budgets)}
+        if n in per_budget:
+            row["alone"] = per_budget_row(costs, budgets)
+        rows.append(row)
     return rows
 
 
@@ -136,24 +157,39 @@ def print_revolve(rows: list[dict[str, Any]], slots: int) -> None:
               f"{row['peak'] / MIB:>10.1f}{per_stage:>9.1f}{row['check']:>9.3f}  {', '.join(goals)}")
 
 
+def _evaluations(values: list[int]) -> str:
+    return f"{values[0]}..{values[-1]}"
+
+
 def print_optimal(rows: list[dict[str, Any]]) -> None:
-    print(f"\n(b) optimal DP, heterogeneous stages, budget_bytes at {rows[0]['levels']} levels "
-          f"(each level one make_plan call)")
-    print(f"{'n':>5}{'units':>6}{'total s':>9}{'mean s':>8}{'max s':>8}{'peak MiB':>10}"
-          f"{'evals (max..min)':>18}  goal")
+    print(f"\n(b) optimal DP, heterogeneous stages, budget_bytes at {rows[0]['levels']} levels: "
+          f"one table per chain (sweep) against one solve per budget at its own units")
+    print(f"{'n':>5}{'units':>6}{'sweep s':>9}{'peak MiB':>10}{'evals (low..high budget)':>26}"
+          f"{'per budget s':>14}{'peak MiB':>10}{'evals (low..high)':>20}  goal")
     for row in rows:
-        goal = (f"n=500 all levels <{OPTIMAL_GOAL_S:g} s: {yes(row['total'] < OPTIMAL_GOAL_S)}"
-                if row["n"] == 500 else "")
-        evals = f"{row['evaluations'][0]}..{row['evaluations'][1]}"
-        print(f"{row['n']:>5}{row['resolution']:>6}{row['total']:>9.2f}{row['mean']:>8.3f}{row['slowest']:>8.3f}"
-              f"{row['peak'] / MIB:>10.1f}{evals:>18}  {goal}")
+        sweep, alone = row["sweep"], row.get("alone")
+        goal = SWEEP_GOALS_S.get(row["n"])
+        met = f"<{goal:g} s: {yes(sweep['total'] < goal)}" if goal else ""
+        single = (f"{alone['total']:>14.2f}{alone['peak'] / MIB:>10.1f}"
+                  f"{_evaluations(alone['evaluations']):>20}" if alone else f"{'-':>14}{'':>30}")
+        print(f"{row['n']:>5}{sweep['units']:>6}{sweep['total']:>9.2f}{sweep['peak'] / MIB:>10.1f}"
+              f"{_evaluations(sweep['evaluations']):>26}{single}  {met}")
+        if alone:
+            pairs = list(zip(sweep["evaluations"], alone["evaluations"]))
+            print(f"{'':>5} sweep against per budget: more evaluations at "
+                  f"{sum(s > a for s, a in pairs)} budgets (up to "
+                  f"{max(s / a for s, a in pairs):.2f}x), equal at "
+                  f"{sum(s == a for s, a in pairs)}, fewer at {sum(s < a for s, a in pairs)} "
+                  f"(down to {min(s / a for s, a in pairs):.2f}x)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revolve-n", type=int, nargs="*", default=[10 ** 4, 10 ** 5, 10 ** 6])
     parser.add_argument("--slots", type=int, default=100)
-    parser.add_argument("--optimal-n", type=int, nargs="*", default=[100, 200, 500])
+    parser.add_argument("--optimal-n", type=int, nargs="*", default=[100, 200, 500, 1000])
+    parser.add_argument("--per-budget-n", type=int, nargs="*", default=[100, 200, 500],
+                        help="sizes also solved once per budget, for comparison")
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="timed revolve builds per n")
     args = parser.parse_args()
@@ -161,7 +197,7 @@ def main() -> int:
     if args.revolve_n:
         print_revolve(revolve_rows(args.revolve_n, args.slots, args.repeats), args.slots)
     if args.optimal_n:
-        print_optimal(optimal_rows(args.optimal_n, args.levels))
+        print_optimal(optimal_rows(args.optimal_n, args.levels, args.per_budget_n))
     print(f"\n{time.perf_counter() - started:.0f} s in all")
     return 0
 

@@ -20,7 +20,7 @@ import pytest
 
 from checkpoint_ad.errors import BudgetError, PolicyError
 from checkpoint_ad.chains.plans import Action, ChainCosts, Plan, check_plan, forward_cost
-from checkpoint_ad.chains.policies import make_plan, optimal
+from checkpoint_ad.chains.policies import make_plan, optimal, optimal_dp
 from checkpoint_ad.chains.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
 from closed_forms import griewank_advances
 from helpers import stored_after_each_step
@@ -258,7 +258,7 @@ def test_blocked_minimum_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     costs = ChainCosts(40, tuple(rng.uniform(0.5, 2.0) for _ in range(40)))
     expected = [optimal_cost(costs, slots=slots, tapes=tapes)
                 for slots in (2, 5) for tapes in (True, False)]
-    monkeypatch.setattr(optimal, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(optimal_dp, "BLOCK_BYTES", 1)
     assert [optimal_cost(costs, slots=slots, tapes=tapes)
             for slots in (2, 5) for tapes in (True, False)] == expected
 
@@ -324,7 +324,8 @@ def test_registered() -> None:
     long_chain = ChainCosts(300, state_bytes=(8,) * 301, tape_bytes=(8,) * 300)
     assert dict(make_plan("optimal", long_chain, budget_bytes=80).params) == {
         "budget_bytes": 80, "tapes": True, "resolution": default_resolution(300)}
-    assert [default_resolution(n) for n in (1, 157, 500)] == [200, 200, 19]
+    assert [default_resolution(n) for n in (1, 69, 70, 157, 500, 1000)] == [
+        1000, 1000, 991, 200, 19, 16]
     assert {parameter.name for parameter in SPEC.parameters} == {
         "slots", "budget_bytes", "tapes", "resolution"}
 

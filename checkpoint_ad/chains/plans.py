@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import enum
 from array import array
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+from . import limits
 from ..errors import PlanError
 
 
@@ -99,12 +101,14 @@ class ChainCosts:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise PlanError(f"a chain needs at least one stage, got n={self.n}")
-        defaults = {"compute": (1.0,) * self.n, "state_bytes": (1,) * (self.n + 1),
-                    "tape_bytes": (1,) * self.n, "tape_input_bytes": (0,) * self.n}
-        for name, default in defaults.items():
-            value = tuple(getattr(self, name)) or default
-            if len(value) != len(default):
-                raise PlanError(f"ChainCosts.{name} has {len(value)} entries, expected {len(default)}")
+        defaults = {"compute": (1.0, self.n), "state_bytes": (1, self.n + 1),
+                    "tape_bytes": (1, self.n), "tape_input_bytes": (0, self.n)}
+        missing = [name for name in defaults if not getattr(self, name)]
+        _require_memory(self.n, limits.COST_BYTES_PER_STAGE // len(defaults) * len(missing))
+        for name, (fill, length) in defaults.items():
+            value = tuple(getattr(self, name)) or (fill,) * length
+            if len(value) != length:
+                raise PlanError(f"ChainCosts.{name} has {len(value)} entries, expected {length}")
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -116,6 +120,17 @@ class ChainCosts:
     def homogeneous(self) -> bool:
         return (len(set(self.compute)) == 1 and len(set(self.state_bytes)) == 1
                 and len(set(self.tape_bytes)) == 1)
+
+
+def _require_memory(n: int, bytes_per_stage: int) -> None:
+    """Refuse a chain whose default costs alone would exceed the planner memory limit."""
+    limit = limits.current()
+    if bytes_per_stage * (n + 1) > limit.memory_bytes:
+        largest = limit.memory_bytes // bytes_per_stage - 1
+        raise PlanError(f"a chain of n={n:,} stages needs about {bytes_per_stage * (n + 1):,} "
+                        f"bytes for its costs alone, more than the planner memory limit of "
+                        f"{limit.memory_bytes:,} bytes ({limit.source}); the largest n that "
+                        f"fits is {largest:,}")
 
 
 class PlanBuilder:
@@ -222,13 +237,27 @@ class Plan:
     def peak_stored(self) -> int:
         return self.counts.peak_stored
 
+    def action_counts(self) -> dict[str, int]:
+        """How many steps of each action, in the order of :class:`Action`, absent ones left out."""
+        counted = Counter(self._actions)
+        return {action.value: counted[code] for code, action in enumerate(_ACTIONS)
+                if counted[code]}
+
+    def headline(self) -> str:
+        """The policy, its parameters, n, the steps, forward evaluations and peak stored."""
+        params = ", ".join(f"{k}={v}" for k, v in self.params)
+        return (f"plan {self.policy}({params}) for n={self.n}: {len(self)} steps, "
+                f"{self.forward_evals} forward evaluations, peak_stored {self.peak_stored}")
+
+    def lines(self) -> Iterator[str]:
+        """One numbered step per line, produced as they are read (for million-step plans)."""
+        width = len(str(len(self)))
+        for number, step in enumerate(self, 1):
+            yield f"{number:>{width}}  {step}"
+
     def describe(self) -> str:
         """A header line followed by one numbered step per line."""
-        params = ", ".join(f"{k}={v}" for k, v in self.params)
-        head = (f"plan {self.policy}({params}) for n={self.n}: {len(self)} steps, "
-                f"{self.forward_evals} forward evaluations, peak_stored {self.peak_stored}")
-        width = len(str(len(self)))
-        return "\n".join([head] + [f"{i:>{width}}  {step}" for i, step in enumerate(self, 1)])
+        return "\n".join([self.headline(), *self.lines()])
 
     def __str__(self) -> str:
         return self.describe()

@@ -10,17 +10,17 @@ import shutil
 import sys
 import textwrap
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..chains import policies
+from ..chains import limits, policies
 from ..lab import models
 from ..chains.backprop import plan as make_plan
-from .options import (PROG, doing, given_options, parse_policies, registered_policy_parameters,
-                          registered_sizes)
-from ..errors import CheckpointADError, ExperimentError
+from .options import (PROG, doing, given_options, parse_policies, positive_int,
+                      registered_policy_parameters, registered_sizes)
+from ..errors import CheckpointADError, ExperimentError, PolicyError
 from ..lab.experiment import Sweep, compare, prepare_sweep, run_sweep
 from ..lab.measure import PointTask
 from ..chains.plans import Plan
@@ -103,26 +103,59 @@ def _write_json(data: Any, out: TextIO) -> int:
     return 0
 
 
-def _action_counts(plan: Plan) -> Counter[str]:
-    return Counter(step.action.value for step in plan)
+MAX_STAGES = 10**12  # --n: more stages than any machine can plan (32 bytes each for the costs)
+MAX_LISTED_STEPS = 10**6  # plan lists at most this many steps; --summary prints the counts
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {"policy": plan.policy, "n": plan.n, "params": dict(plan.params),
+def stage_count(text: str) -> int:
+    """``plan --n``: a positive whole number up to MAX_STAGES."""
+    value = positive_int(text)
+    if value > MAX_STAGES:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_STAGES:,} stages, got {text}")
+    return value
+
+
+def _too_long(steps: int, what: str) -> PolicyError:
+    return PolicyError(f"plan: {what} {steps:,} steps, more than the {MAX_LISTED_STEPS:,} it "
+                       f"lists at most; add --summary for its counts only, or plan a smaller --n")
+
+
+def _write_plan_json(plan: Plan, out: TextIO) -> None:
+    """The plan as one JSON object, its actions written one by one as they are read."""
+    head = {"policy": plan.policy, "n": plan.n, "params": dict(plan.params),
             "slots": plan.slots, "forward_evals": plan.forward_evals,
-            "peak_stored": plan.peak_stored, "counts": dict(_action_counts(plan)),
-            "actions": [{"action": s.action.value, "stage": s.stage, "end": s.end} for s in plan]}
+            "peak_stored": plan.peak_stored, "counts": plan.action_counts()}
+    out.write(json.dumps(head)[:-1] + ', "actions": [')
+    for number, step in enumerate(plan):
+        out.write(f'{", " if number else ""}{{"action": "{step.action.value}", '
+                  f'"stage": {step.stage}, "end": {step.end}}}')
+    out.write("]}\n")
 
 
 def command_plan(args: argparse.Namespace, out: TextIO) -> int:
     params = given_options(args, list(registered_policy_parameters()))
     check_combination(args.policy, params)
-    with doing(f"planning {args.policy} for n={args.n}"):
+    with limits.limited(memory_bytes=args.planner_memory), \
+            doing(f"planning {args.policy} for n={args.n}"):
+        policies.check_fits(args.policy, args.n, **params)
+        if not args.summary and args.n > MAX_LISTED_STEPS:  # a plan has n steps at least
+            raise _too_long(args.n, f"a plan for n={args.n:,} has at least")
         chosen = make_plan(args.policy, n=args.n, **params)
+    if not args.summary and len(chosen) > MAX_LISTED_STEPS:
+        raise _too_long(len(chosen), f"this {chosen.policy} plan has")
     if args.json:
-        return _write_json(plan_json(chosen), out)
-    out.write(chosen.describe() + "\n")
-    counts = _action_counts(chosen)
+        if args.summary:
+            data = {"policy": chosen.policy, "n": chosen.n, "params": dict(chosen.params),
+                    "slots": chosen.slots, "forward_evals": chosen.forward_evals,
+                    "peak_stored": chosen.peak_stored, "counts": chosen.action_counts()}
+            return _write_json(data, out)
+        _write_plan_json(chosen, out)
+        return 0
+    out.write(chosen.headline() + "\n")
+    if not args.summary:
+        for line in chosen.lines():
+            out.write(line + "\n")
+    counts = chosen.action_counts()
     out.write("steps by action: " + ", ".join(f"{a} {c}" for a, c in counts.items()) + "\n")
     return 0
 

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
-from .commands import command_compare, command_list, command_plan, command_report, command_run
-from .options import (ACTIVITY, PROG, add_max_memory, add_policy_options, add_size_options,
-                      byte_count, non_negative_int, positive_int, repeat_count)
+from .commands import (MAX_LISTED_STEPS, MAX_STAGES, command_compare, command_list,
+                       command_plan, command_report, command_run, stage_count)
+from .options import (ACTIVITY, BYTES_HELP, PROG, add_max_memory, add_policy_options,
+                      add_size_options, byte_count, non_negative_int, positive_int,
+                      repeat_count)
 from ..errors import CheckpointADError
 from ..lab.measure import COST_MODES
 from ..lab.specs import DEFAULT_EXPERIMENT, MAX_REPEATS
@@ -79,9 +81,17 @@ def make_parser() -> argparse.ArgumentParser:
         "  checkpoint-ad plan --policy revolve --n 20 --slots 3\n"
         "  checkpoint-ad plan --policy sqrt_n --n 100 --json")
     plan.add_argument("--policy", required=True, help="a registered policy (see `list`)")
-    plan.add_argument("--n", required=True, type=positive_int, help="number of stages")
+    plan.add_argument("--n", required=True, type=stage_count,
+                      help=f"number of stages (at most {MAX_STAGES:,})")
     plan.add_argument("--json", action="store_true",
                       help="print one JSON object: forward_evals, peak_stored, actions, ...")
+    plan.add_argument("--summary", action="store_true",
+                      help=f"print the counts without the steps (plans of more than "
+                           f"{MAX_LISTED_STEPS:,} steps are only summarized)")
+    plan.add_argument("--planner-memory", type=byte_count, metavar="BYTES",
+                      help=f"refuse, before planning, what the planner estimates to need more "
+                           f"than BYTES for (default: half of this machine's memory); "
+                           f"{BYTES_HELP}")
     add_policy_options(plan)
 
     run = _command(

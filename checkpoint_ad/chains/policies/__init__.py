@@ -1,17 +1,23 @@
 """The chain policy registry: ``get_policy(name)``, ``make_plan(name, costs, **params)``.
 
 Each policy lives in its own module and exports a
-:class:`~checkpoint_ad.plans.registry.PolicySpec` named ``SPEC``.
+:class:`~checkpoint_ad.plans.registry.PolicySpec` named ``SPEC`` and ``footprint(n, **params)``,
+what planning n unit stages takes (see :mod:`..limits`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...plans.registry import Parameter, PolicySpec, Registry
+from .. import limits
 from ..plans import ChainCosts, Plan
 from . import store_all, recompute_all, sqrt_n, revolve, optimal
 
 REGISTRY = Registry("policy")
+FOOTPRINTS: dict[str, Callable[..., limits.Footprint]] = {}  # name -> footprint(n, **params)
 for _module in (store_all, recompute_all, sqrt_n, revolve, optimal):
     REGISTRY.register(_module.SPEC)
+    FOOTPRINTS[_module.SPEC.name] = _module.footprint
 
 register = REGISTRY.register
 names = REGISTRY.names
@@ -25,4 +31,18 @@ def make_plan(name: str, costs: ChainCosts | int, **params: object) -> Plan:
     return get_policy(name).plan(costs, **params)
 
 
-__all__ = ["Parameter", "PolicySpec", "REGISTRY", "get_policy", "make_plan", "names", "register"]
+def check_fits(name: str, n: int, **params: object) -> limits.Footprint | None:
+    """Refuse, before the chain's costs are even built, planning ``name`` for n unit stages
+    when its estimate is above the planner limits; the estimate, or None for a policy that
+    gives none (or parameters it does not take). Each planner checks again itself."""
+    spec = get_policy(name)
+    footprint = FOOTPRINTS.get(spec.name)
+    if footprint is None or set(params) - {parameter.name for parameter in spec.parameters}:
+        return None  # the planner names the unknown parameter itself
+    described = ", ".join(f"{key}={value}" for key, value in sorted(params.items()))
+    what = f"n={n:,}" + (f" with {described}" if described else "")
+    return limits.require(name, what, n, lambda m: footprint(m, **params))
+
+
+__all__ = ["check_fits", "Parameter", "PolicySpec", "REGISTRY", "get_policy", "make_plan", "names",
+           "register"]

@@ -32,13 +32,24 @@ TAPE k+1, the reversal of k+2..j, BACKWARD k+1; on a tie it holds (no SAVE freed
 
 **Budgets.** With ``slots`` every state and every held tape takes one slot (a = b = 1,
 M = slots) and the plan promises ``slots`` to the checker. With ``budget_bytes`` the sizes are
-``costs.state_bytes`` and ``costs.tape_bytes``; the bytes free besides x_0 (budget − a_0) are
-counted in whole units of ``max(1, ceil((budget − a_0) / resolution))`` bytes, every size rounded
-up and the free bytes rounded down, so the bytes really stored never exceed the budget (and with
-at most ``resolution`` free bytes the byte count is exact). ``resolution`` defaults to 200 units,
-fewer for long chains, to bound time and memory (:func:`default_resolution`: 19 at n = 500).
-``tapes=False`` forbids held tapes (b = ∞): that is revolve's model, and with unit costs the
-optimum is T_G(n, s) + n.
+``costs.state_bytes`` and ``costs.tape_bytes``, counted in whole units of ``unit`` bytes, every
+size rounded up and the free bytes (budget − a_0) rounded down, so the bytes really stored
+never exceed the budget. The unit does not depend on the budget: it is the bytes that keep
+everything besides x_0 (:func:`everything_bytes`) divided into ``resolution`` units (default
+:func:`default_resolution`: 1000, 19 at n = 500), rounded up, so that one table answers every
+budget of the chain. A budget of a fraction f of everything therefore gets about f·resolution
+units (exact bytes when the unit is 1 byte); a budget with room for everything gets the plan
+that keeps everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is
+revolve's model, and with unit costs the optimum is T_G(n, s) + n.
+
+**One table, every budget.** The tables are filled for every free memory level up to a
+maximum, and a level's answer does not depend on the maximum (nothing reachable from a level
+reads a higher one), so :class:`OptimalTable` answers each budget exactly as that budget solved
+alone with the same unit. The policy keeps the last few tables (:data:`CACHE_TABLES`,
+:data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the chain's costs, tapes and
+resolution: a sweep over budgets (or an ascending one over slots, whose table doubles) solves
+the DP once. Before filling, the tables' bytes and operations are estimated and refused above
+the planner limits (:mod:`..limits`).
 
 **Scope.** The recursion keeps each checkpoint x_j until it is dead (stage j+1 reversed, or its
 tape held): it is optimal among such *persistent* schedules. With unit sizes, exhaustive search
@@ -46,109 +57,61 @@ found no schedule that beats it; with unequal sizes, freeing a small checkpoint 
 needed, to make room for a larger one, is occasionally a little cheaper (tests/test_optimal.py
 pins a 6-stage example: 61 against 63).
 
-**Computation.** The tables are filled for increasing chain length j − i; one length takes a
-few numpy operations over every start i, split k, flag f and free memory m at once: O(n³·M) work
-and O(n²·M) memory, M being the free units, capped at what storing everything would need. The
-tables are float32 when that is exact (whole-number costs, small totals), else float64: the bulk
-is bound by memory traffic, which float32 halves. numpy touches only these cost tables, never a
-model array: it is the one exception to DESIGN's "policies never import numpy", made for speed.
-The plan is rebuilt from the tables by a loop over an explicit stack of pending sub-problems, so
-no Python recursion grows with n.
 """
 from __future__ import annotations
 
 import math
 import numbers
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from ...errors import BudgetError, PolicyError
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
+from ..limits import Footprint, current, plan_bytes, require, within
+from .optimal_dp import (Discretization, Problem, Tables, Rebuild, everything_bytes, solve,
+                         table_footprint)
 
 NAME = "optimal"
-MAX_RESOLUTION = 200  # default free memory units in budget_bytes mode, for short chains ...
+MAX_RESOLUTION = 1000  # default units in budget_bytes mode, for short chains ...
 TABLE_ENTRIES = 5_000_000  # ... fewer for long ones, keeping (n+1)² × units near this ...
 MIN_RESOLUTION = 16  # ... but never fewer than this
-BLOCK_BYTES = 1 << 21  # sums added, then minimised, while in cache (measured: 1.4x in float64)
+CACHE_TABLES = 4  # solved tables kept for later budgets of the same chain ...
+CACHE_BYTES = 1 << 30  # ... and at most this many bytes of them (the newest is always kept)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """A chain as the DP sees it, every size and the budget in whole memory units.
+def default_resolution(n: int) -> int:
+    """Memory units over everything an n-stage chain can store, when the caller names none.
 
-    ``compute[i]`` is u_{i+1} and ``prefix[t]`` is U(0, t), both in the tables' dtype;
-    ``state_units[j]`` is a_j (j = 0..n); ``tape_units[i]`` is b_{i+1} and ``input_units[i]``
-    the part of it that is x_i (rounded down, so that b − c is never undercounted); ``free`` is
-    the budget minus a_0; ``tapes`` is False when held tapes are forbidden.
+    The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
+    gets 19 units, about 0.8 s and 220 MB, where 200 units take about 10 s and 2 GB. Coarse
+    units cost plan quality, as sizes are rounded up, and a budget that is a fraction f of
+    everything gets about f·units of them.
     """
-
-    compute: np.ndarray
-    prefix: np.ndarray
-    state_units: np.ndarray
-    tape_units: np.ndarray
-    input_units: np.ndarray
-    free: int
-    tapes: bool
-
-    @property
-    def n(self) -> int:
-        return len(self.compute)
-
-    @property
-    def flags(self) -> int:
-        """How many values of f the tables keep: without held tapes f changes nothing."""
-        return 2 if self.tapes else 1
-
-    @property
-    def working(self) -> int:
-        """The index of D's hold move in the hold tables, after C's flags."""
-        return self.flags
+    return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
 
 
-def _problem(costs: ChainCosts, state_units: list[int], tape_units: list[int],
-             input_units: list[int], free: int, tapes: bool) -> Problem:
-    """Build a Problem, capping the free units at what storing everything would need.
+# -- budgets -----------------------------------------------------------------------------------
 
-    With that much memory every sub-chain already reaches its least possible cost (each stage
-    taped once, or without tapes each stage but the last advanced once more), so more changes
-    nothing and only slows the tables down.
-    """
-    everything = sum(tape_units[:-1]) if tapes else sum(state_units[1:-1])
-    dtype = _table_dtype(costs.compute)
-    prefix = np.concatenate(([0.0], np.cumsum(costs.compute, dtype=float)))
-    return Problem(np.asarray(costs.compute, dtype), prefix.astype(dtype),
-                   np.asarray(state_units, dtype=np.int64), np.asarray(tape_units, dtype=np.int64),
-                   np.asarray(input_units, dtype=np.int64), min(free, everything), tapes)
+def _check_tapes(tapes: object) -> bool:
+    if not isinstance(tapes, bool):
+        raise PolicyError(f"policy {NAME!r}: tapes must be True or False, got {tapes!r}")
+    return tapes
 
 
-def _table_dtype(compute: tuple[float, ...]) -> type:
-    """float32 when it is exact, else float64.
-
-    Every finite table entry, and every sum of two compared in a minimum, is at most
-    2·(n+1)·U(0, n) (recompute-all bounds each sub-chain's optimum); with whole-number costs
-    below 2**24 in total that way, float32 holds them all exactly, and halves the memory traffic
-    that bounds the DP's speed.
-    """
-    whole = all(float(u).is_integer() and u >= 0 for u in compute)
-    return np.float32 if whole and 2 * (len(compute) + 1) * sum(compute) < 2 ** 24 else np.float64
-
-
-def slots_problem(costs: ChainCosts, slots: object, tapes: bool) -> Problem:
-    """The problem for a budget of ``slots`` items, x_0's included (at least 1)."""
+def _free_slots(slots: object) -> int:
+    """The slots besides x_0's (``slots`` at least 1)."""
     if isinstance(slots, bool) or not isinstance(slots, int):
         raise PolicyError(f"policy {NAME!r}: slots must be a whole number, got {slots!r}")
     if slots < 1:
         raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
                           f"(x_0 alone, recomputing everything)")
-    return _problem(costs, [1] * (costs.n + 1), [1] * costs.n, [0] * costs.n, slots - 1, tapes)
+    return slots - 1
 
 
-def bytes_problem(costs: ChainCosts, budget_bytes: object, tapes: bool,
-                  resolution: int) -> Problem:
-    """The problem for a budget in bytes, discretized into at most ``resolution`` free units."""
+def _free_bytes(costs: ChainCosts, budget_bytes: object) -> float:
+    """The bytes besides x_0 (``budget_bytes`` at least a_0)."""
     if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
             or not math.isfinite(budget_bytes)):
         raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
@@ -157,256 +120,271 @@ def bytes_problem(costs: ChainCosts, budget_bytes: object, tapes: bool,
     if budget_bytes <= 0 or budget_bytes < minimum:
         raise BudgetError(f"policy {NAME!r}: budget_bytes={budget_bytes} is below the minimum of "
                           f"{minimum} bytes (x_0 alone, recomputing everything)")
-    free_bytes = budget_bytes - minimum
-    unit = max(1, math.ceil(free_bytes / resolution))
-    return _problem(costs, [_units_up(size, unit) for size in costs.state_bytes],
-                    [_units_up(size, unit) for size in costs.tape_bytes],
-                    [int(size // unit) for size in costs.tape_input_bytes],
-                    int(free_bytes // unit), tapes)
+    return budget_bytes - minimum
 
 
-def default_resolution(n: int) -> int:
-    """Free memory units for an n-stage chain when the caller names none.
-
-    The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
-    gets 19 units, about 0.5 s and 220 MB, where 200 units take about 10 s and 2 GB. Coarse
-    units cost plan quality, as sizes are rounded up: in one 500-stage chain with a budget of
-    about 20 states, 19 units planned 1419 evaluations and 200 units 1241.
-    """
-    return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
-
-
-def _units_up(size: float, unit: int) -> int:
-    """``size`` bytes in whole units of ``unit`` bytes, rounded up."""
-    return int(-(-size // unit))
-
-
-@dataclass(frozen=True)
-class Tables:
-    """The DP's values (``inf``: infeasible) and the hold-a-tape moves they were made with.
-
-    ``cost[l, f, i, m]`` = C(i, i+l, m, f); ``advanced[l, f, i, m]`` = U(i, i+l) + C(i, i+l, m, f),
-    a split's advance and left part together; ``working[l, j, m]`` = D(j−l, j, m), indexed by
-    its end j. So all splits of one length are contiguous slices, which numpy adds in long inner
-    loops. For flag f, start i and free m, ``hold_target[f, i, m]`` is the free memory after
-    holding stage i+1's tape (clamped to the budget, which only unreachable states exceed) and
-    ``hold_fits[f, i, m]`` says whether it fits.
-    """
-
-    cost: np.ndarray
-    advanced: np.ndarray
-    working: np.ndarray
-    hold_target: np.ndarray
-    hold_fits: np.ndarray
-
-    def hold(self, problem: Problem, length: int) -> np.ndarray:
-        """u_{i+1} + C(i+1, i+length, target, 0) for every hold move, start i and free (or inf)."""
-        starts = problem.n - length + 1
-        target, fits = self.hold_target[:, :starts], self.hold_fits[:, :starts]
-        if not problem.tapes:
-            return np.full(target.shape, np.inf, problem.compute.dtype)
-        after = self.cost[length - 1, 0, 1:starts + 1]
-        gathered = after[np.arange(starts)[:, None], target]
-        return np.where(fits, problem.compute[:starts, None] + gathered, np.inf)
-
-    def hold_value(self, problem: Problem, start: int, end: int, flag: int, free: int) -> float:
-        """One entry of :meth:`hold`, computed the same way."""
-        if not self.hold_fits[flag, start, free]:
-            return math.inf
-        target = self.hold_target[flag, start, free]
-        return problem.compute[start] + self.cost[end - start - 1, 0, start + 1, target]
-
-    def store(self, problem: Problem, length: int) -> np.ndarray:
-        """C(k, k+length, m − a_k, 1) for every start k and free m (inf if x_k does not fit)."""
-        starts = problem.n - length + 1
-        target = np.arange(problem.free + 1) - problem.state_units[:starts, None]
-        gathered = self.cost[length, problem.flags - 1, :starts][
-            np.arange(starts)[:, None], np.maximum(target, 0)]
-        return np.where(target >= 0, gathered, np.inf)
-
-    def store_value(self, problem: Problem, start: int, end: int, free: int) -> float:
-        """One entry of :meth:`store`."""
-        target = free - problem.state_units[start]
-        if target < 0:
-            return math.inf
-        return self.cost[end - start, problem.flags - 1, start, target]
-
-    def splits(self, start: int, end: int, flag: int, free: int) -> np.ndarray:
-        """U(i, k) + D(k, j, m) + C(i, k, m, f) for k = i+1..j−1, as the DP computed them."""
-        length = end - start
-        return (self.advanced[1:length, flag, start, free]
-                + self.working[length - 1:0:-1, end, free])
+def _everything_plan(costs: ChainCosts, tapes: bool) -> PlanBuilder:
+    """The plan that keeps everything: with tapes, every stage but the last taped and held
+    (cost U(0, n)); without, x_1..x_{n−2} saved on the way (cost U(0, n−1) + U(0, n)). No
+    plan costs less, so the DP's optimum with this much memory is this cost."""
+    n, builder = costs.n, PlanBuilder(costs.n)
+    for stage in range(1, n):
+        if tapes:
+            builder.tape(stage)
+        else:
+            builder.advance(stage)
+            if stage < n - 1:  # x_{n−1}'s only use is the turn of stage n, next
+                builder.save(stage)
+    builder.turn(n)
+    for stage in range(n - 1, 0, -1):
+        if tapes:
+            builder.backward(stage)
+        else:
+            builder.restore(stage - 1)
+            builder.turn(stage)
+            if stage > 1:
+                builder.free(stage - 1)
+    return builder
 
 
-def _hold_moves(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Free memory after holding stage i+1's tape, and whether it fits, per move, start, free.
-
-    Moves 0..flags−1 are C's with that f (x_i stored: m' = m + f·a_i − b + (1−f)·c); the last,
-    ``problem.working``, is D's (x_i only the working value: m' = m − b)."""
-    releasable = problem.state_units[:-1, None].copy()
-    releasable[0] = 0  # x_0 is never freed
-    free = np.arange(problem.free + 1)
-    flag = np.arange(problem.flags)[:, None, None]
-    shared = problem.input_units[:, None]
-    stored = free + flag * releasable - problem.tape_units[:, None] + (1 - flag) * shared
-    working = (free - problem.tape_units[:, None])[None]
-    target = np.concatenate([stored, working])
-    fits = (target >= 0) & problem.tapes
-    return np.clip(target, 0, problem.free), fits
+def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
+    return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
 
 
-def solve(problem: Problem) -> Tables:
-    """Fill the DP tables for every sub-chain, shortest first."""
-    n, flags, width = problem.n, problem.flags, problem.free + 1
-    compute, prefix = problem.compute, problem.prefix
-    # Only entries of real sub-chains (i + l <= n) are ever written or read, so the tables are
-    # left uninitialised: their other half is never touched, nor paged in.
-    cost = np.empty((n + 1, flags, n + 1, width), compute.dtype)
-    advanced = np.empty_like(cost)
-    working = np.empty((n + 1, n + 1, width), compute.dtype)
-    cost[1, :, :n] = compute[:, None]
-    advanced[1, :, :n] = 2 * compute[:, None]
-    working[1, 1:] = compute[:, None]
-    tables = Tables(cost, advanced, working, *_hold_moves(problem))
-    scratch = np.empty(max(BLOCK_BYTES // cost.itemsize, flags * n * width), compute.dtype)
-    for length in range(2, n + 1):
-        starts = n - length + 1
-        hold = tables.hold(problem, length)
-        cost[length, :, :starts] = np.minimum(hold[:flags], _best_split(tables, length, scratch))
-        advanced[length, :, :starts] = (cost[length, :, :starts]
-                                        + (prefix[length:] - prefix[:starts])[:, None])
-        working[length, length:] = np.minimum(tables.store(problem, length),
-                                              hold[problem.working])
-    return tables
+# -- what a table takes ------------------------------------------------------------------------
+
+def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
+              resolution: object = None) -> Footprint:
+    """What planning an n-stage chain of unit stages takes (:mod:`..limits`)."""
+    tapes = tapes is not False
+    if isinstance(slots, int) and slots >= n or (isinstance(budget_bytes, numbers.Real)
+                                                 and budget_bytes >= n):
+        return Footprint(plan_bytes(n, 3 * n, n), 3 * n)  # keeps everything, no table
+    if isinstance(slots, int):
+        return table_footprint(n, min(max(slots - 1, 0), n - 1), tapes)
+    units = resolution if isinstance(resolution, int) and resolution > 0 else None
+    return table_footprint(n, units or default_resolution(n), tapes)
 
 
-def _best_split(tables: Tables, length: int, scratch: np.ndarray) -> np.ndarray:
-    """The advance branch: min over i<k<j of U(i, k) + D(k, j, m) + C(i, k, m, f), j = i + length.
+# -- the table ---------------------------------------------------------------------------------
 
-    This is the O(n³·M) bulk, done for every flag, start and free memory at once, a few splits
-    at a time so that each block of sums is still in cache when its minimum is taken.
-    """
-    advanced, working = tables.advanced, tables.working
-    _, flags, _, width = advanced.shape
-    starts = advanced.shape[2] - length
-    per_split = flags * starts * width
-    count = max(1, scratch.size // per_split)  # splits per block
-    best = np.full((flags, starts, width), np.inf, advanced.dtype)
-    for first in range(1, length, count):
-        last = min(length, first + count)
-        block = scratch[:(last - first) * per_split].reshape(last - first, flags, starts, width)
-        np.add(advanced[first:last, :, :starts],
-               working[length - first:length - last:-1, None, length:], out=block)
-        np.minimum(best, block.min(axis=0), out=best)
-    return best
+@dataclass(frozen=True, eq=False)
+class OptimalTable:
+    """Every budget of one chain from one solve of the DP.
 
-
-class _Rebuild:
-    """Replays the tables' choices as plan steps, with pending sub-problems on an explicit stack.
-
-    ``working`` tracks the working value (None once a backward step consumed it), so that a
-    RESTORE is emitted only when needed.
+    The tables are filled once over free memory levels 0..``width`` in units of ``unit_bytes``
+    (None: slots, one item a unit); :meth:`cost` and :meth:`plan` then answer any budget up to
+    that, each at the price of rebuilding its plan. A level's answer does not depend on how many
+    levels were solved, so it equals the DP solved for that budget alone with the same unit.
+    With memory for everything (:func:`everything_bytes`) the plan keeps everything.
     """
 
-    def __init__(self, problem: Problem, tables: Tables) -> None:
-        self.problem, self.tables = problem, tables
-        self.builder = PlanBuilder(problem.n)
-        self.working: int | None = 0
-        self.pending: list[tuple[Callable[..., None], tuple[int, ...]]] = []
+    costs: ChainCosts
+    tapes: bool
+    unit_bytes: int | None
+    resolution: int | None
+    sizes: Discretization
+    problem: Problem
+    tables: Tables
 
-    def run(self) -> PlanBuilder:
-        self.pending.append((self.reverse_restorable, (0, self.problem.n, self.problem.free, 0)))
-        while self.pending:
-            method, arguments = self.pending.pop()
-            method(*arguments)
-        return self.builder
+    @classmethod
+    def solve(cls, costs: ChainCosts, max_budget_bytes: float | None = None, *,
+              resolution: int | None = None, unit_bytes: int | None = None,
+              tapes: bool = True) -> OptimalTable:
+        """Budgets in bytes up to ``max_budget_bytes`` (default: everything).
 
-    def reverse_restorable(self, start: int, end: int, free: int, flag: int) -> None:
-        """C(start, end, free, flag): x_start is stored; free it at its last use if flag."""
-        if self.working != start:
-            self.builder.restore(start)
-            self.working = start
-        if end == start + 1:
-            self.builder.turn(end)
-            self.working = None
-            if flag:
-                self.builder.free(start)
-            return
-        tables, column = self.tables, min(flag, self.problem.flags - 1)
-        splits = tables.splits(start, end, column, free)
-        if tables.hold_value(self.problem, start, end, column, free) <= splits.min():
-            if flag:
-                self.builder.free(start)  # before taping: x_start's memory serves the tape
-            self._hold(start, end, int(tables.hold_target[column, start, free]))
-            return
-        split = start + 1 + int(np.argmin(splits))
-        self.builder.advance(start + 1, split)
-        self.working = split
-        self.pending.append((self.reverse_restorable, (start, split, free, flag)))
-        self.pending.append((self.reverse_working, (split, end, free)))
+        The unit is ``unit_bytes`` if given, else the free bytes up to the largest budget
+        (capped at everything) divided into ``resolution`` units (default
+        :func:`default_resolution`), rounded up: it does not depend on the budgets later asked.
+        """
+        tapes = _check_tapes(tapes)
+        reach = everything_bytes(costs, tapes)
+        if max_budget_bytes is not None:
+            reach = min(reach, _free_bytes(costs, max_budget_bytes))
+        if unit_bytes is not None:
+            unit, units = positive_int(NAME, "unit_bytes", unit_bytes), None
+        else:
+            units = (default_resolution(costs.n) if resolution is None
+                     else positive_int(NAME, "resolution", resolution))
+            unit = max(1, math.ceil(reach / units))
+        sizes = Discretization.of(costs, unit)
+        width = min(int(reach // unit), sizes.everything(tapes))
 
-    def reverse_working(self, start: int, end: int, free: int) -> None:
-        """D(start, end, free): x_start is the working value only."""
-        if end == start + 1:
-            self.builder.turn(end)
-            self.working = None
-            return
-        problem, tables = self.problem, self.tables
-        move = problem.working
-        if (tables.hold_value(problem, start, end, move, free)
-                <= tables.store_value(problem, start, end, free)):
-            self._hold(start, end, int(tables.hold_target[move, start, free]))
-            return
-        self.builder.save(start)
-        self.pending.append((self.reverse_restorable,
-                             (start, end, free - int(problem.state_units[start]), 1)))
+        def width_of(n: int) -> int:  # the levels an n-stage chain would get (an upper bound)
+            if units is None:
+                return width
+            return units if resolution is not None else default_resolution(n)
 
-    def _hold(self, start: int, end: int, free_after: int) -> None:
-        """Tape stage start+1 and hold it while start+2..end are reversed from it."""
-        self.builder.tape(start + 1)
-        self.working = start + 1
-        self.pending.append((self._backward, (start + 1,)))
-        self.pending.append((self.reverse_restorable, (start + 1, end, free_after, 0)))
+        what = f"n={costs.n:,} with budget_bytes in {width + 1:,} levels of {unit:,} bytes"
+        return cls._solved(costs, tapes, sizes, width, unit, units, what, width_of)
 
-    def _backward(self, stage: int) -> None:
-        self.builder.backward(stage)
-        self.working = None
+    @classmethod
+    def solve_slots(cls, costs: ChainCosts, max_slots: int, *, tapes: bool = True
+                    ) -> OptimalTable:
+        """Budgets in slots (every state and held tape one item) up to ``max_slots``."""
+        tapes = _check_tapes(tapes)
+        free = _free_slots(max_slots)
+        sizes = Discretization.of(costs, None)
+        width = min(free, sizes.everything(tapes))
+        return cls._solved(costs, tapes, sizes, width, None, None, f"n={costs.n:,} with slots="
+                           f"{max_slots:,}", lambda m: min(width, m - 1))
+
+    @classmethod
+    def _solved(cls, costs: ChainCosts, tapes: bool, sizes: Discretization, width: int,
+                unit_bytes: int | None, resolution: int | None, what: str,
+                width_of: Callable[[int], int]) -> OptimalTable:
+        """Refuse what exceeds the planner limits (:mod:`..limits`), else fill the tables."""
+        require(NAME, what, costs.n, lambda m: table_footprint(m, max(width_of(m), 0), tapes))
+        problem = sizes.problem(costs, width, tapes)
+        return cls(costs, tapes, unit_bytes, resolution, sizes, problem, solve(problem))
+
+    @property
+    def min_budget(self) -> int:
+        """The least budget: x_0 alone (bytes, or 1 slot)."""
+        return 1 if self.unit_bytes is None else self.costs.state_bytes[0]
+
+    @property
+    def width(self) -> int:
+        """The most free memory units the tables answer."""
+        return self.problem.free
+
+    @property
+    def nbytes(self) -> int:
+        tables = self.tables
+        return sum(array.nbytes for array in (tables.cost, tables.advanced, tables.working,
+                                              tables.hold_target, tables.hold_fits))
+
+    def level(self, budget: float) -> int | None:
+        """The free units ``budget`` stands for, or None when it keeps everything."""
+        if self.unit_bytes is None:
+            free = _free_slots(budget)
+            if free >= self.sizes.everything(self.tapes):
+                return None
+        else:
+            free_bytes = _free_bytes(self.costs, budget)
+            if free_bytes >= everything_bytes(self.costs, self.tapes):
+                return None
+            free = min(int(free_bytes // self.unit_bytes), self.sizes.everything(self.tapes))
+        if free > self.width:
+            kind = "slots" if self.unit_bytes is None else "budget_bytes"
+            raise PolicyError(f"policy {NAME!r}: {kind}={budget} needs {free} free units, beyond "
+                              f"the {self.width} this table was solved for; solve it with a "
+                              f"larger maximum")
+        return free
+
+    def cost(self, budget: float) -> float:
+        """The least forward cost (sum of u_t over evaluations) within ``budget``."""
+        free = self.level(budget)
+        if free is None:
+            return _everything_cost(self.costs, self.tapes)
+        return float(self.tables.cost[self.problem.n, 0, 0, free])
+
+    def plan(self, budget: float) -> Plan:
+        """The plan of least forward cost within ``budget`` (bytes, or slots)."""
+        free = self.level(budget)
+        builder = (_everything_plan(self.costs, self.tapes) if free is None
+                   else Rebuild(self.problem, self.tables).run(free))
+        if self.unit_bytes is None:
+            return builder.build(NAME, {"slots": budget, "tapes": self.tapes}, slots=budget)
+        scale = ({"resolution": self.resolution} if self.resolution is not None
+                 else {"unit_bytes": self.unit_bytes})
+        return builder.build(NAME, {"budget_bytes": budget, "tapes": self.tapes, **scale})
 
 
-def _problem_for(costs: ChainCosts, slots: object, budget_bytes: object, tapes: object,
-                 resolution: object) -> Problem:
-    """Validate the parameters and discretize the chain accordingly."""
+# -- the policy: one table per chain, kept for the next budgets --------------------------------
+
+_CACHE: OrderedDict[tuple[object, ...], OptimalTable] = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget the tables kept for later budgets (their memory is released)."""
+    _CACHE.clear()
+
+
+def _cached(key: tuple[object, ...], wide_enough: Callable[[OptimalTable], bool],
+            make: Callable[[int], OptimalTable]) -> OptimalTable:
+    """The kept table of ``key`` if it is wide enough, else ``make(width it had, or 0)``; then
+    the oldest tables are dropped beyond CACHE_TABLES or CACHE_BYTES (never the newest)."""
+    table = _CACHE.pop(key, None)
+    if table is None or not wide_enough(table):
+        width = 0 if table is None else table.width
+        del table  # released before the new one is filled
+        table = make(width)
+    _CACHE[key] = table
+    while len(_CACHE) > 1 and (len(_CACHE) > CACHE_TABLES
+                               or sum(kept.nbytes for kept in _CACHE.values()) > CACHE_BYTES):
+        _CACHE.popitem(last=False)
+    return table
+
+
+def _slots_table(costs: ChainCosts, free: int, tapes: bool) -> OptimalTable:
+    """A table answering ``free`` slots besides x_0's; a kept one grows by doubling (when the
+    doubled table is within the limits), so that an ascending sweep solves only a few times."""
+    needed = min(free, costs.n - 1)
+
+    def make(width: int) -> OptimalTable:
+        doubled = min(costs.n - 1, max(needed, 2 * width))
+        if not within(table_footprint(costs.n, doubled, tapes), current()):
+            doubled = needed
+        return OptimalTable.solve_slots(costs, doubled + 1, tapes=tapes)
+
+    return _cached((costs, tapes, None), lambda table: table.width >= needed, make)
+
+
+def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
+              tapes: object = True, resolution: object = None) -> OptimalTable:
+    """The (kept) table that answers this budget: validates the parameters, then solves once
+    per chain, tapes and resolution (slots: once per chain and tapes, growing as needed)."""
     if (slots is None) == (budget_bytes is None):
         raise PolicyError(f"policy {NAME!r} needs exactly one budget: slots (items, x_0's "
                           f"included) or budget_bytes, got slots={slots!r}, "
                           f"budget_bytes={budget_bytes!r}")
-    if not isinstance(tapes, bool):
-        raise PolicyError(f"policy {NAME!r}: tapes must be True or False, got {tapes!r}")
+    tapes = _check_tapes(tapes)
     if slots is not None:
-        return slots_problem(costs, slots, tapes)
-    return bytes_problem(costs, budget_bytes, tapes, positive_int(NAME, "resolution", resolution))
+        return _slots_table(costs, _free_slots(slots), tapes)
+    _free_bytes(costs, budget_bytes)
+    units = (default_resolution(costs.n) if resolution is None
+             else positive_int(NAME, "resolution", resolution))
+    return _cached((costs, tapes, units), lambda table: True,
+                   lambda width: OptimalTable.solve(costs, resolution=units, tapes=tapes))
+
+
+def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,
+                      tapes: object) -> bool:
+    """Whether a valid budget holds everything, so that no table is needed."""
+    if not isinstance(tapes, bool):
+        return False
+    if isinstance(slots, int) and not isinstance(slots, bool) and budget_bytes is None:
+        return slots - 1 >= costs.n - 1
+    if (slots is None and isinstance(budget_bytes, numbers.Real)
+            and not isinstance(budget_bytes, bool) and math.isfinite(budget_bytes)):
+        return budget_bytes - costs.state_bytes[0] >= everything_bytes(costs, tapes)
+    return False
 
 
 def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> float:
     """The DP's least forward cost (sum of u_t over evaluations) for the given budget."""
-    if resolution is None:
-        resolution = default_resolution(costs.n)
-    problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
-    return float(solve(problem).cost[problem.n, 0, 0, problem.free])
+    if _keeps_everything(costs, slots, budget_bytes, tapes):
+        return _everything_cost(costs, tapes)
+    return table_for(costs, slots, budget_bytes, tapes, resolution).cost(
+        budget_bytes if slots is None else slots)
 
 
 def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> Plan:
     """The plan of least forward cost within the budget (see the module docstring)."""
-    if resolution is None:
-        resolution = default_resolution(costs.n)
-    problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
-    builder = _Rebuild(problem, solve(problem)).run()
-    if slots is not None:
-        return builder.build(NAME, {"slots": slots, "tapes": tapes}, slots=slots)
-    return builder.build(NAME, {"budget_bytes": budget_bytes, "tapes": tapes,
-                                "resolution": resolution})
+    if _keeps_everything(costs, slots, budget_bytes, tapes):
+        if resolution is not None and slots is None:
+            positive_int(NAME, "resolution", resolution)
+        builder = _everything_plan(costs, tapes)
+        if slots is not None:
+            return builder.build(NAME, {"slots": slots, "tapes": tapes}, slots=slots)
+        units = default_resolution(costs.n) if resolution is None else resolution
+        return builder.build(NAME, {"budget_bytes": budget_bytes, "tapes": tapes,
+                                    "resolution": units})
+    table = table_for(costs, slots, budget_bytes, tapes, resolution)
+    return table.plan(budget_bytes if slots is None else slots)
 
 
 SPEC = PolicySpec(
@@ -421,7 +399,9 @@ SPEC = PolicySpec(
      Parameter("tapes", bool, True,
                "allow held tapes; False is revolve's model (checkpoints and turns only)"),
      Parameter("resolution", int, None,
-               "budget_bytes only: the free bytes besides x_0 are counted in at most this many "
-               "units, sizes rounded up; more units plan closer to the budget, in time and "
-               "memory proportional to them (default: 200, fewer for chains over 157 stages, "
-               "see default_resolution)")))
+               "budget_bytes only: the bytes that keep everything besides x_0 are counted in "
+               "at most this many units, sizes rounded up, the same units for every budget of "
+               "the chain (one table answers them all); a budget of a fraction f of everything "
+               "gets about f x resolution units, and more units take time and memory in "
+               "proportion (default: 1000, fewer for chains over 69 stages, see "
+               "default_resolution)")))

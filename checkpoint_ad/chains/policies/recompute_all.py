@@ -6,12 +6,19 @@ memory any plan can use, at quadratic compute.
 """
 from __future__ import annotations
 
+from ..limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import PolicySpec
 
 
+def footprint(n: int) -> Footprint:
+    """What planning n stages takes: 3n − 1 steps, x_0 alone stored."""
+    return Footprint(plan_bytes(n, 3 * n, 1), 3 * n)
+
+
 def plan_recompute_all(costs: ChainCosts) -> Plan:
     n = costs.n
+    require("recompute_all", f"n={n:,}", n, footprint)
     builder = PlanBuilder(n)
     for stage in range(n, 0, -1):
         builder.restore(0)

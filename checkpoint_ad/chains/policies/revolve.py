@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from math import comb
 
+from ..limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from .sqrt_n import ceil_sqrt
@@ -69,9 +70,17 @@ def advance_length(steps: int, free: int) -> int:
     return max(length, 1)
 
 
+def footprint(n: int, slots: object = None) -> Footprint:
+    """What planning n stages takes: at most 5n steps (each stage turned once, at most one
+    restore, advance, save and free per turn) and min(slots, n) stored items."""
+    slots = slots if isinstance(slots, int) and slots > 0 else ceil_sqrt(n)
+    return Footprint(plan_bytes(n, 5 * n, min(slots, n)), 5 * n)
+
+
 def plan_revolve(costs: ChainCosts, slots: int | None = None) -> Plan:
     n = costs.n
     slots = ceil_sqrt(n) if slots is None else positive_int("revolve", "slots", slots)
+    require("revolve", f"n={n:,} with slots={slots:,}", n, lambda m: footprint(m, slots))
     builder = PlanBuilder(n)
     snapshots = [0]  # positions of the stored states, x_0 at the bottom
     position, end = 0, n  # the working value is x_position; stage `end` is next to reverse

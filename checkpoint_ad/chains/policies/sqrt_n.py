@@ -16,6 +16,7 @@ from __future__ import annotations
 from itertools import pairwise
 from math import isqrt
 
+from ..limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 
@@ -37,11 +38,20 @@ def segment_boundaries(n: int, segments: int) -> list[int]:
     return boundaries
 
 
+def footprint(n: int, segments: object = None) -> Footprint:
+    """What planning n stages in k segments takes: 2n + 3k steps at most, the k boundaries
+    kept twice over (a list of pairs), and k + n/k stored items."""
+    k = min(segments if isinstance(segments, int) and segments > 0 else ceil_sqrt(n), n)
+    steps = 2 * n + 3 * k
+    return Footprint(plan_bytes(n, steps, k + n // k) + 200 * k, steps)
+
+
 def plan_sqrt_n(costs: ChainCosts, segments: int | None = None) -> Plan:
     n = costs.n
     if segments is None:
         segments = ceil_sqrt(n)
     segments = min(positive_int("sqrt_n", "segments", segments), n)
+    require("sqrt_n", f"n={n:,} in {segments:,} segments", n, lambda m: footprint(m, segments))
     pieces = list(pairwise(segment_boundaries(n, segments)))
     builder = PlanBuilder(n)
     for first, last in pieces:

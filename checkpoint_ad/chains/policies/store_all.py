@@ -5,12 +5,19 @@ tapes are consumed from n-1 down to 1.
 """
 from __future__ import annotations
 
+from ..limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import PolicySpec
 
 
+def footprint(n: int) -> Footprint:
+    """What planning n stages takes: 2n − 1 steps, n items stored."""
+    return Footprint(plan_bytes(n, 2 * n, n), 2 * n)
+
+
 def plan_store_all(costs: ChainCosts) -> Plan:
     n = costs.n
+    require("store_all", f"n={n:,}", n, footprint)
     builder = PlanBuilder(n)
     for stage in range(1, n):
         builder.tape(stage)
