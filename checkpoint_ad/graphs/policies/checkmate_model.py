@@ -226,11 +226,11 @@ class Model:
         if result is None or result.status == 2:
             return Solution("infeasible", None, None, None, None)
         status = {0: "optimal", 1: "time_limit"}.get(result.status, result.message)
-        if result.x is None:
-            return Solution(status, None, None, None, None)
-        block = result.x[:self.U(0, 0)].reshape(2, self.stages, self.n)
         bound = getattr(result, "mip_dual_bound", None) if integral else result.fun
         bound = float(bound) if bound is not None and math.isfinite(bound) else None
+        if result.x is None:
+            return Solution(status, None, bound, None, None)
+        block = result.x[:self.U(0, 0)].reshape(2, self.stages, self.n)
         return Solution(status, float(result.fun), bound, block[0], block[1])
 
     def decode(self, R: np.ndarray) -> list[GraphStep]:
