@@ -156,3 +156,26 @@ def test_lower_bound_on_a_graph_too_large_for_exact_search() -> None:
     assert bound.formulation == "checkmate" and bound.value > costs.total_cost
     lp = plan_graph("checkmate_lp", costs, budget_bytes=budget)
     assert lp.lower_bound <= bound.value <= lp.cost  # both bound the formulation's plans
+
+
+def two_branches() -> ca.GraphCosts:
+    """x -> a1 (10 bytes) -> a2 (1), x -> b1 (10) -> b2 (1), out = a2 + b2; the wide values
+    carry no gradient and nothing saves a residual. Index order puts b1 before a2, so
+    Checkmate's forward stages compute both wide values before either narrows."""
+    return ca.GraphCosts([(), (0,), (0,), (1,), (2,), (3, 4)], [0, 10, 10, 1, 1, 1],
+                         residuals=[()] * 6,
+                         differentiable=[True, False, False, True, True, True])
+
+
+def test_the_formulation_misses_plans_that_leave_index_order() -> None:
+    costs = two_branches()
+    best = plan_graph("optimal", costs, budget_bytes=12)
+    assert (best.cost, best.peak_bytes) == (5, 12)  # a1, a2, free a1, b1, b2: once each
+    milp = plan_graph("checkmate", costs, budget_bytes=12)
+    assert (milp.cost, milp.status, milp.lower_bound) == (7, "optimal", 7)
+    lp = plan_graph("checkmate_lp", costs, budget_bytes=12)
+    assert best.cost < lp.lower_bound <= milp.cost  # a bound of the formulation only
+    bound = ca.graph_lower_bound(costs, 12, max_states=2)
+    assert (bound.value, bound.formulation) == (7, "checkmate")
+    assert ca.graph_lower_bound(costs, 12).formulation == "all plans"
+    assert plan_graph("checkmate", costs, budget_bytes=21).cost == 5  # room for both wide values
