@@ -52,7 +52,7 @@ class Solution:
 
 class Model:
     """The formulation of the module docstring for one graph; build rows once, solve for
-    any budget (``None``: no limit), integral or relaxed."""
+    any budget (``math.inf``: no limit), integral or relaxed."""
 
     def __init__(self, costs: GraphCosts) -> None:
         self.costs = costs
@@ -68,6 +68,8 @@ class Model:
         self.cost = np.array([costs.costs[i] for i in self.ops], dtype=float)
         self.residuals = [{self.position[r] for r in costs.op_residuals[b]} for b in self.order]
         self.parents = [[i for i, k in self.edges if k == p] for p in range(n)]
+        self.edges_into = [[(e, i) for e, (i, k) in enumerate(self.edges) if k == p]
+                           for p in range(n)]
         self._cotangent_bytes()
         self.rows: list[tuple[dict[int, float], float, float]] = []
         self._build()
@@ -137,7 +139,7 @@ class Model:
         return t >= self.n and p in self.residuals[t - self.n]
 
     def _freed_after(self, t: int, k: int) -> dict[int, float]:
-        return {self.FREE(t, e): -self.size[i] for e, (i, kk) in enumerate(self.edges) if kk == k}
+        return {self.FREE(t, e): -self.size[i] for e, i in self.edges_into[k]}
 
     def _memory_rows(self, t: int) -> None:
         start = {self.S(t, p): -self.size[p] for p in range(self.n)}
