@@ -16,6 +16,7 @@ from .errors import (ArgnumsError, BudgetError, CheckpointADError, ExperimentErr
                      PolicyError, ShapeError, StageError, UnknownNameError)
 from .engine.gradcheck import check_grads
 from .graphs.backprop import GraphResult, GraphStats, backprop_graph
+from .graphs.bounds import GraphLowerBound, graph_lower_bound
 from .graphs.costs import GraphCosts
 from .graphs.plans import GraphAction, GraphPlan, GraphStep, check_graph_plan
 from .graphs.policies import plan_graph

@@ -1,0 +1,98 @@
+"""``checkmate_lp``: Checkmate's LP relaxation with two-phase rounding (Jain et al., MLSys
+2020, section 5): solve the relaxation of :mod:`.checkmate_model`, round the checkpoint
+matrix S (deterministically at thresholds 0.1..0.9, or randomly: S[t,p] = 1 with probability
+S*[t,p]), then take the least R that the rounded S needs. Each rounding is decoded and
+replayed; the cheapest within the budget wins. When none fits, the LP is solved again at
+90%, 80%, 70% of the budget (the paper's artifact solves at 90%).
+
+``lower_bound`` is the LP value: a lower bound of the formulation's MILP, **not** of every
+plan (the formulation fixes the order inside stages; see the README).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from ...errors import PolicyError
+from ...plans.registry import Parameter, PolicySpec, positive_int
+from ..costs import GraphCosts
+from ..plans import GraphPlan, replay
+from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, time_limit_value
+from .checkmate_model import Model
+from .optimal import budget_value
+
+ROUNDINGS = ("deterministic", "randomized")
+THRESHOLDS = tuple(k / 10 for k in range(1, 10))
+SHRINK = (1.0, 0.9, 0.8, 0.7)
+
+
+def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
+                      rounding: str = "deterministic", samples: int = 20, seed: int = 0,
+                      time_limit: float = DEFAULT_TIME_LIMIT) -> GraphPlan:
+    """The cheapest rounding of Checkmate's LP relaxation that fits ``budget_bytes``."""
+    budget = budget_value("checkmate_lp", budget_bytes)
+    seconds = time_limit_value("checkmate_lp", time_limit)
+    samples = positive_int("checkmate_lp", "samples", samples)
+    if rounding not in ROUNDINGS:
+        raise PolicyError(f"policy 'checkmate_lp': rounding must be one of "
+                          f"{', '.join(ROUNDINGS)}, got {rounding!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PolicyError(f"policy 'checkmate_lp': seed must be a whole number, got {seed!r}")
+    started = time.perf_counter()
+    model = Model(costs)
+    bound, best = None, (math.inf, None)
+    for factor in SHRINK if math.isfinite(budget) else (1.0,):
+        relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
+                              integral=False, time_limit=seconds)
+        if relaxed.S is None:
+            if factor == 1.0 and relaxed.status == "infeasible":
+                raise budget_error("checkmate_lp", model, budget_bytes, seconds)
+            break
+        bound = relaxed.bound if bound is None else bound
+        best = _cheapest(model, _roundings(relaxed.S, rounding, samples, seed), budget, best)
+        if best[1] is not None:
+            break
+    if best[1] is None:
+        raise PolicyError(f"policy 'checkmate_lp': no rounding of the LP relaxation fits "
+                          f"budget_bytes={budget_bytes}; use 'checkmate' (the MILP)")
+    params = {"rounding": rounding, "samples": samples, "seed": seed, "time_limit": seconds}
+    if budget_bytes is not None:
+        params = {"budget_bytes": budget_bytes, **params}
+    plan = GraphPlan.build(costs, best[1], "checkmate_lp", params, method="lp rounding",
+                           status="feasible", lower_bound=bound,
+                           solve_s=time.perf_counter() - started,
+                           details={"budget_factor": factor})
+    return dataclasses.replace(plan, lower_bound=capped(bound, plan.cost))
+
+
+def _roundings(S: np.ndarray, rounding: str, samples: int, seed: int) -> list[np.ndarray]:
+    if rounding == "deterministic":
+        return [(S >= threshold - 1e-9).astype(int) for threshold in THRESHOLDS]
+    draw = np.random.default_rng(seed)
+    return [(draw.random(S.shape) < S).astype(int) for _ in range(samples)]
+
+
+def _cheapest(model: Model, roundings: list[np.ndarray], budget: float,
+              best: tuple[float, list | None]) -> tuple[float, list | None]:
+    """(cost, steps) of the cheapest decoded rounding that fits, or ``best``."""
+    for S in roundings:
+        steps = model.decode(model.recompute_for(S))
+        counted = replay(model.costs, steps)
+        if counted.peak_bytes <= budget and counted.cost < best[0]:
+            best = (counted.cost, steps)
+    return best
+
+
+SPEC = PolicySpec(
+    "checkmate_lp", "Checkmate's LP relaxation with two-phase rounding (approximate)",
+    plan_checkmate_lp,
+    (Parameter("budget_bytes", int, None, "byte budget for activations (values and "
+               "cotangents); default: no limit"),
+     Parameter("rounding", str, "deterministic", "rounding of S: 'deterministic' "
+               "(thresholds 0.1..0.9) or 'randomized'"),
+     Parameter("samples", int, 20, "randomized roundings drawn"),
+     Parameter("seed", int, 0, "seed of the randomized rounding"),
+     Parameter("time_limit", float, DEFAULT_TIME_LIMIT, "seconds HiGHS may spend on the LP")))
