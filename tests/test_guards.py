@@ -30,7 +30,8 @@ def test_verify_catches_recomputed_values_that_differ() -> None:
     stage = counting_stage(lambda k, y: y + 1e-12 * k)
     chain = Chain([Stage(stage, name="drifting"), Stage(lambda x, p: ca.sin(x))])
     ca.backprop(chain, np.ones(3), policy="recompute_all")  # silently different without verify
-    with pytest.raises(ca.StageError, match=r"stage 1 \(drifting\) recomputed values"):
+    with pytest.raises(ca.StageError, match=r"stage 1 \(drifting\) recomputed values.*"
+                                            r"deterministic.*must not write into .* in place"):
         ca.backprop(chain, np.ones(3), policy="recompute_all", verify=True)
 
 
@@ -70,3 +71,51 @@ def test_backprop_on_a_tracer_points_to_sequential() -> None:
     chain = Chain.repeat(lambda x, p: ca.sin(x), 2)
     with pytest.raises(ca.StageError, match="sequential"):
         ca.grad(lambda x: ca.backprop(chain, x).value)(np.ones(2))
+
+
+def _bump_input(x, params):
+    if isinstance(x, np.ndarray):  # plain evaluations get arrays, taped ones tracers
+        x += 1.0
+    return ca.sin(x)
+
+
+def _bump_params(x, params):
+    if isinstance(params, np.ndarray):
+        params *= 2.0
+    return ca.sin(x) * params
+
+
+@pytest.mark.parametrize("policy, params", [("recompute_all", {}), ("revolve", {"slots": 2}),
+                                            ("sqrt_n", {}), ("optimal", {"slots": 2})])
+@pytest.mark.parametrize("stage, what", [(_bump_input, "x"), (_bump_params, "params")])
+def test_a_stage_writing_into_its_input_in_place_is_named(policy, params, stage, what) -> None:
+    weights = np.full(3, 0.5)
+    chain = Chain([Stage(lambda x, p: ca.cos(x))] + [Stage(stage, weights, name="bumper")] * 4)
+    with pytest.raises(ca.StageError, match=r"stage 2 \(bumper\) wrote into its input or params "
+                                            r"in place.*read-only"):
+        ca.backprop(chain, np.ones(3), policy=policy, **params)
+    assert np.array_equal(weights, np.full(3, 0.5))  # the caller's params are untouched
+
+
+def test_stored_states_are_read_only_and_not_copied() -> None:
+    """The executor's states (x_0 included) are read-only; that costs no copy: the Meter's
+    bytes still equal the prediction, and the loss cannot write into x_n either."""
+    chain = Chain.repeat(lambda x, p: ca.tanh(x), 9)
+    x0 = np.linspace(0.1, 1.0, 40)
+    result = ca.backprop(chain, x0, policy="revolve", slots=3)
+    assert result.stats.peak_bytes == result.stats.predicted_peak_bytes
+    assert x0.flags.writeable  # the caller's x0 is not made read-only
+    seen = []
+
+    def loss(x):
+        seen.append(x.value.flags.writeable)
+        return ca.sum(x)
+    ca.backprop(chain, x0, loss, policy="revolve", slots=3)
+    assert seen == [False]
+
+
+def test_sequential_outside_grad_hands_stages_a_read_only_view() -> None:
+    x = np.ones(3)
+    with pytest.raises(ca.StageError, match=r"stage 1 \(_bump_input\) wrote into its input"):
+        ca.sequential([_bump_input] * 2, x, seed=0)
+    assert np.array_equal(x, np.ones(3))

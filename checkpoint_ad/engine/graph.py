@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import function
 from .autodiff import as_float_array
 from .backend import ARRAY_TYPES, buffer_root
 from .ops import Node, Tape, Tracer
@@ -83,6 +84,7 @@ def graph_from_tape(tape: Tape, output: Node | None) -> Graph:
 
 def trace(fn: Callable[..., Any], *args: Any) -> Graph:
     """Run ``fn`` once on ``args`` (all of them become inputs) and return its graph."""
+    function(fn, "trace: fn")
     tape = Tape()
     boxed = []
     for number, arg in enumerate(args):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import whole_number
 from ..errors import PolicyError, UnknownNameError
 
 
@@ -73,6 +74,4 @@ class Registry:
 
 def positive_int(policy: str, name: str, value: object) -> int:
     """Validate a count parameter (slots, segments): a whole number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PolicyError(f"policy {policy!r}: {name} must be a positive integer, got {value!r}")
-    return value
+    return whole_number(value, f"policy {policy!r}: {name}", minimum=1, error=PolicyError)
