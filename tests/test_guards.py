@@ -119,3 +119,67 @@ def test_sequential_outside_grad_hands_stages_a_read_only_view() -> None:
     with pytest.raises(ca.StageError, match=r"stage 1 \(_bump_input\) wrote into its input"):
         ca.sequential([_bump_input] * 2, x, seed=0)
     assert np.array_equal(x, np.ones(3))
+
+
+SINES = Chain.repeat(lambda x, p: ca.sin(x), 8)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("max_memory", "1MB", r"backprop: max_memory \(bytes\) must be a finite number > 0, got '1MB'"),
+    ("max_memory", float("nan"), r"backprop: max_memory \(bytes\) must be a finite number > 0, got nan"),
+    ("max_memory", 0, r"backprop: max_memory \(bytes\) must be a finite number > 0, got 0"),
+    ("max_memory", -5, r"backprop: max_memory \(bytes\) must be a finite number > 0, got -5"),
+    ("seed", -1, r"backprop: seed must be an integer >= 0, got -1"),
+    ("seed", 1.5, r"backprop: seed must be an integer >= 0, got 1.5"),
+    ("seed", True, r"backprop: seed must be an integer >= 0, got True"),
+    ("costs", "fast", r"costs must be 'unit', 'measure' or a list of 8 per-stage costs"),
+    ("costs", [1.0] * 7, r"costs must be 'unit', 'measure' or a list of 8 per-stage costs"),
+    ("costs", 5, r"costs must be 'unit', 'measure' or a list of 8 per-stage costs"),
+    ("costs", [1, -1, 1, 1, 1, 1, 1, 1], r"costs\[1\] \(the cost of stage 2\) must be a finite "
+                                         r"number >= 0, got -1"),
+    ("costs", [1, 1, float("nan"), 1, 1, 1, 1, 1], r"costs\[2\] .* got nan"),
+])
+def test_bad_backprop_arguments_are_named_before_anything_runs(option, value, message) -> None:
+    calls = itertools.count()
+    chain = Chain.repeat(lambda x, p: (next(calls), ca.sin(x))[1], 8)
+    with pytest.raises(ca.ArgumentError, match=f"^{message}"):
+        ca.backprop(chain, np.ones(3), policy="optimal", slots=3, **{option: value})
+    # costs are checked after the profiling sweep (which measures one stage), the rest before
+    assert next(calls) == (1 if option == "costs" else 0)
+
+
+def test_negative_costs_no_longer_mislead_optimal() -> None:
+    """With a negative cost, optimal used to plan 15 evaluations where 8 suffice."""
+    with pytest.raises(ca.PlanError, match=r"ChainCosts.compute\[3\] \(the cost of stage 4\)"):
+        ca.plan("optimal", costs=ca.ChainCosts(8, compute=(1.0,) * 3 + (-1.0,) + (1.0,) * 4),
+                slots=8)
+    assert ca.plan("optimal", costs=ca.ChainCosts(8), slots=8).forward_evals == 8
+
+
+@pytest.mark.parametrize("policy, params, error, message", [
+    ("rewind", {}, ca.UnknownNameError, "unknown policy 'rewind'; known policies: store_all"),
+    ("revolve", {"slots": 0}, ca.PolicyError, "policy 'revolve': slots must be a positive integer"),
+    ("revolve", {"slot": 2}, ca.PolicyError, "policy 'revolve' has no parameter slot"),
+    ("optimal", {"slots": 2, "resolution": 4}, ca.PolicyError, "resolution applies to "
+                                                               "budget_bytes only"),
+])
+def test_policies_are_checked_at_the_call_not_only_when_differentiating(policy, params, error,
+                                                                        message) -> None:
+    calls = itertools.count()
+    stages = [lambda x, p: (next(calls), ca.sin(x))[1]] * 3
+    with pytest.raises(error, match=message):
+        ca.sequential(stages, np.ones(2), policy, seed=0, **params)  # not differentiated
+    with pytest.raises(error, match=message):
+        ca.backprop(stages, np.ones(2), policy=policy, **params)
+    assert next(calls) == 0  # refused before any stage ran
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ca.sequential(SINES, np.ones(2), seed=-1),
+    lambda: ca.sequential(SINES, np.ones(2), seed=True),
+    lambda: ca.profile_chain(SINES, np.ones(2), seed=2.0),
+    lambda: ca.seed_random(-3),
+])
+def test_seeds_are_whole_numbers_everywhere(call) -> None:
+    with pytest.raises(ca.ArgumentError, match=r"seed must be an integer >= 0, got "):
+        call()

@@ -39,12 +39,14 @@ the end only ``x_0`` remains stored.
 from __future__ import annotations
 
 import enum
+import math
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+from ..checks import real_number, whole_number
 from ..errors import PlanError
 
 
@@ -103,15 +105,14 @@ class ChainCosts:
     tape_input_bytes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise PlanError(f"a chain needs at least one stage, got n={self.n}")
+        whole_number(self.n, "ChainCosts.n (the number of stages)", minimum=1, error=PlanError)
         defaults = {"compute": (1.0,) * self.n, "state_bytes": (1,) * (self.n + 1),
                     "tape_bytes": (1,) * self.n, "tape_input_bytes": (0,) * self.n}
         for name, default in defaults.items():
-            value = tuple(getattr(self, name)) or default
-            if len(value) != len(default):
-                raise PlanError(f"ChainCosts.{name} has {len(value)} entries, expected {len(default)}")
-            object.__setattr__(self, name, value)
+            given = tuple(getattr(self, name))
+            if given and len(given) != len(default):
+                raise PlanError(f"ChainCosts.{name} has {len(given)} entries, expected {len(default)}")
+            object.__setattr__(self, name, _checked_entries(name, given) if given else default)
 
     @classmethod
     def unit(cls, n: int) -> ChainCosts:
@@ -122,6 +123,23 @@ class ChainCosts:
     def homogeneous(self) -> bool:
         return (len(set(self.compute)) == 1 and len(set(self.state_bytes)) == 1
                 and len(set(self.tape_bytes)) == 1)
+
+
+def _checked_entries(name: str, values: tuple) -> tuple:
+    """Costs as finite floats >= 0, sizes as integers >= 0 (bytes); else :class:`PlanError`.
+
+    Plain Python floats (costs) or ints (sizes) are checked in bulk (million-stage chains);
+    anything else entry by entry, which also names the first bad entry."""
+    if name == "compute":
+        if all(type(v) is float for v in values) and min(values) >= 0 and math.isfinite(sum(values)):
+            return values
+        return tuple(real_number(value, f"ChainCosts.compute[{index}] (the cost of stage "
+                                        f"{index + 1})", positive=False, error=PlanError)
+                     for index, value in enumerate(values))
+    if all(type(v) is int for v in values) and min(values) >= 0:
+        return values
+    return tuple(whole_number(value, f"ChainCosts.{name}[{index}] (bytes)", error=PlanError)
+                 for index, value in enumerate(values))
 
 
 class PlanBuilder:

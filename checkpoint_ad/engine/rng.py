@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import whole_number
 from .backend import xp
 from ..errors import OpError
 from .ops import value_of
@@ -19,10 +20,15 @@ _stage_key: tuple[int, int] | None = None
 _stage_generator: Any = None
 
 
+def check_seed(value: object, caller: str) -> int:
+    """A seed: an integer >= 0 (never a bool); else :class:`ArgumentError` naming ``caller``."""
+    return whole_number(value, f"{caller}: seed", minimum=0)
+
+
 def seed(value: int) -> None:
-    """Reset the generator used outside chains."""
+    """Reset the generator used outside chains (``value``: an integer >= 0)."""
     global _global
-    _global = xp.random.default_rng(value)
+    _global = xp.random.default_rng(check_seed(value, "seed_random"))
 
 
 def generator() -> Any:

@@ -25,4 +25,10 @@ def make_plan(name: str, costs: ChainCosts | int, **params: object) -> Plan:
     return get_policy(name).plan(costs, **params)
 
 
-__all__ = ["Parameter", "PolicySpec", "REGISTRY", "get_policy", "make_plan", "names", "register"]
+def check_params(name: str, **params: object) -> None:
+    """Refuse an unknown policy, unknown parameters or bad values before any costs are known."""
+    get_policy(name).check_params(**params)
+
+
+__all__ = ["Parameter", "PolicySpec", "REGISTRY", "check_params", "get_policy", "make_plan",
+           "names", "register"]

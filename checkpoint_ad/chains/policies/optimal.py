@@ -64,6 +64,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
@@ -136,23 +137,14 @@ def _table_dtype(compute: tuple[float, ...]) -> type:
     return np.float32 if whole and 2 * (len(compute) + 1) * sum(compute) < 2 ** 24 else np.float64
 
 
-def slots_problem(costs: ChainCosts, slots: object, tapes: bool) -> Problem:
-    """The problem for a budget of ``slots`` items, x_0's included (at least 1)."""
-    if isinstance(slots, bool) or not isinstance(slots, int):
-        raise PolicyError(f"policy {NAME!r}: slots must be a whole number, got {slots!r}")
-    if slots < 1:
-        raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
-                          f"(x_0 alone, recomputing everything)")
+def slots_problem(costs: ChainCosts, slots: int, tapes: bool) -> Problem:
+    """The problem for a budget of ``slots`` items, x_0's included (checked: at least 1)."""
     return _problem(costs, [1] * (costs.n + 1), [1] * costs.n, [0] * costs.n, slots - 1, tapes)
 
 
-def bytes_problem(costs: ChainCosts, budget_bytes: object, tapes: bool,
+def bytes_problem(costs: ChainCosts, budget_bytes: float, tapes: bool,
                   resolution: int) -> Problem:
     """The problem for a budget in bytes, discretized into at most ``resolution`` free units."""
-    if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
-            or not math.isfinite(budget_bytes)):
-        raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
-                          f"got {budget_bytes!r}")
     minimum = costs.state_bytes[0]
     if budget_bytes <= 0 or budget_bytes < minimum:
         raise BudgetError(f"policy {NAME!r}: budget_bytes={budget_bytes} is below the minimum of "
@@ -373,9 +365,9 @@ class _Rebuild:
         self.working = None
 
 
-def _problem_for(costs: ChainCosts, slots: object, budget_bytes: object, tapes: object,
-                 resolution: object) -> Problem:
-    """Validate the parameters and discretize the chain accordingly."""
+def check_optimal(slots: object = None, budget_bytes: object = None, tapes: object = True,
+                  resolution: object = None) -> None:
+    """Refuse parameters that are wrong, or meaningless together, before any costs are known."""
     if (slots is None) == (budget_bytes is None):
         raise PolicyError(f"policy {NAME!r} needs exactly one budget: slots (items, x_0's "
                           f"included) or budget_bytes, got slots={slots!r}, "
@@ -383,25 +375,44 @@ def _problem_for(costs: ChainCosts, slots: object, budget_bytes: object, tapes: 
     if not isinstance(tapes, bool):
         raise PolicyError(f"policy {NAME!r}: tapes must be True or False, got {tapes!r}")
     if slots is not None:
-        return slots_problem(costs, slots, tapes)
-    return bytes_problem(costs, budget_bytes, tapes, positive_int(NAME, "resolution", resolution))
+        whole_number(slots, f"policy {NAME!r}: slots", minimum=None, error=PolicyError)
+        if slots < 1:
+            raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
+                              f"(x_0 alone, recomputing everything)")
+        if resolution is not None:
+            raise PolicyError(f"policy {NAME!r}: resolution applies to budget_bytes only (with "
+                              f"slots every state and held tape is one unit), got "
+                              f"resolution={resolution!r}")
+        return
+    if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
+            or not math.isfinite(budget_bytes)):
+        raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
+                          f"got {budget_bytes!r}")
+    if resolution is not None:
+        positive_int(NAME, "resolution", resolution)
+
+
+def _problem_for(costs: ChainCosts, slots: int | None, budget_bytes: float | None, tapes: bool,
+                 resolution: int | None) -> tuple[Problem, int | None]:
+    """Check the parameters and discretize the chain; also the resolution used (bytes only)."""
+    check_optimal(slots, budget_bytes, tapes, resolution)
+    if slots is not None:
+        return slots_problem(costs, slots, tapes), None
+    resolution = default_resolution(costs.n) if resolution is None else resolution
+    return bytes_problem(costs, budget_bytes, tapes, resolution), resolution
 
 
 def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> float:
     """The DP's least forward cost (sum of u_t over evaluations) for the given budget."""
-    if resolution is None:
-        resolution = default_resolution(costs.n)
-    problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
+    problem, _ = _problem_for(costs, slots, budget_bytes, tapes, resolution)
     return float(solve(problem).cost[problem.n, 0, 0, problem.free])
 
 
 def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> Plan:
     """The plan of least forward cost within the budget (see the module docstring)."""
-    if resolution is None:
-        resolution = default_resolution(costs.n)
-    problem = _problem_for(costs, slots, budget_bytes, tapes, resolution)
+    problem, resolution = _problem_for(costs, slots, budget_bytes, tapes, resolution)
     builder = _Rebuild(problem, solve(problem)).run()
     if slots is not None:
         return builder.build(NAME, {"slots": slots, "tapes": tapes}, slots=slots)
@@ -424,4 +435,5 @@ SPEC = PolicySpec(
                "budget_bytes only: the free bytes besides x_0 are counted in at most this many "
                "units, sizes rounded up; more units plan closer to the budget, in time and "
                "memory proportional to them (default: 200, fewer for chains over 157 stages, "
-               "see default_resolution)")))
+               "see default_resolution)")),
+    check_optimal)

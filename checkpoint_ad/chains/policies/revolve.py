@@ -69,9 +69,15 @@ def advance_length(steps: int, free: int) -> int:
     return max(length, 1)
 
 
+def check_revolve(slots: int | None = None) -> int | None:
+    """``slots``: None (the default) or a positive integer."""
+    return None if slots is None else positive_int("revolve", "slots", slots)
+
+
 def plan_revolve(costs: ChainCosts, slots: int | None = None) -> Plan:
     n = costs.n
-    slots = ceil_sqrt(n) if slots is None else positive_int("revolve", "slots", slots)
+    slots = check_revolve(slots)
+    slots = ceil_sqrt(n) if slots is None else slots
     builder = PlanBuilder(n)
     snapshots = [0]  # positions of the stored states, x_0 at the bottom
     position, end = 0, n  # the working value is x_position; stage `end` is next to reverse
@@ -99,4 +105,5 @@ SPEC = PolicySpec(
     "revolve", "Griewank's binomial checkpointing: optimal compute for s slots, no held tapes",
     plan_revolve,
     (Parameter("slots", int, None,
-               "checkpoint slots, x_0's included (default ceil(sqrt(n)))"),))
+               "checkpoint slots, x_0's included (default ceil(sqrt(n)))"),),
+    check_revolve)
