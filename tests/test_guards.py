@@ -183,3 +183,9 @@ def test_policies_are_checked_at_the_call_not_only_when_differentiating(policy, 
 def test_seeds_are_whole_numbers_everywhere(call) -> None:
     with pytest.raises(ca.ArgumentError, match=r"seed must be an integer >= 0, got "):
         call()
+
+
+@pytest.mark.parametrize("rate", [False, True, float("nan"), 1.0, -0.1, "0.5"])
+def test_dropout_rates_outside_zero_to_one_are_refused(rate) -> None:
+    with pytest.raises(ca.OpError, match=r"^dropout: rate must be a number in \[0, 1\), got "):
+        ca.dropout(np.ones(3), rate)

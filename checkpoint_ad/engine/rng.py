@@ -7,6 +7,7 @@ is a module-wide generator that :func:`seed` resets.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from ..checks import whole_number
@@ -66,8 +67,8 @@ def leave_stage(token: tuple[Any, Any]) -> None:
 def dropout(x: Any, rate: float) -> Any:
     """Inverted dropout: zero each element with probability ``rate``, scale the rest by
     1/(1-rate). The mask is a constant the multiply keeps for backward."""
-    if not 0 <= rate < 1:
-        raise OpError(f"dropout: rate must be in [0, 1), got {rate!r}")
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise OpError(f"dropout: rate must be a number in [0, 1), got {rate!r}")
     value = value_of(x)
     keep = generator().random(xp.shape(value)) >= rate
     scale = xp.asarray(keep / (1 - rate), dtype=xp.result_type(value))
