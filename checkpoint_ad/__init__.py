@@ -11,7 +11,7 @@ from .chains.backprop import Result, Stats, backprop, plan
 from .chains.chain import Chain, ChainProfile, Stage, profile_chain
 from .engine.composites import (dot, expand_dims, log_softmax, logsumexp, mean, softmax, square,
                                 stack, stop_gradient)
-from .errors import (ArgnumsError, BudgetError, CheckpointADError, ExperimentError,
+from .errors import (ArgnumsError, ArgumentError, BudgetError, CheckpointADError, ExperimentError,
                      GradientCheckError, NonFiniteError, NonScalarOutputError, OpError, PlanError,
                      PolicyError, ShapeError, StageError, UnknownNameError)
 from .engine.gradcheck import check_grads

@@ -11,6 +11,12 @@ class CheckpointADError(Exception):
     """Base class of every error raised by checkpoint_ad."""
 
 
+class ArgumentError(CheckpointADError, ValueError, TypeError):
+    """An argument of a public function has a wrong type or value (a bool where a count is
+    meant, NaN, a negative size, a non-function); the message names it and what is accepted.
+    Both a ValueError and a TypeError, so either ``except`` catches it."""
+
+
 class OpError(CheckpointADError, TypeError):
     """An op was applied to something it cannot work on (not array-like, bad arguments)."""
 
@@ -23,8 +29,8 @@ class NonScalarOutputError(CheckpointADError, ValueError):
     """``grad``/``value_and_grad`` was given a function whose output is not a scalar."""
 
 
-class ArgnumsError(CheckpointADError, ValueError):
-    """``argnums`` names an argument that does not exist."""
+class ArgnumsError(ArgumentError):
+    """``argnums`` is not an int or a tuple of ints, or names an argument that does not exist."""
 
 
 class GradientCheckError(CheckpointADError, AssertionError):

@@ -129,3 +129,26 @@ def test_parameter_bytes_count_a_shared_array_once() -> None:
     chain = Chain([Stage(lambda x, p: x * p[0], (weights,)),
                    Stage(lambda x, p: x * p["w"], {"w": weights})])
     assert ca.backprop(chain, np.ones(1000)).stats.parameter_bytes == 8000
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"n": 0}, r"ChainCosts.n \(the number of stages\) must be a positive integer, got 0"),
+    ({"n": True}, r"ChainCosts.n .* got True"),
+    ({"n": 3, "compute": (1.0, float("nan"), 2.0)}, r"ChainCosts.compute\[1\] .* >= 0, got nan"),
+    ({"n": 3, "compute": (1.0, float("inf"), 2.0)}, r"ChainCosts.compute\[1\] .* got inf"),
+    ({"n": 3, "compute": (1, 2, -3)}, r"ChainCosts.compute\[2\] \(the cost of stage 3\) must be a "
+                                      r"finite number >= 0, got -3"),
+    ({"n": 2, "state_bytes": (8, 8.5, 8)}, r"ChainCosts.state_bytes\[1\] \(bytes\) must be an "
+                                           r"integer >= 0, got 8.5"),
+    ({"n": 2, "tape_bytes": (8, -1)}, r"ChainCosts.tape_bytes\[1\] .* got -1"),
+    ({"n": 2, "tape_input_bytes": (0, True)}, r"ChainCosts.tape_input_bytes\[1\] .* got True"),
+])
+def test_chain_costs_are_checked_at_construction(fields: dict, message: str) -> None:
+    with pytest.raises(ca.PlanError, match=f"^{message}"):
+        ca.ChainCosts(**fields)
+
+
+def test_chain_costs_keep_valid_values_as_numbers() -> None:
+    costs = ca.ChainCosts(2, compute=(np.float32(2.0), 0), state_bytes=(np.int64(8), 8, 0))
+    assert costs.compute == (2.0, 0.0) and costs.state_bytes == (8, 8, 0)
+    assert all(type(value) is int for value in costs.state_bytes)

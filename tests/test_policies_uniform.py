@@ -190,6 +190,23 @@ def test_bad_parameter_values_raise(policy: str, parameter: str, value: object) 
         make_plan(policy, 10, **{parameter: value})
 
 
+@pytest.mark.parametrize(("policy", "params", "message"), [
+    ("sqrt_n", {"segments": True}, "segments must be a positive integer, got True"),
+    ("revolve", {"slots": 1.0}, "slots must be a positive integer, got 1.0"),
+    ("optimal", {"slots": 3, "resolution": 5}, "resolution applies to budget_bytes only"),
+    ("optimal", {"slots": 3, "resolution": -1}, "resolution applies to budget_bytes only"),
+    ("optimal", {"budget_bytes": 100, "resolution": -1}, "resolution must be a positive integer"),
+    ("optimal", {"slots": 2, "budget_bytes": 100}, "needs exactly one budget"),
+])
+def test_parameters_are_checked_without_costs(policy: str, params: dict, message: str) -> None:
+    """The same check refuses them before any costs are known (as sequential and backprop do)
+    and when planning, so the API and the CLI behave the same."""
+    with pytest.raises(PolicyError, match=message):
+        get_policy(policy).check_params(**params)
+    with pytest.raises(PolicyError, match=message):
+        make_plan(policy, 10, **params)
+
+
 @pytest.mark.parametrize("policy", ["recompute_all", "sqrt_n", "revolve"])
 def test_unknown_parameter_raises(policy: str) -> None:
     with pytest.raises(PolicyError, match="no parameter budget"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import policies
+from ..checks import real_number, whole_number
 from ..engine import rng
 from ..engine.autodiff import as_float_array, value_and_grad
 from ..engine.backend import buffer_root, xp
@@ -65,9 +66,7 @@ def plan(policy: str, n: int | None = None, costs: ChainCosts | None = None,
          **params: Any) -> Plan:
     """The plan ``policy`` makes for ``n`` unit stages (or for ``costs``), without running."""
     if costs is None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise PolicyError(f"plan: n must be a positive integer, got {n!r}")
-        costs = ChainCosts.unit(n)
+        costs = ChainCosts.unit(whole_number(n, "plan: n", minimum=1, error=PolicyError))
     return policies.make_plan(policy, costs, **params)
 
 
@@ -157,7 +156,10 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
     for number, group in enumerate(chain.parameter_groups()):
         for leaf in flatten(group)[0]:
             as_float_array(leaf, f"backprop: the params of stage group {number}")
-    seed = rng.fresh_seed() if seed is None else seed
+    seed = rng.fresh_seed() if seed is None else rng.check_seed(seed, "backprop")
+    if max_memory is not None:
+        real_number(max_memory, "backprop: max_memory (bytes)")
+    policies.check_params(policy, **policy_params)  # before the profiling sweep runs
     if profile is None:
         profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
     else:

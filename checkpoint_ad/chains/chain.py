@@ -19,7 +19,8 @@ from typing import Any
 
 from ..engine import rng
 from ..engine.backend import ARRAY_TYPES, buffer_root, xp
-from ..errors import NonFiniteError, StageError
+from ..checks import real_number, whole_number
+from ..errors import ArgumentError, CheckpointADError, NonFiniteError, StageError
 from ..engine.ops import Node, Tape, Tracer
 from .plans import ChainCosts
 from ..engine.trees import flatten
@@ -56,8 +57,7 @@ class Chain:
     @classmethod
     def repeat(cls, fn: StageFunction, n: int, params: Any = None) -> Chain:
         """The same ``fn`` n times; the parameters are shared and their gradients summed."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise StageError(f"Chain.repeat: n must be a positive integer, got {n!r}")
+        n = whole_number(n, "Chain.repeat: n", minimum=1, error=StageError)
         return cls([Stage(fn, params)] * n)
 
     @property
@@ -95,13 +95,42 @@ def _as_state(stage: Stage, t: int, output: Any, x: Any) -> Any:
     return output
 
 
-def evaluate(stage: Stage, t: int, x: Any, seed: int) -> Any:
-    """A plain evaluation of stage ``t`` on raw arrays (nothing is recorded)."""
+def read_only(value: Any) -> Any:
+    """``value`` if it is not a writable array, else a read-only view of it (no copy).
+
+    Stages get their input and params this way, and the executor stores states read-only, so
+    that a stage writing into them in place fails at once instead of corrupting a checkpoint."""
+    if isinstance(value, ARRAY_TYPES) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
+
+
+def _read_only_params(params: Any) -> Any:
+    leaves, unflatten = flatten(params)
+    return unflatten([read_only(leaf) for leaf in leaves])
+
+
+def _call(stage: Stage, t: int, seed: int, x: Any, params: Any) -> Any:
+    """``stage.fn(x, params)`` with stage t's random stream; a write into x or params (which
+    are read-only) becomes a :class:`StageError` naming the stage."""
     token = rng.enter_stage(seed, t)
     try:
-        output = stage.fn(x, stage.params)
+        return stage.fn(x, params)
+    except ValueError as error:
+        if isinstance(error, CheckpointADError) or "read-only" not in str(error):
+            raise
+        raise StageError(f"stage {t} ({stage.label}) wrote into its input or params in place "
+                         f"(numpy: {error}); stages must return new arrays (y = x + 1, not "
+                         "x += 1): under checkpointing a stage's input may be a stored "
+                         "checkpoint") from None
     finally:
         rng.leave_stage(token)
+
+
+def evaluate(stage: Stage, t: int, x: Any, seed: int) -> Any:
+    """A plain evaluation of stage ``t`` on raw arrays (nothing is recorded)."""
+    output = _call(stage, t, seed, read_only(x), _read_only_params(stage.params))
     if type(output) is Tracer:
         raise StageError(f"stage {t} ({stage.label}) returned a value being differentiated "
                          "although its input and params are not: it captures an outer traced "
@@ -150,14 +179,10 @@ def _cotangent(node: Node, incoming: Any = None) -> Any:
 def evaluate_taped(stage: Stage, t: int, x: Any, seed: int) -> TapedStage:
     """A taped evaluation of stage ``t``: records its graph for the backward step."""
     tape = Tape()
-    x_tracer = tape.variable(x)
+    x_tracer = tape.variable(read_only(x))
     leaves, unflatten = flatten(stage.params)
-    param_tracers = [tape.variable(leaf) for leaf in leaves]
-    token = rng.enter_stage(seed, t)
-    try:
-        output = stage.fn(x_tracer, unflatten(param_tracers))
-    finally:
-        rng.leave_stage(token)
+    param_tracers = [tape.variable(read_only(leaf)) for leaf in leaves]
+    output = _call(stage, t, seed, x_tracer, unflatten(param_tracers))
     node = output.node if type(output) is Tracer else None
     if node is not None and output.tape is not tape:
         raise StageError(f"stage {t} ({stage.label}) returned a traced value of another "
@@ -208,16 +233,29 @@ class ChainProfile:
     def costs(self, compute: str | Sequence[float] = "unit") -> ChainCosts:
         """The planner's view: ``compute`` is "unit", "measure" (profiled seconds) or a list."""
         n = len(self.stages)
-        if compute == "unit":
+        if isinstance(compute, str) and compute == "unit":
             units: tuple[float, ...] = (1.0,) * n
-        elif compute == "measure":
+        elif isinstance(compute, str) and compute == "measure":
             units = tuple(max(s.seconds, 1e-9) for s in self.stages)
         else:
-            units = tuple(float(u) for u in compute)
+            units = _per_stage_costs(compute, n)
         stages = range(1, n + 1)
         return ChainCosts(n, units, (self.input_bytes,) + tuple(s.state_bytes for s in self.stages),
                           tuple(self.held_tape_bytes(t) for t in stages),
                           tuple(self.tape_input_bytes(t) for t in stages))
+
+
+def _per_stage_costs(compute: object, n: int) -> tuple[float, ...]:
+    """A list of n per-stage costs as floats (finite, >= 0); else :class:`ArgumentError`."""
+    try:
+        entries = None if isinstance(compute, str) else tuple(compute)  # type: ignore[arg-type]
+    except TypeError:
+        entries = None
+    if entries is None or len(entries) != n:
+        raise ArgumentError(f"costs must be 'unit', 'measure' or a list of {n} per-stage costs "
+                            f"(finite numbers >= 0), got {compute!r:.60}")
+    return tuple(real_number(cost, f"costs[{index}] (the cost of stage {index + 1})",
+                             positive=False) for index, cost in enumerate(entries))
 
 
 def _root_ids(arrays: Sequence[Any]) -> dict[int, int]:
@@ -276,6 +314,7 @@ def profile_chain(chain: Chain, x0: Any, seed: int = 0, *, verify: bool = False,
     checks of recomputations) and ``finite`` (which raises :class:`NonFiniteError` at the first
     stage producing NaN or Inf) need every state, so they evaluate every stage.
     """
+    seed = rng.check_seed(seed, "profile_chain")
     parameter_roots = chain.parameter_roots()
     x = xp.array(x0, copy=True)  # the run holds its own copy of x0 too
     every_state = verify or finite

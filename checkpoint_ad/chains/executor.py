@@ -167,17 +167,22 @@ class ArrayRunner:
         self.evaluations = 0
 
     def own_input(self, x0: Any) -> Any:
-        return xp.array(x0, copy=True)
+        """The run's own copy of ``x_0``, read-only like every state it stores."""
+        x0 = xp.array(x0, copy=True)
+        x0.flags.writeable = False
+        return x0
 
     def _owned(self, output: Any) -> Any:
         """``output``, copied if its buffer is a parameter's or a state this run still holds
         (a stage returning a constant or a parameter): every state owns its buffer, as the
-        byte prediction assumes, and parameters stay apart from activations."""
+        byte prediction assumes, and parameters stay apart from activations. It is made
+        read-only (no copy), so that a stage or the loss writing into a stored state fails."""
         root = buffer_root(output)
         if id(root) in self.parameter_roots or self._states.get(id(root)) is root:
             output = output.copy()
             root = output
         self._states[id(root)] = root
+        output.flags.writeable = False
         return output
 
     def _checked(self, t: int, output: Any) -> Any:
@@ -193,7 +198,8 @@ class ArrayRunner:
         if self.verify and digest(output) != first.digest:
             raise StageError(f"stage {t} ({stage.label}) recomputed values that differ from its "
                              "first evaluation; stages must be deterministic (draw random "
-                             "numbers through checkpoint_ad.engine.rng)")
+                             "numbers through checkpoint_ad.engine.rng) and must not write into "
+                             "their input, params or anything they keep between calls in place")
         if self.finite:
             check_finite(stage, t, output)
         return output

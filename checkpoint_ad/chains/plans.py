@@ -33,6 +33,7 @@ the end only ``x_0`` remains stored.
 from __future__ import annotations
 
 import enum
+import math
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +42,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from . import limits
+from ..checks import real_number, whole_number
 from ..errors import PlanError
 
 
@@ -99,17 +101,17 @@ class ChainCosts:
     tape_input_bytes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise PlanError(f"a chain needs at least one stage, got n={self.n}")
+        whole_number(self.n, "ChainCosts.n (the number of stages)", minimum=1, error=PlanError)
         defaults = {"compute": (1.0, self.n), "state_bytes": (1, self.n + 1),
                     "tape_bytes": (1, self.n), "tape_input_bytes": (0, self.n)}
         missing = [name for name in defaults if not getattr(self, name)]
         _require_memory(self.n, limits.COST_BYTES_PER_STAGE // len(defaults) * len(missing))
         for name, (fill, length) in defaults.items():
-            value = tuple(getattr(self, name)) or (fill,) * length
-            if len(value) != length:
-                raise PlanError(f"ChainCosts.{name} has {len(value)} entries, expected {length}")
-            object.__setattr__(self, name, value)
+            given = tuple(getattr(self, name))
+            if given and len(given) != length:
+                raise PlanError(f"ChainCosts.{name} has {len(given)} entries, expected {length}")
+            object.__setattr__(self, name, _checked_entries(name, given) if given
+                               else (fill,) * length)
 
     @classmethod
     def unit(cls, n: int) -> ChainCosts:
@@ -131,6 +133,21 @@ def _require_memory(n: int, bytes_per_stage: int) -> None:
                         f"bytes for its costs alone, more than the planner memory limit of "
                         f"{limit.memory_bytes:,} bytes ({limit.source}); the largest n that "
                         f"fits is {largest:,}")
+def _checked_entries(name: str, values: tuple) -> tuple:
+    """Costs as finite floats >= 0, sizes as integers >= 0 (bytes); else :class:`PlanError`.
+
+    Plain Python floats (costs) or ints (sizes) are checked in bulk (million-stage chains);
+    anything else entry by entry, which also names the first bad entry."""
+    if name == "compute":
+        if all(type(v) is float for v in values) and min(values) >= 0 and math.isfinite(sum(values)):
+            return values
+        return tuple(real_number(value, f"ChainCosts.compute[{index}] (the cost of stage "
+                                        f"{index + 1})", positive=False, error=PlanError)
+                     for index, value in enumerate(values))
+    if all(type(v) is int for v in values) and min(values) >= 0:
+        return values
+    return tuple(whole_number(value, f"ChainCosts.{name}[{index}] (bytes)", error=PlanError)
+                 for index, value in enumerate(values))
 
 
 class PlanBuilder:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..engine import rng
+from ..engine.rng import check_seed
 from . import policies
 from ..engine.backend import xp
 from .chain import Chain, Stage, evaluate, profile_chain
@@ -52,8 +53,9 @@ def sequential(stages: Chain | Sequence[Stage], x: Any, policy: str = "store_all
     """Apply the stages to ``x`` under ``policy``; differentiable with respect to ``x`` and to
     every stage's params (which may be values being differentiated)."""
     chain = stages if isinstance(stages, Chain) else Chain(stages)
+    policies.check_params(policy, **policy_params)  # at the call, differentiated or not
     raw_chain, leaves = _raw_chain(chain)
-    seed = rng.fresh_seed() if seed is None else seed
+    seed = rng.fresh_seed() if seed is None else check_seed(seed, "sequential")
     x_value = value_of(x)
     if type(x) is not Tracer and not any(type(leaf) is Tracer for leaf in leaves):
         for t, stage in enumerate(raw_chain.stages, 1):

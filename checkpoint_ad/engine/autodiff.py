@@ -10,19 +10,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..checks import function, whole_number
 from .backend import xp
 from ..errors import ArgnumsError, NonScalarOutputError, OpError
 from .ops import Tape, Tracer, check_value
 from .trees import flatten
 
 
-def _argnums(argnums: int | tuple[int, ...], count: int, name: str) -> tuple[int, ...]:
-    numbers = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+def check_argnums(argnums: object, name: str) -> None:
+    """``argnums`` must be an integer or a tuple/list of integers (never a bool)."""
+    for number in argnums if isinstance(argnums, (tuple, list)) else (argnums,):
+        whole_number(number, f"{name}: argnums", minimum=None, error=ArgnumsError)
+
+
+def argument_numbers(argnums: int | tuple[int, ...], count: int, name: str) -> tuple[int, ...]:
+    """The argument numbers ``argnums`` names in a call with ``count`` positional arguments,
+    made non-negative; raises :class:`ArgnumsError` for a bad type or an absent argument."""
+    check_argnums(argnums, name)
+    numbers = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
     for number in numbers:
-        if isinstance(number, bool) or not isinstance(number, int) or not -count <= number < count:
+        if not -count <= number < count:
             raise ArgnumsError(f"{name}: argnums {argnums!r} is out of range for a call with "
                                f"{count} positional argument{'s' if count != 1 else ''}")
-    return tuple(number % count for number in numbers)
+    return tuple(int(number) % count for number in numbers)
 
 
 def as_float_array(value: Any, what: str) -> Any:
@@ -49,10 +59,11 @@ def scalar_output(output: Any, name: str) -> tuple[Any, Any]:
 def value_and_grad(fn: Callable[..., Any], argnums: int | tuple[int, ...] = 0
                    ) -> Callable[..., tuple[Any, Any]]:
     """Return ``f(*args) -> (value, gradient)``; a tuple of gradients when argnums is a tuple."""
-    name = getattr(fn, "__name__", "function")
+    name = getattr(function(fn, "value_and_grad: fn"), "__name__", "function")
+    check_argnums(argnums, name)
 
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        numbers = _argnums(argnums, len(args), name)
+        numbers = argument_numbers(argnums, len(args), name)
         tape = Tape()
         boxed = list(args)
         variables = {}
@@ -67,7 +78,7 @@ def value_and_grad(fn: Callable[..., Any], argnums: int | tuple[int, ...] = 0
             tape.backward(node, xp.ones_like(value))
         gradients = tuple(unflatten([_gradient(t) for t in tracers])
                           for tracers, unflatten in (variables[k] for k in numbers))
-        return value, (gradients[0] if isinstance(argnums, int) else gradients)
+        return value, (gradients if isinstance(argnums, (tuple, list)) else gradients[0])
 
     wrapped.__name__ = f"value_and_grad({name})"
     return wrapped
@@ -82,6 +93,7 @@ def _gradient(tracer: Tracer) -> Any:
 
 def grad(fn: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable[..., Any]:
     """Return ``f(*args) -> gradient`` (see :func:`value_and_grad`)."""
+    function(fn, "grad: fn")
     inner = value_and_grad(fn, argnums)
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:

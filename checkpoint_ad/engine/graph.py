@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OpError
+from ..checks import function
 from .autodiff import as_float_array
 from .backend import ARRAY_TYPES, buffer_root, xp
 from .ops import Node, Op, Tape, Tracer
@@ -190,4 +191,5 @@ def structure(fn: Callable[..., Any], args: tuple, argnums: tuple[int, ...] | No
 
 def trace(fn: Callable[..., Any], *args: Any) -> Graph:
     """Run ``fn`` once on ``args`` (all of them become inputs) and return its graph."""
+    function(fn, "trace: fn")
     return structure(fn, args)[0]

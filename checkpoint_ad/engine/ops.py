@@ -187,6 +187,9 @@ def check_value(op_name: str, value: Any) -> Any:
             raise OpError(f"{op_name}: cannot make an array of {value!r}: {error}") from None
         if array.dtype.kind in "biuf":
             return array
+    if isinstance(value, complex) or getattr(getattr(value, "dtype", None), "kind", "") == "c":
+        raise OpError(f"{op_name}: complex values are not supported (real arrays and numbers "
+                      f"only), got {type(value).__name__} {value!r:.60}")
     raise OpError(f"{op_name}: expected an array or a number, got {type(value).__name__} {value!r:.60}")
 
 

@@ -7,8 +7,10 @@ is a module-wide generator that :func:`seed` resets.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
+from ..checks import whole_number
 from .backend import xp
 from ..errors import OpError
 from .ops import value_of
@@ -19,10 +21,15 @@ _stage_key: tuple[int, int] | None = None
 _stage_generator: Any = None
 
 
+def check_seed(value: object, caller: str) -> int:
+    """A seed: an integer >= 0 (never a bool); else :class:`ArgumentError` naming ``caller``."""
+    return whole_number(value, f"{caller}: seed", minimum=0)
+
+
 def seed(value: int) -> None:
-    """Reset the generator used outside chains."""
+    """Reset the generator used outside chains (``value``: an integer >= 0)."""
     global _global
-    _global = xp.random.default_rng(value)
+    _global = xp.random.default_rng(check_seed(value, "seed_random"))
 
 
 def generator() -> Any:
@@ -60,8 +67,8 @@ def leave_stage(token: tuple[Any, Any]) -> None:
 def dropout(x: Any, rate: float) -> Any:
     """Inverted dropout: zero each element with probability ``rate``, scale the rest by
     1/(1-rate). The mask is a constant the multiply keeps for backward."""
-    if not 0 <= rate < 1:
-        raise OpError(f"dropout: rate must be in [0, 1), got {rate!r}")
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise OpError(f"dropout: rate must be a number in [0, 1), got {rate!r}")
     value = value_of(x)
     keep = generator().random(xp.shape(value)) >= rate
     scale = xp.asarray(keep / (1 - rate), dtype=xp.result_type(value))

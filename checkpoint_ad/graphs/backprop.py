@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import rng
-from ..engine.autodiff import _argnums
+from ..checks import function
+from ..engine.autodiff import argument_numbers
 from ..engine.graph import structure
 from ..errors import BudgetError, NonScalarOutputError, OpError
 from ..plans.memory import Meter, TracemallocProbe
@@ -78,9 +79,8 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
     bytes. Other keyword arguments are the policy's parameters.
     """
     name = getattr(fn, "__name__", "function")
-    if not callable(fn):
-        raise OpError(f"backprop_graph: expected a function, got {type(fn).__name__}")
-    numbers = _argnums(argnums, len(args), name)
+    function(fn, "backprop_graph: fn")
+    numbers = argument_numbers(argnums, len(args), name)
     graph, leaves, arguments = _structure_pass(fn, args, numbers, name, seed)
     program = compile_graph(graph)
     plan = plan_graph(policy, program.costs, **params)
@@ -108,7 +108,7 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
                        dict(meter.peak_by_kind), sum(int(v.nbytes) for v in leaves),
                        sum(int(g.nbytes) for g in runner.gradients.values()),
                        program.constant_bytes, list(meter.timeline or []))
-    grads = shaped[0] if isinstance(argnums, int) else tuple(shaped)
+    grads = tuple(shaped) if isinstance(argnums, (tuple, list)) else shaped[0]
     return GraphResult(value, grads, plan, stats, program)
 
 

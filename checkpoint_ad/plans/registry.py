@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import whole_number
 from ..errors import PolicyError, UnknownNameError
 
 
@@ -25,23 +26,41 @@ class Parameter:
     help: str
 
 
+def _no_check(**params: object) -> None:
+    """A policy without parameters has nothing to check beyond their names."""
+
+
 @dataclass(frozen=True)
 class PolicySpec:
-    """A registered policy: ``planner(costs, **params) -> plan``."""
+    """A registered policy: ``planner(costs, **params) -> plan``.
+
+    ``check(**params)`` validates the parameters without any costs (types, ranges, and
+    combinations that mean nothing), raising :class:`~checkpoint_ad.errors.PolicyError`; the
+    planner runs the same check itself, and :meth:`check_params` lets a caller refuse bad
+    parameters before it knows the costs."""
 
     name: str
     summary: str
     planner: Callable[..., Any]
     parameters: tuple[Parameter, ...] = ()
+    check: Callable[..., None] = _no_check
+
+    def check_params(self, **params: object) -> None:
+        """Refuse unknown parameter names, then bad values (see ``check``)."""
+        self._check_names(params)
+        self.check(**params)
 
     def plan(self, costs: Any, **params: object) -> Any:
+        self._check_names(params)
+        return self.planner(costs, **params)
+
+    def _check_names(self, params: dict[str, object]) -> None:
         known = {p.name for p in self.parameters}
         unknown = sorted(set(params) - known)
         if unknown:
             accepted = ", ".join(sorted(known)) or "none"
             raise PolicyError(f"policy {self.name!r} has no parameter {', '.join(unknown)} "
                               f"(accepted: {accepted})")
-        return self.planner(costs, **params)
 
 
 class Registry:
@@ -74,6 +93,4 @@ class Registry:
 
 def positive_int(policy: str, name: str, value: object) -> int:
     """Validate a count parameter (slots, segments): a whole number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PolicyError(f"policy {policy!r}: {name} must be a positive integer, got {value!r}")
-    return value
+    return whole_number(value, f"policy {policy!r}: {name}", minimum=1, error=PolicyError)

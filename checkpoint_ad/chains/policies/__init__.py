@@ -44,5 +44,10 @@ def check_fits(name: str, n: int, **params: object) -> limits.Footprint | None:
     return limits.require(name, what, n, lambda m: footprint(m, **params))
 
 
-__all__ = ["check_fits", "Parameter", "PolicySpec", "REGISTRY", "get_policy", "make_plan", "names",
-           "register"]
+def check_params(name: str, **params: object) -> None:
+    """Refuse an unknown policy, unknown parameters or bad values before any costs are known."""
+    get_policy(name).check_params(**params)
+
+
+__all__ = ["check_fits", "check_params", "Parameter", "PolicySpec", "REGISTRY", "get_policy",
+           "make_plan", "names", "register"]

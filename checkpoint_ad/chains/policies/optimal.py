@@ -66,6 +66,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
@@ -331,14 +332,37 @@ def _slots_table(costs: ChainCosts, free: int, tapes: bool) -> OptimalTable:
     return _cached((costs, tapes, None), lambda table: table.width >= needed, make)
 
 
-def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
-              tapes: object = True, resolution: object = None) -> OptimalTable:
-    """The (kept) table that answers this budget: validates the parameters, then solves once
-    per chain, tapes and resolution (slots: once per chain and tapes, growing as needed)."""
+def check_optimal(slots: object = None, budget_bytes: object = None, tapes: object = True,
+                  resolution: object = None) -> None:
+    """Refuse parameters that are wrong, or meaningless together, before any costs are known."""
     if (slots is None) == (budget_bytes is None):
         raise PolicyError(f"policy {NAME!r} needs exactly one budget: slots (items, x_0's "
                           f"included) or budget_bytes, got slots={slots!r}, "
                           f"budget_bytes={budget_bytes!r}")
+    tapes = _check_tapes(tapes)
+    if slots is not None:
+        whole_number(slots, f"policy {NAME!r}: slots", minimum=None, error=PolicyError)
+        if slots < 1:
+            raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
+                              f"(x_0 alone, recomputing everything)")
+        if resolution is not None:
+            raise PolicyError(f"policy {NAME!r}: resolution applies to budget_bytes only (with "
+                              f"slots every state and held tape is one unit), got "
+                              f"resolution={resolution!r}")
+        return
+    if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
+            or not math.isfinite(budget_bytes)):
+        raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
+                          f"got {budget_bytes!r}")
+    if resolution is not None:
+        positive_int(NAME, "resolution", resolution)
+
+
+def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
+              tapes: object = True, resolution: object = None) -> OptimalTable:
+    """The (kept) table that answers this budget: validates the parameters, then solves once
+    per chain, tapes and resolution (slots: once per chain and tapes, growing as needed)."""
+    check_optimal(slots, budget_bytes, tapes, resolution)
     tapes = _check_tapes(tapes)
     if slots is not None:
         return _slots_table(costs, _free_slots(slots), tapes)
@@ -365,6 +389,7 @@ def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,
 def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> float:
     """The DP's least forward cost (sum of u_t over evaluations) for the given budget."""
+    check_optimal(slots, budget_bytes, tapes, resolution)
     if _keeps_everything(costs, slots, budget_bytes, tapes):
         return _everything_cost(costs, tapes)
     return table_for(costs, slots, budget_bytes, tapes, resolution).cost(
@@ -374,6 +399,7 @@ def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: floa
 def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None) -> Plan:
     """The plan of least forward cost within the budget (see the module docstring)."""
+    check_optimal(slots, budget_bytes, tapes, resolution)
     if _keeps_everything(costs, slots, budget_bytes, tapes):
         if resolution is not None and slots is None:
             positive_int(NAME, "resolution", resolution)
@@ -404,4 +430,5 @@ SPEC = PolicySpec(
                "the chain (one table answers them all); a budget of a fraction f of everything "
                "gets about f x resolution units, and more units take time and memory in "
                "proportion (default: 1000, fewer for chains over 69 stages, see "
-               "default_resolution)")))
+               "default_resolution)")),
+    check_optimal)

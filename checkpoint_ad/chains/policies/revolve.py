@@ -75,11 +75,15 @@ def footprint(n: int, slots: object = None) -> Footprint:
     restore, advance, save and free per turn) and min(slots, n) stored items."""
     slots = slots if isinstance(slots, int) and slots > 0 else ceil_sqrt(n)
     return Footprint(plan_bytes(n, 5 * n, min(slots, n)), 5 * n)
+def check_revolve(slots: int | None = None) -> int | None:
+    """``slots``: None (the default) or a positive integer."""
+    return None if slots is None else positive_int("revolve", "slots", slots)
 
 
 def plan_revolve(costs: ChainCosts, slots: int | None = None) -> Plan:
     n = costs.n
-    slots = ceil_sqrt(n) if slots is None else positive_int("revolve", "slots", slots)
+    slots = check_revolve(slots)
+    slots = ceil_sqrt(n) if slots is None else slots
     require("revolve", f"n={n:,} with slots={slots:,}", n, lambda m: footprint(m, slots))
     builder = PlanBuilder(n)
     snapshots = [0]  # positions of the stored states, x_0 at the bottom
@@ -108,4 +112,5 @@ SPEC = PolicySpec(
     "revolve", "Griewank's binomial checkpointing: optimal compute for s slots, no held tapes",
     plan_revolve,
     (Parameter("slots", int, None,
-               "checkpoint slots, x_0's included (default ceil(sqrt(n)))"),))
+               "checkpoint slots, x_0's included (default ceil(sqrt(n)))"),),
+    check_revolve)

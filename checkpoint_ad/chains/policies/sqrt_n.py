@@ -44,13 +44,15 @@ def footprint(n: int, segments: object = None) -> Footprint:
     k = min(segments if isinstance(segments, int) and segments > 0 else ceil_sqrt(n), n)
     steps = 2 * n + 3 * k
     return Footprint(plan_bytes(n, steps, k + n // k) + 200 * k, steps)
+def check_sqrt_n(segments: int | None = None) -> int | None:
+    """``segments``: None (the default) or a positive integer."""
+    return None if segments is None else positive_int("sqrt_n", "segments", segments)
 
 
 def plan_sqrt_n(costs: ChainCosts, segments: int | None = None) -> Plan:
     n = costs.n
-    if segments is None:
-        segments = ceil_sqrt(n)
-    segments = min(positive_int("sqrt_n", "segments", segments), n)
+    segments = check_sqrt_n(segments)
+    segments = min(ceil_sqrt(n) if segments is None else segments, n)
     require("sqrt_n", f"n={n:,} in {segments:,} segments", n, lambda m: footprint(m, segments))
     pieces = list(pairwise(segment_boundaries(n, segments)))
     builder = PlanBuilder(n)
@@ -79,4 +81,5 @@ def _reverse_segment(builder: PlanBuilder, first: int, last: int) -> None:
 SPEC = PolicySpec(
     "sqrt_n", "Chen et al. segments: 2n compute, O(sqrt(n)) memory", plan_sqrt_n,
     (Parameter("segments", int, None,
-               "number of segments k (default ceil(sqrt(n)); values above n are clamped to n)"),))
+               "number of segments k (default ceil(sqrt(n)); values above n are clamped to n)"),),
+    check_sqrt_n)
