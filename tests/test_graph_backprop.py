@@ -123,7 +123,7 @@ def test_max_memory_refuses_before_running() -> None:
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: ca.backprop_graph("f", np.ones(2)), ca.OpError, "expected a function"),
+    (lambda: ca.backprop_graph("f", np.ones(2)), ca.ArgumentError, "must be a function"),
     (lambda: ca.backprop_graph(lambda x: x * 2.0, np.ones(2)), ca.NonScalarOutputError,
      "must be a scalar"),
     (lambda: ca.backprop_graph(lambda x: 3.0, np.ones(2)), ca.OpError, "does not depend"),

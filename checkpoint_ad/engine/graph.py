@@ -172,8 +172,7 @@ def structure(fn: Callable[..., Any], args: tuple, argnums: tuple[int, ...] | No
     None) as inputs; the others are constants. Returns the graph, the input leaves' values
     (variables 0, 1, ...), and per input argument ``(number, leaf count, unflatten)`` to shape
     its gradients like the argument."""
-    if not callable(fn):
-        raise OpError(f"{name}: expected a function, got {type(fn).__name__} {fn!r:.60}")
+    function(fn, f"{name}: fn")
     recorder = _Recorder()
     boxed, leaves, arguments = list(args), [], []
     for number in range(len(args)) if argnums is None else argnums:
@@ -191,5 +190,4 @@ def structure(fn: Callable[..., Any], args: tuple, argnums: tuple[int, ...] | No
 
 def trace(fn: Callable[..., Any], *args: Any) -> Graph:
     """Run ``fn`` once on ``args`` (all of them become inputs) and return its graph."""
-    function(fn, "trace: fn")
     return structure(fn, args)[0]
