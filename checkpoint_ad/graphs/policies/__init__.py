@@ -9,10 +9,11 @@ from __future__ import annotations
 from ...plans.registry import Registry
 from ..costs import GraphCosts
 from ..plans import GraphPlan
-from . import fixed, optimal
+from . import chen, dtr, fixed, optimal
 
 REGISTRY = Registry("graph policy")
-for _spec in (fixed.STORE_ALL, fixed.RECOMPUTE_ALL, fixed.SAVE_OPS, optimal.SPEC):
+for _spec in (fixed.STORE_ALL, fixed.RECOMPUTE_ALL, fixed.SAVE_OPS, optimal.SPEC, dtr.SPEC,
+              chen.SPEC):
     REGISTRY.register(_spec)
 
 names = REGISTRY.names
