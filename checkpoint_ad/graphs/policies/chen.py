@@ -20,7 +20,8 @@ greedy placement (walk the ops in order accumulating their bytes; at a candidate
 running sum exceeds a threshold b, place a checkpoint and restart the sum) for thresholds b
 on a grid (a linear grid over [0, total bytes] and a geometric one around sqrt(total bytes ·
 mean op bytes), the paper's sqrt rule), and keeps the cheapest plan whose peak fits (least
-cost, then least peak). Not both. Neither: segments = round(sqrt(ops)), at most the
+cost, then least peak); the even placements of a range of segment counts are tried too.
+Not both. Neither: segments = round(sqrt(ops)), at most the
 candidates + 1. A graph without candidates can only be planned as one segment (forward, then
 store-all recomputation), and ``segments > 1`` says so.
 """
@@ -113,6 +114,14 @@ def thresholds(costs: GraphCosts) -> list[float]:
     return sorted(set(linear + geometric + [math.inf]))
 
 
+def segment_counts(candidates: Sequence[int]) -> list[int]:
+    """The segment counts whose even placements the budget search also tries: all up to
+    ``GRID // 4``, then a geometric sample up to one segment per candidate."""
+    most = len(candidates) + 1
+    geometric = {round(most ** (j / GRID)) for j in range(GRID + 1)}
+    return sorted(set(range(1, min(most, GRID // 4) + 1)) | geometric)
+
+
 def plan_chen(costs: GraphCosts, segments: int | None = None,
               budget_bytes: int | None = None) -> GraphPlan:
     """Segment checkpointing with ``segments`` segments, or the cheapest greedy placement
@@ -156,9 +165,10 @@ def _build(costs: GraphCosts, checkpoints: tuple[int, ...],
 
 def _cheapest_under(costs: GraphCosts, candidates: Sequence[int], budget: float,
                     budget_bytes: int) -> GraphPlan:
+    placements = [greedy_checkpoints(costs, candidates, b) for b in thresholds(costs)]
+    placements += [even_checkpoints(costs, candidates, k) for k in segment_counts(candidates)]
     tried: dict[tuple[int, ...], GraphPlan] = {}
-    for threshold in thresholds(costs):
-        checkpoints = greedy_checkpoints(costs, candidates, threshold)
+    for checkpoints in placements:
         if checkpoints not in tried:
             tried[checkpoints] = _build(costs, checkpoints, {"budget_bytes": budget_bytes})
     fitting = [p for p in tried.values() if p.peak_bytes <= budget]
