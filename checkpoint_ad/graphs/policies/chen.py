@@ -146,15 +146,16 @@ def plan_chen(costs: GraphCosts, segments: int | None = None,
 
 
 def _check_segments(segments: int, available: int) -> None:
-    if segments - 1 <= available:
+    needed = segments - 1
+    if needed <= available:
         return
+    wanted = f"segments={segments} needs {needed} checkpoint{'s' * (needed != 1)}"
     if not available:
-        raise PolicyError(f"policy 'chen': segments={segments} needs {segments - 1} "
-                          "checkpoints, but this graph has no articulation point that splits "
-                          "it into blocks; only segments=1 is possible")
-    raise PolicyError(f"policy 'chen': segments={segments} needs {segments - 1} checkpoints, "
-                      f"but this graph has only {available} candidates (articulation points "
-                      f"that split it into blocks); segments must be at most {available + 1}")
+        raise PolicyError(f"policy 'chen': {wanted}, but this graph has no articulation point "
+                          "that splits it into blocks; only segments=1 is possible")
+    raise PolicyError(f"policy 'chen': {wanted}, but this graph has only {available} "
+                      f"candidates (articulation points that split it into blocks); segments "
+                      f"must be at most {available + 1}")
 
 
 def _build(costs: GraphCosts, checkpoints: tuple[int, ...],
