@@ -38,7 +38,7 @@ import networkx as nx
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..costs import GraphCosts
-from ..plans import GraphPlan
+from ..plans import GraphPlan, GraphStep
 from .optimal import budget_value
 from .steps import keep_and_recompute
 
@@ -61,7 +61,7 @@ def candidate_checkpoints(costs: GraphCosts) -> tuple[int, ...]:
     return tuple(found)
 
 
-def segment_steps(costs: GraphCosts, checkpoints: Sequence[int]) -> list:
+def segment_steps(costs: GraphCosts, checkpoints: Sequence[int]) -> list[GraphStep]:
     """The plan's steps for these checkpoints (ascending candidates)."""
     bounds = list(checkpoints) + [costs.output]
     groups: list[list[int]] = []
