@@ -103,14 +103,13 @@ def main() -> None:
             store_all = plan_graph("store_all", costs)
             for fraction in args.fractions:
                 budget = int(store_all.peak_bytes * fraction)
-                rows = [(p, kw) for p, kw in PLANNERS]
+                rows = list(PLANNERS)
                 if ops <= OPTIMAL_MAX_OPS:
                     rows.append(("optimal", {}))
                 for policy, params in rows:
                     plan, seconds = timed(policy, costs, args.repeats, budget_bytes=budget,
                                           **params)
-                    name = params.get("heuristic", policy) if policy == "dtr" else policy
-                    name = f"dtr:{name}" if policy == "dtr" else name
+                    name = f"dtr:{params.get('heuristic', 'dtr')}" if policy == "dtr" else policy
                     evals = "-" if plan is None else str(plan.forward_evals)
                     peak = "-" if plan is None else str(plan.peak_bytes)
                     print(f"{workload + f'({depth})':<14} {ops:>4} {budget:>8}  {name:<12} "
