@@ -9,11 +9,11 @@ from __future__ import annotations
 from ...plans.registry import Registry
 from ..costs import GraphCosts
 from ..plans import GraphPlan
-from . import checkmate, checkmate_lp, fixed, optimal
+from . import checkmate, checkmate_lp, chen, dtr, fixed, optimal
 
 REGISTRY = Registry("graph policy")
 for _spec in (fixed.STORE_ALL, fixed.RECOMPUTE_ALL, fixed.SAVE_OPS, optimal.SPEC, checkmate.SPEC,
-              checkmate_lp.SPEC):
+              checkmate_lp.SPEC, dtr.SPEC, chen.SPEC):
     REGISTRY.register(_spec)
 
 names = REGISTRY.names

@@ -2,7 +2,7 @@
 and freeing each value after its last use."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphStep
@@ -54,17 +54,25 @@ def free_after_last_use(costs: GraphCosts, steps: Iterable[GraphStep]) -> list[G
     return out
 
 
-def keep_and_recompute(costs: GraphCosts, kept: set[int]) -> list[GraphStep]:
+def keep_and_recompute(costs: GraphCosts, kept: set[int],
+                       groups: Sequence[Sequence[int]] | None = None) -> list[GraphStep]:
     """One forward pass keeping the values in ``kept`` (the output always), then, before every
     backward step, the recomputation of the residuals that are not kept from the kept values
-    and the inputs. Every value is freed right after its last use."""
+    and the inputs. Every value is freed right after its last use.
+
+    ``groups`` splits ``costs.backward_order`` into consecutive runs (default: one run per
+    step); the residuals of a whole run are recomputed, once each, before its first step and
+    stay until their last use in the run (store-all within a run, as in segment checkpointing).
+    """
     kept = set(kept) | {costs.output}
     steps = [GraphStep(COMPUTE, i) for i in costs.op_nodes]
     # a value that is not kept must not live past the forward pass: it is recomputed
     steps = _free_unkept_after_forward(costs, steps, kept)
-    for b in costs.backward_order:
-        steps += [GraphStep(COMPUTE, i) for i in recompute(costs, costs.op_residuals[b], kept)]
-        steps.append(GraphStep(BACKWARD, b))
+    runs = groups if groups is not None else [(b,) for b in costs.backward_order]
+    for run in runs:
+        targets = [r for b in run for r in costs.op_residuals[b]]
+        steps += [GraphStep(COMPUTE, i) for i in recompute(costs, targets, kept)]
+        steps += [GraphStep(BACKWARD, b) for b in run]
     return free_after_last_use(costs, steps)
 
 
