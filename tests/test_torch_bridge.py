@@ -222,3 +222,43 @@ def test_importing_the_package_and_running_a_chain_does_not_import_torch():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("workload", ["chain", "mlp", "residual", "hetero_mlp"])
+def test_the_lab_measures_a_workload_on_torch_modules_with_the_same_weights(workload):
+    import dataclasses
+    from checkpoint_ad.lab.measure import PointTask, measure_point
+    sizes = {"chain": {"n": 4, "width": 6},
+             "hetero_mlp": {"n": 4, "batch": 2, "wide": 8, "narrow": 3, "period": 2}}
+    task = PointTask("unit", workload, sizes.get(workload, {"n": 4, "width": 5, "batch": 2}),
+                     "revolve", {"slots": 2}, repeats=1, backend="torch")
+    record = measure_point(task)
+    numpy_record = measure_point(dataclasses.replace(task, backend="numpy"))
+    assert record.backend == "torch" and numpy_record.backend == "numpy"
+    assert record.max_grad_diff == 0.0  # against plain torch on the same modules
+    assert record.peak_bytes == record.predicted_peak_bytes > 0
+    assert record.measured_peak_bytes is None
+    assert record.forward_evals == numpy_record.forward_evals == 8
+    assert record.loss == pytest.approx(numpy_record.loss, rel=1e-12)
+
+
+def test_the_cli_refuses_a_workload_without_a_torch_equivalent(capsys):
+    from checkpoint_ad.cli.main import main
+    assert main(["compare", "--workload", "rnn", "--backend", "torch"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err == ("checkpoint-ad: error: workload 'rnn' has no torch equivalent; "
+                            "--backend torch runs: chain, mlp, residual, hetero_mlp\n")
+
+
+def test_the_cli_compares_policies_on_torch_modules(capsys):
+    import json
+    from checkpoint_ad.cli.main import main
+    argv = ["compare", "--workload", "mlp", "--n", "3", "--width", "4", "--batch", "2",
+            "--policies", "store_all,recompute_all", "--repeats", "1", "--backend", "torch",
+            "--no-progress", "--json"]
+    assert main(argv) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["policy"], r["backend"], r["forward_evals"]) for r in records] == \
+        [("store_all", "torch", 3), ("recompute_all", "torch", 6)]
+    assert all(r["max_grad_diff"] == 0.0 for r in records)

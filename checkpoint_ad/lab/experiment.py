@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExperimentError
-from .measure import PointTask, run_points
+from .measure import PointTask, check_backend, run_points
 from .preflight import PointCheck, check_points, refuse_above
 from .records import (RECORDS_FILE, RecordsScan, RecordWriter, ensure_writable_folder,
                       scan_records, write_csv)
@@ -117,7 +117,8 @@ def _kept_on_resume(scan: RecordsScan, checks: list[PointCheck]) -> dict[tuple[A
 
 
 def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
-                  mode: str = "new", max_memory: int | None = None) -> Sweep:
+                  mode: str = "new", max_memory: int | None = None,
+                  backend: str = "numpy") -> Sweep:
     """Check everything a run of ``experiment`` into ``out_dir`` needs, before anything runs
     or is written; raise the package's own error (one line) at the first problem.
 
@@ -129,12 +130,14 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
       silently replaced or mixed); "resume" keeps its records, skips their points, and cuts off
       a truncated last line (an interrupted write), but refuses other damage and records of
       another run; "overwrite" replaces it;
-    * the folder must be writable (it is created if needed).
+    * the folder must be writable (it is created if needed);
+    * ``backend`` "torch" runs every point on torch modules (see :class:`~.measure.PointTask`).
     """
     if mode not in SWEEP_MODES:
         raise ExperimentError(f"mode must be one of {', '.join(SWEEP_MODES)}, got {mode!r}")
     folder = Path(out_dir)
-    tasks = [replace(task, max_memory=max_memory) for task in experiment.tasks(environment())]
+    tasks = [replace(task, max_memory=max_memory, backend=check_backend(backend))
+             for task in experiment.tasks(environment())]
     checks = check_points(tasks, experiment.source + ":")
     scan = _existing(folder / RECORDS_FILE)
     held = len(scan.records) + len(scan.bad) if scan else 0
@@ -197,7 +200,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path,
 def compare(workload: str, sizes: Mapping[str, Any], configurations: list[tuple[str, dict]],
             repeats: int = 3, seed: int = 0, dtype: str = "float64", costs: str = "model",
             progress: Progress | None = None, isolate: bool = True,
-            max_memory: int | None = None) -> list[Record]:
+            max_memory: int | None = None, backend: str = "numpy") -> list[Record]:
     """An ad-hoc comparison: each (policy, params) on one workload and sizes. Every
     configuration is planned first; ``max_memory`` (bytes) refuses them all, before anything
     runs, if any is predicted to hold more activation bytes."""
@@ -205,7 +208,7 @@ def compare(workload: str, sizes: Mapping[str, Any], configurations: list[tuple[
     spec = parse_experiment({"name": "compare", "workload": workload, "sizes": dict(sizes),
                              "policies": entries, "repeats": repeats, "seed": seed,
                              "dtype": dtype, "costs": costs}, "compare")
-    tasks = [replace(task, detail=False, max_memory=max_memory)
+    tasks = [replace(task, detail=False, max_memory=max_memory, backend=check_backend(backend))
              for task in spec.tasks(environment())]
     refuse_above(check_points(tasks, "compare:"), max_memory)
     return run_tasks(tasks, None, progress, isolate)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from checkpoint_ad.errors import ExperimentError
+from checkpoint_ad.lab.models import TORCH_EQUIVALENTS
 
 
 class Dense(nn.Module):
@@ -119,14 +120,16 @@ def gpt(depth: int, width: int, heads: int, *, dropout: float = 0.0, seed: int =
     return _build(lambda: TransformerBlock(width, heads, dropout), depth, seed, dtype)
 
 
-TORCH_WORKLOADS = ("chain", "mlp", "residual", "hetero_mlp")
+def check_workload(name: str) -> None:
+    """Refuse, in one line, a lab workload without a torch equivalent."""
+    if name not in TORCH_EQUIVALENTS:
+        raise ExperimentError(f"workload {name!r} has no torch equivalent; --backend torch "
+                              f"runs: {', '.join(TORCH_EQUIVALENTS)}")
 
 
 def from_workload(workload: Any) -> tuple[list[nn.Module], torch.Tensor]:
     """A lab workload's chain as torch modules with the same weights, and its input."""
-    if workload.name not in TORCH_WORKLOADS:
-        raise ExperimentError(f"workload {workload.name!r} has no torch equivalent; "
-                              f"--backend torch runs: {', '.join(TORCH_WORKLOADS)}")
+    check_workload(workload.name)
     stages = []
     for stage in workload.chain.stages:
         if workload.name == "chain":

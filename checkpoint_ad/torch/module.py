@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numbers
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -112,8 +113,9 @@ class CheckpointedSequential(torch.nn.Module):
     ``policy`` is any chain policy (``store_all``, ``recompute_all``, ``sqrt_n``, ``revolve``,
     ``optimal``) and ``params`` its parameters, e.g. ``budget_bytes`` (bytes of checkpoints and
     held tapes, ``x_0`` and the last stage's tape included) or ``slots`` for ``optimal`` (a
-    slot budget may be exceeded by one: the last stage's tape, held to return ``x_n``). The planner sees profiled
-    forward times as costs. After a step, ``plan`` is the plan that ran and ``stats`` its
+    slot budget may be exceeded by one: the last stage's tape, held to return ``x_n``). The
+    planner sees profiled forward times as costs (``costs="measure"``; or "unit", or a list of
+    per-stage costs). After a step, ``plan`` is the plan that ran and ``stats`` its
     :class:`TorchStats` (evaluations; the Meter's peak of activation bytes, its split by kind
     and the prediction made before the run; on CUDA the allocator's peak too).
 
@@ -122,11 +124,11 @@ class CheckpointedSequential(torch.nn.Module):
     """
 
     def __init__(self, modules: Any, policy: str = "optimal", *, repeats: int = 3,
-                 **params: Any) -> None:
+                 costs: str | Sequence[float] = "measure", **params: Any) -> None:
         super().__init__()
         self.stages = torch.nn.ModuleList(as_modules(modules))
         policies.get_policy(policy)
-        self.policy, self.params, self.repeats = policy, dict(params), repeats
+        self.policy, self.params, self.repeats, self.costs = policy, dict(params), repeats, costs
         self._prepared: dict[tuple, Prepared] = {}
         self.plan: Plan | None = None
         self.stats: TorchStats | None = None
@@ -138,6 +140,8 @@ class CheckpointedSequential(torch.nn.Module):
         prepared = self._prepared.get(key)
         if prepared is None:
             costs = profile(self.stages, x, repeats=self.repeats)
+            if self.costs != "measure":
+                costs = replace(costs, compute=costs.profile.costs(self.costs).compute)
             plan = self._plan(costs)
             prepared = self._prepared[key] = Prepared(costs, plan, predict_meter(plan,
                                                                                  costs.profile))
