@@ -196,6 +196,13 @@ def test_a_budget_below_the_minimum_is_refused():
         run(modules, x, "optimal", budget_bytes=least - 1)
 
 
+def test_an_input_that_is_not_a_floating_point_tensor_is_refused():
+    model = CheckpointedSequential([torch.nn.Linear(3, 3)])
+    for x in (torch.ones(2, 3, dtype=torch.int64), [[1.0, 2.0, 3.0]]):
+        with pytest.raises(StageError, match="the input must be a floating-point tensor"):
+            model.prepare(x)
+
+
 def test_modules_on_mixed_devices_are_refused():
     meta = torch.nn.Linear(3, 3, device="meta")
     with pytest.raises(StageError, match="one device, found: cpu, meta"):
