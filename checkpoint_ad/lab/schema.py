@@ -49,6 +49,9 @@ class Record:
       bytes], ...] of the Meter during one run, downsampled keeping each bucket's extremes;
       ``forward_events``, the Meter event at which the forward sweep ended; ``schedule``,
       [[action, stage, end], ...], the plan's steps.
+    * ``backend``: "numpy" (the package's engine) or "torch" (the workload as torch modules,
+      ``--backend torch``; then ``measured_peak_bytes`` is None and ``max_grad_diff`` compares
+      with plain torch autograd).
     """
 
     experiment: str
