@@ -27,3 +27,21 @@ def stored_after_each_step(plan: Plan) -> Iterator[tuple[set[int], set[int]]]:
         elif step.action is Action.BACKWARD:
             held.discard(step.stage)
         yield checkpoints, held
+
+
+def stored_bytes_peak(plan, profile) -> int:
+    """The most bytes of checkpoints and held tapes at once, each buffer once (an oracle apart
+    from the executor): a held tape of stage t holds x_t, its private residuals, and x_{t-1}
+    when it keeps its input."""
+    sizes = (profile.input_bytes,) + tuple(s.state_bytes for s in profile.stages)
+    peak = 0
+    for checkpoints, held in stored_after_each_step(plan):
+        buffers = {("x", j): sizes[j] for j in checkpoints}
+        for t in held:
+            stage = profile.stages[t - 1]
+            buffers[("x", t)] = sizes[t]
+            buffers[("private", t)] = stage.private_tape_bytes
+            if stage.keeps_input:
+                buffers[("x", t - 1)] = sizes[t - 1]
+        peak = max(peak, sum(buffers.values()))
+    return peak

@@ -11,7 +11,7 @@ from checkpoint_ad.chains.chain import Chain, Stage
 from checkpoint_ad.engine.rng import dropout
 from checkpoint_ad.engine.trees import flatten
 from closed_forms import expected_counts, revolve_evals
-from helpers import stored_after_each_step
+from helpers import stored_bytes_peak
 
 
 CASES = [("store_all", {}), ("recompute_all", {}), ("sqrt_n", {"segments": 1}),
@@ -196,24 +196,6 @@ def test_plan_function_and_its_printout() -> None:
     text = str(made)
     assert text.splitlines()[0].startswith("plan revolve(slots=3) for n=20")
     assert "turn 20" in text
-
-
-def stored_bytes_peak(plan, profile) -> int:
-    """The most bytes of checkpoints and held tapes at once, each buffer once (an oracle apart
-    from the executor): a held tape of stage t holds x_t, its private residuals, and x_{t-1}
-    when it keeps its input."""
-    sizes = (profile.input_bytes,) + tuple(s.state_bytes for s in profile.stages)
-    peak = 0
-    for checkpoints, held in stored_after_each_step(plan):
-        buffers = {("x", j): sizes[j] for j in checkpoints}
-        for t in held:
-            stage = profile.stages[t - 1]
-            buffers[("x", t)] = sizes[t]
-            buffers[("private", t)] = stage.private_tape_bytes
-            if stage.keeps_input:
-                buffers[("x", t - 1)] = sizes[t - 1]
-        peak = max(peak, sum(buffers.values()))
-    return peak
 
 
 @pytest.mark.parametrize("states", [3, 6, 10, 18])

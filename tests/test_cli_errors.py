@@ -388,3 +388,15 @@ def test_report_of_missing_results(capsys, tmp_path) -> None:
     assert_mentions(one_error(capsys, "report", str(tmp_path / "absent.jsonl")),
                     "no such results file or directory")
     assert_mentions(one_error(capsys, "report", str(tmp_path)), "no results (*.jsonl) under")
+
+
+@pytest.mark.parametrize("command", [["compare", "--workload", "mlp"], ["run", "--quick"]],
+                         ids=["compare", "run"])
+def test_the_torch_backend_without_torch_says_how_to_install_it(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, out: Path,
+        command: list[str]) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    more = ["--out", str(out)] if command[0] == "run" else []
+    line = one_error(capsys, *command, *more, "--backend", "torch")
+    assert_mentions(line, "--backend torch needs PyTorch, which is not installed",
+                    'pip install "checkpoint_ad[torch]"')

@@ -162,6 +162,7 @@ def command_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 def _resume_command(args: argparse.Namespace, folder: Path) -> str:
     words = [PROG, "run", args.experiment] + (["--quick"] if args.quick else [])
+    words += ["--backend", args.backend] if args.backend != "numpy" else []
     words += ["--out", str(folder)]
     if args.max_memory is not None:
         words += ["--max-memory", str(args.max_memory)]
@@ -184,11 +185,12 @@ def _interrupted_run(args: argparse.Namespace, sweep: Sweep, progress: ProgressB
 def command_run(args: argparse.Namespace, out: TextIO) -> int:
     with doing(f"loading the experiment {args.experiment}"):
         experiment = load_experiment(args.experiment, quick=args.quick)
-    folder = Path(args.out) if args.out else Path("reports") / experiment.name
+    suffix = "" if args.backend == "numpy" else f"-{args.backend}"
+    folder = Path(args.out) if args.out else Path("reports") / (experiment.name + suffix)
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     with doing(f"planning the points of {experiment.name}"):
         sweep = prepare_sweep(experiment, folder, mode=mode, max_memory=args.max_memory,
-                              command=shlex.join([PROG, *sys.argv[1:]]))
+                              command=shlex.join([PROG, *sys.argv[1:]]), backend=args.backend)
     try:
         return _run_prepared(args, sweep, out)
     finally:
@@ -238,15 +240,17 @@ def command_compare(args: argparse.Namespace, out: TextIO) -> int:
     progress = None if args.no_progress else ProgressBar()
     with doing(f"comparing policies on {args.workload}"):
         records = compare(args.workload, sizes, configurations, args.repeats, args.seed,
-                          args.dtype, args.costs, progress, max_memory=args.max_memory)
+                          args.dtype, args.costs, progress, max_memory=args.max_memory,
+                          backend=args.backend)
     if args.json:
         return _write_json([record.to_dict() for record in records], out)
     from ..lab.report import comparison_rows, text_table  # imports matplotlib (startup time)
 
     first = records[0]
     described = ", ".join(f"{k}={v}" for k, v in first.sizes.items())
+    backend = "" if first.backend == "numpy" else f", {first.backend} backend"
     out.write(f"{first.workload} ({described}), seed {first.seed}, {first.dtype}, "
-              f"{first.repeats} repeats; ratios are to store_all\n\n")
+              f"{first.repeats} repeats{backend}; ratios are to store_all\n\n")
     out.write(text_table(comparison_rows(records), COMPARE_COLUMNS) + "\n")
     return 0
 

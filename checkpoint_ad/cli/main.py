@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 from .. import __version__
 from .commands import (MAX_LISTED_STEPS, MAX_STAGES, command_compare, command_list,
                        command_plan, command_report, command_run, stage_count)
-from .options import (ACTIVITY, BYTES_HELP, PROG, add_max_memory, add_policy_options,
-                      add_size_options, byte_count, non_negative_int, positive_int,
-                      repeat_count)
+from .options import (ACTIVITY, BYTES_HELP, PROG, add_backend, add_max_memory,
+                      add_policy_options, add_size_options, byte_count, non_negative_int,
+                      positive_int, repeat_count)
 from ..errors import CheckpointADError
 from ..lab.measure import COST_MODES
 from ..lab.specs import DEFAULT_EXPERIMENT, MAX_REPEATS
@@ -119,6 +119,7 @@ def make_parser() -> argparse.ArgumentParser:
                           help="replace the records already in DIR/records.jsonl (without "
                                "--resume or --overwrite, a run refuses to touch them)")
     add_max_memory(run, "the whole run is refused, naming the first point above it")
+    add_backend(run)
 
     comparison = _command(
         commands, "compare", "compare policies on one workload, printed as a table",
@@ -149,6 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--no-progress", action="store_true",
                             help="no progress on stderr")
     add_max_memory(comparison, "nothing runs if any configuration is above it")
+    add_backend(comparison)
     add_size_options(comparison)
 
     report = _command(

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..chains import policies
 from ..lab import models
+from ..lab.measure import BACKENDS
 from ..errors import ExperimentError
 from ..lab.specs import MAX_REPEATS
 
@@ -199,6 +200,13 @@ def add_size_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{name}", dest=_dest(name), type=TYPES.get(parameter.kind, str),
                            metavar=parameter.kind.__name__.upper(),
                            help=f"{parameter.help}{choices} [{', '.join(owners)}]")
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="numpy",
+                        help="numpy: the package's own engine (default); torch: the workload "
+                             "rebuilt as torch modules with the same weights (workloads "
+                             f"{', '.join(models.TORCH_EQUIVALENTS)}; needs PyTorch)")
 
 
 def add_max_memory(parser: argparse.ArgumentParser, consequence: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExperimentError
-from .measure import PointTask, run_points
+from .measure import PointTask, check_backend, run_points
 from .preflight import PointCheck, check_points, refuse_above
 from .records import (CSV_FILE, LOCK_FILE, RECORDS_FILE, FolderLock, RecordsScan,
                       RecordWriter, check_output_files, ensure_writable_folder, scan_records,
@@ -151,7 +151,7 @@ def _survey(experiment: Experiment, folder: Path, mode: str, checks: list[PointC
 
 def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
                   mode: str = "new", max_memory: int | None = None,
-                  command: str = "checkpoint_ad.lab.experiment") -> Sweep:
+                  command: str = "checkpoint_ad.lab.experiment", backend: str = "numpy") -> Sweep:
     """Check everything a run of ``experiment`` into ``out_dir`` needs, before anything runs
     or is written; raise the package's own error (one line) at the first problem.
 
@@ -165,6 +165,7 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
       a truncated last line (an interrupted write), but refuses other damage and records of
       another run; "overwrite" replaces it;
     * the folder must be writable (it is created if needed);
+    * ``backend`` "torch" runs every point on torch modules (see :class:`~.measure.PointTask`);
     * one run at a time per folder: the sweep holds the folder's lock (:class:`FolderLock`,
       naming ``command`` as its holder) from before the records are examined again until
       :meth:`Sweep.close`; a second run into the folder is refused, naming the holder.
@@ -172,7 +173,8 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
     if mode not in SWEEP_MODES:
         raise ExperimentError(f"mode must be one of {', '.join(SWEEP_MODES)}, got {mode!r}")
     folder = Path(out_dir)
-    tasks = [replace(task, max_memory=max_memory) for task in experiment.tasks(environment())]
+    tasks = [replace(task, max_memory=max_memory, backend=check_backend(backend))
+             for task in experiment.tasks(environment())]
     checks = check_points(tasks, experiment.source + ":")
     check_output_files(folder, OUTPUT_FILES)
     FolderLock.refuse_if_held(folder)
@@ -237,7 +239,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path,
 def compare(workload: str, sizes: Mapping[str, Any], configurations: list[tuple[str, dict]],
             repeats: int = 3, seed: int = 0, dtype: str = "float64", costs: str = "model",
             progress: Progress | None = None, isolate: bool = True,
-            max_memory: int | None = None) -> list[Record]:
+            max_memory: int | None = None, backend: str = "numpy") -> list[Record]:
     """An ad-hoc comparison: each (policy, params) on one workload and sizes. Every
     configuration is planned first; ``max_memory`` (bytes) refuses them all, before anything
     runs, if any is predicted to hold more activation bytes."""
@@ -245,7 +247,7 @@ def compare(workload: str, sizes: Mapping[str, Any], configurations: list[tuple[
     spec = parse_experiment({"name": "compare", "workload": workload, "sizes": dict(sizes),
                              "policies": entries, "repeats": repeats, "seed": seed,
                              "dtype": dtype, "costs": costs}, "compare")
-    tasks = [replace(task, detail=False, max_memory=max_memory)
+    tasks = [replace(task, detail=False, max_memory=max_memory, backend=check_backend(backend))
              for task in spec.tasks(environment())]
     refuse_above(check_points(tasks, "compare:"), max_memory)
     return run_tasks(tasks, None, progress, isolate)

@@ -59,7 +59,9 @@ class PointTask:
     or "measure" (profiled seconds). ``max_memory`` (bytes, or None) makes the worker refuse,
     before running, a plan whose predicted activation peak exceeds it
     (:func:`~.preflight.check_points` refuses such points earlier; this guards the "measure"
-    cost mode, whose plan depends on the worker's own timings).
+    cost mode, whose plan depends on the worker's own timings). ``backend`` is "numpy" (the
+    package's own engine) or "torch" (the workload rebuilt as torch modules, run by
+    :class:`checkpoint_ad.torch.CheckpointedSequential`; see :func:`torch_backend`).
     """
 
     experiment: str
@@ -74,6 +76,7 @@ class PointTask:
     detail: bool = False
     environment: dict[str, Any] = field(default_factory=dict)
     max_memory: int | None = None
+    backend: str = "numpy"
 
     @property
     def label(self) -> str:
@@ -162,7 +165,8 @@ def max_difference(result: Result, reference: Result) -> float:
                 for a, b in zip(ours, theirs)), default=0.0)
 
 
-def _relative_costs(workload: models.Workload) -> ChainCosts:
+def relative_costs(workload: models.Workload) -> ChainCosts:
+    """The workload's stage costs normalised to a mean of 1 (unit costs when it has none)."""
     n = workload.chain.n
     units = workload.stage_costs or (1.0,) * n
     mean = sum(units) / n
@@ -171,8 +175,30 @@ def _relative_costs(workload: models.Workload) -> ChainCosts:
 
 # -- one point ------------------------------------------------------------------------------------
 
+BACKENDS = ("numpy", "torch")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ExperimentError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def torch_backend() -> Any:
+    """The torch backend's measuring module; one clear error when PyTorch is missing."""
+    try:
+        import torch  # noqa: F401  (only to learn whether it is installed)
+    except ImportError:
+        raise ExperimentError('--backend torch needs PyTorch, which is not installed: '
+                              'pip install "checkpoint_ad[torch]"') from None
+    from ..torch import measure
+    return measure
+
+
 def measure_point(task: PointTask) -> Record:
     """Measure ``task`` in this process (see the module docstring for what runs)."""
+    if task.backend == "torch":
+        return torch_backend().measure_point(task)
     workload = models.build(task.workload, task.sizes, task.seed, task.dtype)
     costs = planning_costs(workload, task.costs)
     profiles: list[ChainProfile] = []
@@ -197,12 +223,13 @@ def measure_point(task: PointTask) -> Record:
         times.append(result.stats.wall_s)
     measured = traced_peak(prepare_run(workload, task.policy, params, task.seed, costs))
     reference = run("store_all", {}, None)
-    return _record(task, workload, params, result, times, measured, rss_sampled, rss_high_water,
+    return make_record(task, workload, params, result, times, measured, rss_sampled, rss_high_water,
                    max_difference(result, reference), profile if task.detail else None)
 
 
-def _record(task: PointTask, workload: models.Workload, params: dict[str, Any], result: Result,
-            times: list[float], measured: int, rss_sampled: int, rss_high_water: int | None,
+def make_record(task: PointTask, workload: models.Workload, params: dict[str, Any],
+                result: Result, times: list[float], measured: int | None, rss_sampled: int,
+                rss_high_water: int | None,
             grad_diff: float, profile: Callable[[], ChainProfile] | None) -> Record:
     stats, plan = result.stats, result.plan
     detail: dict[str, Any] = {}
@@ -216,14 +243,14 @@ def _record(task: PointTask, workload: models.Workload, params: dict[str, Any], 
         plan_params=plain_params(dict(plan.params)),
         seed=task.seed, dtype=task.dtype, costs=task.costs, repeats=len(times),
         forward_evals=stats.forward_evals, peak_stored=stats.peak_stored,
-        forward_cost=round(forward_cost(plan, _relative_costs(workload)), 6),
+        forward_cost=round(forward_cost(plan, relative_costs(workload)), 6),
         peak_bytes=stats.peak_bytes, peak_bytes_by_kind=dict(stats.peak_bytes_by_kind),
         predicted_peak_bytes=stats.predicted_peak_bytes, measured_peak_bytes=measured,
         rss_peak_increase_bytes=rss_sampled, rss_high_water_increase_bytes=rss_high_water,
         parameter_bytes=stats.parameter_bytes,
         parameter_gradient_bytes=stats.parameter_gradient_bytes,
         wall_s_median=statistics.median(times), wall_s_min=min(times), wall_s_max=max(times),
-        max_grad_diff=grad_diff, loss=float(result.value),
+        max_grad_diff=grad_diff, loss=float(result.value), backend=task.backend,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **_environment(task.environment), **detail)
 

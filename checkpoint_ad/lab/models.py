@@ -295,6 +295,10 @@ register(WorkloadSpec(
     hetero_costs, hetero_footprint))
 
 
+# Workloads that checkpoint_ad.torch.models.from_workload rebuilds as torch modules.
+TORCH_EQUIVALENTS = ("chain", "mlp", "residual", "hetero_mlp")
+
+
 def names() -> list[str]:
     """The registered workload names, in registration order."""
     return list(_REGISTRY)

@@ -15,7 +15,7 @@ from . import models
 from ..chains.chain import profile_chain
 from ..errors import BudgetError, CheckpointADError
 from ..chains.executor import predict_meter
-from .measure import PointTask, plain_params, planning_costs, policy_parameters
+from .measure import PointTask, plain_params, planning_costs, policy_parameters, torch_backend
 from .schema import point_identity, point_label
 
 
@@ -35,7 +35,7 @@ class PointCheck:
         task = self.task
         return point_identity(task.experiment, task.workload, self.sizes, task.policy,
                               self.params, task.seed, task.dtype, task.costs,
-                              max(1, task.repeats))
+                              max(1, task.repeats), task.backend)
 
     @property
     def label(self) -> str:
@@ -53,6 +53,8 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None) -> list[
     checks: list[PointCheck] = []
     built: dict[str, Any] = {}
     for task in tasks:
+        if task.backend == "torch":  # refused before anything runs: no torch, no equivalent
+            torch_backend().check_workload(task.workload)
         where = " ".join([*([source] if source else []), task.workload,
                           *(f"{k}={v}" for k, v in task.sizes.items())])
         key = repr((task.workload, sorted(task.sizes.items()), task.seed, task.dtype))

@@ -46,6 +46,9 @@ class Record:
       bytes], ...] of the Meter during one run, downsampled keeping each bucket's extremes;
       ``forward_events``, the Meter event at which the forward sweep ended; ``schedule``,
       [[action, stage, end], ...], the plan's steps.
+    * ``backend``: "numpy" (the package's engine) or "torch" (the workload as torch modules,
+      ``--backend torch``; then ``measured_peak_bytes`` is None and ``max_grad_diff`` compares
+      with plain torch autograd).
     """
 
     experiment: str
@@ -83,6 +86,7 @@ class Record:
     forward_events: int | None = None
     schedule: list[list[Any]] | None = None
     schema_version: int = SCHEMA_VERSION
+    backend: str = "numpy"
 
     @property
     def n(self) -> int:
@@ -100,7 +104,8 @@ class Record:
     def identity(self) -> tuple[Any, ...]:
         """What makes two records the same point of a sweep (see :func:`point_identity`)."""
         return point_identity(self.experiment, self.workload, self.sizes, self.policy,
-                              self.params, self.seed, self.dtype, self.costs, self.repeats)
+                              self.params, self.seed, self.dtype, self.costs, self.repeats,
+                              self.backend)
 
     @classmethod
     def problem(cls, data: Any) -> str | None:
@@ -326,21 +331,22 @@ def _value_problem(name: str, value: Any, data: dict[str, Any]) -> str | None:
 
 def point_identity(experiment: str, workload: str, sizes: dict[str, Any], policy: str,
                    params: dict[str, Any], seed: int, dtype: str, costs: str,
-                   repeats: int) -> tuple[Any, ...]:
+                   repeats: int, backend: str = "numpy") -> tuple[Any, ...]:
     """The identity of one measured point: the experiment, the workload and its resolved sizes,
     the policy and its resolved parameters (``budget_fraction`` already turned into
-    ``budget_bytes``), the seed, dtype, cost mode and number of timed repeats. Two records with
+    ``budget_bytes``), the seed, dtype, cost mode, number of timed repeats and backend. Two records with
     the same identity measure the same thing (only timings and probed bytes may differ)."""
     return (experiment, workload, json.dumps(sizes, sort_keys=True), policy,
-            json.dumps(params, sort_keys=True), seed, dtype, costs, repeats)
+            json.dumps(params, sort_keys=True), seed, dtype, costs, repeats, backend)
 
 
 def describe_identity(identity: tuple[Any, ...]) -> str:
     """A point's identity in words: ``fig69: chain n=4 width=1000 revolve(slots=8), seed 0,
     float64, model costs, 3 repeats``."""
-    experiment, workload, sizes, policy, params, seed, dtype, costs, repeats = identity
+    experiment, workload, sizes, policy, params, seed, dtype, costs, repeats, backend = identity
     point = point_label(workload, json.loads(sizes), policy, json.loads(params))
-    return f"{experiment}: {point}, seed {seed}, {dtype}, {costs} costs, {repeats} repeats"
+    return (f"{experiment}: {point}, seed {seed}, {dtype}, {costs} costs, {repeats} repeats"
+            + ("" if backend == "numpy" else f", {backend} backend"))
 
 
 def group_records(records: Iterable[Record], key: Callable[[Record], str]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import tracemalloc
 from array import array
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from collections.abc import Hashable, Iterable
 from typing import Any
 
 from ..engine.backend import buffer_root
@@ -41,11 +41,15 @@ class Meter:
     """Exact live bytes of the activations an executor holds, with peak and timeline.
 
     ``timeline[k]`` is the live bytes after event k+1 (each hold or release is an event).
+    ``buffer_root`` maps a held value to the object standing for its buffer (identity: the
+    buffer; ``nbytes``: its bytes); the default follows numpy views to their base array.
     """
 
-    def __init__(self, record_timeline: bool = True, kinds: tuple[str, ...] = KINDS) -> None:
+    def __init__(self, record_timeline: bool = True, kinds: tuple[str, ...] = KINDS,
+                 buffer_root: Callable[[Any], Any] = buffer_root) -> None:
         self.kinds = kinds
         self._kind_index = {kind: index for index, kind in enumerate(kinds)}
+        self._root = buffer_root
         self._buffers: dict[int, _Buffer] = {}
         self._objects: dict[int, Any] = {}  # keeps ids valid while buffers are held
         self._holdings: dict[Hashable, tuple[int, list[int]]] = {}
@@ -65,7 +69,7 @@ class Meter:
         """Record that ``key`` (of ``kind``) keeps ``arrays`` alive; replaces a previous holding."""
         index = self._kind_index[kind]
         idents = []
-        for root in map(buffer_root, arrays):
+        for root in map(self._root, arrays):
             ident = id(root)
             if ident not in idents:
                 idents.append(ident)
