@@ -50,8 +50,8 @@ def main() -> None:
                         help="seconds for planners that take a time limit")
     arguments = parser.parse_args()
     planners = budget_planners(arguments.time_limit)
-    print(f"| workload | ops | budget | planner | solve s | cost | overhead | gap to best | "
-          f"peak / budget |\n|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    print("| workload | ops | budget | planner | solve s | cost | overhead | gap to best | "
+          "peak / budget |\n|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for workload in arguments.workloads:
         costs = graph_costs(workload, arguments.ops)
         store_all = ca.plan_graph("store_all", costs)

@@ -66,7 +66,7 @@ def test_revolve_on_a_billion_stages_is_refused_not_killed() -> None:
 
 def test_n_is_bounded_where_it_is_parsed() -> None:
     line = refused("--policy", "revolve", "--n", "99999999999999999999")
-    assert "argument --n: expected at most 1,000,000,000,000 stages" in line
+    assert "argument --n: expected" in line and "99999999999999999999" in line
 
 
 def test_planner_memory_must_be_a_positive_number_of_bytes() -> None:

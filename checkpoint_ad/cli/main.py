@@ -21,7 +21,7 @@ from .commands import (MAX_LISTED_STEPS, MAX_STAGES, command_compare, command_li
                        command_plan, command_report, command_run, stage_count)
 from .options import (ACTIVITY, BYTES_HELP, PROG, add_backend, add_max_memory,
                       add_policy_options, add_size_options, byte_count, non_negative_int,
-                      positive_int, repeat_count)
+                      repeat_count)
 from ..errors import CheckpointADError
 from ..lab.measure import COST_MODES
 from ..lab.specs import DEFAULT_EXPERIMENT, MAX_REPEATS

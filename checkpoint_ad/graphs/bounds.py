@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import BudgetError, PlanError, PolicyError
+from ..errors import BudgetError, PlanError
 from ..plans.registry import positive_int
 from .costs import GraphCosts
-from .policies import optimal
+from .policies import exact, optimal
 from .policies.checkmate import DEFAULT_TIME_LIMIT, capped, time_limit_value
 from .policies.checkmate_model import Model
 
@@ -48,12 +48,14 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
     seconds = time_limit_value("graph_lower_bound", time_limit)
     max_states = positive_int("graph_lower_bound", "max_states", max_states)
     try:
-        plan = optimal.plan_optimal(costs, budget_bytes, max_states)
-        return GraphLowerBound(plan.cost, "all plans", "exact search")
-    except BudgetError:
-        raise
-    except PolicyError:  # past max_states: fall back to the bounds below
+        cost = exact.search(costs, budget, max_states)[1]
+        return GraphLowerBound(cost, "all plans", "exact search")
+    except exact.SearchLimit:  # past max_states: fall back to the bounds below
         pass
+    except BudgetError:
+        raise BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the minimum "
+                          f"of {optimal.minimum_budget(costs, max_states)} bytes for this "
+                          "graph") from None
     trivial = GraphLowerBound(costs.total_cost, "all plans", "every op once")
     model = Model(costs)
     found = []
