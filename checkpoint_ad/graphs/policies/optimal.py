@@ -64,11 +64,28 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
 
 def _hierarchical(costs: GraphCosts, budget: float, params: dict, started: float,
                   reason: Exception) -> GraphPlan:
-    try:
-        plan = plan_hierarchical(costs, budget, "optimal", params)
-    except BudgetError as error:
-        raise BudgetError(f"{error}; exact search could not decide either ({reason})") from None
-    return replace(plan, solve_s=time.perf_counter() - started)
+    """Past exact search: the cheapest of the hierarchical plan and the plans of ``dtr`` and
+    ``chen`` at the same budget (so never worse than either), each replayed and checked;
+    ``method`` names the one chosen."""
+    from .chen import plan_chen  # they validate budgets with this module's budget_value
+    from .dtr import plan_dtr
+    budget_bytes = int(budget)
+    candidates, refusals = [], [f"exact search could not decide ({reason})"]
+    for method, planner in (("hierarchical", lambda: plan_hierarchical(costs, budget)),
+                            ("dtr", lambda: plan_dtr(costs, budget_bytes=budget_bytes)),
+                            ("chen", lambda: plan_chen(costs, budget_bytes=budget_bytes))):
+        try:
+            candidates.append((method, planner()))
+        except PolicyError as error:
+            refusals.append(f"{method}: {error}")
+    if not candidates:
+        raise BudgetError(f"policy 'optimal': no planner fits budget_bytes={budget_bytes} on "
+                          f"this {len(costs.op_nodes)}-op graph; " + "; ".join(refusals))
+    method, best = min(candidates, key=lambda found: (found[1].cost, found[1].peak_bytes))
+    return GraphPlan.build(costs, best.steps, "optimal", params, method=method,
+                           status="feasible", lower_bound=costs.total_cost,
+                           solve_s=time.perf_counter() - started,
+                           details={"tried": {m: p.cost for m, p in candidates}})
 
 
 def positive_seconds(policy: str, name: str, value: object) -> float:
