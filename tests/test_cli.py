@@ -40,6 +40,11 @@ def test_list_names_workloads_policies_parameters_and_experiments(capsys) -> Non
     for name in models.names() + policies.names() + experiment_names():
         assert name in out
     assert "--width 1000" in out and "slots (int" in out
+    graphs = out[out.index("Graph workloads"):out.index("Experiments")]
+    from checkpoint_ad.graphs.policies import names as graph_policy_names
+    from checkpoint_ad.lab.graph_models import graph_names
+    for name in graph_names() + graph_policy_names():
+        assert f"\n  {name} " in graphs
 
 
 def test_plan_prints_the_actions_and_counts(capsys) -> None:

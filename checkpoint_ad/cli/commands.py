@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..chains import limits, policies
-from ..lab import models
+from ..graphs import policies as graph_policies
+from ..lab import graph_models, models
 from ..chains.backprop import plan as make_plan
 from .options import (PROG, doing, given_options, parse_policies, positive_int,
                       registered_policy_parameters, registered_sizes)
@@ -72,19 +73,16 @@ def _entry(out: TextIO, name: str, text: str, indent: int = 2) -> None:
 
 def command_list(args: argparse.Namespace, out: TextIO) -> int:
     out.write("Workloads (checkpoint-ad compare --workload NAME --SIZE VALUE ...):\n")
-    for name in models.names():
-        spec = models.get_workload(name)
-        _entry(out, name, spec.summary)
-        for p in spec.parameters:
-            choices = f"; one of {', '.join(p.choices)}" if p.choices else ""
-            _entry(out, "", f"--{p.name} {p.default}: {p.help}{choices}")
+    _list_workloads(out, models.names(), models.get_workload)
     out.write("\nPolicies (checkpoint-ad plan --policy NAME --PARAMETER VALUE ...):\n")
-    for name in policies.names():
-        spec = policies.get_policy(name)
-        _entry(out, name, spec.summary)
-        for p in spec.parameters:
-            default = "" if p.default is None else f", default {p.default}"
-            _entry(out, "", f"{p.name} ({p.kind.__name__}{default}): {p.help}")
+    _list_policies(out, policies.names(), policies.get_policy)
+    out.write("\nGraph workloads (in Python: checkpoint_ad.lab.graph_models.build_graph(NAME, "
+              "{SIZE: VALUE}), then checkpoint_ad.backprop_graph; not yet run by the "
+              "experiment commands):\n")
+    _list_workloads(out, graph_models.graph_names(), graph_models.get_graph_workload)
+    out.write("\nGraph policies (in Python: checkpoint_ad.plan_graph(NAME, costs, PARAMETER=VALUE) "
+              "or backprop_graph(..., policy=NAME)):\n")
+    _list_policies(out, graph_policies.names(), graph_policies.get_policy)
     out.write("\nExperiments (checkpoint-ad run NAME [--quick]):\n")
     for name, loaded in iter_experiments():
         if isinstance(loaded, CheckpointADError):
@@ -95,6 +93,24 @@ def command_list(args: argparse.Namespace, out: TextIO) -> int:
         _entry(out, "", f"workload {loaded.workload}, {len(loaded.tasks())} points "
                         f"({quick} with --quick)")
     return 0
+
+
+def _list_workloads(out: TextIO, names: Sequence[str], get: Any) -> None:
+    for name in names:
+        spec = get(name)
+        _entry(out, name, spec.summary)
+        for p in spec.parameters:
+            choices = f"; one of {', '.join(p.choices)}" if p.choices else ""
+            _entry(out, "", f"--{p.name} {p.default}: {p.help}{choices}")
+
+
+def _list_policies(out: TextIO, names: Sequence[str], get: Any) -> None:
+    for name in names:
+        spec = get(name)
+        _entry(out, name, spec.summary)
+        for p in spec.parameters:
+            default = "" if p.default is None else f", default {p.default}"
+            _entry(out, "", f"{p.name} ({p.kind.__name__}{default}): {p.help}")
 
 
 def _write_json(data: Any, out: TextIO) -> int:

@@ -97,8 +97,8 @@ def positive_seconds(policy: str, name: str, value: object) -> float:
     return float(value)
 
 
-SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; "
-                  "hierarchical past its limits)", plan_optimal,
+SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; past "
+                  "its limits the cheapest of a chain-of-blocks plan, dtr and chen)", plan_optimal,
                   (Parameter("budget_bytes", int, None, "byte budget for activations "
                              "(values and cotangents); default: no limit"),
                    Parameter("max_states", int, exact.DEFAULT_MAX_STATES,
