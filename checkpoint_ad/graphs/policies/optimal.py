@@ -82,10 +82,9 @@ def _hierarchical(costs: GraphCosts, budget: float, params: dict, started: float
         raise BudgetError(f"policy 'optimal': no planner fits budget_bytes={budget_bytes} on "
                           f"this {len(costs.op_nodes)}-op graph; " + "; ".join(refusals))
     method, best = min(candidates, key=lambda found: (found[1].cost, found[1].peak_bytes))
-    return GraphPlan.build(costs, best.steps, "optimal", params, method=method,
-                           status="feasible", lower_bound=costs.total_cost,
-                           solve_s=time.perf_counter() - started,
-                           details={"tried": {m: p.cost for m, p in candidates}})
+    return replace(best, policy="optimal", params=params, method=method, status="feasible",
+                   lower_bound=costs.total_cost, solve_s=time.perf_counter() - started,
+                   details={"tried": {m: p.cost for m, p in candidates}})  # already replayed
 
 
 def positive_seconds(policy: str, name: str, value: object) -> float:
