@@ -20,6 +20,7 @@ from ..engine.backend import xp
 from ..engine.composites import mean, softmax, square
 from ..engine.primitives import concatenate, matmul, relu, sigmoid, sqrt, sum as total, tanh, \
     transpose
+from ..errors import UnknownNameError
 from ..plans.registry import Registry
 from .models import SizeParameter, WorkloadSpec, check_dtype
 
@@ -179,3 +180,26 @@ def build_graph(name: str, sizes: Mapping[str, Any] | None = None, seed: int = 0
     resolved = spec.resolve(sizes)
     fn, args = spec.builder(resolved, xp.random.default_rng(seed), check_dtype(dtype))
     return GraphWorkload(name, resolved, fn, args)
+
+
+FAMILIES = ("chain", "graph")  # chain workloads: checkpoint_ad.lab.models; graph ones: above
+
+
+def workload_family(name: str, family: str | None = None) -> str:
+    """The family ("chain" or "graph") of workload ``name``: ``family`` when given (the name
+    must be in that registry), else "chain" for a chain workload's name (a name in both, such
+    as ``residual``, means the chain unless ``family="graph"``) and "graph" for a graph
+    workload's. Raises :class:`~checkpoint_ad.errors.UnknownNameError` naming both lists."""
+    from . import models
+
+    if family is not None and family not in FAMILIES:
+        raise UnknownNameError(f"unknown workload family {family!r}; known families: "
+                               f"{', '.join(FAMILIES)}")
+    if family in (None, "chain") and name in models.names():
+        return "chain"
+    if family in (None, "graph") and name in graph_names():
+        return "graph"
+    known = {"chain": models.names(), "graph": graph_names()}
+    shown = "; ".join(f"{kind} workloads: {', '.join(known[kind])}"
+                      for kind in ([family] if family else FAMILIES))
+    raise UnknownNameError(f"unknown {family or ''} workload {name!r}; {shown}".replace("  ", " "))
