@@ -65,6 +65,66 @@ class GraphResult:
     program: Program = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Traced:
+    """A function traced once by the structure pass: its ``program`` (costs and operations),
+    the differentiated ``leaves`` and how to shape their gradients. :meth:`run` runs any plan
+    of ``program.costs`` from the same inputs, as often as wanted."""
+
+    name: str
+    program: Program
+    leaves: list[Any]
+    arguments: list
+    argnums: int | tuple[int, ...]
+
+    def run(self, plan: GraphPlan, verify: bool = False, check_finite: bool = False,
+            max_memory: int | None = None, trace_memory: bool = True,
+            record_timeline: bool = False) -> GraphResult:
+        """Check ``plan``, predict its peak, refuse it above ``max_memory``, run it."""
+        program = self.program
+        check_graph_plan(program.costs, plan)
+        predicted = predict_meter(program, plan)
+        if max_memory is not None and predicted.peak > max_memory:
+            raise BudgetError(f"policy {plan.policy!r} is predicted to hold {predicted.peak} "
+                              f"bytes of activations at its peak, more than "
+                              f"max_memory={max_memory}")
+        runner = ArrayGraphRunner(program, dict(enumerate(self.leaves)), verify=verify,
+                                  finite=check_finite)
+        meter = Meter(record_timeline, KINDS)
+        probe = TracemallocProbe()
+        if trace_memory:
+            probe.start()
+        started = time.perf_counter()
+        value = GraphExecutor(program, plan, runner, meter).run()
+        wall = time.perf_counter() - started
+        measured = probe.stop() if trace_memory else None
+        stats = GraphStats(runner.evaluations, plan.cost, meter.peak, predicted.peak, measured,
+                           wall, dict(meter.peak_by_kind),
+                           sum(int(v.nbytes) for v in self.leaves),
+                           sum(int(g.nbytes) for g in runner.gradients.values()),
+                           program.constant_bytes, list(meter.timeline or []))
+        return GraphResult(value, self._shaped(runner), plan, stats, program)
+
+    def _shaped(self, runner: ArrayGraphRunner) -> Any:
+        """The gradients shaped like ``value_and_grad``'s for ``argnums``."""
+        gradients = [runner.gradients[i] for i in range(len(self.leaves))]
+        shaped = []
+        for _, count, unflatten in self.arguments:
+            shaped.append(unflatten(gradients[:count]))
+            gradients = gradients[count:]
+        return tuple(shaped) if isinstance(self.argnums, (tuple, list)) else shaped[0]
+
+
+def trace_function(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
+                   seed: int | None = None) -> Traced:
+    """The structure pass over ``fn`` at ``args`` (see :func:`backprop_graph`), compiled."""
+    name = getattr(fn, "__name__", "function")
+    function(fn, "backprop_graph: fn")
+    numbers = argument_numbers(argnums, len(args), name)
+    graph, leaves, arguments = _structure_pass(fn, args, numbers, name, seed)
+    return Traced(name, compile_graph(graph), leaves, arguments, argnums)
+
+
 def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int, ...] = 0,
                    policy: str = "store_all", seed: int | None = None, verify: bool = False,
                    check_finite: bool = False, max_memory: int | None = None,
@@ -78,38 +138,9 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
     finite; ``max_memory`` refuses, before running, a plan predicted to hold more activation
     bytes. Other keyword arguments are the policy's parameters.
     """
-    name = getattr(fn, "__name__", "function")
-    function(fn, "backprop_graph: fn")
-    numbers = argument_numbers(argnums, len(args), name)
-    graph, leaves, arguments = _structure_pass(fn, args, numbers, name, seed)
-    program = compile_graph(graph)
-    plan = plan_graph(policy, program.costs, **params)
-    check_graph_plan(program.costs, plan)
-    predicted = predict_meter(program, plan)
-    if max_memory is not None and predicted.peak > max_memory:
-        raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
-                          f"activations at its peak, more than max_memory={max_memory}")
-    runner = ArrayGraphRunner(program, dict(enumerate(leaves)), verify=verify,
-                              finite=check_finite)
-    meter = Meter(record_timeline, KINDS)
-    probe = TracemallocProbe()
-    if trace_memory:
-        probe.start()
-    started = time.perf_counter()
-    value = GraphExecutor(program, plan, runner, meter).run()
-    wall = time.perf_counter() - started
-    measured = probe.stop() if trace_memory else None
-    gradients = [runner.gradients[i] for i in range(len(leaves))]
-    shaped = []
-    for _, count, unflatten in arguments:
-        shaped.append(unflatten(gradients[:count]))
-        gradients = gradients[count:]
-    stats = GraphStats(runner.evaluations, plan.cost, meter.peak, predicted.peak, measured, wall,
-                       dict(meter.peak_by_kind), sum(int(v.nbytes) for v in leaves),
-                       sum(int(g.nbytes) for g in runner.gradients.values()),
-                       program.constant_bytes, list(meter.timeline or []))
-    grads = tuple(shaped) if isinstance(argnums, (tuple, list)) else shaped[0]
-    return GraphResult(value, grads, plan, stats, program)
+    traced = trace_function(fn, *args, argnums=argnums, seed=seed)
+    plan = plan_graph(policy, traced.program.costs, **params)
+    return traced.run(plan, verify, check_finite, max_memory, trace_memory, record_timeline)
 
 
 def _structure_pass(fn: Callable[..., Any], args: tuple, numbers: tuple[int, ...], name: str,

@@ -156,7 +156,8 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
     or is written; raise the package's own error (one line) at the first problem.
 
     * every point is planned and its peak predicted (:func:`~.preflight.check_points`): bad
-      budgets and parameters are refused now, naming the point;
+      budgets and parameters are refused now, naming the point; a graph planner that finds no
+      plan at a point's budget leaves that point out, with a note saying why;
     * the files a run writes (records, CSV, report) must not exist as folders;
     * ``max_memory`` (bytes): if any point still to run is predicted to hold more activation
       bytes, the whole run is refused, naming the first such point (:class:`BudgetError`);
@@ -175,7 +176,11 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
     folder = Path(out_dir)
     tasks = [replace(task, max_memory=max_memory, backend=check_backend(backend))
              for task in experiment.tasks(environment())]
-    checks = check_points(tasks, experiment.source + ":")
+    unplanned: list[str] = []
+    checks = check_points(tasks, experiment.source + ":", unplanned)
+    if not checks:
+        raise ExperimentError(f"{experiment.source}: no point has a plan: {unplanned[0]} "
+                              f"(and {len(unplanned) - 1} more)")
     check_output_files(folder, OUTPUT_FILES)
     FolderLock.refuse_if_held(folder)
     _survey(experiment, folder, mode, checks, max_memory)  # refusals before anything is written
@@ -187,6 +192,7 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
         lock.release()
         raise
     sweep.lock = lock
+    sweep.notes += [f"no plan, left out: {reason}" for reason in unplanned]
     return sweep
 
 
@@ -239,16 +245,19 @@ def run_experiment(experiment: Experiment, out_dir: str | Path,
 def compare(workload: str, sizes: Mapping[str, Any], configurations: list[tuple[str, dict]],
             repeats: int = 3, seed: int = 0, dtype: str = "float64", costs: str = "model",
             progress: Progress | None = None, isolate: bool = True,
-            max_memory: int | None = None, backend: str = "numpy") -> list[Record]:
-    """An ad-hoc comparison: each (policy, params) on one workload and sizes. Every
-    configuration is planned first; ``max_memory`` (bytes) refuses them all, before anything
-    runs, if any is predicted to hold more activation bytes."""
+            max_memory: int | None = None, backend: str = "numpy",
+            family: str = "chain") -> list[Record]:
+    """An ad-hoc comparison: each (policy, params) on one workload and sizes (a graph workload
+    and graph policies with ``family="graph"``). Every configuration is planned first;
+    ``max_memory`` (bytes) refuses them all, before anything runs, if any is predicted to hold
+    more activation bytes."""
     entries = [{"policy": policy, "params": params} for policy, params in configurations]
-    spec = parse_experiment({"name": "compare", "workload": workload, "sizes": dict(sizes),
-                             "policies": entries, "repeats": repeats, "seed": seed,
-                             "dtype": dtype, "costs": costs}, "compare")
+    spec = parse_experiment({"name": "compare", "family": family, "workload": workload,
+                             "sizes": dict(sizes), "policies": entries, "repeats": repeats,
+                             "seed": seed, "dtype": dtype, "costs": costs}, "compare")
     tasks = [replace(task, detail=False, max_memory=max_memory, backend=check_backend(backend))
              for task in spec.tasks(environment())]
-    refuse_above(check_points(tasks, "compare:"), max_memory)
-    return run_tasks(tasks, None, progress, isolate)
+    checks = check_points(tasks, "compare:")
+    refuse_above(checks, max_memory)
+    return run_tasks([check.task for check in checks], None, progress, isolate)
 

@@ -62,6 +62,10 @@ class PointTask:
     cost mode, whose plan depends on the worker's own timings). ``backend`` is "numpy" (the
     package's own engine) or "torch" (the workload rebuilt as torch modules, run by
     :class:`checkpoint_ad.torch.CheckpointedSequential`; see :func:`torch_backend`).
+    ``family`` "graph" makes ``workload`` a graph workload planned by a graph policy (see
+    :mod:`.graph_measure`); ``plan`` is then the plan made before the run (preflight), which
+    the worker runs instead of planning again, and ``bound`` the lower bound of its budget
+    (None: the worker finds both).
     """
 
     experiment: str
@@ -77,10 +81,14 @@ class PointTask:
     environment: dict[str, Any] = field(default_factory=dict)
     max_memory: int | None = None
     backend: str = "numpy"
+    family: str = "chain"
+    plan: Any = None
+    bound: Any = None
 
     @property
     def label(self) -> str:
-        return point_label(self.workload, self.sizes, self.policy, self.params, separator=",")
+        label = point_label(self.workload, self.sizes, self.policy, self.params, separator=",")
+        return label if self.family == "chain" else f"graph {label}"
 
 
 # -- pieces ---------------------------------------------------------------------------------------
@@ -199,6 +207,9 @@ def measure_point(task: PointTask) -> Record:
     """Measure ``task`` in this process (see the module docstring for what runs)."""
     if task.backend == "torch":
         return torch_backend().measure_point(task)
+    if task.family == "graph":
+        from .graph_measure import measure_graph_point
+        return measure_graph_point(task)
     workload = models.build(task.workload, task.sizes, task.seed, task.dtype)
     costs = planning_costs(workload, task.costs)
     profiles: list[ChainProfile] = []
@@ -252,10 +263,10 @@ def make_record(task: PointTask, workload: models.Workload, params: dict[str, An
         wall_s_median=statistics.median(times), wall_s_min=min(times), wall_s_max=max(times),
         max_grad_diff=grad_diff, loss=float(result.value), backend=task.backend,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **_environment(task.environment), **detail)
+        **worker_environment(task.environment), **detail)
 
 
-def _environment(shared: Mapping[str, Any]) -> dict[str, Any]:
+def worker_environment(shared: Mapping[str, Any]) -> dict[str, Any]:
     """The run's shared environment, with this process's BLAS thread settings added."""
     environment = dict(shared)
     machine = dict(environment.get("machine", {}))

@@ -7,7 +7,7 @@ predicts the activation peak symbolically: well under a second for the shipped e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..chains import policies
@@ -35,29 +35,39 @@ class PointCheck:
         task = self.task
         return point_identity(task.experiment, task.workload, self.sizes, task.policy,
                               self.params, task.seed, task.dtype, task.costs,
-                              max(1, task.repeats), task.backend)
+                              max(1, task.repeats), task.backend, task.family)
 
     @property
     def label(self) -> str:
-        return point_label(self.task.workload, self.sizes, self.task.policy, self.params)
+        label = point_label(self.task.workload, self.sizes, self.task.policy, self.params)
+        return label if self.task.family == "chain" else f"graph {label}"
 
 
-def check_points(tasks: Iterable[PointTask], source: str | None = None) -> list[PointCheck]:
+def check_points(tasks: Iterable[PointTask], source: str | None = None,
+                 unplanned: list[str] | None = None) -> list[PointCheck]:
     """Plan every task in this process, without running it: build the workload, profile the
-    chain once per grid point, resolve the parameters, plan and predict the peak.
+    chain (trace the graph) once per grid point, resolve the parameters, plan and predict the
+    peak. A graph point's task carries its plan into the run (planned once, solve time kept).
 
     Raises the package's own error, prefixed with ``source`` (the experiment's file) and the
     point, for anything that would make a point fail at planning (an infeasible budget, a bad
-    parameter).
+    parameter). With an ``unplanned`` list, a graph point whose planner finds no plan within its
+    budget or time limit is left out instead, its reason appended to the list (a sweep of
+    planners at tight budgets reports who could not plan, it does not stop).
     """
     checks: list[PointCheck] = []
-    built: dict[str, Any] = {}
+    built: dict[str, Any] = {}  # the grid point being checked: its workload, profile or trace
+    bounds: dict[tuple[str, int | None], Any] = {}  # graph points: (point, budget) -> bound
     for task in tasks:
         if task.backend == "torch":  # refused before anything runs: no torch, no equivalent
             torch_backend().check_workload(task.workload)
         where = " ".join([*([source] if source else []), task.workload,
                           *(f"{k}={v}" for k, v in task.sizes.items())])
-        key = repr((task.workload, sorted(task.sizes.items()), task.seed, task.dtype))
+        key = _point_key(task)
+        if task.family == "graph":
+            check = _check_graph_point(task, built, bounds, where, unplanned)
+            checks += [check] if check is not None else []
+            continue
         try:
             if built.get("key") != key:  # grid point major: build each point once
                 workload = models.build(task.workload, task.sizes, task.seed, task.dtype)
@@ -71,7 +81,55 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None) -> list[
         except CheckpointADError as error:
             raise type(error)(f"{where}: {error}") from None
         checks.append(PointCheck(task, dict(workload.sizes), plain_params(params), int(peak)))
-    return checks
+    return [_strongest_bound(check, bounds) for check in checks]
+
+
+def _point_key(task: PointTask) -> str:
+    """What identifies a task's grid point (its workload is built once per key)."""
+    return repr((task.family, task.workload, sorted(task.sizes.items()), task.seed, task.dtype))
+
+
+def _strongest_bound(check: PointCheck, bounds: dict[tuple[str, int | None], Any]
+                     ) -> PointCheck:
+    """A graph check with the strongest bound of its point and budget (an exact plan of a
+    later policy may have proved a stronger one)."""
+    if check.task.family != "graph":
+        return check
+    bound = bounds[_point_key(check.task), check.params.get("budget_bytes")]
+    return replace(check, task=replace(check.task, bound=bound))
+
+
+def _check_graph_point(task: PointTask, built: dict[str, Any],
+                       bounds: dict[tuple[str, int | None], Any], where: str,
+                       unplanned: list[str] | None) -> PointCheck | None:
+    """:func:`check_points` for a graph point (``built`` caches the trace of its grid point;
+    ``bounds`` collects the best lower bound of each point and budget)."""
+    from .graph_measure import graph_parameters, point_bound, proven_bound, trace_task
+    from ..graphs.executor import predict_meter
+    from ..graphs.policies import plan_graph
+
+    key = _point_key(task)
+    try:
+        if built.get("key") != key:
+            workload, traced = trace_task(task)
+            built.clear()
+            built.update(key=key, sizes=dict(workload.sizes), traced=traced)
+        program = built["traced"].program
+        params = graph_parameters(task.policy, task.params, program.costs)
+    except CheckpointADError as error:
+        raise type(error)(f"{where}: {error}") from None
+    try:
+        plan = plan_graph(task.policy, program.costs, **params)
+    except BudgetError as error:  # no plan within this budget (or the planner's time limit)
+        if unplanned is None:
+            raise type(error)(f"{where}: {error}") from None
+        unplanned.append(f"{where} {task.policy}: {error}")
+        return None
+    peak = predict_meter(program, plan).peak
+    budget = params.get("budget_bytes")
+    known = bounds.get((key, budget)) or point_bound(program.costs, budget)
+    bounds[key, budget] = proven_bound(plan, known)
+    return PointCheck(replace(task, plan=plan), built["sizes"], plain_params(params), int(peak))
 
 
 def refuse_above(checks: list[PointCheck], max_memory: int | None) -> None:

@@ -168,6 +168,36 @@ def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: 
     return "\n".join(lines)
 
 
+def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, Path]],
+                            out: Path) -> str:
+    """The Markdown of one graph experiment's records (see :mod:`.graph_report`)."""
+    from .graph_report import GRAPH_COLUMNS, graph_rows
+
+    first = records[0]
+    workloads = ", ".join(dict.fromkeys(r.workload for r in records))
+    planners = ", ".join(dict.fromkeys(r.policy for r in records))
+    lines = [f"## {first.experiment}", "",
+             f"Graph workloads **{workloads}**; planners {planners}; {len(records)} records, "
+             f"{first.repeats} timed repeats each, seed {first.seed}, {first.dtype}.", "",
+             _environment(records), ""]
+    for caption, path in figures:
+        lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
+    above = [r for r in records if r.lower_bound is not None and r.lower_bound > r.forward_cost]
+    lines += ["### Checks", ""] + _checks(records) + [
+        f"- Every plan was replayed by the checker before it ran; lower bounds above their "
+        f"record's cost: {len(above)} (a bound above a cost would be a bug).",
+        "", "### All records", "", markdown_table(graph_rows(records), GRAPH_COLUMNS), ""]
+    return "\n".join(lines)
+
+
+def _section(name: str, group: Sequence[Record], folder: Path, out: Path) -> str:
+    """One experiment's section (its figures written under ``folder``)."""
+    if group[0].family == "graph":
+        from .graph_report import save_graph_figures
+        return graph_experiment_report(group, save_graph_figures(group, folder), out)
+    return experiment_report(group, save_figures(group, folder), out)
+
+
 def build_report(records: Sequence[Record], out_dir: str | Path,
                  sources: Sequence[Path] = ()) -> Path:
     """Write the figures and ``report.md`` for ``records`` under ``out_dir``; one experiment's
@@ -181,16 +211,22 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
         if problem is not None:  # it names a folder: never a path out of out_dir
             raise ExperimentError(f"experiment name {problem}")
         folder = out if len(by_experiment) == 1 else out / name
-        figures = save_figures(group, folder)
-        sections.append(experiment_report(group, figures, out))
+        by_family = group_records(group, lambda r: r.family)
+        for family, part in by_family.items():
+            where = folder if len(by_family) == 1 else folder / family
+            sections.append(_section(name, part, where, out))
     title = (f"# checkpoint_ad report: {', '.join(by_experiment)}" if by_experiment
              else "# checkpoint_ad report: no records")
     intro = "Built by `checkpoint-ad report` from saved records alone"
     if sources:
         links = ", ".join(f"[{_posix(p, out)}]({_posix(p, out)})" for p in sources)
         intro += f" ({links}; the same records as CSV beside them)"
+    definitions = [DEFINITIONS] if any(r.family == "chain" for r in records) else []
+    if any(r.family == "graph" for r in records):
+        from .graph_report import GRAPH_DEFINITIONS
+        definitions.append(GRAPH_DEFINITIONS)
     text = "\n".join([title, "", intro + ".", ""] + sections
-                     + ["## What the numbers mean", "", DEFINITIONS, ""])
+                     + ["## What the numbers mean", "", "\n".join(definitions), ""])
     path = out / REPORT_FILE
     path.write_text(text, encoding="utf-8")
     return path

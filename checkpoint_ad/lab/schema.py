@@ -49,6 +49,22 @@ class Record:
     * ``backend``: "numpy" (the package's engine) or "torch" (the workload as torch modules,
       ``--backend torch``; then ``measured_peak_bytes`` is None and ``max_grad_diff`` compares
       with plain torch autograd).
+    * ``family``: "chain" (a chain workload run by a chain policy) or "graph" (a graph
+      workload traced and run by a graph policy, docs/graph_model.md). Graph records count
+      ops: ``forward_evals`` and ``forward_cost`` are op computations and their cost (1 per op),
+      ``peak_stored`` is the most op values resident at once, ``peak_bytes_by_kind`` splits
+      ``value`` and ``cotangent``, ``parameter_bytes`` and ``parameter_gradient_bytes`` are the
+      differentiated arguments and their gradients. They add ``ops`` (op nodes of the graph),
+      ``store_all_cost`` (store_all's cost: one computation of every op), ``budget_bytes``
+      (the activation budget the planner was given, None for fixed policies),
+      ``store_all_peak_bytes`` (store_all's activation peak, which ``budget_fraction``
+      scales), the planner's ``method``, ``status`` ("optimal" when proven, else "feasible",
+      "time_limit", ...) and ``solve_s`` (planning seconds), ``lower_bound`` (the best
+      lower bound of the cost at this budget the package proved,
+      :func:`checkpoint_ad.graph_lower_bound`, within a small effort) and
+      ``bound_formulation`` (the plans it bounds: "all plans", or "checkmate" for Checkmate's
+      formulation only); on the detail point ``graph`` ({"parents": [[...], ...],
+      "ops": [name or null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan).
     """
 
     experiment: str
@@ -87,10 +103,32 @@ class Record:
     schedule: list[list[Any]] | None = None
     schema_version: int = SCHEMA_VERSION
     backend: str = "numpy"
+    family: str = "chain"
+    ops: int | None = None
+    store_all_cost: float | None = None
+    budget_bytes: int | None = None
+    store_all_peak_bytes: int | None = None
+    method: str | None = None
+    status: str | None = None
+    lower_bound: float | None = None
+    bound_formulation: str | None = None
+    solve_s: float | None = None
+    graph: dict[str, Any] | None = None
+    graph_steps: list[list[Any]] | None = None
 
     @property
     def n(self) -> int:
         return int(self.sizes["n"])
+
+    @property
+    def overhead(self) -> float | None:
+        """A graph record's cost over store_all's (1.0: nothing recomputed), else None."""
+        return self.forward_cost / self.store_all_cost if self.store_all_cost else None
+
+    @property
+    def gap(self) -> float | None:
+        """cost / lower_bound - 1 where a positive bound is known, else None."""
+        return self.forward_cost / self.lower_bound - 1 if self.lower_bound else None
 
     @property
     def label(self) -> str:
@@ -105,7 +143,7 @@ class Record:
         """What makes two records the same point of a sweep (see :func:`point_identity`)."""
         return point_identity(self.experiment, self.workload, self.sizes, self.policy,
                               self.params, self.seed, self.dtype, self.costs, self.repeats,
-                              self.backend)
+                              self.backend, self.family)
 
     @classmethod
     def problem(cls, data: Any) -> str | None:
@@ -242,7 +280,8 @@ def _difference(value: Any, data: dict[str, Any]) -> str | None:
 
 
 def _sizes(value: dict[str, Any], data: dict[str, Any]) -> str | None:
-    if not _is_int(value.get("n"), 1):
+    if data.get("family", "chain") == "chain" and not _is_int(value.get("n"), 1) \
+            or "n" in value and not _is_int(value["n"], 1):
         return f"must hold a whole number n from 1 to 2**63-1, got {_shown(value)}"
     bad = [key for key, size in value.items() if not (_is_int(size, 1) or isinstance(size, str))]
     return f"size {bad[0]} must be a positive whole number or a name, got " \
@@ -309,6 +348,47 @@ def _schedule(value: list[Any] | None, data: dict[str, Any]) -> str | None:
     return None
 
 
+FAMILIES = ("chain", "graph")
+
+
+def _family(value: Any, data: dict[str, Any]) -> str | None:
+    return None if value in FAMILIES else f"must be one of {', '.join(FAMILIES)}, got " \
+                                          f"{_shown(value)}"
+
+
+def _optional_number(value: Any, data: dict[str, Any]) -> str | None:
+    return None if value is None or _is_number(value) else \
+        f"must be null or a finite number >= 0, got {_shown(value)}"
+
+
+def _graph(value: dict[str, Any] | None, data: dict[str, Any]) -> str | None:
+    if value is None:
+        return None
+    parents, ops = value.get("parents"), value.get("ops")
+    if sorted(value) != ["ops", "parents"] or not isinstance(parents, list) \
+            or not isinstance(ops, list) or len(parents) != len(ops) or len(parents) < 2:
+        return 'must be {"parents": [...], "ops": [...]}, two lists of one entry per node'
+    for node, sources in enumerate(parents):
+        if not isinstance(sources, list) or not all(_is_int(p) and p < node for p in sources):
+            return f"parents of node {node} must be earlier nodes, got {_shown(sources)}"
+    return None
+
+
+def _graph_steps(value: list[Any] | None, data: dict[str, Any]) -> str | None:
+    if value is None:
+        return None
+    from ..graphs.plans import GraphAction  # the plan's own action names
+
+    actions = {action.value for action in GraphAction}
+    nodes = len((data.get("graph") or {}).get("parents") or [])
+    for index, entry in enumerate(value):
+        if not (isinstance(entry, list) and len(entry) == 2 and entry[0] in actions
+                and _is_int(entry[1]) and (not nodes or entry[1] < nodes)):
+            return (f"entry {index} must be [action, node] with an action of "
+                    f"{', '.join(sorted(actions))} and a node of the graph, got {_shown(entry)}")
+    return None
+
+
 FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "experiment": _plain_name, "sizes": _sizes, "params": _scalars, "plan_params": _scalars,
     "seed": _count(0), "repeats": _count(1), "forward_evals": _count(1), "peak_stored": _count(1),
@@ -319,11 +399,21 @@ FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "parameter_bytes": _count(0), "parameter_gradient_bytes": _count(0),
     "wall_s_median": _seconds, "wall_s_min": _seconds, "wall_s_max": _seconds,
     "max_grad_diff": _difference, "timeline": _timeline, "forward_events": _count(0),
-    "schedule": _schedule}
+    "schedule": _schedule, "family": _family, "ops": _count(1),
+    "store_all_cost": _optional_number, "budget_bytes": _count(1),
+    "store_all_peak_bytes": _count(0), "lower_bound": _optional_number,
+    "solve_s": _optional_number, "graph": _graph, "graph_steps": _graph_steps}
+
+
+GRAPH_FIELDS = ("ops", "store_all_cost", "store_all_peak_bytes")  # a graph record has them all
 
 
 def _value_problem(name: str, value: Any, data: dict[str, Any]) -> str | None:
     """Why the (well-typed) field ``name`` holds a value no report can use, or None."""
+    if name == "family" and value == "graph":
+        missing = [field for field in GRAPH_FIELDS if data.get(field) is None]
+        if missing:
+            return f"a graph record needs {', '.join(missing)}"
     check = FIELD_CHECKS.get(name)
     problem = check(value, data) if check else None
     return problem or _text_problem(value)
@@ -331,20 +421,24 @@ def _value_problem(name: str, value: Any, data: dict[str, Any]) -> str | None:
 
 def point_identity(experiment: str, workload: str, sizes: dict[str, Any], policy: str,
                    params: dict[str, Any], seed: int, dtype: str, costs: str,
-                   repeats: int, backend: str = "numpy") -> tuple[Any, ...]:
+                   repeats: int, backend: str = "numpy", family: str = "chain"
+                   ) -> tuple[Any, ...]:
     """The identity of one measured point: the experiment, the workload and its resolved sizes,
     the policy and its resolved parameters (``budget_fraction`` already turned into
-    ``budget_bytes``), the seed, dtype, cost mode, number of timed repeats and backend. Two records with
+    ``budget_bytes``), the seed, dtype, cost mode, number of timed repeats, backend and workload
+    family. Two records with
     the same identity measure the same thing (only timings and probed bytes may differ)."""
     return (experiment, workload, json.dumps(sizes, sort_keys=True), policy,
-            json.dumps(params, sort_keys=True), seed, dtype, costs, repeats, backend)
+            json.dumps(params, sort_keys=True), seed, dtype, costs, repeats, backend, family)
 
 
 def describe_identity(identity: tuple[Any, ...]) -> str:
     """A point's identity in words: ``fig69: chain n=4 width=1000 revolve(slots=8), seed 0,
     float64, model costs, 3 repeats``."""
-    experiment, workload, sizes, policy, params, seed, dtype, costs, repeats, backend = identity
+    experiment, workload, sizes, policy, params, seed, dtype, costs, repeats, backend, family = \
+        identity
     point = point_label(workload, json.loads(sizes), policy, json.loads(params))
+    point = point if family == "chain" else f"graph {point}"
     return (f"{experiment}: {point}, seed {seed}, {dtype}, {costs} costs, {repeats} repeats"
             + ("" if backend == "numpy" else f", {backend} backend"))
 

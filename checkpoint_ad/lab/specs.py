@@ -18,6 +18,18 @@ replaces any of these top-level keys for a reduced run. Example::
     [quick]
     grid = { n = [4, 16] }
 
+A graph experiment says ``family = "graph"``: its ``workloads`` (an array; ``workload`` for
+one) are graph workloads (:mod:`~checkpoint_ad.lab.graph_models`), its policies graph policies,
+``budget_fraction`` a fraction of store_all's activation peak, and ``sizes`` and ``grid`` apply
+to every workload listed (each must accept them)::
+
+    family = "graph"
+    workloads = ["residual", "unet"]
+    sizes = { n = 4 }
+    [[policies]]
+    policy = "dtr"
+    sweep = { budget_fraction = [0.5, 0.7] }
+
 The shipped experiments live in the top-level ``experiments/`` folder, installed as the
 package ``checkpoint_ad.experiments``; :func:`load_experiment` also takes a path to any file.
 Running them is :mod:`checkpoint_ad.lab.experiment`.
@@ -36,7 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from ..chains import policies
-from . import models
+from ..graphs import policies as graph_policies
+from . import graph_models, models
 from ..errors import CheckpointADError, ExperimentError, UnknownNameError
 from .measure import COST_MODES, DERIVED, PointTask
 from .schema import plain_name_problem
@@ -47,10 +60,21 @@ LARGEST_WHOLE = 2**63 - 1  # numpy's largest integer: no count or parameter can 
 EXCLUSIVE_PARAMETERS = (("slots", "budget_bytes"), ("slots", "budget_fraction"),
                         ("budget_bytes", "budget_fraction"))  # each pair: two ways to say one thing
 NEEDS_ONE_OF = {"resolution": ("budget_bytes", "budget_fraction")}  # meaningless without them
-TOP_KEYS = {"name": str, "description": str, "workload": str, "sizes": dict, "grid": dict,
-            "policies": list, "repeats": int, "seed": int, "dtype": str, "costs": str,
-            "detail": dict, "quick": dict}
-QUICK_KEYS = set(TOP_KEYS) - {"name", "description", "workload", "quick"}
+TOP_KEYS = {"name": str, "description": str, "family": str, "workload": str, "workloads": list,
+            "sizes": dict, "grid": dict, "policies": list, "repeats": int, "seed": int,
+            "dtype": str, "costs": str, "detail": dict, "quick": dict}
+QUICK_KEYS = set(TOP_KEYS) - {"name", "description", "family", "workload", "workloads", "quick"}
+GRAPH_COST_MODES = ("model", "unit")  # a graph workload's cost model is 1 per op: the same
+
+
+def workload_spec(family: str, name: str) -> Any:
+    """The registered workload ``name`` of ``family`` ("chain" or "graph")."""
+    return (graph_models.get_graph_workload if family == "graph" else models.get_workload)(name)
+
+
+def policy_spec(family: str, name: str) -> Any:
+    """The registered policy ``name`` of ``family`` ("chain" or "graph")."""
+    return (graph_policies.get_policy if family == "graph" else policies.get_policy)(name)
 POLICY_KEYS = {"policy": str, "params": dict, "sweep": dict, "max_n": int}
 
 
@@ -83,7 +107,7 @@ class Experiment:
 
     name: str
     description: str
-    workload: str
+    workloads: tuple[str, ...]
     sizes: dict[str, Any]
     grid: dict[str, list[Any]]
     policies: tuple[PolicyEntry, ...]
@@ -94,6 +118,12 @@ class Experiment:
     detail: dict[str, Any] | None = None
     source: str = "<memory>"
     quick: bool = False
+    family: str = "chain"
+
+    @property
+    def workload(self) -> str:
+        """The workload's name (the names, comma-separated, when there are several)."""
+        return ", ".join(self.workloads)
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every size combination, the fixed sizes included, in the grid's order."""
@@ -113,24 +143,26 @@ class Experiment:
         return min(large, key=lambda p: p["n"]) if large else max(with_n, key=lambda p: p["n"])
 
     def tasks(self, env: Mapping[str, Any] | None = None) -> list[PointTask]:
-        """One task per grid point and policy configuration (grid point major), skipping
+        """One task per workload, grid point and policy configuration (in that order), skipping
         configurations above their ``max_n``. Each policy's first configuration at the detail
-        point keeps its timeline and schedule."""
+        point keeps its timeline and schedule (every configuration, for graph experiments: a
+        graph planner may find no plan at its first budget)."""
         env = dict(env or {})
         detail = self.detail_point()
         tasks = []
-        for point in self.grid_points():
-            n = point.get("n", models.get_workload(self.workload).defaults().get("n"))
+        for workload, point in itertools.product(self.workloads, self.grid_points()):
+            n = point.get("n", workload_spec(self.family, workload).defaults().get("n"))
             seen: set[str] = set()
             for entry in self.policies:
                 if entry.max_n is not None and n is not None and n > entry.max_n:
                     continue
                 for params in entry.configurations():
-                    keep = point == detail and entry.policy not in seen
+                    keep = point == detail and (self.family == "graph"
+                                                or entry.policy not in seen)
                     seen.add(entry.policy)
-                    tasks.append(PointTask(self.name, self.workload, point, entry.policy, params,
+                    tasks.append(PointTask(self.name, workload, point, entry.policy, params,
                                            self.seed, self.dtype, self.costs, self.repeats, keep,
-                                           env))
+                                           env, family=self.family))
         return tasks
 
 
@@ -169,15 +201,18 @@ def _type_name(expected: type) -> str:
             dict: "a table", list: "an array"}.get(expected, expected.__name__)
 
 
-def _check_sizes(source: str, where: str, workload: str, sizes: Mapping[str, Any]) -> None:
+def _check_sizes(source: str, where: str, family: str, workloads: Iterable[str],
+                 sizes: Mapping[str, Any]) -> None:
     try:
-        models.get_workload(workload).resolve(sizes)
+        for workload in workloads:
+            workload_spec(family, workload).resolve(sizes)
     except CheckpointADError as error:
         raise _fail(source, f"{where}: {error}") from None
 
 
-def _check_param(source: str, where: str, policy: str, name: str, value: Any) -> None:
-    parameters = {p.name: p for p in policies.get_policy(policy).parameters}
+def _check_param(source: str, where: str, family: str, policy: str, name: str, value: Any
+                 ) -> None:
+    parameters = {p.name: p for p in policy_spec(family, policy).parameters}
     derived = {key for key, target in DERIVED.items() if target in parameters}
     if name in derived:
         if not _is(value, float) or not 0 < value <= 1:
@@ -222,21 +257,22 @@ def _no_duplicates(source: str, where: str, values: list[Any]) -> None:
         seen.add(key)
 
 
-def _policy_entry(source: str, index: int, table: Any) -> PolicyEntry:
+def _policy_entry(source: str, family: str, index: int, table: Any) -> PolicyEntry:
     where = f"policies[{index}]"
     if not isinstance(table, dict):
         raise _fail(source, f"{where} must be a table, got {table!r}")
     _check_keys(source, where, table, POLICY_KEYS, required=["policy"])
     policy = table["policy"]
     try:
-        policies.get_policy(policy)
+        policy_spec(family, policy)
     except UnknownNameError as error:
         raise _fail(source, f"{where}: {error}") from None
     params, sweep = dict(table.get("params", {})), dict(table.get("sweep", {}))
     for name, value in params.items():
-        _check_param(source, f"{where}.params", policy, name, value)
+        _check_param(source, f"{where}.params", family, policy, name, value)
     _check_arrays(source, f"{where}.sweep", sweep,
-                  lambda name, value: _check_param(source, f"{where}.sweep", policy, name, value))
+                  lambda name, value: _check_param(source, f"{where}.sweep", family, policy,
+                                                   name, value))
     both = sorted(set(params) & set(sweep))
     if both:
         raise _fail(source, f"{where}: {', '.join(both)} is set both in params and in sweep; "
@@ -263,31 +299,29 @@ def _check_arrays(source: str, where: str, table: Mapping[str, Any],
             check(key, value)
 
 
-def _grid(source: str, workload: str, grid: Mapping[str, Any]) -> dict[str, list[Any]]:
+def _grid(source: str, family: str, workloads: tuple[str, ...], grid: Mapping[str, Any]
+          ) -> dict[str, list[Any]]:
     _check_arrays(source, "grid", grid,
-                  lambda key, value: _check_sizes(source, "grid", workload, {key: value}))
+                  lambda key, value: _check_sizes(source, "grid", family, workloads,
+                                                  {key: value}))
     return {key: list(values) for key, values in grid.items()}
 
 
 def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
                      name: str | None = None) -> Experiment:
     """Validate a spec (a parsed TOML document) strictly; ``source`` names it in errors."""
-    _check_keys(source, "the experiment", data, TOP_KEYS, required=["workload", "policies"])
+    _check_keys(source, "the experiment", data, TOP_KEYS, required=["policies"])
     spec = dict(data)
     if quick and "quick" in spec:
         _check_keys(source, "quick", spec["quick"], {k: TOP_KEYS[k] for k in QUICK_KEYS})
         spec.update(spec["quick"])
-    workload = spec["workload"]
-    try:
-        models.get_workload(workload)
-    except UnknownNameError as error:
-        raise _fail(source, str(error)) from None
+    family, workloads = _workloads(source, spec)
     sizes = dict(spec.get("sizes", {}))
-    _check_sizes(source, "sizes", workload, sizes)
-    grid = _grid(source, workload, spec.get("grid", {}))
+    _check_sizes(source, "sizes", family, workloads, sizes)
+    grid = _grid(source, family, workloads, spec.get("grid", {}))
     if not spec["policies"]:
         raise _fail(source, "policies is empty")
-    entries = tuple(_policy_entry(source, i, t) for i, t in enumerate(spec["policies"]))
+    entries = tuple(_policy_entry(source, family, i, t) for i, t in enumerate(spec["policies"]))
     _no_duplicates(source, "policies", [(e.policy, c) for e in entries
                                          for c in e.configurations()])
     for key, least, most in (("repeats", 1, MAX_REPEATS), ("seed", 0, LARGEST_WHOLE)):
@@ -301,24 +335,51 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
         given = "name" if "name" in spec else "the name taken from the file's name"
         raise _fail(source, f"{given} {problem}; it names the output folder "
                             f"(set name = \"...\" in the file)")
-    if spec.get("costs", "model") not in COST_MODES:
-        raise _fail(source, f"costs must be one of {', '.join(COST_MODES)}, got {spec['costs']!r}")
+    modes = GRAPH_COST_MODES if family == "graph" else COST_MODES
+    if spec.get("costs", "model") not in modes:
+        raise _fail(source, f"costs must be one of {', '.join(modes)} for {family} workloads, "
+                            f"got {spec['costs']!r}")
     experiment = Experiment(
-        chosen_name, spec.get("description", ""), workload,
+        chosen_name, spec.get("description", ""), workloads,
         sizes, grid, entries, spec.get("repeats", 3), spec.get("seed", 0),
         spec.get("dtype", "float64"), spec.get("costs", "model"), spec.get("detail"), source,
-        quick)
+        quick, family)
     try:
         models.check_dtype(experiment.dtype)
     except CheckpointADError as error:
         raise _fail(source, str(error)) from None
     if experiment.detail is not None:
-        _check_sizes(source, "detail", workload, experiment.detail)
+        _check_sizes(source, "detail", family, workloads, experiment.detail)
         if experiment.detail_point() is None:
             raise _fail(source, f"detail {experiment.detail} matches no grid point")
     if not experiment.tasks():
         raise _fail(source, "no points to run: every policy's max_n is below the grid's n")
     return experiment
+
+
+def _workloads(source: str, spec: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The experiment's family and workload names: ``workload`` (one name) or ``workloads``
+    (an array of names; graph experiments only), each registered in the family."""
+    family = spec.get("family", "chain")
+    if family not in graph_models.FAMILIES:
+        raise _fail(source, f"family must be one of {', '.join(graph_models.FAMILIES)}, got "
+                            f"{family!r}")
+    if ("workload" in spec) == ("workloads" in spec):
+        raise _fail(source, "give the workload (one name) or workloads (an array of names), "
+                            "one of them")
+    if "workloads" in spec and family != "graph":
+        raise _fail(source, 'workloads (several) is for graph experiments (family = "graph"); '
+                            'a chain experiment names one workload')
+    names = [spec["workload"]] if "workload" in spec else spec["workloads"]
+    if not names or not all(isinstance(name, str) for name in names):
+        raise _fail(source, f"workloads must be a non-empty array of names, got {names!r}")
+    _no_duplicates(source, "workloads", names)
+    for name in names:
+        try:
+            workload_spec(family, name)
+        except UnknownNameError as error:
+            raise _fail(source, str(error)) from None
+    return family, tuple(names)
 
 
 # -- finding and loading --------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
     if solution.status == "infeasible":
         raise budget_error("checkmate", model, budget_bytes, seconds)
     if solution.R is None:
-        raise PolicyError(f"policy 'checkmate': HiGHS found no schedule within time_limit="
+        raise BudgetError(f"policy 'checkmate': HiGHS found no schedule within time_limit="
                           f"{seconds:g} s ({solution.status}); raise time_limit, or use "
                           "'checkmate_lp'")
     steps = model.decode(solution.R)

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ...errors import PolicyError
+from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..costs import GraphCosts
 from ..plans import GraphPlan, replay
@@ -56,7 +56,7 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
         if best[1] is not None:
             break
     if best[1] is None:
-        raise PolicyError(f"policy 'checkmate_lp': no rounding of the LP relaxation fits "
+        raise BudgetError(f"policy 'checkmate_lp': no rounding of the LP relaxation fits "
                           f"budget_bytes={budget_bytes}; use 'checkmate' (the MILP)")
     params = {"rounding": rounding, "samples": samples, "seed": seed, "time_limit": seconds}
     if budget_bytes is not None:
