@@ -76,12 +76,13 @@ def command_list(args: argparse.Namespace, out: TextIO) -> int:
     _list_workloads(out, models.names(), models.get_workload)
     out.write("\nPolicies (checkpoint-ad plan --policy NAME --PARAMETER VALUE ...):\n")
     _list_policies(out, policies.names(), policies.get_policy)
-    out.write("\nGraph workloads (in Python: checkpoint_ad.lab.graph_models.build_graph(NAME, "
-              "{SIZE: VALUE}), then checkpoint_ad.backprop_graph; not yet run by the "
-              "experiment commands):\n")
+    out.write("\nGraph workloads (checkpoint-ad compare --workload NAME [--family graph] "
+              "--budget BYTES; a name that is also a chain workload needs --family graph; "
+              "in Python: checkpoint_ad.lab.graph_models.build_graph):\n")
     _list_workloads(out, graph_models.graph_names(), graph_models.get_graph_workload)
-    out.write("\nGraph policies (in Python: checkpoint_ad.plan_graph(NAME, costs, PARAMETER=VALUE) "
-              "or backprop_graph(..., policy=NAME)):\n")
+    out.write("\nGraph policies (checkpoint-ad compare --workload unet --policies "
+              "NAME:PARAMETER=VALUE,...; in Python: checkpoint_ad.plan_graph(NAME, costs, "
+              "PARAMETER=VALUE) or backprop_graph(..., policy=NAME)):\n")
     _list_policies(out, graph_policies.names(), graph_policies.get_policy)
     out.write("\nExperiments (checkpoint-ad run NAME [--quick]):\n")
     for name, loaded in iter_experiments():
@@ -250,24 +251,62 @@ COMPARE_COLUMNS = ("policy", "params", "evals", "stored", "activations", "domina
                    "time/store_all", "grad diff")
 
 
+GRAPH_COMPARE_COLUMNS = ("planner", "budget", "evals", "cost/store_all", "lower bound", "gap",
+                         "status", "activations", "predicted", "tracemalloc", "solve", "time",
+                         "grad diff")
+CHAIN_POLICIES = "store_all,recompute_all,sqrt_n,revolve"
+GRAPH_POLICIES = ("store_all,recompute_all,optimal:budget_fraction=0.6,dtr:budget_fraction=0.6,"
+                  "chen:budget_fraction=0.6")
+BUDGETS = ("budget_bytes", "budget_fraction", "slots", "segments")  # ways a policy is budgeted
+
+
+def with_budget(configurations: list[tuple[str, dict[str, Any]]], budget: int | None,
+                family: str) -> list[tuple[str, dict[str, Any]]]:
+    """``compare --budget``: ``budget_bytes=budget`` for each configuration whose policy takes
+    a byte budget and was given no budget of its own."""
+    if budget is None:
+        return configurations
+    spec = graph_policies.get_policy if family == "graph" else policies.get_policy
+    chosen = []
+    for name, params in configurations:
+        takes = "budget_bytes" in {p.name for p in spec(name).parameters}
+        given = any(key in params for key in BUDGETS)
+        chosen.append((name, {**params, "budget_bytes": budget} if takes and not given
+                       else params))
+    if chosen == configurations:
+        raise ExperimentError("--budget applies to no policy of --policies (none takes "
+                              "budget_bytes without a budget of its own); add one that does, "
+                              "such as optimal")
+    return chosen
+
+
 def command_compare(args: argparse.Namespace, out: TextIO) -> int:
     sizes = given_options(args, sorted(registered_sizes()))
-    configurations = parse_policies(args.policies)
+    family = graph_models.workload_family(args.workload, args.family)
+    default = GRAPH_POLICIES if family == "graph" else CHAIN_POLICIES
+    configurations = with_budget(parse_policies(args.policies or default), args.budget, family)
     progress = None if args.no_progress else ProgressBar()
+    unplanned: list[str] = []
     with doing(f"comparing policies on {args.workload}"):
         records = compare(args.workload, sizes, configurations, args.repeats, args.seed,
                           args.dtype, args.costs, progress, max_memory=args.max_memory,
-                          backend=args.backend)
+                          backend=args.backend, family=family, unplanned=unplanned)
+    for reason in unplanned:
+        sys.stderr.write(f"{PROG}: warning: no plan, left out: {reason}\n")
     if args.json:
         return _write_json([record.to_dict() for record in records], out)
-    from ..lab.report import comparison_rows, text_table  # imports matplotlib (startup time)
+    from ..lab.graph_report import graph_rows  # imports matplotlib (startup time)
+    from ..lab.report import comparison_rows, text_table
 
     first = records[0]
     described = ", ".join(f"{k}={v}" for k, v in first.sizes.items())
     backend = "" if first.backend == "numpy" else f", {first.backend} backend"
-    out.write(f"{first.workload} ({described}), seed {first.seed}, {first.dtype}, "
+    what = f"graph, {first.ops} ops, " if family == "graph" else ""
+    out.write(f"{first.workload} ({what}{described}), seed {first.seed}, {first.dtype}, "
               f"{first.repeats} repeats{backend}; ratios are to store_all\n\n")
-    out.write(text_table(comparison_rows(records), COMPARE_COLUMNS) + "\n")
+    table = text_table(graph_rows(records), GRAPH_COMPARE_COLUMNS) if family == "graph" \
+        else text_table(comparison_rows(records), COMPARE_COLUMNS)
+    out.write(table + "\n")
     return 0
 
 

@@ -17,12 +17,14 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
-from .commands import (MAX_LISTED_STEPS, MAX_STAGES, command_compare, command_list,
-                       command_plan, command_report, command_run, stage_count)
+from .commands import (CHAIN_POLICIES, GRAPH_POLICIES, MAX_LISTED_STEPS, MAX_STAGES,
+                       command_compare, command_list, command_plan, command_report,
+                       command_run, stage_count)
 from .options import (ACTIVITY, BYTES_HELP, PROG, add_backend, add_max_memory,
                       add_policy_options, add_size_options, byte_count, non_negative_int,
                       repeat_count)
 from ..errors import CheckpointADError
+from ..lab.graph_models import FAMILIES
 from ..lab.measure import COST_MODES
 from ..lab.specs import DEFAULT_EXPERIMENT, MAX_REPEATS
 
@@ -130,12 +132,24 @@ def make_parser() -> argparse.ArgumentParser:
         "optimal:budget_fraction=0.3.",
         "  checkpoint-ad compare --workload mlp --n 64 --width 256 "
         "--policies store_all,sqrt_n,revolve:slots=8\n"
-        "  checkpoint-ad compare --workload chain --n 100 --policies store_all,revolve --json")
+        "  checkpoint-ad compare --workload chain --n 100 --policies store_all,revolve --json\n"
+        "  checkpoint-ad compare --workload unet --n 6 --budget 96KiB "
+        "--policies store_all,optimal,dtr,chen\n"
+        "  checkpoint-ad compare --workload residual --family graph "
+        "--policies store_all,dtr:budget_fraction=0.4")
     comparison.add_argument("--workload", default="chain",
-                            help="a registered workload (default chain; see `list`)")
-    comparison.add_argument("--policies", default="store_all,recompute_all,sqrt_n,revolve",
-                            help="comma-separated policies, each NAME[:KEY=VALUE...] "
-                                 "(default: %(default)s)")
+                            help="a registered chain or graph workload (default chain; see "
+                                 "`list`)")
+    comparison.add_argument("--family", choices=FAMILIES,
+                            help="the workload's family: graph for a graph workload whose name "
+                                 "is also a chain workload's (residual); otherwise found from "
+                                 "the name")
+    comparison.add_argument("--policies",
+                            help=f"comma-separated policies, each NAME[:KEY=VALUE...] (default: "
+                                 f"{CHAIN_POLICIES} for chains; {GRAPH_POLICIES} for graphs)")
+    comparison.add_argument("--budget", type=byte_count, metavar="BYTES",
+                            help=f"budget_bytes for every policy that takes one and was given "
+                                 f"no budget of its own; {BYTES_HELP}")
     comparison.add_argument("--repeats", type=repeat_count, default=3,
                             help=f"timed runs after the warm-up (default 3, at most "
                                  f"{MAX_REPEATS})")

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..chains import policies
-from ..lab import models
+from ..lab import graph_models, models
 from ..lab.measure import BACKENDS
 from ..errors import ExperimentError
 from ..lab.specs import MAX_REPEATS
@@ -176,8 +176,13 @@ def registered_policy_parameters() -> dict[str, tuple[Any, list[str]]]:
 
 
 def registered_sizes() -> dict[str, tuple[models.SizeParameter, list[str]]]:
-    """The sizes of every registered workload (see :func:`parameters_by_name`)."""
-    return parameters_by_name(models.names(), models.get_workload)
+    """The sizes of every registered chain and graph workload (see
+    :func:`parameters_by_name`)."""
+    found = parameters_by_name(models.names(), models.get_workload)
+    for name, (parameter, owners) in parameters_by_name(
+            graph_models.graph_names(), graph_models.get_graph_workload).items():
+        found.setdefault(name, (parameter, []))[1].extend(f"graph {owner}" for owner in owners)
+    return found
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:

@@ -246,18 +246,23 @@ def compare(workload: str, sizes: Mapping[str, Any], configurations: list[tuple[
             repeats: int = 3, seed: int = 0, dtype: str = "float64", costs: str = "model",
             progress: Progress | None = None, isolate: bool = True,
             max_memory: int | None = None, backend: str = "numpy",
-            family: str = "chain") -> list[Record]:
+            family: str = "chain", unplanned: list[str] | None = None) -> list[Record]:
     """An ad-hoc comparison: each (policy, params) on one workload and sizes (a graph workload
     and graph policies with ``family="graph"``). Every configuration is planned first;
     ``max_memory`` (bytes) refuses them all, before anything runs, if any is predicted to hold
-    more activation bytes."""
+    more activation bytes. With an ``unplanned`` list, graph configurations whose planner finds
+    no plan are left out, each reason appended (see :func:`~.preflight.check_points`); if none
+    is left, :class:`ExperimentError` names the first reason."""
     entries = [{"policy": policy, "params": params} for policy, params in configurations]
     spec = parse_experiment({"name": "compare", "family": family, "workload": workload,
                              "sizes": dict(sizes), "policies": entries, "repeats": repeats,
                              "seed": seed, "dtype": dtype, "costs": costs}, "compare")
     tasks = [replace(task, detail=False, max_memory=max_memory, backend=check_backend(backend))
              for task in spec.tasks(environment())]
-    checks = check_points(tasks, "compare:")
+    checks = check_points(tasks, "compare:", unplanned)
+    if not checks:
+        raise ExperimentError(f"no configuration has a plan: {unplanned[0]}" if unplanned
+                              else "no configuration to compare")
     refuse_above(checks, max_memory)
     return run_tasks([check.task for check in checks], None, progress, isolate)
 

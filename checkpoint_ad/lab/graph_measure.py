@@ -58,14 +58,22 @@ def graph_parameters(policy: str, params: Mapping[str, Any], costs: GraphCosts
     return resolved
 
 
-BOUND_MAX_STATES = 20_000  # exact search's effort for a record's lower bound (a few seconds)
-BOUND_TIME_LIMIT = 2.0  # seconds for each of Checkmate's LP and MILP bounds past that
+BOUND_MAX_STATES = 5_000  # exact search's effort for a record's lower bound (about a second)
+BOUND_TIME_LIMIT = 1.0  # seconds for each of Checkmate's LP and MILP bounds past that
 
 
-def point_bound(costs: GraphCosts, budget_bytes: int | None) -> GraphLowerBound:
-    """The lower bound a record carries: :func:`~checkpoint_ad.graph_lower_bound` at the
-    point's budget with a small effort (exact when the search finishes, else the larger of
-    every op once and Checkmate's relaxation bounds)."""
+def bound_budget(params: Mapping[str, Any], plan: GraphPlan) -> int:
+    """The budget a record's lower bound is taken at: the planner's ``budget_bytes``, or the
+    plan's own peak for a policy without one (how far a fixed policy is from the least cost at
+    its memory)."""
+    budget = params.get("budget_bytes")
+    return int(budget) if budget is not None else plan.peak_bytes
+
+
+def point_bound(costs: GraphCosts, budget_bytes: int) -> GraphLowerBound:
+    """The lower bound a record carries: :func:`~checkpoint_ad.graph_lower_bound` at
+    ``budget_bytes`` (see :func:`bound_budget`) with a small effort (exact when the search
+    finishes, else the larger of every op once and Checkmate's relaxation bounds)."""
     return graph_lower_bound(costs, budget_bytes, BOUND_MAX_STATES, BOUND_TIME_LIMIT)
 
 
@@ -109,8 +117,8 @@ def measure_graph_point(task: PointTask) -> Record:
     costs = traced.program.costs
     params = graph_parameters(task.policy, task.params, costs)
     plan = task.plan if task.plan is not None else plan_graph(task.policy, costs, **params)
-    bound = task.bound if task.bound is not None else point_bound(
-        costs, params.get("budget_bytes"))
+    bound = task.bound if task.bound is not None else proven_bound(
+        plan, point_bound(costs, bound_budget(params, plan)))
     rss_sampled, rss_high_water = rss_run(lambda: traced.run(plan, trace_memory=False))
     result = _timed_run(traced, plan, task)
     times = [result.stats.wall_s]

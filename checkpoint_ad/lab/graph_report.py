@@ -40,7 +40,7 @@ def _bound(record: Record) -> str:
     if record.lower_bound is None:
         return "-"
     mark = "" if record.bound_formulation == "all plans" else " (checkmate)"
-    return f"{record.lower_bound:g}{mark}"
+    return f"{record.lower_bound:.4g}{mark}"
 
 
 def graph_rows(records: Sequence[Record]) -> list[dict[str, str]]:

@@ -20,12 +20,13 @@ replaces any of these top-level keys for a reduced run. Example::
 
 A graph experiment says ``family = "graph"``: its ``workloads`` (an array; ``workload`` for
 one) are graph workloads (:mod:`~checkpoint_ad.lab.graph_models`), its policies graph policies,
-``budget_fraction`` a fraction of store_all's activation peak, and ``sizes`` and ``grid`` apply
-to every workload listed (each must accept them)::
+``budget_fraction`` a fraction of store_all's activation peak; ``sizes`` and ``grid`` apply
+to every workload listed (each must accept them), and a table in ``sizes`` named after a
+workload sets that workload's own sizes::
 
     family = "graph"
     workloads = ["residual", "unet"]
-    sizes = { n = 4 }
+    sizes = { width = 32, residual = { n = 16 }, unet = { n = 4 } }
     [[policies]]
     policy = "dtr"
     sweep = { budget_fraction = [0.5, 0.7] }
@@ -125,14 +126,22 @@ class Experiment:
         """The workload's name (the names, comma-separated, when there are several)."""
         return ", ".join(self.workloads)
 
-    def grid_points(self) -> list[dict[str, Any]]:
-        """Every size combination, the fixed sizes included, in the grid's order."""
-        return _combinations(self.sizes, self.grid)
+    def sizes_of(self, workload: str | None = None) -> dict[str, Any]:
+        """The fixed sizes of ``workload``: the shared ones, and its own table in ``sizes``
+        (``sizes = { width = 32, residual = { n = 16 } }``) over them."""
+        shared = {k: v for k, v in self.sizes.items() if not isinstance(v, dict)}
+        own = self.sizes.get(workload) if workload is not None else None
+        return {**shared, **own} if isinstance(own, dict) else shared
 
-    def detail_point(self) -> dict[str, Any] | None:
-        """The grid point whose timeline and schedule are kept: ``detail``, or by default the
-        one of smallest n >= 16 (else the largest)."""
-        points = self.grid_points()
+    def grid_points(self, workload: str | None = None) -> list[dict[str, Any]]:
+        """Every size combination of ``workload`` (default: the first), the fixed sizes
+        included, in the grid's order."""
+        return _combinations(self.sizes_of(workload or self.workloads[0]), self.grid)
+
+    def detail_point(self, workload: str | None = None) -> dict[str, Any] | None:
+        """The grid point of ``workload`` (default: the first) whose timeline and schedule are
+        kept: ``detail``, or by default the one of smallest n >= 16 (else the largest)."""
+        points = self.grid_points(workload)
         if self.detail is not None:
             return next((p for p in points if all(p.get(k) == v for k, v in self.detail.items())),
                         None)
@@ -148,9 +157,15 @@ class Experiment:
         point keeps its timeline and schedule (every configuration, for graph experiments: a
         graph planner may find no plan at its first budget)."""
         env = dict(env or {})
-        detail = self.detail_point()
         tasks = []
-        for workload, point in itertools.product(self.workloads, self.grid_points()):
+        for workload in self.workloads:
+            tasks += self._workload_tasks(workload, env)
+        return tasks
+
+    def _workload_tasks(self, workload: str, env: dict[str, Any]) -> list[PointTask]:
+        detail = self.detail_point(workload)
+        tasks = []
+        for point in self.grid_points(workload):
             n = point.get("n", workload_spec(self.family, workload).defaults().get("n"))
             seen: set[str] = set()
             for entry in self.policies:
@@ -203,9 +218,18 @@ def _type_name(expected: type) -> str:
 
 def _check_sizes(source: str, where: str, family: str, workloads: Iterable[str],
                  sizes: Mapping[str, Any]) -> None:
+    """Each workload must accept ``sizes``: the shared ones with its own table over them."""
+    workloads = list(workloads)
+    for key, value in sizes.items():
+        if isinstance(value, dict) and key not in workloads:
+            raise _fail(source, f"{where}: {key} = {{...}} sizes one workload, but {key!r} is "
+                                f"not one of this experiment's ({', '.join(workloads)})")
+    shared = {k: v for k, v in sizes.items() if not isinstance(v, dict)}
     try:
         for workload in workloads:
-            workload_spec(family, workload).resolve(sizes)
+            own = sizes.get(workload)
+            workload_spec(family, workload).resolve({**shared, **own}
+                                                    if isinstance(own, dict) else shared)
     except CheckpointADError as error:
         raise _fail(source, f"{where}: {error}") from None
 
@@ -350,8 +374,10 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
         raise _fail(source, str(error)) from None
     if experiment.detail is not None:
         _check_sizes(source, "detail", family, workloads, experiment.detail)
-        if experiment.detail_point() is None:
-            raise _fail(source, f"detail {experiment.detail} matches no grid point")
+        for workload in workloads:
+            if experiment.detail_point(workload) is None:
+                raise _fail(source, f"detail {experiment.detail} matches no grid point of "
+                                    f"{workload}")
     if not experiment.tasks():
         raise _fail(source, "no points to run: every policy's max_n is below the grid's n")
     return experiment
