@@ -223,3 +223,39 @@ def test_a_preflight_plan_is_the_plan_that_runs(tmp_path: Path) -> None:
         again = plan_graph(check.task.policy, trace_task(check.task)[1].program.costs,
                            **check.params)
         assert again.steps == plan.steps  # the planners are deterministic
+
+
+GRAPH_SPEC_MISTAKES = {
+    'family = "tree"\nworkload = "unet"': "family must be one of chain, graph, got 'tree'",
+    'workloads = ["unet"]': "workloads (several) is for graph experiments",
+    'family = "graph"\nworkload = "unet"\nworkloads = ["unet"]':
+        "give the workload (one name) or workloads (an array of names), one of them",
+    'family = "graph"\nworkloads = ["unet"]\nsizes = { residual = { n = 2 } }':
+        "sizes: residual = {...} sizes one workload, but 'residual' is not one of this "
+        "experiment's (unet)",
+    'family = "graph"\nworkloads = ["unet"]\ncosts = "measure"':
+        "costs must be one of model, unit for graph workloads, got 'measure'",
+}
+
+
+@pytest.mark.parametrize("head", list(GRAPH_SPEC_MISTAKES))
+def test_graph_spec_mistakes_are_refused_writing_nothing(capsys, tmp_path, head) -> None:
+    (tmp_path / "bad.toml").write_text(head + '\npolicies = [{ policy = "store_all" }]\n')
+    status = cli.main(["run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and GRAPH_SPEC_MISTAKES[head] in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("policies, message", [
+    ('[{ policy = "revolve" }]', "unknown graph policy 'revolve'; known graph policies: "),
+    ('[{ policy = "dtr", params = { budget_fraction = 0.01 } }]',
+     "no point has a plan; "),
+])
+def test_a_graph_sweep_without_plans_is_refused(capsys, tmp_path, policies, message) -> None:
+    (tmp_path / "bad.toml").write_text(f'family = "graph"\nworkloads = ["unet"]\n'
+                                       f'policies = {policies}\n')
+    status = cli.main(["run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()

@@ -179,8 +179,8 @@ def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
     unplanned: list[str] = []
     checks = check_points(tasks, experiment.source + ":", unplanned)
     if not checks:
-        raise ExperimentError(f"{experiment.source}: no point has a plan: {unplanned[0]} "
-                              f"(and {len(unplanned) - 1} more)")
+        more = f" (and {len(unplanned) - 1} more)" if len(unplanned) > 1 else ""
+        raise ExperimentError(f"no point has a plan; {unplanned[0]}{more}")
     check_output_files(folder, OUTPUT_FILES)
     FolderLock.refuse_if_held(folder)
     _survey(experiment, folder, mode, checks, max_memory)  # refusals before anything is written
