@@ -91,7 +91,8 @@ def command_list(args: argparse.Namespace, out: TextIO) -> int:
             continue
         quick = len(load_experiment(name, quick=True).tasks())
         _entry(out, name, loaded.description)
-        _entry(out, "", f"workload {loaded.workload}, {len(loaded.tasks())} points "
+        what = "graph workloads" if loaded.family == "graph" else "workload"
+        _entry(out, "", f"{what} {loaded.workload}, {len(loaded.tasks())} points "
                         f"({quick} with --quick)")
     return 0
 

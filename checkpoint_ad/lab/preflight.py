@@ -16,7 +16,7 @@ from ..chains.chain import profile_chain
 from ..errors import BudgetError, CheckpointADError
 from ..chains.executor import predict_meter
 from .measure import PointTask, plain_params, planning_costs, policy_parameters, torch_backend
-from .schema import point_identity, point_label
+from .schema import configuration_label, point_identity, point_label
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _check_graph_point(task: PointTask, built: dict[str, Any],
     except BudgetError as error:  # no plan within this budget (or the planner's time limit)
         if unplanned is None:
             raise type(error)(f"{where}: {error}") from None
-        unplanned.append(f"{where} {task.policy}: {error}")
+        unplanned.append(f"{where} {configuration_label(task.policy, task.params)}: {error}")
         return None
     peak = predict_meter(program, plan).peak
     budget = bound_budget(params, plan)
