@@ -183,7 +183,9 @@ def _graph_json(workload: str, sizes: Mapping[str, Any], plan: GraphPlan, costs:
             "gap": plan.gap, "solve_s": plan.solve_s, "forward_evals": plan.forward_evals,
             "cost": plan.cost, "peak_bytes": plan.peak_bytes,
             "predicted_peak_bytes": predicted, "nodes": len(costs),
-            "parents": [list(p) for p in costs.parents], "ops": list(costs.ops)}
+            "parents": [list(p) for p in costs.parents], "ops": list(costs.ops),
+            "sizes_bytes": list(costs.sizes), "residuals": [list(r) for r in costs.residuals],
+            "differentiable": list(costs.differentiable)}
     if steps:
         data["steps"] = [[step.action.value, step.node] for step in plan.steps]
     return data

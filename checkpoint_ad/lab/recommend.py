@@ -185,8 +185,8 @@ def _planned(family: str, policy: str, params: dict[str, Any], budget: int,
         return Candidate(family, policy, params, None, None, None, None,
                          time.perf_counter() - started, f"{kind}: {' '.join(str(error).split())}")
     over = None if peak <= budget else f"over budget: predicted peak {peak:,} bytes"
-    return Candidate(family, policy, dict(plan.params), int(peak), cost / reference, cost,
-                     plan.forward_evals, time.perf_counter() - started, over, plan)
+    return Candidate(family, policy, {**params, **dict(plan.params)}, int(peak), cost / reference,
+                     cost, plan.forward_evals, time.perf_counter() - started, over, plan)
 
 
 def _small_counts(n: int) -> list[int]:
