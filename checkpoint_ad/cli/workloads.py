@@ -29,28 +29,22 @@ from .options import (PROG, doing, given_options, registered_graph_policy_parame
 # -- recommend -------------------------------------------------------------------------------------
 
 class Progress:
-    """``planning done/total: next`` on stderr once a moment has passed (a quick answer
-    prints nothing): rewritten in place on a terminal, else a line every few seconds."""
+    """``planning done/total: next``, rewritten in place on stderr when it is a terminal and
+    a moment has passed (a quick answer, or output to a file or pipe, gets none)."""
 
-    def __init__(self, stream: TextIO | None = None, after_s: float = 1.0,
-                 every_s: float = 3.0) -> None:
-        self.stream, self.after_s, self.every_s = stream or sys.stderr, after_s, every_s
+    def __init__(self, stream: TextIO | None = None, after_s: float = 1.0) -> None:
+        self.stream, self.after_s = stream or sys.stderr, after_s
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.started = time.perf_counter()
-        self.last: float | None = None  # when a line was last written
+        self.started, self.shown = time.perf_counter(), False
 
     def __call__(self, done: int, total: int, following: str) -> None:
-        now = time.perf_counter()
-        if now - self.started < self.after_s:
+        if not self.tty or time.perf_counter() - self.started < self.after_s:
             return
-        line = f"planning {done}/{total}: {following}"
-        if self.tty:
-            self.stream.write("\r" + line.ljust(60) + ("\n" if done == total else ""))
-        elif done < total and (self.last is None or now - self.last >= self.every_s):
-            self.stream.write(line + "\n")
+        if done == total:
+            self.stream.write("\r" + " " * 60 + "\r" if self.shown else "")
         else:
-            return
-        self.last = now
+            self.stream.write("\r" + f"planning {done}/{total}: {following}"[:60].ljust(60))
+            self.shown = True
         self.stream.flush()
 
 

@@ -41,7 +41,7 @@ from ..chains.policies.optimal import OptimalTable
 from ..chains.policies.optimal_dp import everything_bytes
 from ..engine import rng
 from ..engine.primitives import sum as sum_all
-from ..errors import BudgetError, CheckpointADError, UnknownNameError
+from ..errors import BudgetError, CheckpointADError, PolicyError, UnknownNameError
 from ..graphs import policies as graph_policies
 from ..graphs.backprop import _structure_pass
 from ..graphs.executor import predict_meter as predict_graph
@@ -310,6 +310,10 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
     if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
         raise BudgetError(f"recommend: budget_bytes must be a positive whole number of bytes, "
                           f"got {budget_bytes!r}")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (
+            math.isfinite(time_limit) and time_limit > 0):
+        raise PolicyError(f"recommend: time_limit must be a number of seconds > 0, got "
+                          f"{time_limit!r}")
     kind = graph_models.workload_family(workload, family)
     families = ("chain", "graph") if kind == "chain" else ("graph",)
     chosen = _check_policies(policies, families)
