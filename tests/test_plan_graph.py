@@ -131,7 +131,7 @@ def test_recommend_as_json_ranks_like_the_library() -> None:
     (["recommend", "--workload", "unet", "--budget", "1MiB", "--policies", "revolve"],
      "recommend: unknown policy 'revolve'; policies for this workload: store_all"),
     (["recommend", "--workload", "mlp", "--budget", "1MiB", "--time-limit", "0"],
-     "recommend: time_limit must be a number of seconds > 0, got 0.0"),
+     "recommend: time_limit (seconds) must be a finite number > 0, got 0.0"),
     (["plan", "--workload", "unet", "--family", "chain", "--policy", "dtr"],
      "unknown chain workload 'unet'"),
     (["plan", "--workload", "unet", "--policy", "revolve"], "unknown graph policy 'revolve'"),

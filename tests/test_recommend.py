@@ -11,7 +11,7 @@ from checkpoint_ad.chains import policies as chain_policies
 from checkpoint_ad.chains.backprop import backprop
 from checkpoint_ad.chains.chain import profile_chain
 from checkpoint_ad.chains.plans import check_plan, forward_cost
-from checkpoint_ad.errors import BudgetError, UnknownNameError
+from checkpoint_ad.errors import ArgumentError, BudgetError, UnknownNameError
 from checkpoint_ad.graphs.plans import check_graph_plan
 from checkpoint_ad.graphs import policies as graph_policies
 from checkpoint_ad.graphs.policies import plan_graph
@@ -245,8 +245,11 @@ def test_nothing_fits_names_the_least_peak() -> None:
     (lambda: recommend("unet", UNET, 10**6, policies=["revolve"]), UnknownNameError,
      "unknown policy 'revolve'"),
     (lambda: recommend("cnn", {}, 10**6), UnknownNameError, "unknown workload 'cnn'"),
-    (lambda: recommend("mlp", MLP, 0), BudgetError, "positive whole number of bytes"),
-    (lambda: recommend("mlp", MLP, 1.5), BudgetError, "positive whole number of bytes"),
+    (lambda: recommend("mlp", MLP, 0), ArgumentError,
+     r"recommend: budget_bytes \(bytes\) must be a positive integer, got 0"),
+    (lambda: recommend("mlp", MLP, 1.5), ArgumentError, "must be a positive integer, got 1.5"),
+    (lambda: recommend("mlp", MLP, 10**6, time_limit=0), ArgumentError,
+     r"recommend: time_limit \(seconds\) must be a finite number > 0, got 0"),
 ])
 def test_bad_arguments_get_the_package_error(call, error, message) -> None:
     with pytest.raises(error, match=message):

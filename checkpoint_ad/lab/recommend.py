@@ -41,7 +41,8 @@ from ..chains.policies.optimal import OptimalTable
 from ..chains.policies.optimal_dp import everything_bytes
 from ..engine import rng
 from ..engine.primitives import sum as sum_all
-from ..errors import BudgetError, CheckpointADError, PolicyError, UnknownNameError
+from ..checks import real_number, whole_number
+from ..errors import BudgetError, CheckpointADError, UnknownNameError
 from ..graphs import policies as graph_policies
 from ..graphs.backprop import _structure_pass
 from ..graphs.executor import predict_meter as predict_graph
@@ -307,13 +308,8 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
     docstring). ``costs`` is the chain planning cost mode; ``policies`` restricts the policy
     names (in either family); ``time_limit`` is given to each slow graph planner (seconds);
     ``progress(done, total, next label)`` is called before each configuration is planned."""
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 1:
-        raise BudgetError(f"recommend: budget_bytes must be a positive whole number of bytes, "
-                          f"got {budget_bytes!r}")
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (
-            math.isfinite(time_limit) and time_limit > 0):
-        raise PolicyError(f"recommend: time_limit must be a number of seconds > 0, got "
-                          f"{time_limit!r}")
+    budget_bytes = whole_number(budget_bytes, "recommend: budget_bytes (bytes)", minimum=1)
+    time_limit = real_number(time_limit, "recommend: time_limit (seconds)")
     kind = graph_models.workload_family(workload, family)
     families = ("chain", "graph") if kind == "chain" else ("graph",)
     chosen = _check_policies(policies, families)
