@@ -161,8 +161,11 @@ def _plan_graph(args: argparse.Namespace, sizes: dict[str, Any], out: TextIO) ->
     if args.json:
         return _write(_graph_json(args.workload, built.sizes, plan, costs,
                                   predicted, not args.summary), out)
-    text = str(plan)
-    out.write((text.splitlines()[0] if args.summary else text) + "\n")
+    out.write(str(plan).splitlines()[0] + "\n")
+    if not args.summary:
+        width = len(str(len(plan.steps)))
+        for number, step in enumerate(plan.steps):
+            out.write(f"  {number:>{width}}  {step} ({costs.ops[step.node]})\n")
     out.write(f"{args.workload} traced: {len(costs.op_nodes)} ops, {len(costs)} nodes; "
               f"predicted peak (the executor on placeholders) {predicted:,} bytes\n")
     return 0
