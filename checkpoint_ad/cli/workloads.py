@@ -22,7 +22,7 @@ from ..lab import graph_models, models
 from ..lab.measure import planning_costs, plain_params, store_all_bytes
 from ..lab.recommend import Candidate, Recommendation, recommend, trace_program
 from ..lab.specs import check_combination
-from .options import (PROG, doing, given_options, registered_graph_policy_parameters,
+from .options import (doing, given_options, registered_graph_policy_parameters,
                       registered_policy_parameters, registered_sizes)
 
 

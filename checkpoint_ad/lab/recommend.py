@@ -56,6 +56,9 @@ from .measure import planning_costs, plain_params
 DEFAULT_TIME_LIMIT = 2.0  # seconds for each slow graph planner (exact search, HiGHS)
 MILP_OPS_LIMIT = 100  # past this many ops HiGHS overruns its time limit: the MILPs are not tried
 Progress = Callable[[int, int, str], None]  # (done, total, what comes next)
+# how a configuration is planned: a call giving (plan, predicted peak, cost), or why it is not
+Make = Callable[[], tuple[Any, int, float]] | str
+Configurations = Iterator[tuple[str, dict[str, Any], Make]]
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ def trace_program(workload: GraphWorkload, seed: int = 0) -> Program:
 # -- planning one configuration -------------------------------------------------------------------
 
 def _planned(family: str, policy: str, params: dict[str, Any], budget: int,
-             make: Callable[[], tuple[Any, int, float]] | str, reference: float) -> Candidate:
+             make: Make, reference: float) -> Candidate:
     """``make()`` → (plan, predicted peak, cost), as a candidate; the package's own errors
     become the reason it was skipped (``make`` a string: why it is not tried)."""
     started = time.perf_counter()
@@ -197,7 +200,7 @@ def _small_counts(n: int) -> list[int]:
 
 
 def _chain_candidates(profile: ChainProfile, costs: ChainCosts, budget: int
-                      ) -> Iterator[tuple[str, dict[str, Any], Callable[[], tuple]]]:
+                      ) -> Configurations:
     """(policy, params, make) of every chain configuration."""
     def fixed(policy: str, **params: Any) -> Callable[[], tuple]:
         def make() -> tuple:
@@ -241,8 +244,7 @@ def _fitted_optimal(profile: ChainProfile, costs: ChainCosts, budget: int, tapes
     return min(fitting or [tried[0]], key=lambda found: (found[2], found[1]))
 
 
-def _graph_candidates(program: Program, budget: int, time_limit: float
-                      ) -> Iterator[tuple[str, dict[str, Any], Callable[[], tuple]]]:
+def _graph_candidates(program: Program, budget: int, time_limit: float) -> Configurations:
     """(policy, params, make) of every graph configuration."""
     def planned(policy: str, **params: Any) -> Callable[[], tuple]:
         def make() -> tuple:
@@ -269,8 +271,8 @@ def _graph_candidates(program: Program, budget: int, time_limit: float
 
 # -- the recommendation ---------------------------------------------------------------------------
 
-def _selected(configurations: Iterable[tuple[str, dict, Callable]], chosen: set[str] | None
-              ) -> list[tuple[str, dict, Callable]]:
+def _selected(configurations: Configurations, chosen: set[str] | None
+              ) -> list[tuple[str, dict[str, Any], Make]]:
     return [c for c in configurations if chosen is None or c[0] in chosen]
 
 
@@ -313,7 +315,7 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
     kind = graph_models.workload_family(workload, family)
     families = ("chain", "graph") if kind == "chain" else ("graph",)
     chosen = _check_policies(policies, families)
-    jobs: list[tuple[str, str, dict, Callable, float]] = []
+    jobs: list[tuple[str, str, dict[str, Any], Make, float]] = []
     if kind == "chain":
         built = models.build(workload, sizes, seed, dtype)
         profile = profile_chain(built.chain, built.x0, seed)
