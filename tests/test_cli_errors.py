@@ -92,8 +92,10 @@ def test_unknown_command_lists_the_commands(capsys) -> None:
 def test_unknown_option_and_missing_arguments(capsys) -> None:
     assert_mentions(one_error(capsys, "plan", "--policy", "revolve", "--n", "5", "--bogus"),
                     "unrecognized arguments: --bogus")
-    assert_mentions(one_error(capsys, "plan"), "required: --policy, --n",
+    assert_mentions(one_error(capsys, "plan"), "required: --policy",
                     "checkpoint-ad plan --help")
+    assert_mentions(one_error(capsys, "plan", "--policy", "revolve"), "give --n",
+                    "or --workload")
 
 
 def test_unknown_policy_parameter_lists_the_accepted_ones(capsys) -> None:

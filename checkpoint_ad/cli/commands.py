@@ -138,9 +138,9 @@ def _too_long(steps: int, what: str) -> PolicyError:
                        f"lists at most; add --summary for its counts only, or plan a smaller --n")
 
 
-def _write_plan_json(plan: Plan, out: TextIO) -> None:
+def _write_plan_json(plan: Plan, out: TextIO, extra: dict[str, Any]) -> None:
     """The plan as one JSON object, its actions written one by one as they are read."""
-    head = {"policy": plan.policy, "n": plan.n, "params": dict(plan.params),
+    head = {**extra, "policy": plan.policy, "n": plan.n, "params": dict(plan.params),
             "slots": plan.slots, "forward_evals": plan.forward_evals,
             "peak_stored": plan.peak_stored, "counts": plan.action_counts()}
     out.write(json.dumps(head)[:-1] + ', "actions": [')
@@ -151,7 +151,18 @@ def _write_plan_json(plan: Plan, out: TextIO) -> None:
 
 
 def command_plan(args: argparse.Namespace, out: TextIO) -> int:
-    params = given_options(args, list(registered_policy_parameters()))
+    from .workloads import plan_workload, with_budget  # plans of named workloads
+
+    if args.workload is not None:
+        return plan_workload(args, out)
+    if args.n is None:
+        raise PolicyError("plan: give --n (a chain of n unit stages) or --workload (a chain or "
+                          "graph workload, see `checkpoint-ad list`)")
+    for option in ("family", "budget_fraction"):
+        if getattr(args, option) is not None:
+            raise PolicyError(f"plan: --{option.replace('_', '-')} applies with --workload "
+                              f"only; a chain of n unit stages takes --budget or --slots")
+    params = with_budget(args, given_options(args, list(registered_policy_parameters())), None)
     check_combination(args.policy, params)
     with limits.limited(memory_bytes=args.planner_memory), \
             doing(f"planning {args.policy} for n={args.n}"):
@@ -159,15 +170,24 @@ def command_plan(args: argparse.Namespace, out: TextIO) -> int:
         if not args.summary and args.n > MAX_LISTED_STEPS:  # a plan has n steps at least
             raise _too_long(args.n, f"a plan for n={args.n:,} has at least")
         chosen = make_plan(args.policy, n=args.n, **params)
+    return write_plan(args, chosen, out)
+
+
+def write_plan(args: argparse.Namespace, chosen: Plan, out: TextIO,
+               extra: dict[str, Any] | None = None) -> int:
+    """Print a chain plan as ``plan`` does (``--json``, ``--summary``); ``extra`` entries lead
+    the JSON object."""
+    extra = extra or {}
     if not args.summary and len(chosen) > MAX_LISTED_STEPS:
         raise _too_long(len(chosen), f"this {chosen.policy} plan has")
     if args.json:
         if args.summary:
-            data = {"policy": chosen.policy, "n": chosen.n, "params": dict(chosen.params),
-                    "slots": chosen.slots, "forward_evals": chosen.forward_evals,
-                    "peak_stored": chosen.peak_stored, "counts": chosen.action_counts()}
+            data = {**extra, "policy": chosen.policy, "n": chosen.n,
+                    "params": dict(chosen.params), "slots": chosen.slots,
+                    "forward_evals": chosen.forward_evals, "peak_stored": chosen.peak_stored,
+                    "counts": chosen.action_counts()}
             return _write_json(data, out)
-        _write_plan_json(chosen, out)
+        _write_plan_json(chosen, out, extra)
         return 0
     out.write(chosen.headline() + "\n")
     if not args.summary:

@@ -20,11 +20,13 @@ from .. import __version__
 from .commands import (CHAIN_POLICIES, GRAPH_POLICIES, MAX_LISTED_STEPS, MAX_STAGES,
                        command_compare, command_list, command_plan, command_report,
                        command_run, stage_count)
-from .options import (ACTIVITY, BYTES_HELP, PROG, add_backend, add_max_memory,
-                      add_policy_options, add_size_options, byte_count, non_negative_int,
-                      repeat_count)
+from .options import (ACTIVITY, BYTES_HELP, PROG, add_backend, add_graph_policy_options,
+                      add_max_memory, add_policy_options, add_size_options, byte_count,
+                      non_negative_int, number, repeat_count)
+from .workloads import command_recommend
 from ..errors import CheckpointADError
 from ..lab.graph_models import FAMILIES
+from ..lab.recommend import DEFAULT_TIME_LIMIT
 from ..lab.measure import COST_MODES
 from ..lab.specs import DEFAULT_EXPERIMENT, MAX_REPEATS
 
@@ -44,6 +46,8 @@ EXAMPLES = """\
 examples:
   checkpoint-ad list
   checkpoint-ad plan --policy revolve --n 20 --slots 3
+  checkpoint-ad plan --workload unet --family graph --policy dtr --budget-fraction 0.6
+  checkpoint-ad recommend --workload mlp --budget 400KiB
   checkpoint-ad run --quick                       # fig69, reduced grid, under reports/fig69/
   checkpoint-ad compare --workload mlp --n 64 --width 256 \\
                         --policies store_all,sqrt_n,revolve:slots=8
@@ -78,15 +82,33 @@ def make_parser() -> argparse.ArgumentParser:
 
     plan = _command(
         commands, "plan", "print a policy's plan and its counts, without running anything",
-        "Print the plan a policy makes for a chain of n unit stages: one action per line, "
-        "the forward evaluations and the peak number of stored items.",
+        "Print the plan a policy makes, one action per line, with its counts: for a chain of "
+        "n unit stages (--n), or for a named workload (--workload): a chain workload is "
+        "profiled and planned by a chain policy with its own stage sizes and costs, a graph "
+        "workload traced and planned by a graph policy.",
         "  checkpoint-ad plan --policy revolve --n 20 --slots 3\n"
-        "  checkpoint-ad plan --policy sqrt_n --n 100 --json")
-    plan.add_argument("--policy", required=True, help="a registered policy (see `list`)")
-    plan.add_argument("--n", required=True, type=stage_count,
-                      help=f"number of stages (at most {MAX_STAGES:,})")
+        "  checkpoint-ad plan --policy sqrt_n --n 100 --json\n"
+        "  checkpoint-ad plan --workload mlp --policy optimal --budget 300KiB\n"
+        "  checkpoint-ad plan --workload residual --family graph --n 4 --policy optimal "
+        "--budget-fraction 0.5 --json")
+    plan.add_argument("--policy", required=True, help="a registered policy (see `list`): a "
+                      "chain policy for --n and chain workloads, a graph policy for graph "
+                      "workloads")
+    plan.add_argument("--n", type=stage_count,
+                      help=f"number of stages of a chain of unit stages (at most "
+                           f"{MAX_STAGES:,}); with --workload, the workload's size n")
+    plan.add_argument("--workload", help="plan a registered workload instead (see `list`)")
+    plan.add_argument("--family", choices=FAMILIES,
+                      help="the registry of --workload, for a name in both (residual means "
+                           "the chain unless --family graph)")
+    plan.add_argument("--budget", type=byte_count, metavar="BYTES",
+                      help=f"the policy's budget_bytes; {BYTES_HELP}")
+    plan.add_argument("--budget-fraction", type=number, metavar="F",
+                      help="budget_bytes as a fraction of store_all's bytes (graph: its peak; "
+                           "chain workload: its checkpoints and tapes, as in experiments)")
     plan.add_argument("--json", action="store_true",
-                      help="print one JSON object: forward_evals, peak_stored, actions, ...")
+                      help="print one JSON object: forward_evals, peak_stored, actions, ... "
+                           "(graph: cost, peak_bytes, steps, parents, ops, ...)")
     plan.add_argument("--summary", action="store_true",
                       help=f"print the counts without the steps (plans of more than "
                            f"{MAX_LISTED_STEPS:,} steps are only summarized)")
@@ -95,6 +117,40 @@ def make_parser() -> argparse.ArgumentParser:
                            f"than BYTES for (default: half of this machine's memory); "
                            f"{BYTES_HELP}")
     add_policy_options(plan)
+    add_graph_policy_options(plan)
+    add_size_options(plan, skip=("n",))
+
+    advice = _command(
+        commands, "recommend", "the cheapest plan under a memory budget, across every policy",
+        "Plan every policy configuration of both families for a workload (a chain workload: "
+        "chain policies on its chain and graph policies on it traced as a graph; a graph "
+        "workload: graph policies), predict each plan's activation peak by running the "
+        "executor on placeholders, and print the cheapest that fits BYTES (overhead = forward "
+        "cost over store_all's in the same family), then every candidate with why the others "
+        "were skipped. Nothing runs beyond the profiling or tracing pass.",
+        "  checkpoint-ad recommend --workload mlp --budget 400KiB\n"
+        "  checkpoint-ad recommend --workload unet --family graph --n 3 --budget 150KiB --json")
+    advice.add_argument("--workload", required=True, help="a registered workload (see `list`)")
+    advice.add_argument("--family", choices=FAMILIES,
+                        help="the registry of --workload, for a name in both")
+    advice.add_argument("--budget", required=True, type=byte_count, metavar="BYTES",
+                        help=f"the most predicted activation bytes at the peak; {BYTES_HELP}")
+    advice.add_argument("--policies", metavar="NAMES",
+                        help="only these policies (comma-separated names, of either family)")
+    advice.add_argument("--time-limit", type=number, default=DEFAULT_TIME_LIMIT,
+                        metavar="SECONDS",
+                        help="seconds for each slow graph planner (optimal's exact search, "
+                             "checkmate, checkmate_lp; default %(default)s)")
+    advice.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of inputs and weights (a whole number >= 0)")
+    advice.add_argument("--dtype", default="float64", help="float32 or float64")
+    advice.add_argument("--costs", default="model", choices=COST_MODES,
+                        help="chain stage costs the planners see and overheads count (default: "
+                             "the workload's cost model); graph ops cost 1 each")
+    advice.add_argument("--json", action="store_true",
+                        help="print one JSON object: best, candidates, least_peak_bytes, ...")
+    advice.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    add_size_options(advice)
 
     run = _command(
         commands, "run", "run an experiment, write its records and plots",
@@ -182,7 +238,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"list": command_list, "plan": command_plan, "run": command_run,
-            "compare": command_compare, "report": command_report}
+            "compare": command_compare, "report": command_report,
+            "recommend": command_recommend}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..chains import policies
+from ..graphs import policies as graph_policies
 from ..lab import graph_models, models
 from ..lab.measure import BACKENDS
 from ..errors import ExperimentError
@@ -175,13 +176,18 @@ def registered_policy_parameters() -> dict[str, tuple[Any, list[str]]]:
     return parameters_by_name(policies.names(), policies.get_policy)
 
 
+def registered_graph_policy_parameters() -> dict[str, tuple[Any, list[str]]]:
+    """The parameters of every registered graph policy (see :func:`parameters_by_name`)."""
+    return parameters_by_name(graph_policies.names(), graph_policies.get_policy)
+
+
 def registered_sizes() -> dict[str, tuple[models.SizeParameter, list[str]]]:
-    """The sizes of every registered chain and graph workload (see
-    :func:`parameters_by_name`)."""
+    """The sizes of every registered workload, chain and graph (see
+    :func:`parameters_by_name`); graph workloads are named ``NAME (graph)``."""
     found = parameters_by_name(models.names(), models.get_workload)
     for name, (parameter, owners) in parameters_by_name(
             graph_models.graph_names(), graph_models.get_graph_workload).items():
-        found.setdefault(name, (parameter, []))[1].extend(f"graph {owner}" for owner in owners)
+        found.setdefault(name, (parameter, []))[1].extend(f"{o} (graph)" for o in owners)
     return found
 
 
@@ -197,10 +203,39 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
                                 f"[{', '.join(owners)}]")
 
 
-def add_size_options(parser: argparse.ArgumentParser) -> None:
-    """One option per size of any workload (``--n``, ``--width``...); unset ones default."""
+def comma_names(text: str) -> tuple[str, ...]:
+    """``matmul,tanh`` → ``("matmul", "tanh")`` (a tuple-valued policy parameter)."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
+    return names
+
+
+def add_graph_policy_options(parser: argparse.ArgumentParser) -> None:
+    """One option per parameter of a graph policy that no chain policy has (``--time-limit``,
+    ``--heuristic``...); the shared ones (``--budget-bytes``, ``--segments``) are
+    :func:`add_policy_options`'s."""
+    group = parser.add_argument_group("graph policy parameters (each applies to the graph "
+                                      "policies named)")
+    chain = registered_policy_parameters()
+    for name, (parameter, owners) in registered_graph_policy_parameters().items():
+        if name in chain:
+            continue
+        kind = (comma_names if parameter.kind is tuple else non_negative_int
+                if parameter.kind is int and parameter.default == 0
+                else TYPES.get(parameter.kind, literal))
+        group.add_argument(f"--{name.replace('_', '-')}", dest=_dest(name), type=kind,
+                           metavar=parameter.kind.__name__.upper(),
+                           help=f"{parameter.help} [{', '.join(owners)}]")
+
+
+def add_size_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """One option per size of any workload (``--n``, ``--width``...); unset ones default.
+    ``skip``: sizes the command defines itself (``plan --n``)."""
     group = parser.add_argument_group("workload sizes (defaults: see `checkpoint-ad list`)")
     for name, (parameter, owners) in registered_sizes().items():
+        if name in skip:
+            continue
         choices = f" (one of {', '.join(parameter.choices)})" if parameter.choices else ""
         group.add_argument(f"--{name}", dest=_dest(name), type=TYPES.get(parameter.kind, str),
                            metavar=parameter.kind.__name__.upper(),
