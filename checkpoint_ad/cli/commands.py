@@ -76,9 +76,9 @@ def command_list(args: argparse.Namespace, out: TextIO) -> int:
     _list_workloads(out, models.names(), models.get_workload)
     out.write("\nPolicies (checkpoint-ad plan --policy NAME --PARAMETER VALUE ...):\n")
     _list_policies(out, policies.names(), policies.get_policy)
-    out.write("\nGraph workloads (checkpoint-ad compare --workload NAME [--family graph] "
-              "--budget BYTES; a name that is also a chain workload needs --family graph; "
-              "in Python: checkpoint_ad.lab.graph_models.build_graph):\n")
+    out.write("\nGraph workloads (checkpoint-ad compare|plan|recommend --workload NAME "
+              "[--family graph] --budget BYTES; a name that is also a chain workload needs "
+              "--family graph; in Python: checkpoint_ad.lab.graph_models.build_graph):\n")
     _list_workloads(out, graph_models.graph_names(), graph_models.get_graph_workload)
     out.write("\nGraph policies (checkpoint-ad compare --workload unet --policies "
               "NAME:PARAMETER=VALUE,...; in Python: checkpoint_ad.plan_graph(NAME, costs, "

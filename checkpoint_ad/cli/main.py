@@ -189,7 +189,7 @@ def make_parser() -> argparse.ArgumentParser:
         "  checkpoint-ad compare --workload mlp --n 64 --width 256 "
         "--policies store_all,sqrt_n,revolve:slots=8\n"
         "  checkpoint-ad compare --workload chain --n 100 --policies store_all,revolve --json\n"
-        "  checkpoint-ad compare --workload unet --n 6 --budget 96KiB "
+        "  checkpoint-ad compare --workload unet --n 6 --budget 192KiB "
         "--policies store_all,optimal,dtr,chen\n"
         "  checkpoint-ad compare --workload residual --family graph "
         "--policies store_all,dtr:budget_fraction=0.4")
