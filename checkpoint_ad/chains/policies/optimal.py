@@ -78,7 +78,7 @@ NAME = "optimal"
 MAX_RESOLUTION = 1000  # default units in budget_bytes mode, for short chains ...
 TABLE_ENTRIES = 5_000_000  # ... fewer for long ones, keeping (n+1)² × units near this ...
 MIN_RESOLUTION = 16  # ... but never fewer than this
-CACHE_TABLES = 4  # solved tables kept for later budgets of the same chain ...
+CACHE_TABLES = 16  # solved tables kept for later budgets (a sweep needs one per band) ...
 CACHE_BYTES = 1 << 30  # ... and at most this many bytes of them (the newest is always kept)
 
 
@@ -152,6 +152,14 @@ def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
     return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
 
 
+def band_of(costs: ChainCosts, free_bytes: float, tapes: bool) -> int:
+    """The band of a budget with ``free_bytes`` besides x_0, less than everything
+    (:func:`everything_bytes`): the k ≥ 0 with everything / 2**(k+1) < free ≤ everything / 2**k
+    (free below 1 byte: the band of 1 byte). Band k's table counts everything / 2**k in
+    ``resolution`` units, so the budget gets more than resolution / 2 of them."""
+    return int(everything_bytes(costs, tapes) // max(free_bytes, 1)).bit_length() - 1
+
+
 # -- what a table takes ------------------------------------------------------------------------
 
 def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
@@ -202,6 +210,22 @@ class OptimalTable:
         reach = everything_bytes(costs, tapes)
         if max_budget_bytes is not None:
             reach = min(reach, _free_bytes(costs, max_budget_bytes))
+        return cls._solved_bytes(costs, tapes, reach, resolution, unit_bytes)
+
+    @classmethod
+    def band(cls, costs: ChainCosts, band: int, *, resolution: int | None = None,
+             tapes: bool = True) -> OptimalTable:
+        """Band ``band`` (see :func:`band_of`): free bytes up to everything / 2**band, in
+        ``resolution`` units of that (default :func:`default_resolution`)."""
+        tapes = _check_tapes(tapes)
+        band = whole_number(band, f"policy {NAME!r}: band", minimum=0, error=PolicyError)
+        return cls._solved_bytes(costs, tapes, everything_bytes(costs, tapes) / 2 ** band,
+                                 resolution, None)
+
+    @classmethod
+    def _solved_bytes(cls, costs: ChainCosts, tapes: bool, reach: float,
+                      resolution: int | None, unit_bytes: int | None) -> OptimalTable:
+        """Free bytes up to ``reach``, in units of ``unit_bytes`` or of reach / ``resolution``."""
         if unit_bytes is not None:
             unit, units = positive_int(NAME, "unit_bytes", unit_bytes), None
         else:
@@ -366,11 +390,11 @@ def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = No
     tapes = _check_tapes(tapes)
     if slots is not None:
         return _slots_table(costs, _free_slots(slots), tapes)
-    _free_bytes(costs, budget_bytes)
     units = (default_resolution(costs.n) if resolution is None
              else positive_int(NAME, "resolution", resolution))
-    return _cached((costs, tapes, units), lambda table: True,
-                   lambda width: OptimalTable.solve(costs, resolution=units, tapes=tapes))
+    band = band_of(costs, _free_bytes(costs, budget_bytes), tapes)
+    return _cached((costs, tapes, units, band), lambda table: True,
+                   lambda width: OptimalTable.band(costs, band, resolution=units, tapes=tapes))
 
 
 def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,

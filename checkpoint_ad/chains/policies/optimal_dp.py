@@ -149,7 +149,8 @@ class Tables:
             return np.full(target.shape, problem.unreachable)
         after = self.cost[length - 1, 0, 1:starts + 1]
         gathered = after[np.arange(starts)[:, None], target]
-        return np.where(fits, problem.compute[:starts, None] + gathered, problem.unreachable)
+        held = problem.compute[:starts, None] + gathered
+        return np.where(fits, held, problem.unreachable)
 
     def hold_value(self, problem: Problem, start: int, end: int, flag: int, free: int) -> float:
         """One entry of :meth:`hold`, computed the same way."""
