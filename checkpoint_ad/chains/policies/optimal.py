@@ -34,22 +34,26 @@ TAPE k+1, the reversal of k+2..j, BACKWARD k+1; on a tie it holds (no SAVE freed
 M = slots) and the plan promises ``slots`` to the checker. With ``budget_bytes`` the sizes are
 ``costs.state_bytes`` and ``costs.tape_bytes``, counted in whole units of ``unit`` bytes, every
 size rounded up and the free bytes (budget − a_0) rounded down, so the bytes really stored
-never exceed the budget. The unit does not depend on the budget: it is the bytes that keep
-everything besides x_0 (:func:`everything_bytes`) divided into ``resolution`` units (default
-:func:`default_resolution`: 1000, 19 at n = 500), rounded up, so that one table answers every
-budget of the chain. A budget of a fraction f of everything therefore gets about f·resolution
-units (exact bytes when the unit is 1 byte); a budget with room for everything gets the plan
-that keeps everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is
-revolve's model, and with unit costs the optimum is T_G(n, s) + n.
+never exceed the budget. The unit comes from the budget's *band*: with E the bytes that keep
+everything besides x_0 (:func:`everything_bytes`), band k holds the free bytes in
+(E/2^(k+1), E/2^k] (:func:`band_of`), and its unit is E/2^k divided into ``resolution`` units
+(default :func:`default_resolution`: 1000, 19 at n = 500), rounded up. A budget thus gets
+between resolution/2 and resolution units, as if solved alone in units fitted to it, and the
+budgets of one band share one table; a budget with room for everything gets the plan that keeps
+everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is revolve's
+model, and with unit costs the optimum is T_G(n, s) + n.
 
-**One table, every budget.** The tables are filled for every free memory level up to a
+**One table, many budgets.** The tables are filled for every free memory level up to a
 maximum, and a level's answer does not depend on the maximum (nothing reachable from a level
-reads a higher one), so :class:`OptimalTable` answers each budget exactly as that budget solved
-alone with the same unit. The policy keeps the last few tables (:data:`CACHE_TABLES`,
-:data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the chain's costs, tapes and
-resolution: a sweep over budgets (or an ascending one over slots, whose table doubles) solves
-the DP once. Before filling, the tables' bytes and operations are estimated and refused above
-the planner limits (:mod:`..limits`).
+reads a higher one), so :class:`OptimalTable` answers each budget up to its maximum exactly as
+that budget solved alone with the same unit. The policy keeps the last tables
+(:data:`CACHE_TABLES`, :data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the
+chain's costs, tapes and resolution, and the band (bytes) or nothing (slots): a sweep over
+budgets solves each band it touches once (a sweep over a range of budgets R apart, about
+log2(R) + 1 tables), and an ascending one over slots, whose table doubles, a few times. A
+smaller band costs the DP as much as a larger one (the same width in units; every sub-chain
+can still recompute, so nothing is skipped). Before filling, the tables' bytes and operations
+are estimated and refused above the planner limits (:mod:`..limits`).
 
 **Scope.** The recursion keeps each checkpoint x_j until it is dead (stage j+1 reversed, or its
 tape held): it is optimal among such *persistent* schedules. With unit sizes, exhaustive search
@@ -86,9 +90,9 @@ def default_resolution(n: int) -> int:
     """Memory units over everything an n-stage chain can store, when the caller names none.
 
     The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
-    gets 19 units, about 0.8 s and 220 MB, where 200 units take about 10 s and 2 GB. Coarse
-    units cost plan quality, as sizes are rounded up, and a budget that is a fraction f of
-    everything gets about f·units of them.
+    gets 19 units, about 0.3 s and 100 MB per table (int32 entries), where 200 units take about
+    10 times that. Coarse units cost plan quality, as sizes are rounded up; a byte budget gets
+    between units/2 and units of them (its band's, see :func:`band_of`).
     """
     return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
 
@@ -179,7 +183,7 @@ def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: 
 
 @dataclass(frozen=True, eq=False)
 class OptimalTable:
-    """Every budget of one chain from one solve of the DP.
+    """Every budget of one chain up to a maximum from one solve of the DP.
 
     The tables are filled once over free memory levels 0..``width`` in units of ``unit_bytes``
     (None: slots, one item a unit); :meth:`cost` and :meth:`plan` then answer any budget up to
@@ -316,7 +320,7 @@ class OptimalTable:
         return builder.build(NAME, {"budget_bytes": budget, "tapes": self.tapes, **scale})
 
 
-# -- the policy: one table per chain, kept for the next budgets --------------------------------
+# -- the policy: one table per band, kept for the next budgets ---------------------------------
 
 _CACHE: OrderedDict[tuple[object, ...], OptimalTable] = OrderedDict()
 
@@ -385,7 +389,8 @@ def check_optimal(slots: object = None, budget_bytes: object = None, tapes: obje
 def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
               tapes: object = True, resolution: object = None) -> OptimalTable:
     """The (kept) table that answers this budget: validates the parameters, then solves once
-    per chain, tapes and resolution (slots: once per chain and tapes, growing as needed)."""
+    per chain, tapes, resolution and band (slots: once per chain and tapes, growing as
+    needed)."""
     check_optimal(slots, budget_bytes, tapes, resolution)
     tapes = _check_tapes(tapes)
     if slots is not None:
@@ -449,10 +454,11 @@ SPEC = PolicySpec(
      Parameter("tapes", bool, True,
                "allow held tapes; False is revolve's model (checkpoints and turns only)"),
      Parameter("resolution", int, None,
-               "budget_bytes only: the bytes that keep everything besides x_0 are counted in "
-               "at most this many units, sizes rounded up, the same units for every budget of "
-               "the chain (one table answers them all); a budget of a fraction f of everything "
-               "gets about f x resolution units, and more units take time and memory in "
+               "budget_bytes only: the budget's band, a power-of-2 fraction 1/2^k of the bytes "
+               "that keep everything besides x_0, at least as large as the budget's own free "
+               "bytes and less than twice them, is counted in this many units, sizes rounded "
+               "up; so a budget gets between resolution/2 and resolution units, and one table "
+               "answers every budget of its band; more units take time and memory in "
                "proportion (default: 1000, fewer for chains over 69 stages, see "
                "default_resolution)")),
     check_optimal)
