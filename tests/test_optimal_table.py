@@ -228,5 +228,9 @@ def test_table_budgets_are_checked() -> None:
         OptimalTable.solve(costs, resolution=0)
     with pytest.raises(PolicyError, match="unit_bytes must be a positive integer"):
         OptimalTable.solve(costs, unit_bytes=-1)
+    with pytest.raises(PolicyError, match=r"band must be an integer >= 0, got -1"):
+        OptimalTable.band(costs, -1)
+    with pytest.raises(PolicyError, match=r"band must be an integer >= 0, got 1.0"):
+        OptimalTable.band(costs, 1.0)
     with pytest.raises(PolicyError, match="tapes must be True or False"):
         OptimalTable.solve_slots(costs, 3, tapes="yes")

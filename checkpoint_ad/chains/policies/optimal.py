@@ -38,7 +38,7 @@ never exceed the budget. The unit comes from the budget's *band*: with E the byt
 everything besides x_0 (:func:`everything_bytes`), band k holds the free bytes in
 (E/2^(k+1), E/2^k] (:func:`band_of`), and its unit is E/2^k divided into ``resolution`` units
 (default :func:`default_resolution`: 1000, 19 at n = 500), rounded up. A budget thus gets
-between resolution/2 and resolution units, as if solved alone in units fitted to it, and the
+about resolution/2 to resolution units, as if solved alone in units fitted to it, and the
 budgets of one band share one table; a budget with room for everything gets the plan that keeps
 everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is revolve's
 model, and with unit costs the optimum is T_G(n, s) + n.
@@ -159,9 +159,10 @@ def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
 def band_of(costs: ChainCosts, free_bytes: float, tapes: bool) -> int:
     """The band of a budget with ``free_bytes`` besides x_0, less than everything
     (:func:`everything_bytes`): the k ≥ 0 with everything / 2**(k+1) < free ≤ everything / 2**k
-    (free below 1 byte: the band of 1 byte). Band k's table counts everything / 2**k in
-    ``resolution`` units, so the budget gets more than resolution / 2 of them."""
-    return int(everything_bytes(costs, tapes) // max(free_bytes, 1)).bit_length() - 1
+    (free below 1 byte: the band of 1 byte; band 0 for everything and more). Band k's table
+    counts everything / 2**k in ``resolution`` units (rounded up), so the budget gets about
+    resolution / 2 of them or more."""
+    return max(1, int(everything_bytes(costs, tapes) // max(free_bytes, 1))).bit_length() - 1
 
 
 # -- what a table takes ------------------------------------------------------------------------
@@ -457,7 +458,7 @@ SPEC = PolicySpec(
                "budget_bytes only: the budget's band, a power-of-2 fraction 1/2^k of the bytes "
                "that keep everything besides x_0, at least as large as the budget's own free "
                "bytes and less than twice them, is counted in this many units, sizes rounded "
-               "up; so a budget gets between resolution/2 and resolution units, and one table "
+               "up; so a budget gets about resolution/2 to resolution units, and one table "
                "answers every budget of its band; more units take time and memory in "
                "proportion (default: 1000, fewer for chains over 69 stages, see "
                "default_resolution)")),
