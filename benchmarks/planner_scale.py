@@ -10,8 +10,9 @@
     from "x_0 plus the largest tape" to "everything held". *sweep*: the 20 ``make_plan`` calls
     as a lab sweep makes them: each budget is read from its band's table (free bytes up to
     everything / 2**k in the default units, printed as "units"), the first budget of a band
-    filling it ("tables": how many were filled; the time is the total, memory tracemalloc's
-    peak, numpy's tables included). *per budget*: each budget solved alone in the same number
+    filling it ("tables": how many were filled; the time is the total, wall and CPU, memory
+    tracemalloc's peak, numpy's tables included). "1 table s" is the time to fill a single
+    table over everything in the same units (what a sweep took when every budget shared it). *per budget*: each budget solved alone in the same number
     of units over its own free bytes (``OptimalTable.solve(costs, budget)``, the finest
     discretization that resolution gives it), for the sizes in ``--per-budget-n``. "worst"
     is the largest ratio of the sweep's forward evaluations to the per-budget solve's, over
@@ -107,13 +108,20 @@ def budget_levels(costs: ChainCosts, levels: int) -> list[int]:
 def sweep_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
     """Every budget through the policy, as a sweep makes them: one table, then lookups."""
     clear_cache()
+    cpu = time.process_time()
     plans, seconds, peak = traced_peak(
         lambda: [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets])
+    cpu = time.process_time() - cpu
     clear_cache()
+    gc.collect()
+    start = time.perf_counter()
+    OptimalTable.solve(costs)  # one table over everything, in the same units
+    whole = time.perf_counter() - start
     evaluations = [plan.forward_evals for plan in plans]
     bands = {band_of(costs, budget - costs.state_bytes[0], True) for budget in budgets
              if budget - costs.state_bytes[0] < everything_bytes(costs, True)}
-    return {"total": seconds, "peak": peak, "evaluations": evaluations, "tables": len(bands),
+    return {"total": seconds, "cpu": cpu, "whole": whole, "peak": peak,
+            "evaluations": evaluations, "tables": len(bands),
             "units": dict(plans[0].params)["resolution"]}
 
 
@@ -168,7 +176,8 @@ def _evaluations(values: list[int]) -> str:
 def print_optimal(rows: list[dict[str, Any]]) -> None:
     print(f"\n(b) optimal DP, heterogeneous stages, budget_bytes at {rows[0]['levels']} levels: "
           f"band tables (sweep) against one solve per budget at its own units")
-    print(f"{'n':>5}{'units':>6}{'tables':>7}{'sweep s':>9}{'peak MiB':>10}"
+    print(f"{'n':>5}{'units':>6}{'tables':>7}{'sweep s':>9}{'cpu s':>7}{'1 table s':>10}"
+          f"{'peak MiB':>10}"
           f"{'evals (low..high)':>19}{'per budget s':>14}{'peak MiB':>10}"
           f"{'evals (low..high)':>19}{'worst':>7}  goal")
     for row in rows:
@@ -182,7 +191,7 @@ def print_optimal(rows: list[dict[str, Any]]) -> None:
         else:
             single = f"{'-':>14}{'':>36}"
         print(f"{row['n']:>5}{sweep['units']:>6}{sweep['tables']:>7}{sweep['total']:>9.2f}"
-              f"{sweep['peak'] / MIB:>10.1f}{_evaluations(sweep['evaluations']):>19}{single}  "
+              f"{sweep['cpu']:>7.2f}{sweep['whole']:>10.2f}{sweep['peak'] / MIB:>10.1f}{_evaluations(sweep['evaluations']):>19}{single}  "
               f"{met}")
         if alone:
             print(f"{'':>5} sweep against per budget: more evaluations at "
