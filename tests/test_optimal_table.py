@@ -130,6 +130,7 @@ def test_a_budget_sweep_through_the_policy_solves_each_band_once(
     costs = heterogeneous_chain(rng, 60)
     clear_cache()
     calls = counting_solves(monkeypatch)
+    monkeypatch.setattr(optimal, "CACHE_BYTES", 1 << 30)  # room to keep every band's table
     budgets = sweep(costs, True, 15)[:-2]  # the last two keep everything: no table
     plans = [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
     least, everything = costs.state_bytes[0], everything_bytes(costs, True)
