@@ -93,7 +93,7 @@ def default_resolution(n: int) -> int:
     The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
     gets 19 units, about 0.3 s and 100 MB per table (int32 entries), where 200 units take about
     10 times that. Coarse units cost plan quality, as sizes are rounded up; a byte budget gets
-    between units/2 and units of them (its band's, see :func:`band_of`).
+    about units/2 to units of them (its band's, see :func:`band_of`).
     """
     return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
 
