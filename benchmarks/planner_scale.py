@@ -8,14 +8,16 @@
 (b) the ``optimal`` DP for n = 100, 200, 500, 1000 heterogeneous stages: compute costs, state
     sizes and tape sizes drawn from a fixed seed, planned at 20 budgets spaced geometrically
     from "x_0 plus the largest tape" to "everything held". *sweep*: the 20 ``make_plan`` calls
-    as a lab sweep makes them, the first filling the chain's one table (its default units over
-    everything, printed as "units"), the others reading it (the time is the total, memory
-    tracemalloc's peak, numpy's tables included). *per budget*: each budget solved alone at its
-    own discretization (``OptimalTable.solve(costs, budget)``: the same number of units over
-    that budget's own free bytes, what the policy did before the table was shared), for the
-    sizes in ``--per-budget-n``. The evaluations columns show what the shared unit costs in
-    plan quality: a small budget gets few of the chain's units. Goals: the sweep of 20 budgets
-    in under 2 s at n = 500 and under 10 s at n = 1000.
+    as a lab sweep makes them: each budget is read from its band's table (free bytes up to
+    everything / 2**k in the default units, printed as "units"), the first budget of a band
+    filling it ("tables": how many were filled; the time is the total, wall and CPU, memory
+    tracemalloc's peak, numpy's tables included). "1 table s" is the time to fill a single
+    table over everything in the same units (what a sweep took when every budget shared it). *per budget*: each budget solved alone in the same number
+    of units over its own free bytes (``OptimalTable.solve(costs, budget)``, the finest
+    discretization that resolution gives it), for the sizes in ``--per-budget-n``. "worst"
+    is the largest ratio of the sweep's forward evaluations to the per-budget solve's, over
+    the 20 budgets: what the shared band tables cost in plan quality. Goals: the sweep of 20
+    budgets in under 2 s at n = 500 and under 10 s at n = 1000.
 
 Planners are pure functions, so everything runs in this one process. Not a test: nothing is
 asserted; the goal columns only report.
@@ -37,7 +39,8 @@ import numpy as np
 
 from checkpoint_ad.chains.plans import ChainCosts, check_plan
 from checkpoint_ad.chains.policies import make_plan
-from checkpoint_ad.chains.policies.optimal import OptimalTable, clear_cache
+from checkpoint_ad.chains.policies.optimal import (OptimalTable, band_of, clear_cache,
+                                                   everything_bytes)
 
 MIB = 2.0 ** 20
 REVOLVE_GOAL_S = 2.0
@@ -105,11 +108,20 @@ def budget_levels(costs: ChainCosts, levels: int) -> list[int]:
 def sweep_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
     """Every budget through the policy, as a sweep makes them: one table, then lookups."""
     clear_cache()
+    cpu = time.process_time()
     plans, seconds, peak = traced_peak(
         lambda: [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets])
+    cpu = time.process_time() - cpu
     clear_cache()
+    gc.collect()
+    start = time.perf_counter()
+    OptimalTable.solve(costs)  # one table over everything, in the same units
+    whole = time.perf_counter() - start
     evaluations = [plan.forward_evals for plan in plans]
-    return {"total": seconds, "peak": peak, "evaluations": evaluations,
+    bands = {band_of(costs, budget - costs.state_bytes[0], True) for budget in budgets
+             if budget - costs.state_bytes[0] < everything_bytes(costs, True)}
+    return {"total": seconds, "cpu": cpu, "whole": whole, "peak": peak,
+            "evaluations": evaluations, "tables": len(bands),
             "units": dict(plans[0].params)["resolution"]}
 
 
@@ -163,24 +175,29 @@ def _evaluations(values: list[int]) -> str:
 
 def print_optimal(rows: list[dict[str, Any]]) -> None:
     print(f"\n(b) optimal DP, heterogeneous stages, budget_bytes at {rows[0]['levels']} levels: "
-          f"one table per chain (sweep) against one solve per budget at its own units")
-    print(f"{'n':>5}{'units':>6}{'sweep s':>9}{'peak MiB':>10}{'evals (low..high budget)':>26}"
-          f"{'per budget s':>14}{'peak MiB':>10}{'evals (low..high)':>20}  goal")
+          f"band tables (sweep) against one solve per budget at its own units")
+    print(f"{'n':>5}{'units':>6}{'tables':>7}{'sweep s':>9}{'cpu s':>7}{'1 table s':>10}"
+          f"{'peak MiB':>10}"
+          f"{'evals (low..high)':>19}{'per budget s':>14}{'peak MiB':>10}"
+          f"{'evals (low..high)':>19}{'worst':>7}  goal")
     for row in rows:
         sweep, alone = row["sweep"], row.get("alone")
         goal = SWEEP_GOALS_S.get(row["n"])
         met = f"<{goal:g} s: {yes(sweep['total'] < goal)}" if goal else ""
-        single = (f"{alone['total']:>14.2f}{alone['peak'] / MIB:>10.1f}"
-                  f"{_evaluations(alone['evaluations']):>20}" if alone else f"{'-':>14}{'':>30}")
-        print(f"{row['n']:>5}{sweep['units']:>6}{sweep['total']:>9.2f}{sweep['peak'] / MIB:>10.1f}"
-              f"{_evaluations(sweep['evaluations']):>26}{single}  {met}")
         if alone:
-            pairs = list(zip(sweep["evaluations"], alone["evaluations"]))
+            ratios = [s / a for s, a in zip(sweep["evaluations"], alone["evaluations"])]
+            single = (f"{alone['total']:>14.2f}{alone['peak'] / MIB:>10.1f}"
+                      f"{_evaluations(alone['evaluations']):>19}{max(ratios):>6.2f}x")
+        else:
+            single = f"{'-':>14}{'':>36}"
+        print(f"{row['n']:>5}{sweep['units']:>6}{sweep['tables']:>7}{sweep['total']:>9.2f}"
+              f"{sweep['cpu']:>7.2f}{sweep['whole']:>10.2f}{sweep['peak'] / MIB:>10.1f}{_evaluations(sweep['evaluations']):>19}{single}  "
+              f"{met}")
+        if alone:
             print(f"{'':>5} sweep against per budget: more evaluations at "
-                  f"{sum(s > a for s, a in pairs)} budgets (up to "
-                  f"{max(s / a for s, a in pairs):.2f}x), equal at "
-                  f"{sum(s == a for s, a in pairs)}, fewer at {sum(s < a for s, a in pairs)} "
-                  f"(down to {min(s / a for s, a in pairs):.2f}x)")
+                  f"{sum(r > 1 for r in ratios)} budgets (up to {max(ratios):.2f}x), equal at "
+                  f"{sum(r == 1 for r in ratios)}, fewer at {sum(r < 1 for r in ratios)} "
+                  f"(down to {min(ratios):.2f}x)")
 
 
 def main() -> int:

@@ -1,9 +1,11 @@
-"""One DP table per chain answers every budget: the same plan cost as that budget solved alone.
+"""One DP table answers many budgets: the same plan cost as each budget solved alone.
 
 OptimalTable fills the DP once over free memory levels in a unit that does not depend on the
 budget; each budget is then read from it. A budget solved alone with the same unit must give
 the same cost, and the plan rebuilt from either must cost that and fit its budget. The policy
-(`make_plan("optimal", ...)`) keeps the table, so a sweep solves once.
+(`make_plan("optimal", ...)`) answers a byte budget from its band's table (free bytes up to
+everything / 2**k, in `resolution` units of that) and keeps the tables, so a sweep solves each
+band once, and a small budget plans about as finely as solved alone in units fitted to it.
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import pytest
 from checkpoint_ad.chains import limits
 from checkpoint_ad.chains.plans import ChainCosts, check_plan, forward_cost
 from checkpoint_ad.chains.policies import make_plan, optimal
-from checkpoint_ad.chains.policies.optimal import (OptimalTable, clear_cache, default_resolution,
-                                                   everything_bytes)
+from checkpoint_ad.chains.policies.optimal import (OptimalTable, band_of, clear_cache,
+                                                   default_resolution, everything_bytes)
 from checkpoint_ad.errors import BudgetError, PolicyError
 from helpers import stored_after_each_step
 from test_optimal import exhaustive_cost, random_chain, stored_bytes_peak
@@ -122,19 +124,52 @@ def test_the_slots_table_equals_each_slot_count_alone(seed: int) -> None:
             assert check_plan(plan).peak_stored <= slots
 
 
-def test_a_budget_sweep_through_the_policy_solves_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_budget_sweep_through_the_policy_solves_each_band_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(9)
     costs = heterogeneous_chain(rng, 60)
     clear_cache()
     calls = counting_solves(monkeypatch)
-    budgets = sweep(costs, True, 15)
+    monkeypatch.setattr(optimal, "CACHE_BYTES", 1 << 30)  # room to keep every band's table
+    budgets = sweep(costs, True, 15)[:-2]  # the last two keep everything: no table
     plans = [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
-    assert len(calls) == 1
-    unit = OptimalTable.solve(costs, resolution=default_resolution(costs.n)).unit_bytes
-    for budget, plan in zip(budgets, plans):
-        alone = OptimalTable.solve(costs, budget, unit_bytes=unit)
-        assert forward_cost(plan, costs) == alone.cost(budget)
-        assert dict(plan.params)["resolution"] == default_resolution(costs.n)
+    least, everything = costs.state_bytes[0], everything_bytes(costs, True)
+    bands = [band_of(costs, budget - least, True) for budget in budgets]
+    assert len(calls) == len(set(bands)) >= 5
+    again = [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
+    assert [list(plan) for plan in again] == [list(plan) for plan in plans]
+    assert len(calls) == len(set(bands))  # the second sweep reads the kept tables
+    units = default_resolution(costs.n)
+    for budget, band, plan in zip(budgets, bands, plans):
+        free = budget - least
+        assert everything / 2 ** (band + 1) < max(free, 1) <= everything / 2 ** band
+        table = OptimalTable.band(costs, band, resolution=units)
+        assert table.unit_bytes == -(-everything // (2 ** band * units))
+        alone = OptimalTable.solve(costs, budget, unit_bytes=table.unit_bytes)
+        assert forward_cost(plan, costs) == alone.cost(budget) == table.cost(budget)
+        assert shared_bytes_peak(plan, costs) <= budget
+        assert dict(plan.params)["resolution"] == units
+    clear_cache()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_small_budget_plans_as_finely_as_solved_alone(seed: int) -> None:
+    """With 50 units, a budget of 1-8% of everything read from the chain's whole table gets
+    0.5-4 units and recomputes up to 11x more than the same budget solved alone in 50 units of
+    its own free bytes; its band gives it 25-50 units, within 10% of that solve."""
+    costs = heterogeneous_chain(random.Random(600 + seed), 60)
+    least, everything = costs.state_bytes[0], everything_bytes(costs, True)
+    whole = OptimalTable.solve(costs, resolution=50)
+    coarse = []
+    for fraction in (0.01, 0.02, 0.03, 0.05, 0.08):
+        budget = least + int(fraction * everything)
+        fine = OptimalTable.solve(costs, budget, resolution=50).cost(budget)
+        clear_cache()
+        plan = make_plan("optimal", costs, budget_bytes=budget, resolution=50)
+        assert forward_cost(plan, costs) <= 1.10 * fine, (fraction, fine)
+        assert shared_bytes_peak(plan, costs) <= budget
+        coarse.append(whole.cost(budget) / fine)
+    assert max(coarse) > 2  # what the band removes: the whole table's units are too coarse
     clear_cache()
 
 
@@ -194,5 +229,9 @@ def test_table_budgets_are_checked() -> None:
         OptimalTable.solve(costs, resolution=0)
     with pytest.raises(PolicyError, match="unit_bytes must be a positive integer"):
         OptimalTable.solve(costs, unit_bytes=-1)
+    with pytest.raises(PolicyError, match=r"band must be an integer >= 0, got -1"):
+        OptimalTable.band(costs, -1)
+    with pytest.raises(PolicyError, match=r"band must be an integer >= 0, got 1.0"):
+        OptimalTable.band(costs, 1.0)
     with pytest.raises(PolicyError, match="tapes must be True or False"):
         OptimalTable.solve_slots(costs, 3, tapes="yes")

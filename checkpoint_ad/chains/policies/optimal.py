@@ -34,22 +34,26 @@ TAPE k+1, the reversal of k+2..j, BACKWARD k+1; on a tie it holds (no SAVE freed
 M = slots) and the plan promises ``slots`` to the checker. With ``budget_bytes`` the sizes are
 ``costs.state_bytes`` and ``costs.tape_bytes``, counted in whole units of ``unit`` bytes, every
 size rounded up and the free bytes (budget − a_0) rounded down, so the bytes really stored
-never exceed the budget. The unit does not depend on the budget: it is the bytes that keep
-everything besides x_0 (:func:`everything_bytes`) divided into ``resolution`` units (default
-:func:`default_resolution`: 1000, 19 at n = 500), rounded up, so that one table answers every
-budget of the chain. A budget of a fraction f of everything therefore gets about f·resolution
-units (exact bytes when the unit is 1 byte); a budget with room for everything gets the plan
-that keeps everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is
-revolve's model, and with unit costs the optimum is T_G(n, s) + n.
+never exceed the budget. The unit comes from the budget's *band*: with E the bytes that keep
+everything besides x_0 (:func:`everything_bytes`), band k holds the free bytes in
+(E/2^(k+1), E/2^k] (:func:`band_of`), and its unit is E/2^k divided into ``resolution`` units
+(default :func:`default_resolution`: 1000, 19 at n = 500), rounded up. A budget thus gets
+about resolution/2 to resolution units, as if solved alone in units fitted to it, and the
+budgets of one band share one table; a budget with room for everything gets the plan that keeps
+everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is revolve's
+model, and with unit costs the optimum is T_G(n, s) + n.
 
-**One table, every budget.** The tables are filled for every free memory level up to a
+**One table, many budgets.** The tables are filled for every free memory level up to a
 maximum, and a level's answer does not depend on the maximum (nothing reachable from a level
-reads a higher one), so :class:`OptimalTable` answers each budget exactly as that budget solved
-alone with the same unit. The policy keeps the last few tables (:data:`CACHE_TABLES`,
-:data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the chain's costs, tapes and
-resolution: a sweep over budgets (or an ascending one over slots, whose table doubles) solves
-the DP once. Before filling, the tables' bytes and operations are estimated and refused above
-the planner limits (:mod:`..limits`).
+reads a higher one), so :class:`OptimalTable` answers each budget up to its maximum exactly as
+that budget solved alone with the same unit. The policy keeps the last tables
+(:data:`CACHE_TABLES`, :data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the
+chain's costs, tapes and resolution, and the band (bytes) or nothing (slots): a sweep in
+budget order solves each band it touches once (over a range of budgets R apart, about
+log2(R) + 1 tables), and an ascending one over slots, whose table doubles, a few times. A
+smaller band costs the DP as much as a larger one (the same width in units; every sub-chain
+can still recompute, so nothing is skipped). Before filling, the tables' bytes and operations
+are estimated and refused above the planner limits (:mod:`..limits`).
 
 **Scope.** The recursion keeps each checkpoint x_j until it is dead (stage j+1 reversed, or its
 tape held): it is optimal among such *persistent* schedules. With unit sizes, exhaustive search
@@ -78,17 +82,18 @@ NAME = "optimal"
 MAX_RESOLUTION = 1000  # default units in budget_bytes mode, for short chains ...
 TABLE_ENTRIES = 5_000_000  # ... fewer for long ones, keeping (n+1)² × units near this ...
 MIN_RESOLUTION = 16  # ... but never fewer than this
-CACHE_TABLES = 4  # solved tables kept for later budgets of the same chain ...
-CACHE_BYTES = 1 << 30  # ... and at most this many bytes of them (the newest is always kept)
+CACHE_TABLES = 16  # solved tables kept for later budgets (a sweep needs one per band) ...
+CACHE_BYTES = 1 << 28  # ... and at most this many bytes of them (the newest is always kept):
+# keeping 1 GiB cost a 500-stage sweep 1.6 s of system time (the kernel supplying fresh pages)
 
 
 def default_resolution(n: int) -> int:
     """Memory units over everything an n-stage chain can store, when the caller names none.
 
     The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
-    gets 19 units, about 0.8 s and 220 MB, where 200 units take about 10 s and 2 GB. Coarse
-    units cost plan quality, as sizes are rounded up, and a budget that is a fraction f of
-    everything gets about f·units of them.
+    gets 19 units, about 0.3 s and 100 MB per table (int32 entries), where 200 units take about
+    10 times that. Coarse units cost plan quality, as sizes are rounded up; a byte budget gets
+    about units/2 to units of them (its band's, see :func:`band_of`).
     """
     return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
 
@@ -152,6 +157,15 @@ def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
     return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
 
 
+def band_of(costs: ChainCosts, free_bytes: float, tapes: bool) -> int:
+    """The band of a budget with ``free_bytes`` besides x_0, less than everything
+    (:func:`everything_bytes`): the k ≥ 0 with everything / 2**(k+1) < free ≤ everything / 2**k
+    (free below 1 byte: the band of 1 byte; band 0 for everything and more). Band k's table
+    counts everything / 2**k in ``resolution`` units (rounded up), so the budget gets about
+    resolution / 2 of them or more."""
+    return max(1, int(everything_bytes(costs, tapes) // max(free_bytes, 1))).bit_length() - 1
+
+
 # -- what a table takes ------------------------------------------------------------------------
 
 def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
@@ -171,7 +185,7 @@ def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: 
 
 @dataclass(frozen=True, eq=False)
 class OptimalTable:
-    """Every budget of one chain from one solve of the DP.
+    """Every budget of one chain up to a maximum from one solve of the DP.
 
     The tables are filled once over free memory levels 0..``width`` in units of ``unit_bytes``
     (None: slots, one item a unit); :meth:`cost` and :meth:`plan` then answer any budget up to
@@ -202,6 +216,22 @@ class OptimalTable:
         reach = everything_bytes(costs, tapes)
         if max_budget_bytes is not None:
             reach = min(reach, _free_bytes(costs, max_budget_bytes))
+        return cls._solved_bytes(costs, tapes, reach, resolution, unit_bytes)
+
+    @classmethod
+    def band(cls, costs: ChainCosts, band: int, *, resolution: int | None = None,
+             tapes: bool = True) -> OptimalTable:
+        """Band ``band`` (see :func:`band_of`): free bytes up to everything / 2**band, in
+        ``resolution`` units of that (default :func:`default_resolution`)."""
+        tapes = _check_tapes(tapes)
+        band = whole_number(band, f"policy {NAME!r}: band", minimum=0, error=PolicyError)
+        return cls._solved_bytes(costs, tapes, everything_bytes(costs, tapes) / 2 ** band,
+                                 resolution, None)
+
+    @classmethod
+    def _solved_bytes(cls, costs: ChainCosts, tapes: bool, reach: float,
+                      resolution: int | None, unit_bytes: int | None) -> OptimalTable:
+        """Free bytes up to ``reach``, in units of ``unit_bytes`` or of reach / ``resolution``."""
         if unit_bytes is not None:
             unit, units = positive_int(NAME, "unit_bytes", unit_bytes), None
         else:
@@ -292,7 +322,7 @@ class OptimalTable:
         return builder.build(NAME, {"budget_bytes": budget, "tapes": self.tapes, **scale})
 
 
-# -- the policy: one table per chain, kept for the next budgets --------------------------------
+# -- the policy: one table per band, kept for the next budgets ---------------------------------
 
 _CACHE: OrderedDict[tuple[object, ...], OptimalTable] = OrderedDict()
 
@@ -361,16 +391,17 @@ def check_optimal(slots: object = None, budget_bytes: object = None, tapes: obje
 def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
               tapes: object = True, resolution: object = None) -> OptimalTable:
     """The (kept) table that answers this budget: validates the parameters, then solves once
-    per chain, tapes and resolution (slots: once per chain and tapes, growing as needed)."""
+    per chain, tapes, resolution and band (slots: once per chain and tapes, growing as
+    needed)."""
     check_optimal(slots, budget_bytes, tapes, resolution)
     tapes = _check_tapes(tapes)
     if slots is not None:
         return _slots_table(costs, _free_slots(slots), tapes)
-    _free_bytes(costs, budget_bytes)
     units = (default_resolution(costs.n) if resolution is None
              else positive_int(NAME, "resolution", resolution))
-    return _cached((costs, tapes, units), lambda table: True,
-                   lambda width: OptimalTable.solve(costs, resolution=units, tapes=tapes))
+    band = band_of(costs, _free_bytes(costs, budget_bytes), tapes)
+    return _cached((costs, tapes, units, band), lambda table: True,
+                   lambda width: OptimalTable.band(costs, band, resolution=units, tapes=tapes))
 
 
 def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,
@@ -425,10 +456,11 @@ SPEC = PolicySpec(
      Parameter("tapes", bool, True,
                "allow held tapes; False is revolve's model (checkpoints and turns only)"),
      Parameter("resolution", int, None,
-               "budget_bytes only: the bytes that keep everything besides x_0 are counted in "
-               "at most this many units, sizes rounded up, the same units for every budget of "
-               "the chain (one table answers them all); a budget of a fraction f of everything "
-               "gets about f x resolution units, and more units take time and memory in "
+               "budget_bytes only: the budget's band, a power-of-2 fraction 1/2^k of the bytes "
+               "that keep everything besides x_0, at least as large as the budget's own free "
+               "bytes and less than twice them, is counted in this many units, sizes rounded "
+               "up; so a budget gets about resolution/2 to resolution units, and one table "
+               "answers every budget of its band; more units take time and memory in "
                "proportion (default: 1000, fewer for chains over 69 stages, see "
                "default_resolution)")),
     check_optimal)
