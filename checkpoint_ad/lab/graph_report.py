@@ -5,7 +5,7 @@ solve time against graph size. Nothing here runs the engine or a planner.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +92,9 @@ def detail_record(records: Sequence[Record]) -> Record | None:
 
 
 def plan_figures(record: Record) -> tuple[Figure, Figure]:
-    """The R/S matrices and the layered graph of one detail record's plan."""
-    assert record.graph is not None and record.graph_steps is not None
-    parents, steps = record.graph["parents"], record.graph_steps
+    """The R/S matrices and the layered graph of a detail record's plan (one that has
+    ``graph`` and ``graph_steps``, see :func:`detail_record`)."""
+    parents, steps = (record.graph or {})["parents"], record.graph_steps or []
     title = (f"{record.workload} {_sizes(record)}: {planner(record)} at "
              f"{format_bytes(budget_of(record))} ({record.overhead:.2f}x store_all's cost)")
     computed, kept = stages(parents, steps)
@@ -118,24 +118,23 @@ def save_graph_figures(records: Sequence[Record], folder: Path) -> list[tuple[st
     folder.mkdir(parents=True, exist_ok=True)
     written: list[tuple[str, Path]] = []
 
-    def save(caption: str, name: str, make: Callable[[], Figure]) -> None:
+    def save(caption: str, name: str, figure: Figure) -> None:
         path = folder / f"{name}.png"
-        save_png(make(), path)
+        save_png(figure, path)
         written.append((caption, path))
 
     for key, group in group_records(records, lambda r: f"{r.workload} {_sizes(r)}").items():
         name = key.replace(" ", "_").replace("=", "")
         save(f"Overhead against budget: {key}", f"overhead_{name}",
-             lambda: overhead_vs_budget(overhead_rows(group), key))
+             overhead_vs_budget(overhead_rows(group), key))
         chosen = detail_record(group)
         if chosen is not None:
             matrices, drawing = plan_figures(chosen)
-            save(f"R/S matrices of one plan: {key}", f"plan_matrices_{name}", lambda: matrices)
-            save(f"The graph, coloured by computations: {key}", f"plan_graph_{name}",
-                 lambda: drawing)
+            save(f"R/S matrices of one plan: {key}", f"plan_matrices_{name}", matrices)
+            save(f"The graph, coloured by computations: {key}", f"plan_graph_{name}", drawing)
     if len({r.ops for r in records}) > 1:
         save("Planner solve time against graph size", "solve_time",
-             lambda: solve_time_vs_size(solve_rows(records), "planner solve time"))
+             solve_time_vs_size(solve_rows(records), "planner solve time"))
     return written
 
 
