@@ -70,6 +70,14 @@ def _command(subparsers: Any, name: str, help_text: str, description: str, examp
                                  epilog="examples:\n" + examples, formatter_class=Formatter)
 
 
+def add_input_options(parser: argparse.ArgumentParser, costs_help: str) -> None:
+    """``--seed``, ``--dtype`` and ``--costs``: how a workload's inputs are drawn and costed."""
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of inputs and weights (a whole number >= 0)")
+    parser.add_argument("--dtype", default="float64", help="float32 or float64")
+    parser.add_argument("--costs", default="model", choices=COST_MODES, help=costs_help)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description=DESCRIPTION, epilog=EXAMPLES,
                     formatter_class=Formatter)
@@ -141,12 +149,8 @@ def make_parser() -> argparse.ArgumentParser:
                         metavar="SECONDS",
                         help="seconds for each slow graph planner (optimal's exact search, "
                              "checkmate, checkmate_lp; default %(default)s)")
-    advice.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of inputs and weights (a whole number >= 0)")
-    advice.add_argument("--dtype", default="float64", help="float32 or float64")
-    advice.add_argument("--costs", default="model", choices=COST_MODES,
-                        help="chain stage costs the planners see and overheads count (default: "
-                             "the workload's cost model); graph ops cost 1 each")
+    add_input_options(advice, "chain stage costs the planners see and overheads count "
+                              "(default: the workload's cost model); graph ops cost 1 each")
     advice.add_argument("--json", action="store_true",
                         help="print one JSON object: best, candidates, least_peak_bytes, ...")
     advice.add_argument("--no-progress", action="store_true", help="no progress on stderr")
@@ -209,12 +213,8 @@ def make_parser() -> argparse.ArgumentParser:
     comparison.add_argument("--repeats", type=repeat_count, default=3,
                             help=f"timed runs after the warm-up (default 3, at most "
                                  f"{MAX_REPEATS})")
-    comparison.add_argument("--seed", type=non_negative_int, default=0,
-                            help="seed of inputs and weights (a whole number >= 0)")
-    comparison.add_argument("--dtype", default="float64", help="float32 or float64")
-    comparison.add_argument("--costs", default="model", choices=COST_MODES,
-                            help="stage costs the planners see (default: the workload's "
-                                 "cost model)")
+    add_input_options(comparison, "stage costs the planners see (default: the workload's "
+                                  "cost model; graph ops cost 1 each)")
     comparison.add_argument("--json", action="store_true",
                             help="print only a JSON list of the records on stdout")
     comparison.add_argument("--no-progress", action="store_true",
