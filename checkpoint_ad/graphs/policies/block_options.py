@@ -43,9 +43,13 @@ from ..plans import GraphAction, GraphStep
 from . import exact
 from .blocks import cuts
 from .fixed import plan_store_all
+from .steps import keep_and_recompute, recompute
 
 COMPUTE, FREE, BACKWARD = GraphAction.COMPUTE, GraphAction.FREE, GraphAction.BACKWARD
-BUDGETS = 8  # block budgets searched, from the block's least peak to its store-all peak
+BUDGETS = 8  # block budgets of exact search, from the block's least peak to its store-all peak
+DTR_BUDGETS = 32  # block budgets of dtr, from 0 to the block's store-all peak
+DROPS = 16  # tapes of a block with fewer values kept, from one value dropped to all
+CACHE_SIZE = 256  # block graphs whose plans are remembered (identical blocks repeat)
 EXACT_BLOCK_OPS = 24  # larger blocks take their options from dtr
 BLOCK_MAX_STATES = 50_000  # per exact search of a block
 BLOCK_SECONDS = 2.0  # per exact search of a block
@@ -127,7 +131,7 @@ class Block:
         """The block's options that no other beats on every measure."""
         graph, nodes = self._subgraph()
         found = {}
-        for steps in _sub_plans(graph):
+        for steps in _cached_sub_plans(graph):
             option = self._option([GraphStep(a, nodes[i]) for a, i in steps if i < len(nodes)],
                                   [a for a, i in steps].index(BACKWARD))
             found.setdefault((option.kind(), option.measures()), option)
@@ -260,22 +264,35 @@ def local_run(costs: GraphCosts, steps: list[GraphStep], resident: set[int],
     return peak, live, resident
 
 
+_SUB_PLANS: dict[tuple, list[list[GraphStep]]] = {}
+
+
+def _cached_sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
+    """:func:`_sub_plans`, remembered by the block graph's identity."""
+    key = graph.key()
+    if key not in _SUB_PLANS:
+        if len(_SUB_PLANS) >= CACHE_SIZE:
+            _SUB_PLANS.clear()
+        _SUB_PLANS[key] = _sub_plans(graph)
+    return _SUB_PLANS[key]
+
+
 def _sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
     """Plans of a block's graph: store_all, and the cheapest at several budgets (exact search,
     or dtr where exact search is out of reach)."""
     from .dtr import plan_dtr  # dtr validates budgets with optimal, which imports this module
     store_all = plan_store_all(graph)
-    plans = [list(store_all.steps)]
+    plans = [list(store_all.steps)] + _smaller_tapes(graph)
     try:
         if len(graph.op_nodes) > EXACT_BLOCK_OPS:
             raise exact.SearchLimit("too many ops")
         least = exact.search(graph, math.inf, BLOCK_MAX_STATES, minimise_peak=True,
                              deadline=time.perf_counter() + BLOCK_SECONDS)[2]
-        for budget in _budgets(least, store_all.peak_bytes):
+        for budget in _budgets(least, store_all.peak_bytes, BUDGETS):
             plans.append(exact.search(graph, budget, BLOCK_MAX_STATES,
                                       deadline=time.perf_counter() + BLOCK_SECONDS)[0])
     except exact.SearchLimit:
-        for budget in _budgets(0, store_all.peak_bytes):
+        for budget in _budgets(0, store_all.peak_bytes, DTR_BUDGETS):
             try:
                 plans.append(list(plan_dtr(graph, budget_bytes=budget).steps))
             except PolicyError:
@@ -283,9 +300,27 @@ def _sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
     return plans
 
 
-def _budgets(low: int, high: int) -> list[int]:
-    """Up to :data:`BUDGETS` whole budgets spread from ``low`` to ``high`` (both included)."""
-    return sorted({round(low + (high - low) * k / (BUDGETS - 1)) for k in range(BUDGETS)})
+def _smaller_tapes(graph: GraphCosts) -> list[list[GraphStep]]:
+    """Plans that keep less than store_all for the backward steps after the first: the values
+    those steps read, dropped in order (the cheapest to recompute per byte first; up to
+    :data:`DROPS` prefixes), each dropped set recomputed either all at once after the first
+    backward step or before each step that reads it."""
+    first, *rest = graph.backward_order
+    read = sorted({r for b in rest for r in graph.op_residuals[b]} - {graph.output})
+    price = {node: sum(graph.costs[i] for i in recompute(graph, [node], set())) /
+             max(graph.sizes[node], 1) for node in read}
+    dropped = sorted(read, key=lambda node: price[node])
+    plans = []
+    for count in _budgets(1, len(dropped), DROPS) if dropped else ():
+        kept = set(read) - set(dropped[:count])
+        plans.append(keep_and_recompute(graph, kept, [(first,), tuple(rest)]))
+        plans.append(keep_and_recompute(graph, kept, [(first,)] + [(b,) for b in rest]))
+    return plans
+
+
+def _budgets(low: int, high: int, count: int) -> list[int]:
+    """Up to ``count`` whole budgets spread from ``low`` to ``high`` (both included)."""
+    return sorted({round(low + (high - low) * k / (count - 1)) for k in range(count)})
 
 
 def graph_blocks(costs: GraphCosts, most: int) -> list[Block]:

@@ -54,7 +54,7 @@ class _Table:
         measured = exits + grads + [x for pair in advance for x in pair] + [
             int(x) for b in blocks for o in b.options for x in o.measures()[:-2]]
         most = max(1, min(MAX_UNITS, MAX_CELLS // (2 * (n + 1) ** 2) - 1))
-        self.unit = max(reduce(math.gcd, measured, budget) or 1, math.ceil(budget / most))
+        self.unit = memory_unit(measured, [costs.sizes[i] for i in costs.op_nodes], budget, most)
         self.units = budget // self.unit
         up = self._up
         self.exit = np.array([up(x) for x in exits])
@@ -146,6 +146,21 @@ class _Table:
         forward = [step for t in range(s, j) for step in self.blocks[t].advance(t > s)]
         return (forward + self.steps(RELEASE, j, e, m - entry) +
                 self.steps(variant, s, j, min(m + gain - int(self.grad_up[j]), self.units)))
+
+
+def memory_unit(measured: list[int], sizes: list[int], budget: int, most: int) -> int:
+    """The bytes of one memory unit: the greatest common divisor of ``measured`` and
+    ``budget`` when the budget is then at most ``most`` units; else the smallest divisor of
+    the greatest common divisor of the sizes of at least one unit that keeps the budget within
+    ``most`` units (a multiple of it if none does), so that most sizes stay exact."""
+    exact = reduce(math.gcd, measured, budget) or 1
+    need = math.ceil(budget / most)
+    if exact >= need:
+        return exact
+    common = reduce(math.gcd, [size for size in sizes if size >= need], 0)
+    if common < need:
+        return math.ceil(need / common) * common if common else need
+    return min(d for d in range(need, common + 1) if common % d == 0)
 
 
 def plan_hierarchical(costs: GraphCosts, budget: float, policy: str = "optimal",
