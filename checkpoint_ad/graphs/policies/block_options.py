@@ -47,7 +47,7 @@ from .steps import keep_and_recompute, recompute
 
 COMPUTE, FREE, BACKWARD = GraphAction.COMPUTE, GraphAction.FREE, GraphAction.BACKWARD
 BUDGETS = 8  # block budgets of exact search, from the block's least peak to its store-all peak
-DTR_BUDGETS = 32  # block budgets of dtr, from 0 to the block's store-all peak
+DTR_BUDGETS = 16  # block budgets of dtr, from 0 to the block's store-all peak
 DROPS = 16  # tapes of a block with fewer values kept, from one value dropped to all
 CACHE_SIZE = 256  # block graphs whose plans are remembered (identical blocks repeat)
 EXACT_BLOCK_OPS = 24  # larger blocks take their options from dtr
@@ -219,24 +219,24 @@ def _reads(costs: GraphCosts, steps: list[GraphStep], node: int) -> bool:
 
 
 def without_dead(costs: GraphCosts, steps: list[GraphStep]) -> list[GraphStep]:
-    """``steps`` without every computation whose value is freed before any step reads it
-    (and that free), repeated until none is left."""
-    steps = list(steps)
-    while True:
-        dead, computed = set(), {}
-        for position, (action, node) in enumerate(steps):
-            if action is COMPUTE:
-                computed[node] = position
-                for p in costs.op_parents[node]:
-                    computed.pop(p, None)
-            elif action is BACKWARD:
-                for r in costs.op_residuals[node]:
-                    computed.pop(r, None)
-            elif node in computed:
-                dead.update((computed.pop(node), position))
-        if not dead:
-            return steps
-        steps = [step for position, step in enumerate(steps) if position not in dead]
+    """``steps`` without every computation whose value is freed before any kept step reads
+    it, and without that free (one pass from the end: a removed computation reads nothing)."""
+    needed: set[int] = set()
+    freed_at: dict[int, int] = {}
+    dropped: set[int] = set()
+    for position in reversed(range(len(steps))):
+        action, node = steps[position]
+        if action is FREE:
+            freed_at[node] = position
+            needed.discard(node)
+        elif action is BACKWARD:
+            needed.update(costs.op_residuals[node])
+        elif node in needed:
+            needed.discard(node)
+            needed.update(costs.op_parents[node])
+        else:
+            dropped.update((position, freed_at.pop(node)))
+    return [step for position, step in enumerate(steps) if position not in dropped]
 
 
 def local_run(costs: GraphCosts, steps: list[GraphStep], resident: set[int],
@@ -303,8 +303,8 @@ def _sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
 def _smaller_tapes(graph: GraphCosts) -> list[list[GraphStep]]:
     """Plans that keep less than store_all for the backward steps after the first: the values
     those steps read, dropped in order (the cheapest to recompute per byte first; up to
-    :data:`DROPS` prefixes), each dropped set recomputed either all at once after the first
-    backward step or before each step that reads it."""
+    :data:`DROPS` prefixes), each dropped set recomputed all at once after the first backward
+    step, or (on blocks small enough for exact search) before each step that reads it."""
     first, *rest = graph.backward_order
     read = sorted({r for b in rest for r in graph.op_residuals[b]} - {graph.output})
     price = {node: sum(graph.costs[i] for i in recompute(graph, [node], set())) /
@@ -314,7 +314,8 @@ def _smaller_tapes(graph: GraphCosts) -> list[list[GraphStep]]:
     for count in _budgets(1, len(dropped), DROPS) if dropped else ():
         kept = set(read) - set(dropped[:count])
         plans.append(keep_and_recompute(graph, kept, [(first,), tuple(rest)]))
-        plans.append(keep_and_recompute(graph, kept, [(first,)] + [(b,) for b in rest]))
+        if len(graph.op_nodes) <= EXACT_BLOCK_OPS:
+            plans.append(keep_and_recompute(graph, kept, [(first,)] + [(b,) for b in rest]))
     return plans
 
 
