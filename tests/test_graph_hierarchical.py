@@ -150,3 +150,18 @@ def test_unknown_method_is_refused() -> None:
     with pytest.raises(ca.PolicyError, match="method must be one of auto, hierarchical, "
                                              "got 'fast'"):
         plan_graph("optimal", resnet(2), budget_bytes=6, method="fast")
+
+
+def test_a_graph_too_large_for_a_planner_is_refused_before_planning() -> None:
+    from checkpoint_ad.chains.limits import limited
+    costs = fig69_chain(20_000)
+    with pytest.raises(ca.PolicyError, match=r"^policy 'checkmate': planning this graph of "
+                       r"20,001 ops needs about [\d,]+ bytes, more than the planner memory "
+                       r"limit of [\d,]+ bytes \(.*\); the largest graph of this shape that "
+                       r"fits has [\d,]+ ops$"):
+        plan_graph("checkmate", costs, budget_bytes=10)
+    with limited(memory_bytes=10**7):
+        for policy in ("recompute_all", "optimal", "dtr"):
+            with pytest.raises(ca.PolicyError, match=f"policy '{policy}': planning this graph"):
+                plan_graph(policy, costs)
+        assert plan_graph("store_all", costs).forward_evals == 20_001

@@ -52,7 +52,7 @@ DROPS = 16  # tapes of a block with fewer values kept, from one value dropped to
 CACHE_SIZE = 256  # block graphs whose plans are remembered (identical blocks repeat)
 EXACT_BLOCK_OPS = 24  # larger blocks take their options from dtr
 BLOCK_MAX_STATES = 50_000  # per exact search of a block
-BLOCK_SECONDS = 2.0  # per exact search of a block
+BLOCK_SECONDS = 0.5  # per exact search of a block
 
 
 @dataclass(frozen=True)
@@ -278,26 +278,32 @@ def _cached_sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
 
 
 def _sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
-    """Plans of a block's graph: store_all, and the cheapest at several budgets (exact search,
-    or dtr where exact search is out of reach)."""
+    """Plans of a block's graph: store_all, smaller tapes, and the cheapest at several budgets
+    by exact search (a budget whose search runs out of its limits is skipped), or by dtr where
+    exact search cannot even find the block's least peak."""
     from .dtr import plan_dtr  # dtr validates budgets with optimal, which imports this module
     store_all = plan_store_all(graph)
     plans = [list(store_all.steps)] + _smaller_tapes(graph)
-    try:
-        if len(graph.op_nodes) > EXACT_BLOCK_OPS:
-            raise exact.SearchLimit("too many ops")
-        least = exact.search(graph, math.inf, BLOCK_MAX_STATES, minimise_peak=True,
-                             deadline=time.perf_counter() + BLOCK_SECONDS)[2]
-        for budget in _budgets(least, store_all.peak_bytes, BUDGETS):
+    least = _least_peak(graph)
+    for budget in _budgets(least or 0, store_all.peak_bytes, BUDGETS if least else DTR_BUDGETS):
+        try:
             plans.append(exact.search(graph, budget, BLOCK_MAX_STATES,
-                                      deadline=time.perf_counter() + BLOCK_SECONDS)[0])
-    except exact.SearchLimit:
-        for budget in _budgets(0, store_all.peak_bytes, DTR_BUDGETS):
-            try:
-                plans.append(list(plan_dtr(graph, budget_bytes=budget).steps))
-            except PolicyError:
-                pass
+                                      deadline=time.perf_counter() + BLOCK_SECONDS)[0]
+                         if least else list(plan_dtr(graph, budget_bytes=budget).steps))
+        except PolicyError:  # a search past its limits, or dtr below its reach
+            pass
     return plans
+
+
+def _least_peak(graph: GraphCosts) -> int | None:
+    """The least peak of the block's plans by exact search; None if out of its reach."""
+    if len(graph.op_nodes) > EXACT_BLOCK_OPS:
+        return None
+    try:
+        return exact.search(graph, math.inf, BLOCK_MAX_STATES, minimise_peak=True,
+                            deadline=time.perf_counter() + BLOCK_SECONDS)[2]
+    except exact.SearchLimit:
+        return None
 
 
 def _smaller_tapes(graph: GraphCosts) -> list[list[GraphStep]]:
