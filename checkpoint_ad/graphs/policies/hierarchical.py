@@ -68,10 +68,15 @@ class _Table:
                 if j > s + 1:
                     peak = max(peak, up(advance[j - 1][1]))
                 self.reach[s, j] = peak
-        self.options = [[tuple(up(int(x)) for x in o.measures()[:-2]) + o.measures()[-2:] + o.kind()
-                         for o in b.options] for b in blocks]
+        self.options = [[tuple(up(int(x)) for x in o.measures()[:-2]) + o.measures()[-2:] +
+                         o.kind() for o in b.options] for b in blocks]
         self.memory = np.arange(self.units + 1)
         self.cost = np.full((2, n + 1, n + 1, self.units + 1), np.inf)
+        self._fill()
+
+    def _fill(self) -> None:
+        """Fill ``cost`` by ranges of blocks, shortest first."""
+        n = self.n
         for e in range(n + 1):
             self.cost[KEEP, e, e] = 0.0
             self.cost[RELEASE, e, e, self.exit[e]:] = 0.0
