@@ -10,6 +10,7 @@ from ...plans.registry import Registry
 from ..costs import GraphCosts
 from ..plans import GraphPlan
 from . import checkmate, checkmate_lp, chen, dtr, fixed, optimal
+from .footprint import require_fits
 
 REGISTRY = Registry("graph policy")
 for _spec in (fixed.STORE_ALL, fixed.RECOMPUTE_ALL, fixed.SAVE_OPS, optimal.SPEC, checkmate.SPEC,
@@ -21,11 +22,14 @@ get_policy = REGISTRY.get
 
 
 def plan_graph(policy: str, costs: GraphCosts, **params: object) -> GraphPlan:
-    """Plan ``costs`` with the graph policy named ``policy`` (see :func:`names`)."""
+    """Plan ``costs`` with the graph policy named ``policy`` (see :func:`names`), refusing
+    first a graph whose planning would exceed the planner memory limit (:mod:`.footprint`)."""
     if not isinstance(costs, GraphCosts):
         from ...errors import PlanError
         raise PlanError(f"plan_graph: costs must be a GraphCosts, got {type(costs).__name__}")
-    return get_policy(policy).plan(costs, **params)
+    spec = get_policy(policy)
+    require_fits(policy, costs)
+    return spec.plan(costs, **params)
 
 
 __all__ = ["REGISTRY", "get_policy", "names", "plan_graph"]

@@ -1,187 +1,183 @@
-"""The hierarchical ``optimal``: a graph too large for exact search, planned as a chain of
-blocks (:mod:`.blocks`) by the chain ``optimal`` (the rotor dynamic program with held tapes),
-its plan expanded into graph steps and replayed.
+"""The hierarchical ``optimal``: a graph as a sequence of blocks (:mod:`.block_options`), each
+with several options, planned by the rotor dynamic program generalised to per-block options
+(as Rockmate does), and expanded into an ordinary graph plan.
 
-Expansion (each graph value is resident while anything holds it: the working value, a
-checkpoint, a held tape, or the block being computed until the value's last use in it):
+``cost[v, s, e, m]`` is the least cost of running the backward steps of blocks s+1..e when the
+exit c_s of block s is resident, the cotangent of c_e is live (none for the last block), and m
+memory units are free beyond that. It ends with c_s's cotangent live and nothing of blocks
+s+1..e resident. Variant ``KEEP``: the caller holds c_s and keeps it; variant ``RELEASE``: c_s
+is counted in m and freed (it ends not resident). Two ways to start:
 
-* ``advance t`` computes block t keeping only c_t (the new working value); ``tape t`` keeps
-  what block t's backward steps read, and c_t; ``turn t`` is a tape followed by its backward;
-* ``backward t`` runs the backward steps of block t's ops, then releases its tape;
-* ``save``/``restore``/``free`` hold and release c_t as a checkpoint or the working value.
+* **tape** block s+1 with option k: its forward (peak ``forward_peak``; under RELEASE, when
+  the option's backward does not read c_s, ``forward_free_peak`` and c_s freed at once), then
+  cost[., s+1, e] with its ``held`` bytes resident (KEEP when its backward reads its exit,
+  else RELEASE), then its backward (peak ``backward_peak``, c_e's cotangent replaced by
+  c_{s+1}'s);
+* **checkpoint** c_j (s < j < e): advance blocks s+1..j keeping only the working exit, then
+  cost[RELEASE, j, e], then cost[v, s, j].
 
-The chain model counts stored states and tapes, not the working value's temporaries nor the
-cotangents, so the replayed peak differs from the chain DP's; the planner searches the chain
-budget for the cheapest expanded plan whose *replayed* peak fits the graph budget. Inside a
-block everything is kept (one option per block); the plan reports the trivial lower bound
-(every op computed once) and its gap to it.
+Memory is counted in units of ``unit`` bytes: the greatest common divisor of every size the
+program meets and the budget (exact), or coarser when the table would be too large, with
+requirements rounded up and what is released rounded down, so a plan the table accepts always
+fits the budget. The plan is replayed (:meth:`GraphPlan.build`); ``lower_bound`` is the
+trivial bound (every op computed once).
 """
 from __future__ import annotations
 
-from collections import Counter
+import math
+from functools import reduce
 
-from ...chains.plans import Action, Plan
-from ...chains.policies import make_plan
+import numpy as np
+
 from ...errors import BudgetError
 from ..costs import GraphCosts
-from ..plans import GraphAction, GraphPlan, GraphStep, replay
-from .blocks import Blocks
+from ..plans import GraphAction, GraphPlan, GraphStep
+from .block_options import Block, graph_blocks
+from .fixed import plan_store_all
+
+MAX_BLOCKS = 100  # more cut blocks are merged into this many
+MAX_UNITS = 600  # memory units of the table at most
+MAX_CELLS = 8_000_000  # 2 (blocks + 1)² (units + 1) at most: 64 MB of float64 costs
+KEEP, RELEASE = 0, 1
 
 
-class _Expansion:
-    """Turns a chain plan over blocks into graph steps (see the module docstring)."""
+class _Table:
+    """The dynamic program over ``blocks`` within ``budget`` bytes (module docstring)."""
 
-    def __init__(self, blocks: Blocks) -> None:
-        self.blocks, self.costs = blocks, blocks.costs
-        self.refs: Counter[int] = Counter()
-        self.steps: list[GraphStep] = []
-        self.working: int | None = None
-        self.held: dict[int, frozenset[int]] = {}
-        self.restart_points: set[int] = set()
-        self.position = 0
+    def __init__(self, blocks: list[Block], budget: int) -> None:
+        self.blocks, costs = blocks, blocks[0].costs
+        n = self.n = len(blocks)
+        exits = [0] + [costs.sizes[b.exit] for b in blocks]
+        grads = [0] + [costs.sizes[b.exit] if costs.has_cotangent[b.exit] and not b.last else 0
+                       for b in blocks]
+        advance = [(b.advance_peak(False), b.advance_peak(True)) for b in blocks]
+        measured = exits + grads + [x for pair in advance for x in pair] + [
+            int(x) for b in blocks for o in b.options for x in o.measures()[:-2]]
+        most = max(1, min(MAX_UNITS, MAX_CELLS // (2 * (n + 1) ** 2) - 1))
+        self.unit = memory_unit(measured, [costs.sizes[i] for i in costs.op_nodes], budget, most)
+        self.units = budget // self.unit
+        up = self._up
+        self.exit = np.array([up(x) for x in exits])
+        self.grad_up = np.array([up(x) for x in grads])
+        self.grad_down = np.array([x // self.unit for x in grads])
+        self.prefix = np.concatenate([[0.0], np.cumsum([b.cost for b in blocks])])
+        self.reach = np.zeros((n + 1, n + 1), dtype=np.int64)  # peak advancing s+1..j
+        for s in range(n):
+            peak = up(advance[s][0])
+            for j in range(s + 1, n + 1):
+                if j > s + 1:
+                    peak = max(peak, up(advance[j - 1][1]))
+                self.reach[s, j] = peak
+        self.options = [[tuple(up(int(x)) for x in o.measures()[:-2]) + o.measures()[-2:] +
+                         o.kind() for o in b.options] for b in blocks]
+        self.memory = np.arange(self.units + 1)
+        self.cost = np.full((2, n + 1, n + 1, self.units + 1), np.inf)
+        self._fill()
 
-    def run(self, plan: Plan) -> list[GraphStep]:
-        handlers = {Action.ADVANCE: self._advance, Action.TAPE: self._tape,
-                    Action.TURN: self._turn, Action.BACKWARD: self._backward,
-                    Action.SAVE: self._save, Action.RESTORE: self._restore,
-                    Action.FREE: self._free}
-        self.restart_points = _restarted_tapes(plan)
-        for position, step in enumerate(plan):
-            self.position = position
-            handlers[step.action](step.stage, step.end)
-        self._set_working(None)
-        return self.steps
+    def _fill(self) -> None:
+        """Fill ``cost`` by ranges of blocks, shortest first."""
+        n = self.n
+        for e in range(n + 1):
+            self.cost[KEEP, e, e] = 0.0
+            self.cost[RELEASE, e, e, self.exit[e]:] = 0.0
+        for e in range(1, n + 1):
+            for s in range(e - 1, -1, -1):
+                for variant in (KEEP, RELEASE):
+                    self.cost[variant, s, e] = np.min(self._candidates(variant, s, e)[0], axis=0)
 
-    def _hold(self, node: int | None) -> None:
-        if node is not None:
-            self.refs[node] += 1
+    def _up(self, size: int) -> int:
+        return -(-size // self.unit)
 
-    def _release(self, node: int | None) -> None:
-        if node is None:
-            return
-        self.refs[node] -= 1
-        if not self.refs[node]:
-            del self.refs[node]
-            self.steps.append(GraphStep(GraphAction.FREE, node))
+    def _candidates(self, variant: int, s: int, e: int
+                    ) -> tuple[np.ndarray, list[tuple[str, int]]]:
+        """Every way to start cost[variant, s, e]: a row of costs over memory per choice."""
+        m, rows, choices = self.memory, [], []
+        gain, entry = self.grad_down[e], self.exit[s] if variant == RELEASE else 0
+        for k, option in enumerate(self.options[s]):
+            (forward_peak, forward_free_peak, held, backward_peak, backward_rest_peak,
+             turn_peak, turn_release_peak, cost, turn_cost, reads_entry, needs_exit) = option
+            if e == s + 1:  # a turn
+                peak = turn_release_peak if variant == RELEASE else turn_peak
+                row = np.where(m + gain >= peak, turn_cost, np.inf)
+                rows.append(row)
+                choices.append(("turn", k))
+                continue
+            frees_entry = variant == RELEASE and not reads_entry
+            base = m if frees_entry else m - entry
+            after = base - (held if needs_exit else held - self.exit[s + 1])
+            row = cost + self.cost[KEEP if needs_exit else RELEASE, s + 1, e,
+                                   np.clip(after, 0, self.units)]
+            fits = (m >= forward_free_peak) if frees_entry else (base >= forward_peak)
+            back = backward_peak if needs_exit else backward_rest_peak
+            row[(after < 0) | ~fits | (base + gain < back)] = np.inf
+            rows.append(row)
+            choices.append(("tape", k))
+        if e - s >= 2:
+            js = np.arange(s + 1, e)
+            base = m - entry
+            before = np.minimum(m[None, :] + gain - self.grad_up[js][:, None], self.units)
+            table = (self.prefix[js] - self.prefix[s])[:, None] + \
+                self.cost[RELEASE, js[:, None], e, np.maximum(base, 0)[None, :]] + \
+                self.cost[variant, s, js[:, None], np.maximum(before, 0)]
+            table[(base[None, :] < self.reach[s, js][:, None]) | (before < 0)] = np.inf
+            rows.extend(table)
+            choices += [("checkpoint", int(j)) for j in js]
+        return np.array(rows), choices
 
-    def _set_working(self, node: int | None) -> None:
-        self._hold(node)
-        self._release(self.working)
-        self.working = node
-
-    def _evaluate(self, t: int, kept: frozenset[int]) -> None:
-        """Compute block t from c_{t-1}; hold ``kept`` (for a tape) and c_t (working)."""
-        costs, ops = self.costs, self.blocks.ops[t]
-        members = set(ops) | {self.blocks.cut[t - 1]} - {None}
-        uses = Counter(p for i in ops for p in costs.op_parents[i] if p in members)
-        for p in members - set(ops):
-            self.refs[p] += uses[p]
-        for p in kept - set(ops):
-            self._hold(p)
-        self.held[t] = kept
-        for i in ops:
-            self.steps.append(GraphStep(GraphAction.COMPUTE, i))
-            self.refs[i] += uses[i] + (i in kept)
-            if i == self.blocks.cut[t]:
-                self._set_working(i)
-            for p in costs.op_parents[i]:
-                self._release(p)
-
-    def _advance(self, first: int, last: int) -> None:
-        for t in range(first, last + 1):
-            self._evaluate(t, frozenset())
-
-    def _tape(self, t: int, _: int) -> None:
-        self._evaluate(t, self._tape_of(t))
-
-    def _tape_of(self, t: int) -> frozenset[int]:
-        """Block t's tape; its c_t only when its backward reads it or the plan restores
-        from this tape (else c_t stays resident only while something else holds it)."""
-        tape = self.blocks.tapes[t]
-        if (self.position in self.restart_points or
-                self.blocks.cut[t] in self.blocks.read_by_backward[t]):
-            return tape
-        return tape - {self.blocks.cut[t]}
-
-    def _turn(self, t: int, _: int) -> None:
-        self._tape(t, t)
-        self._backward(t, t)
-
-    def _backward(self, t: int, _: int) -> None:
-        self.steps += [GraphStep(GraphAction.BACKWARD, i) for i in reversed(self.blocks.ops[t])
-                       if self.costs.has_cotangent[i]]
-        self._set_working(None)
-        for node in self.held.pop(t):
-            self._release(node)
-
-    def _save(self, t: int, _: int) -> None:
-        self._hold(self.blocks.cut[t])
-
-    def _restore(self, t: int, _: int) -> None:
-        self._set_working(self.blocks.cut[t])
-
-    def _free(self, t: int, _: int) -> None:
-        self._release(self.blocks.cut[t])
-
-
-def _restarted_tapes(plan: Plan) -> set[int]:
-    """Positions of the TAPE and TURN steps whose tape the plan later restores from (a
-    RESTORE t before BACKWARD t, with no checkpoint of x_t in between)."""
-    found, open_tapes, saved = set(), {}, set()
-    for position, step in enumerate(plan):
-        action, t = step.action, step.stage
-        if action is Action.TAPE:
-            open_tapes[t] = position
-        elif action is Action.BACKWARD:
-            open_tapes.pop(t, None)
-        elif action is Action.SAVE:
-            saved.add(t)
-        elif action is Action.FREE:
-            saved.discard(t)
-        elif action is Action.RESTORE and t in open_tapes and t not in saved:
-            found.add(open_tapes[t])
-    return found
+    def steps(self, variant: int, s: int, e: int, m: int) -> list[GraphStep]:
+        """The plan of cost[variant, s, e, m], following the table's choices."""
+        release = [GraphStep(GraphAction.FREE, self.blocks[s - 1].exit)] if (
+            variant == RELEASE and s > 0) else []
+        if s == e:
+            return release
+        rows, choices = self._candidates(variant, s, e)
+        kind, which = choices[int(np.argmin(rows[:, m]))]
+        entry, gain = int(self.exit[s]) if variant == RELEASE else 0, int(self.grad_down[e])
+        if kind == "turn":
+            option = self.blocks[s].options[which]
+            return list(option.turn_release if variant == RELEASE else option.turn)
+        if kind == "tape":
+            option = self.blocks[s].options[which]
+            frees_entry = variant == RELEASE and not option.reads_entry
+            base = m if frees_entry else m - entry
+            held = self.options[s][which][2]
+            if option.needs_exit:
+                inner = self.steps(KEEP, s + 1, e, base - held)
+            else:
+                inner = self.steps(RELEASE, s + 1, e, base - held + int(self.exit[s + 1]))
+            return (list(option.forward_free if frees_entry else option.forward) + inner +
+                    list(option.backward_rest) + ([] if frees_entry else release))
+        j = which
+        forward = [step for t in range(s, j) for step in self.blocks[t].advance(t > s)]
+        return (forward + self.steps(RELEASE, j, e, m - entry) +
+                self.steps(variant, s, j, min(m + gain - int(self.grad_up[j]), self.units)))
 
 
-def expand(blocks: Blocks, plan: Plan) -> list[GraphStep]:
-    """The graph steps of a chain plan over ``blocks``."""
-    return _Expansion(blocks).run(plan)
+def memory_unit(measured: list[int], sizes: list[int], budget: int, most: int) -> int:
+    """The bytes of one memory unit: the greatest common divisor of ``measured`` and
+    ``budget`` when the budget is then at most ``most`` units; else the smallest divisor of
+    the greatest common divisor of the sizes of at least one unit that keeps the budget within
+    ``most`` units (a multiple of it if none does), so that most sizes stay exact."""
+    exact = reduce(math.gcd, measured, budget) or 1
+    need = math.ceil(budget / most)
+    if exact >= need:
+        return exact
+    common = reduce(math.gcd, [size for size in sizes if size >= need], 0)
+    if common < need:
+        return math.ceil(need / common) * common if common else need
+    return min(d for d in range(need, common + 1) if common % d == 0)
 
 
 def plan_hierarchical(costs: GraphCosts, budget: float, policy: str = "optimal",
                       params: dict | None = None) -> GraphPlan:
-    """The cheapest expansion of a chain plan over the blocks of ``costs`` whose replayed peak
-    fits ``budget``, searching the chain DP's byte budget."""
-    blocks = Blocks.of(costs)
-    chain = blocks.chain_costs()
-    tried: dict[int, tuple[float, int, list[GraphStep]] | None] = {}
-
-    def attempt(chain_budget: int) -> tuple[float, int, list[GraphStep]] | None:
-        if chain_budget not in tried:
-            try:
-                chain_plan = make_plan("optimal", chain, budget_bytes=chain_budget)
-            except BudgetError:
-                tried[chain_budget] = None
-                return None
-            steps = expand(blocks, chain_plan)
-            counted = replay(costs, steps)
-            tried[chain_budget] = (counted.cost, counted.peak_bytes, steps)
-        return tried[chain_budget]
-
-    low, high = 0, sum(chain.tape_bytes) + sum(chain.state_bytes)  # chain store-all
-    while low < high:  # the largest chain budget whose expansion fits
-        middle = (low + high + 1) // 2
-        found = attempt(middle)
-        if found is not None and found[1] <= budget:
-            low = middle
-        else:
-            high = middle - 1
-    fitting = [found for found in tried.values() if found is not None and found[1] <= budget]
-    if not fitting:
+    """The least-cost plan of the hierarchical family (module docstring) whose peak fits
+    ``budget`` bytes; BudgetError if none does."""
+    blocks = graph_blocks(costs, MAX_BLOCKS)
+    table = _Table(blocks, int(min(budget, plan_store_all(costs).peak_bytes)))
+    if not math.isfinite(table.cost[KEEP, 0, table.n, table.units]):
         raise BudgetError(f"policy {policy!r}: budget_bytes={int(budget)} is below what the "
-                          "hierarchical plan can reach on this graph (every block's tape and "
-                          "its cotangents must fit)")
-    cost, _, steps = min(fitting, key=lambda found: (found[0], found[1]))
+                          f"hierarchical plan can reach on this graph ({table.n} blocks)")
+    steps = table.steps(KEEP, 0, table.n, table.units)
     return GraphPlan.build(costs, steps, policy, params or {}, method="hierarchical",
                            status="feasible", lower_bound=costs.total_cost,
-                           details={"blocks": blocks.n})
+                           details={"blocks": table.n, "memory_unit_bytes": table.unit})

@@ -16,6 +16,7 @@ from .hierarchical import plan_hierarchical
 
 DEFAULT_TIME_LIMIT = 10.0
 EXACT_OPS_LIMIT = 40  # past this, the state space is out of reach: plan hierarchically at once
+METHODS = ("auto", "hierarchical")
 
 
 def budget_value(policy: str, budget_bytes: object) -> float:
@@ -35,15 +36,25 @@ def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES
 
 def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  max_states: int = exact.DEFAULT_MAX_STATES,
-                 time_limit: float = DEFAULT_TIME_LIMIT) -> GraphPlan:
-    """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit): proven by exact
-    search when it finishes within ``max_states`` states and ``time_limit`` seconds, else
-    planned hierarchically (a chain of blocks; :mod:`.hierarchical`)."""
+                 time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto") -> GraphPlan:
+    """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
+    proven by exact search when it finishes within ``max_states`` states and ``time_limit``
+    seconds, else the cheapest of the hierarchical plan (a sequence of blocks, several options
+    each; :mod:`.hierarchical`), ``dtr`` and ``chen``. ``method="hierarchical"``: the
+    hierarchical plan alone, without exact search."""
     budget = budget_value("optimal", budget_bytes)
     max_states = positive_int("optimal", "max_states", max_states)
     limit = positive_seconds("optimal", "time_limit", time_limit)
+    if method not in METHODS:
+        raise PolicyError(f"policy 'optimal': method must be one of {', '.join(METHODS)}, "
+                          f"got {method!r}")
     params = {} if budget_bytes is None else {"budget_bytes": budget_bytes}
+    if method != "auto":
+        params["method"] = method
     started = time.perf_counter()
+    if method == "hierarchical":
+        plan = plan_hierarchical(costs, budget, "optimal", params)
+        return replace(plan, solve_s=time.perf_counter() - started)
     if budget >= plan_store_all(costs).peak_bytes:  # store_all fits: nothing to trade
         return GraphPlan.build(costs, plan_store_all(costs).steps, "optimal", params,
                                method="exact", status="optimal", lower_bound=costs.total_cost)
@@ -97,7 +108,7 @@ def positive_seconds(policy: str, name: str, value: object) -> float:
 
 
 SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; past "
-                  "its limits the cheapest of a chain-of-blocks plan, dtr and chen)", plan_optimal,
+                  "its limits the cheapest of a hierarchical plan, dtr and chen)", plan_optimal,
                   (Parameter("budget_bytes", int, None, "byte budget for activations "
                              "(values and cotangents); default: no limit"),
                    Parameter("max_states", int, exact.DEFAULT_MAX_STATES,
@@ -105,4 +116,7 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "hierarchically"),
                    Parameter("time_limit", float, DEFAULT_TIME_LIMIT,
                              "seconds the exact search may take before planning "
-                             "hierarchically")))
+                             "hierarchically"),
+                   Parameter("method", str, "auto",
+                             "auto (exact search, then the cheapest of hierarchical, dtr and "
+                             "chen) or hierarchical (the block plan alone)")))

@@ -1,0 +1,62 @@
+"""What a graph planner may take before it starts: an upper estimate of its memory from the
+number of ops alone, checked against the planner limits of :mod:`checkpoint_ad.chains.limits`
+(half of this machine's memory by default; ``limited(memory_bytes=...)`` to change them).
+
+Estimates in bytes, for a graph of V ops and E edges:
+
+* every plan: ``STEP_BYTES`` per step, at most 3 V steps for one pass (store_all), V (V + 3) / 2
+  + 2 V when every backward step may recompute every op before it (recompute_all, save_ops),
+  2 V (``dtr.THRASH_FACTOR`` + 1) for dtr, 6 V for chen, 3 V per hierarchical block for
+  ``optimal`` (at most ``hierarchical.MAX_BLOCKS`` blocks: every block may be recomputed once
+  per block after it);
+* ``optimal``: also its table (``hierarchical.MAX_CELLS`` costs of 8 bytes);
+* ``checkmate``, ``checkmate_lp``: ``MILP_BYTES`` per variable of the MILP (V stages times the
+  V ops and E edges) and V² steps.
+"""
+from __future__ import annotations
+
+from ...chains import limits
+from ...errors import PolicyError
+from ..costs import GraphCosts
+from .dtr import THRASH_FACTOR
+from .hierarchical import MAX_BLOCKS, MAX_CELLS
+
+STEP_BYTES = 120  # a GraphStep in a list: the tuple, its slot, its replayed counters
+MILP_BYTES = 200  # a MILP variable: its columns of the sparse constraints, and HiGHS's copies
+
+
+def _steps(policy: str, ops: int) -> int:
+    recomputing = ops * (ops + 3) // 2 + 2 * ops
+    return {"store_all": 3 * ops, "recompute_all": recomputing, "save_ops": recomputing,
+            "dtr": 2 * ops * (THRASH_FACTOR + 1), "chen": 6 * ops,
+            "optimal": 3 * ops * min(ops, MAX_BLOCKS)}.get(policy, ops * ops)
+
+
+def estimate(policy: str, ops: int, edges: int) -> int:
+    """Bytes that planning a graph of ``ops`` ops and ``edges`` edges with ``policy`` may take
+    (see the module docstring)."""
+    total = STEP_BYTES * _steps(policy, ops)
+    if policy == "optimal":
+        total += 8 * MAX_CELLS
+    if policy.startswith("checkmate"):
+        total += MILP_BYTES * ops * (3 * ops + edges)
+    return total
+
+
+def require_fits(policy: str, costs: GraphCosts) -> None:
+    """Refuse (PolicyError, one line) a graph whose planning estimate is above the planner
+    memory limit, naming the estimate, the limit and the largest graph that fits."""
+    ops = len(costs.op_nodes)
+    per_op = sum(len(p) for p in costs.parents) / max(ops, 1)
+
+    def needs(count: int) -> int:
+        return estimate(policy, count, round(per_op * count))
+
+    limit = limits.current()
+    if needs(ops) <= limit.memory_bytes:
+        return
+    largest = limits.largest_n(lambda count: needs(count) <= limit.memory_bytes)
+    raise PolicyError(f"policy {policy!r}: planning this graph of {ops:,} ops needs about "
+                      f"{needs(ops):,} bytes, more than the planner memory limit of "
+                      f"{limit.memory_bytes:,} bytes ({limit.source}); the largest graph of "
+                      f"this shape that fits has {largest:,} ops")
