@@ -66,11 +66,25 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     except exact.SearchLimit as limit_reached:
         return _hierarchical(costs, budget, params, started, limit_reached)
     except BudgetError:
-        least = minimum_budget(costs, max_states)
-        raise BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the minimum "
-                          f"of {least} bytes for this graph") from None
+        raise _below_minimum(costs, budget_bytes, max_states) from None
     return GraphPlan.build(costs, steps, "optimal", params, method="exact", status="optimal",
                            lower_bound=cost, solve_s=time.perf_counter() - started)
+
+
+MINIMUM_SEARCH_STATES = 50_000  # naming the least budget is a courtesy: it must stay quick
+
+
+def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int) -> BudgetError:
+    """The error for a budget exact search proved no plan meets, naming the least budget when
+    a short search finds it."""
+    try:
+        least = minimum_budget(costs, min(max_states, MINIMUM_SEARCH_STATES))
+    except exact.SearchLimit:
+        return BudgetError(f"policy 'optimal': no plan of this {len(costs.op_nodes)}-op graph "
+                           f"fits budget_bytes={budget_bytes} (exact search proved it); give "
+                           f"a larger budget")
+    return BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the minimum "
+                       f"of {least} bytes for this graph")
 
 
 def _hierarchical(costs: GraphCosts, budget: float, params: dict, started: float,
