@@ -281,7 +281,7 @@ GRAPH_POLICIES = ("store_all,recompute_all,optimal:budget_fraction=0.6,dtr:budge
 BUDGETS = ("budget_bytes", "budget_fraction", "slots", "segments")  # ways a policy is budgeted
 
 
-def with_budget(configurations: list[tuple[str, dict[str, Any]]], budget: int | None,
+def budget_for_all(configurations: list[tuple[str, dict[str, Any]]], budget: int | None,
                 family: str) -> list[tuple[str, dict[str, Any]]]:
     """``compare --budget``: ``budget_bytes=budget`` for each configuration whose policy takes
     a byte budget and was given no budget of its own."""
@@ -305,7 +305,7 @@ def command_compare(args: argparse.Namespace, out: TextIO) -> int:
     sizes = given_options(args, sorted(registered_sizes()))
     family = graph_models.workload_family(args.workload, args.family)
     default = GRAPH_POLICIES if family == "graph" else CHAIN_POLICIES
-    configurations = with_budget(parse_policies(args.policies or default), args.budget, family)
+    configurations = budget_for_all(parse_policies(args.policies or default), args.budget, family)
     progress = None if args.no_progress else ProgressBar()
     unplanned: list[str] = []
     with doing(f"comparing policies on {args.workload}"):

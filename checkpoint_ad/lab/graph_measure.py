@@ -19,16 +19,15 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from ..engine.backend import xp
 from ..engine.trees import flatten
-from ..errors import PolicyError
 from ..graphs.backprop import GraphResult, Traced, trace_function
 from ..graphs.bounds import GraphLowerBound, graph_lower_bound
 from ..graphs.costs import GraphCosts
 from ..graphs.plans import GraphAction, GraphPlan
 from ..graphs.policies import get_policy, plan_graph
 from .graph_models import GraphWorkload, build_graph
-from .measure import DERIVED, PointTask, worker_environment, downsample, plain_params
+from .measure import (PointTask, downsample, largest_difference, plain_params,
+                      resolve_fractions, worker_environment)
 from .rss import rss_run
 from .schema import Record
 
@@ -48,14 +47,8 @@ def store_all_peak(costs: GraphCosts) -> int:
 def graph_parameters(policy: str, params: Mapping[str, Any], costs: GraphCosts
                      ) -> dict[str, Any]:
     """The graph policy's own parameters: ``budget_fraction`` becomes ``budget_bytes``."""
-    resolved = dict(params)
-    for derived, target in DERIVED.items():
-        if derived in resolved:
-            if target not in {p.name for p in get_policy(policy).parameters}:
-                raise PolicyError(f"graph policy {policy!r} has no {target} parameter, so "
-                                  f"{derived} does not apply to it")
-            resolved[target] = int(resolved.pop(derived) * store_all_peak(costs))
-    return resolved
+    return resolve_fractions(policy, params, get_policy(policy).parameters,
+                             lambda: store_all_peak(costs))
 
 
 BOUND_MAX_STATES = 5_000  # exact search's effort for a record's lower bound (about a second)
@@ -101,9 +94,7 @@ def peak_values(plan: GraphPlan) -> int:
 
 def gradient_difference(result: GraphResult, reference: GraphResult) -> float:
     """The largest absolute difference between two runs' gradients (0.0: bit-identical)."""
-    ours, theirs = flatten(result.grads)[0], flatten(reference.grads)[0]
-    return max((float(xp.max(xp.abs(xp.asarray(a) - xp.asarray(b)), initial=0.0))
-                for a, b in zip(ours, theirs)), default=0.0)
+    return largest_difference(flatten(result.grads)[0], flatten(reference.grads)[0])
 
 
 def _timed_run(traced: Traced, plan: GraphPlan, task: PointTask) -> GraphResult:

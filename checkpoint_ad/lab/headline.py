@@ -87,22 +87,25 @@ def trade_curve(points: Sequence[Point], reference: Point,
             for p in pareto(points, peak)]
 
 
+def interpolate(points: Sequence[tuple[float, float]], x: float) -> float | None:
+    """y at ``x``, linearly between the two of ``points`` (sorted by increasing x) around it;
+    None outside the measured xs."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[0][1] if len(points) == 1 and points[0][0] == x else None
+
+
 def fraction_at_time(curve: Sequence[tuple[float, float]], ratio: float) -> float | None:
-    """The memory fraction at time ratio ``ratio``, interpolated linearly between the two
-    points of the front ``curve`` around it; None outside the measured ratios."""
-    for (f0, t0), (f1, t1) in zip(curve, curve[1:]):
-        if t1 <= ratio <= t0:
-            return f0 + (f1 - f0) * (t0 - ratio) / (t0 - t1)
-    return curve[0][0] if len(curve) == 1 and curve[0][1] == ratio else None
+    """The memory fraction at time ratio ``ratio`` on the front ``curve`` (fractions up, time
+    ratios down), interpolated linearly; None outside the measured ratios."""
+    return interpolate([(t, f) for f, t in reversed(curve)], ratio)
 
 
 def time_at_fraction(curve: Sequence[tuple[float, float]], fraction: float) -> float | None:
-    """The time ratio at memory fraction ``fraction``, interpolated linearly between the two
-    points of the front ``curve`` around it; None outside the measured fractions."""
-    for (f0, t0), (f1, t1) in zip(curve, curve[1:]):
-        if f0 <= fraction <= f1:
-            return t0 + (t1 - t0) * (fraction - f0) / (f1 - f0)
-    return curve[0][1] if len(curve) == 1 and curve[0][0] == fraction else None
+    """The time ratio at memory fraction ``fraction`` on the front ``curve``, interpolated
+    linearly; None outside the measured fractions."""
+    return interpolate(curve, fraction)
 
 
 def recompute_share(points: Sequence[Point], reference: Point) -> float | None:

@@ -111,16 +111,23 @@ def store_all_bytes(profile: ChainProfile) -> int:
 
 def policy_parameters(policy: str, params: Mapping[str, Any],
                       profile: Callable[[], ChainProfile]) -> dict[str, Any]:
-    """The policy's own parameters: ``budget_fraction`` becomes ``budget_bytes``."""
+    """The chain policy's own parameters: ``budget_fraction`` becomes ``budget_bytes``."""
+    return resolve_fractions(policy, params, policies.get_policy(policy).parameters,
+                             lambda: store_all_bytes(profile()))
+
+
+def resolve_fractions(policy: str, params: Mapping[str, Any], accepted: Any,
+                      reference: Callable[[], int]) -> dict[str, Any]:
+    """``params`` with each derived parameter (``budget_fraction``) turned into its target
+    (``budget_bytes``): that fraction of ``reference()`` bytes, rounded down. ``accepted`` are
+    the policy's parameters; a target it lacks is refused with :class:`PolicyError`."""
     resolved = dict(params)
     for derived, target in DERIVED.items():
         if derived in resolved:
-            accepted = {p.name for p in policies.get_policy(policy).parameters}
-            if target not in accepted:
+            if target not in {p.name for p in accepted}:
                 raise PolicyError(f"policy {policy!r} has no {target} parameter, so "
                                   f"{derived} does not apply to it")
-            fraction = resolved.pop(derived)
-            resolved[target] = int(fraction * store_all_bytes(profile()))
+            resolved[target] = int(resolved.pop(derived) * reference())
     return resolved
 
 
@@ -165,8 +172,12 @@ def downsample(timeline: list[tuple[int, int]], limit: int = TIMELINE_POINTS) ->
 
 def max_difference(result: Result, reference: Result) -> float:
     """The largest absolute difference between two runs' gradients (input and parameters)."""
-    ours = [result.grad_input] + flatten(result.grad_params)[0]
-    theirs = [reference.grad_input] + flatten(reference.grad_params)[0]
+    return largest_difference([result.grad_input] + flatten(result.grad_params)[0],
+                              [reference.grad_input] + flatten(reference.grad_params)[0])
+
+
+def largest_difference(ours: list[Any], theirs: list[Any]) -> float:
+    """The largest absolute difference between two lists of arrays (0.0: bit-identical)."""
     if len(ours) != len(theirs):
         raise ExperimentError("the two runs have different gradient structures")
     return max((float(xp.max(xp.abs(xp.asarray(a) - xp.asarray(b)), initial=0.0))

@@ -38,7 +38,8 @@ __all__ = [  # the schema's names, importable from here as before the split
     "SCHEMA_VERSION", "Record", "describe_identity", "environment", "git_commit", "git_dirty",
     "machine_info", "point_identity",
     # this module's own
-    "RECORDS_FILE", "CSV_FILE", "DEFERRED_SIGNALS", "interrupts_deferred", "RecordWriter", "write_records",
+    "RECORDS_FILE", "CSV_FILE", "DEFERRED_SIGNALS", "interrupts_deferred", "RecordWriter",
+    "write_records",
     "BadLine", "RecordsScan", "scan_records", "iter_records", "find_results", "read_records",
     "scan_results", "ensure_writable_folder", "LOCK_FILE", "FolderLock", "check_output_files",
     "CSV_SKIP", "csv_row", "write_csv"]

@@ -11,8 +11,9 @@ option's tape and the exit) and ``backward`` (runs the block's backward steps, r
 from the tape and the entry, and frees everything of the block). Options come from exact
 search on the block at several budgets (its least peak up to its store-all peak), or, for a
 block too large for it, from ``dtr`` at several budgets; store_all inside the block is always
-one (:mod:`.block_plans`). All bytes are live bytes (docs/graph_model.md) of the block's values and cotangents, the
-entry's value counted only where the option frees it, its cotangent always:
+one (:mod:`.block_plans`). All bytes are live bytes (docs/graph_model.md) of the block's
+values and cotangents, the entry's value counted only where the option frees it, its cotangent
+always:
 
 * ``forward_peak``: the peak during ``forward`` (the entry held by the caller);
   ``forward_free_peak``: the same with the entry counted and freed after its last use, when
