@@ -131,7 +131,8 @@ def overhead_vs_budget(rows: Sequence[dict], title: str) -> Figure:
         mine = sorted((row for row in rows if row["planner"] == planner),
                       key=lambda row: row["budget"])
         axis.plot([r["budget"] for r in mine], [r["cost"] / r["store_all_cost"] for r in mine],
-                  marker="o", color=color(planner), label=planner)
+                  marker="o", color=color(planner), label=planner,
+                  linestyle="--" if "(" in planner else "-")  # a variant: its policy's colour
     bounds = sorted({(row["budget"], row["lower_bound"] / row["store_all_cost"]) for row in rows
                      if row.get("lower_bound")})
     if bounds:
@@ -160,7 +161,8 @@ def solve_time_vs_size(rows: Sequence[dict], title: str) -> Figure:
         points = sorted((row["ops"], row["solve_s"]) for row in rows
                         if row["planner"] == planner)
         axis.loglog([p[0] for p in points], [max(p[1], 1e-4) for p in points], marker="o",
-                    color=color(planner), label=planner)
+                    color=color(planner), label=planner,
+                    linestyle="--" if "(" in planner else "-")
     axis.set_xlabel("ops in the graph")
     axis.yaxis.set_major_formatter(lambda value, _: format_seconds(value))
     axis.set_ylabel("solve time")

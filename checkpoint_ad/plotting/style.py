@@ -14,13 +14,17 @@ from ..lab.schema import Record, group_records
 
 DPI = 90
 POLICY_COLORS = {"store_all": "#1f77b4", "recompute_all": "#d62728", "sqrt_n": "#2ca02c",
-                 "revolve": "#ff7f0e", "optimal": "#9467bd"}
+                 "revolve": "#ff7f0e", "optimal": "#9467bd", "checkmate": "#e377c2",
+                 "checkmate_lp": "#bcbd22", "dtr": "#8c564b", "chen": "#17becf",
+                 "save_ops": "#7f7f7f"}
 EXTRA_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 STYLES = ("-", "--", ":", "-.")
 
 
 def color(policy: str) -> str:
+    """The policy's colour; a configuration label (``dtr(heuristic=lru)``) takes its policy's."""
+    policy = policy.split("(", 1)[0]
     if policy in POLICY_COLORS:
         return POLICY_COLORS[policy]
     return EXTRA_COLORS[sum(map(ord, policy)) % len(EXTRA_COLORS)]
