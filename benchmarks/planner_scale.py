@@ -8,16 +8,15 @@
 (b) the ``optimal`` DP for n = 100, 200, 500, 1000 heterogeneous stages: compute costs, state
     sizes and tape sizes drawn from a fixed seed, planned at 20 budgets spaced geometrically
     from "x_0 plus the largest tape" to "everything held". *sweep*: the 20 ``make_plan`` calls
-    as a lab sweep makes them: each budget is read from its band's table (free bytes up to
-    everything / 2**k in the default units, printed as "units"), the first budget of a band
-    filling it ("tables": how many were filled; the time is the total, wall and CPU, memory
-    tracemalloc's peak, numpy's tables included). "1 table s" is the time to fill a single
-    table over everything in the same units (what a sweep took when every budget shared it). *per budget*: each budget solved alone in the same number
-    of units over its own free bytes (``OptimalTable.solve(costs, budget)``, the finest
-    discretization that resolution gives it), for the sizes in ``--per-budget-n``. "worst"
-    is the largest ratio of the sweep's forward evaluations to the per-budget solve's, over
-    the 20 budgets: what the shared band tables cost in plan quality. Goals: the sweep of 20
-    budgets in under 2 s at n = 500 and under 10 s at n = 1000.
+    as a lab sweep makes them: the first fills the chain's one table over the default number
+    of geometric memory levels ("levels"), every budget is read from it (the time is the
+    total, wall and CPU, memory tracemalloc's peak, numpy's tables included). *per budget*:
+    each budget solved alone in as many even units of its own free bytes
+    (``OptimalTable.solve(costs, budget, unit_bytes=...)``: the finest that many levels give one
+    budget), for the sizes in ``--per-budget-n``. "worst" is the largest ratio of the sweep's
+    forward evaluations to the per-budget solve's, over the 20 budgets: what sharing one table
+    costs in plan quality. Goals: the sweep of 20 budgets in under 2 s at n = 500 and under
+    10 s at n = 1000.
 
 Planners are pure functions, so everything runs in this one process. Not a test: nothing is
 asserted; the goal columns only report.
@@ -39,8 +38,7 @@ import numpy as np
 
 from checkpoint_ad.chains.plans import ChainCosts, check_plan
 from checkpoint_ad.chains.policies import make_plan
-from checkpoint_ad.chains.policies.optimal import (OptimalTable, band_of, clear_cache,
-                                                   everything_bytes)
+from checkpoint_ad.chains.policies.optimal import OptimalTable, clear_cache
 
 MIB = 2.0 ** 20
 REVOLVE_GOAL_S = 2.0
@@ -113,23 +111,18 @@ def sweep_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
         lambda: [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets])
     cpu = time.process_time() - cpu
     clear_cache()
-    gc.collect()
-    start = time.perf_counter()
-    OptimalTable.solve(costs)  # one table over everything, in the same units
-    whole = time.perf_counter() - start
-    evaluations = [plan.forward_evals for plan in plans]
-    bands = {band_of(costs, budget - costs.state_bytes[0], True) for budget in budgets
-             if budget - costs.state_bytes[0] < everything_bytes(costs, True)}
-    return {"total": seconds, "cpu": cpu, "whole": whole, "peak": peak,
-            "evaluations": evaluations, "tables": len(bands),
+    return {"total": seconds, "cpu": cpu, "peak": peak,
+            "evaluations": [plan.forward_evals for plan in plans],
             "units": dict(plans[0].params)["resolution"]}
 
 
-def per_budget_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
-    """Each budget solved alone, its own free bytes divided into the same number of units."""
+def per_budget_row(costs: ChainCosts, budgets: list[int], units: int) -> dict[str, Any]:
+    """Each budget solved alone, its own free bytes divided into ``units`` even units."""
     times, peaks, evaluations = [], [], []
     for budget in budgets:
-        plan, seconds, peak = traced_peak(lambda: OptimalTable.solve(costs, budget).plan(budget))
+        unit = -(-(budget - costs.state_bytes[0]) // units)
+        plan, seconds, peak = traced_peak(
+            lambda: OptimalTable.solve(costs, budget, unit_bytes=unit).plan(budget))
         times.append(seconds)
         peaks.append(peak)
         evaluations.append(plan.forward_evals)
@@ -143,7 +136,7 @@ def optimal_rows(sizes: list[int], levels: int, per_budget: list[int]) -> list[d
         budgets = budget_levels(costs, levels)
         row = {"n": n, "levels": levels, "sweep": sweep_row(costs, budgets)}
         if n in per_budget:
-            row["alone"] = per_budget_row(costs, budgets)
+            row["alone"] = per_budget_row(costs, budgets, row["sweep"]["units"])
         rows.append(row)
     return rows
 
@@ -175,9 +168,8 @@ def _evaluations(values: list[int]) -> str:
 
 def print_optimal(rows: list[dict[str, Any]]) -> None:
     print(f"\n(b) optimal DP, heterogeneous stages, budget_bytes at {rows[0]['levels']} levels: "
-          f"band tables (sweep) against one solve per budget at its own units")
-    print(f"{'n':>5}{'units':>6}{'tables':>7}{'sweep s':>9}{'cpu s':>7}{'1 table s':>10}"
-          f"{'peak MiB':>10}"
+          f"one table (sweep) against one solve per budget in even units of its own")
+    print(f"{'n':>5}{'levels':>7}{'sweep s':>9}{'cpu s':>7}{'peak MiB':>10}"
           f"{'evals (low..high)':>19}{'per budget s':>14}{'peak MiB':>10}"
           f"{'evals (low..high)':>19}{'worst':>7}  goal")
     for row in rows:
@@ -190,8 +182,8 @@ def print_optimal(rows: list[dict[str, Any]]) -> None:
                       f"{_evaluations(alone['evaluations']):>19}{max(ratios):>6.2f}x")
         else:
             single = f"{'-':>14}{'':>36}"
-        print(f"{row['n']:>5}{sweep['units']:>6}{sweep['tables']:>7}{sweep['total']:>9.2f}"
-              f"{sweep['cpu']:>7.2f}{sweep['whole']:>10.2f}{sweep['peak'] / MIB:>10.1f}{_evaluations(sweep['evaluations']):>19}{single}  "
+        print(f"{row['n']:>5}{sweep['units']:>7}{sweep['total']:>9.2f}{sweep['cpu']:>7.2f}"
+              f"{sweep['peak'] / MIB:>10.1f}{_evaluations(sweep['evaluations']):>19}{single}  "
               f"{met}")
         if alone:
             print(f"{'':>5} sweep against per budget: more evaluations at "

@@ -1,11 +1,11 @@
 """One DP table answers many budgets: the same plan cost as each budget solved alone.
 
-OptimalTable fills the DP once over free memory levels in a unit that does not depend on the
-budget; each budget is then read from it. A budget solved alone with the same unit must give
-the same cost, and the plan rebuilt from either must cost that and fit its budget. The policy
-(`make_plan("optimal", ...)`) answers a byte budget from its band's table (free bytes up to
-everything / 2**k, in `resolution` units of that) and keeps the tables, so a sweep solves each
-band once, and a small budget plans about as finely as solved alone in units fitted to it.
+OptimalTable fills the DP once over free memory levels that do not depend on the budget; each
+budget is then read from it. A budget solved alone on the same levels must give the same cost,
+and the plan rebuilt from either must cost that and fit its budget. The policy
+(`make_plan("optimal", ...)`) answers every byte budget of a chain from one table over
+`resolution` geometric levels and keeps it, so a sweep solves once, and a small budget plans
+about as finely as solved alone in units fitted to it.
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import pytest
 from checkpoint_ad.chains import limits
 from checkpoint_ad.chains.plans import ChainCosts, check_plan, forward_cost
 from checkpoint_ad.chains.policies import make_plan, optimal
-from checkpoint_ad.chains.policies.optimal import (OptimalTable, band_of, clear_cache,
+from checkpoint_ad.chains.policies.optimal import (OptimalTable, clear_cache,
                                                    default_resolution, everything_bytes)
+from checkpoint_ad.chains.policies.optimal_dp import Grid
 from checkpoint_ad.errors import BudgetError, PolicyError
 from helpers import stored_after_each_step
 from test_optimal import exhaustive_cost, random_chain, stored_bytes_peak
@@ -70,11 +71,12 @@ def counting_solves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_one_table_equals_each_budget_solved_alone(seed: int) -> None:
     rng = random.Random(seed)
     costs = heterogeneous_chain(rng, rng.randint(2, 25))
-    for tapes in (True, False):
-        resolution = rng.choice((3, 10, 40))
-        table = OptimalTable.solve(costs, resolution=resolution, tapes=tapes)
+    for tapes, uniform in ((True, False), (False, False), (True, True), (False, True)):
+        scale = ({"unit_bytes": rng.choice((7, 100, 900))} if uniform
+                 else {"resolution": rng.choice((3, 10, 40))})
+        table = OptimalTable.solve(costs, tapes=tapes, **scale)
         for budget in sweep(costs, tapes):
-            alone = OptimalTable.solve(costs, budget, unit_bytes=table.unit_bytes, tapes=tapes)
+            alone = OptimalTable.solve(costs, budget, tapes=tapes, **scale)
             assert alone.width <= table.width
             expected = alone.cost(budget)
             assert table.cost(budget) == expected, (seed, tapes, budget)
@@ -89,7 +91,7 @@ def test_a_smaller_maximum_answers_its_budgets_as_the_whole_table() -> None:
     costs = heterogeneous_chain(rng, 30)
     whole = OptimalTable.solve(costs, resolution=25)
     budgets = sweep(costs, True)
-    part = OptimalTable.solve(costs, budgets[len(budgets) // 2], unit_bytes=whole.unit_bytes)
+    part = OptimalTable.solve(costs, budgets[len(budgets) // 2], resolution=25)
     assert part.width < whole.width
     for budget in budgets[:len(budgets) // 2 + 1]:
         assert part.cost(budget) == whole.cost(budget)
@@ -104,7 +106,8 @@ def test_the_table_matches_exhaustive_search_at_every_budget(seed: int) -> None:
     least, total = costs.state_bytes[0], sum(costs.state_bytes) + sum(costs.tape_bytes)
     for tapes in (True, False):
         table = OptimalTable.solve(costs, total, tapes=tapes)
-        assert table.unit_bytes == 1  # sizes of a few bytes: exact units
+        everything = everything_bytes(costs, tapes)  # sizes of a few bytes: every byte a level
+        assert table.grid.levels == tuple(float(level) for level in range(everything + 1))
         for budget in range(least, total + 1):
             expected = exhaustive_cost(costs, budget, costs.state_bytes, costs.tape_bytes, tapes)
             assert table.cost(budget) == expected, (seed, tapes, budget)
@@ -124,52 +127,58 @@ def test_the_slots_table_equals_each_slot_count_alone(seed: int) -> None:
             assert check_plan(plan).peak_stored <= slots
 
 
-def test_a_budget_sweep_through_the_policy_solves_each_band_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_budget_sweep_through_the_policy_solves_once(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(9)
     costs = heterogeneous_chain(rng, 60)
     clear_cache()
     calls = counting_solves(monkeypatch)
-    monkeypatch.setattr(optimal, "CACHE_BYTES", 1 << 30)  # room to keep every band's table
     budgets = sweep(costs, True, 15)[:-2]  # the last two keep everything: no table
     plans = [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
-    least, everything = costs.state_bytes[0], everything_bytes(costs, True)
-    bands = [band_of(costs, budget - least, True) for budget in budgets]
-    assert len(calls) == len(set(bands)) >= 5
+    assert len(calls) == 1
     again = [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
     assert [list(plan) for plan in again] == [list(plan) for plan in plans]
-    assert len(calls) == len(set(bands))  # the second sweep reads the kept tables
+    assert len(calls) == 1  # the second sweep reads the kept table
     units = default_resolution(costs.n)
-    for budget, band, plan in zip(budgets, bands, plans):
-        free = budget - least
-        assert everything / 2 ** (band + 1) < max(free, 1) <= everything / 2 ** band
-        table = OptimalTable.band(costs, band, resolution=units)
-        assert table.unit_bytes == -(-everything // (2 ** band * units))
-        alone = OptimalTable.solve(costs, budget, unit_bytes=table.unit_bytes)
-        assert forward_cost(plan, costs) == alone.cost(budget) == table.cost(budget)
+    for budget, plan in zip(budgets, plans):
+        alone = OptimalTable.solve(costs, budget, resolution=units)
+        assert forward_cost(plan, costs) == alone.cost(budget)
         assert shared_bytes_peak(plan, costs) <= budget
         assert dict(plan.params)["resolution"] == units
     clear_cache()
 
 
+def test_geometric_levels_keep_a_constant_ratio_up_to_everything() -> None:
+    costs = heterogeneous_chain(random.Random(12), 50)
+    everything = everything_bytes(costs, True)
+    levels = Grid.geometric(costs, 40, True).levels
+    assert levels[0] == 0 and levels[-1] == everything and len(levels) == 41
+    gaps = [b - a for a, b in zip(levels, levels[1:])]
+    assert all(gap > 0 for gap in gaps)
+    ratios = [(b / a) ** 0.1 for a, b in zip(gaps, gaps[10:])]  # whole bytes: over 10 gaps
+    assert max(ratios) / min(ratios) < 1.01
+    assert 1.05 < ratios[0] < 1.2
+    even = Grid.geometric(costs, 2 * everything, True).levels  # more gaps than bytes: even
+    assert even == tuple(float(level) for level in range(everything + 1))
+
+
 @pytest.mark.parametrize("seed", range(4))
-def test_a_small_budget_plans_as_finely_as_solved_alone(seed: int) -> None:
-    """With 50 units, a budget of 1-8% of everything read from the chain's whole table gets
-    0.5-4 units and recomputes up to 11x more than the same budget solved alone in 50 units of
-    its own free bytes; its band gives it 25-50 units, within 10% of that solve."""
+def test_a_small_budget_plans_about_as_finely_as_solved_alone(seed: int) -> None:
+    """A budget of 1-8% of everything read from one table of 100 even levels gets 1-8 of them
+    and recomputes up to 8x more than the same budget solved alone in 50 units of its own free
+    bytes; 100 geometric levels give every budget the same relative resolution: within 15% of
+    that solve (measured: at most 11%)."""
     costs = heterogeneous_chain(random.Random(600 + seed), 60)
     least, everything = costs.state_bytes[0], everything_bytes(costs, True)
-    whole = OptimalTable.solve(costs, resolution=50)
+    even = OptimalTable.solve(costs, unit_bytes=-(-everything // 100))
     coarse = []
     for fraction in (0.01, 0.02, 0.03, 0.05, 0.08):
         budget = least + int(fraction * everything)
-        fine = OptimalTable.solve(costs, budget, resolution=50).cost(budget)
-        clear_cache()
-        plan = make_plan("optimal", costs, budget_bytes=budget, resolution=50)
-        assert forward_cost(plan, costs) <= 1.10 * fine, (fraction, fine)
+        fine = OptimalTable.solve(costs, budget, unit_bytes=-(-(budget - least) // 50))
+        plan = make_plan("optimal", costs, budget_bytes=budget, resolution=100)
+        assert forward_cost(plan, costs) <= 1.15 * fine.cost(budget), (fraction, fine)
         assert shared_bytes_peak(plan, costs) <= budget
-        coarse.append(whole.cost(budget) / fine)
-    assert max(coarse) > 2  # what the band removes: the whole table's units are too coarse
+        coarse.append(even.cost(budget) / fine.cost(budget))
+    assert max(coarse) > 2  # what geometric levels remove: even ones are too coarse
     clear_cache()
 
 
@@ -229,9 +238,8 @@ def test_table_budgets_are_checked() -> None:
         OptimalTable.solve(costs, resolution=0)
     with pytest.raises(PolicyError, match="unit_bytes must be a positive integer"):
         OptimalTable.solve(costs, unit_bytes=-1)
-    with pytest.raises(PolicyError, match=r"band must be an integer >= 0, got -1"):
-        OptimalTable.band(costs, -1)
-    with pytest.raises(PolicyError, match=r"band must be an integer >= 0, got 1.0"):
-        OptimalTable.band(costs, 1.0)
     with pytest.raises(PolicyError, match="tapes must be True or False"):
         OptimalTable.solve_slots(costs, 3, tapes="yes")
+    with pytest.raises(PolicyError, match=r"budget_bytes=745 is beyond the 20 free bytes this "
+                                          r"table was solved for; solve it with a larger maximum"):
+        OptimalTable.solve(costs, 720).cost(745)

@@ -189,9 +189,9 @@ def test_the_chain_optimal_gets_the_largest_planner_budget_that_fits(chain_advic
     from checkpoint_ad.chains.executor import predict_meter
     from checkpoint_ad.chains.policies.optimal import OptimalTable
     table = OptimalTable.solve(profile.costs(), tapes=best.params["tapes"])
+    level = table.level(best.params["budget_bytes"])
     more = chain_policies.make_plan("optimal", profile.costs(),
-                                    **{**best.params, "budget_bytes": best.params["budget_bytes"]
-                                       + table.unit_bytes})
+                                    **{**best.params, "budget_bytes": table.budget_of(level + 1)})
     assert (predict_meter(more, profile).peak > found.budget_bytes
             or forward_cost(more, profile.costs()) >= best.cost)
 

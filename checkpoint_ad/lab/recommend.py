@@ -229,7 +229,7 @@ def _fitted_optimal(profile: ChainProfile, costs: ChainCosts, budget: int, tapes
     def attempt(level: int) -> tuple[Plan, int, float]:
         if level not in tried:
             planner_budget = (keeps_everything if level > table.width
-                              else table.min_budget + level * table.unit_bytes)
+                              else table.budget_of(level))
             plan = table.plan(planner_budget)
             tried[level] = (plan, predict_chain(plan, profile).peak, forward_cost(plan, costs))
         return tried[level]

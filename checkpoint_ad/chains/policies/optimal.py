@@ -32,28 +32,26 @@ TAPE k+1, the reversal of k+2..j, BACKWARD k+1; on a tie it holds (no SAVE freed
 
 **Budgets.** With ``slots`` every state and every held tape takes one slot (a = b = 1,
 M = slots) and the plan promises ``slots`` to the checker. With ``budget_bytes`` the sizes are
-``costs.state_bytes`` and ``costs.tape_bytes``, counted in whole units of ``unit`` bytes, every
-size rounded up and the free bytes (budget − a_0) rounded down, so the bytes really stored
-never exceed the budget. The unit comes from the budget's *band*: with E the bytes that keep
-everything besides x_0 (:func:`everything_bytes`), band k holds the free bytes in
-(E/2^(k+1), E/2^k] (:func:`band_of`), and its unit is E/2^k divided into ``resolution`` units
-(default :func:`default_resolution`: 1000, 19 at n = 500), rounded up. A budget thus gets
-about resolution/2 to resolution units, as if solved alone in units fitted to it, and the
-budgets of one band share one table; a budget with room for everything gets the plan that keeps
-everything, whatever the units. ``tapes=False`` forbids held tapes (b = ∞): that is revolve's
-model, and with unit costs the optimum is T_G(n, s) + n.
+``costs.state_bytes`` and ``costs.tape_bytes``, exact, and the free memory m is a *level*: the
+tables are solved for a grid of free byte amounts (:class:`.optimal_dp.Grid`), and every move
+(storing x_k, holding a tape, releasing x_i) lands on the highest level not above the bytes
+really left, so the bytes really stored never exceed the budget. The default grid is
+*geometric*: ``resolution`` levels (default :func:`default_resolution`: 1000, 79 at n = 500)
+from 0 up to E, the bytes that keep everything besides x_0 (:func:`everything_bytes`), the
+first gap a sixteenth of the median state or tape size and each next gap a constant ratio
+larger. Every budget, small or large, thus gets the same relative resolution from one table,
+with levels that do not depend on the budget; a budget with room for everything gets the plan
+that keeps everything, whatever the levels. ``tapes=False`` forbids held tapes (b = ∞): that is
+revolve's model, and with unit costs the optimum is T_G(n, s) + n.
 
-**One table, many budgets.** The tables are filled for every free memory level up to a
-maximum, and a level's answer does not depend on the maximum (nothing reachable from a level
-reads a higher one), so :class:`OptimalTable` answers each budget up to its maximum exactly as
-that budget solved alone with the same unit. The policy keeps the last tables
-(:data:`CACHE_TABLES`, :data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the
-chain's costs, tapes and resolution, and the band (bytes) or nothing (slots): a sweep in
-budget order solves each band it touches once (over a range of budgets R apart, about
-log2(R) + 1 tables), and an ascending one over slots, whose table doubles, a few times. A
-smaller band costs the DP as much as a larger one (the same width in units; every sub-chain
-can still recompute, so nothing is skipped). Before filling, the tables' bytes and operations
-are estimated and refused above the planner limits (:mod:`..limits`).
+**One table, many budgets.** The tables are filled for every level up to a maximum, and a
+level's answer does not depend on the maximum (nothing reachable from a level reads a higher
+one), so :class:`OptimalTable` answers each budget up to its maximum exactly as that budget
+solved alone on the same levels. The policy keeps the last tables (:data:`CACHE_TABLES`,
+:data:`CACHE_BYTES`; :func:`clear_cache` releases them), keyed by the chain's costs, tapes and
+resolution (bytes) or nothing (slots): a sweep of byte budgets solves once per chain, and an
+ascending one over slots, whose table doubles, a few times. Before filling, the tables' bytes
+and operations are estimated and refused above the planner limits (:mod:`..limits`).
 
 **Scope.** The recursion keeps each checkpoint x_j until it is dead (stage j+1 reversed, or its
 tape held): it is optimal among such *persistent* schedules. With unit sizes, exhaustive search
@@ -75,27 +73,27 @@ from ...errors import BudgetError, PolicyError
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..limits import Footprint, current, plan_bytes, require, within
-from .optimal_dp import (Discretization, Problem, Tables, Rebuild, everything_bytes, solve,
+from .optimal_dp import (Grid, Problem, Tables, Rebuild, everything_bytes, solve,
                          table_footprint)
 
 NAME = "optimal"
-MAX_RESOLUTION = 1000  # default units in budget_bytes mode, for short chains ...
-TABLE_ENTRIES = 5_000_000  # ... fewer for long ones, keeping (n+1)² × units near this ...
+MAX_RESOLUTION = 1000  # default levels in budget_bytes mode, for short chains ...
+LEVEL_STAGES = 40_000  # ... fewer for long ones, keeping (n+1) × levels near this ...
 MIN_RESOLUTION = 16  # ... but never fewer than this
-CACHE_TABLES = 16  # solved tables kept for later budgets (a sweep needs one per band) ...
+CACHE_TABLES = 16  # solved tables kept for later budgets and chains ...
 CACHE_BYTES = 1 << 28  # ... and at most this many bytes of them (the newest is always kept):
 # keeping 1 GiB cost a 500-stage sweep 1.6 s of system time (the kernel supplying fresh pages)
 
 
 def default_resolution(n: int) -> int:
-    """Memory units over everything an n-stage chain can store, when the caller names none.
+    """Memory levels for an n-stage chain's byte budgets, when the caller names none.
 
-    The DP takes O(n³·units) time and O(n²·units) memory: with this default a 500-stage chain
-    gets 19 units, about 0.3 s and 100 MB per table (int32 entries), where 200 units take about
-    10 times that. Coarse units cost plan quality, as sizes are rounded up; a byte budget gets
-    about units/2 to units of them (its band's, see :func:`band_of`).
+    The DP takes O(n³·levels) time and O(n²·levels) memory: with this default a 500-stage chain
+    gets 79 levels, about 1.3 s and 300 MB (int32 entries), and a 1,000-stage one 39 levels,
+    about 5 s and 800 MB. More levels plan finer (each gap is a smaller fraction of the memory
+    below it), in time and memory proportional to them.
     """
-    return min(MAX_RESOLUTION, max(MIN_RESOLUTION, TABLE_ENTRIES // (n + 1) ** 2))
+    return min(MAX_RESOLUTION, max(MIN_RESOLUTION, LEVEL_STAGES // (n + 1)))
 
 
 # -- budgets -----------------------------------------------------------------------------------
@@ -157,15 +155,6 @@ def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
     return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
 
 
-def band_of(costs: ChainCosts, free_bytes: float, tapes: bool) -> int:
-    """The band of a budget with ``free_bytes`` besides x_0, less than everything
-    (:func:`everything_bytes`): the k ≥ 0 with everything / 2**(k+1) < free ≤ everything / 2**k
-    (free below 1 byte: the band of 1 byte; band 0 for everything and more). Band k's table
-    counts everything / 2**k in ``resolution`` units (rounded up), so the budget gets about
-    resolution / 2 of them or more."""
-    return max(1, int(everything_bytes(costs, tapes) // max(free_bytes, 1))).bit_length() - 1
-
-
 # -- what a table takes ------------------------------------------------------------------------
 
 def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
@@ -187,18 +176,19 @@ def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: 
 class OptimalTable:
     """Every budget of one chain up to a maximum from one solve of the DP.
 
-    The tables are filled once over free memory levels 0..``width`` in units of ``unit_bytes``
-    (None: slots, one item a unit); :meth:`cost` and :meth:`plan` then answer any budget up to
-    that, each at the price of rebuilding its plan. A level's answer does not depend on how many
-    levels were solved, so it equals the DP solved for that budget alone with the same unit.
-    With memory for everything (:func:`everything_bytes`) the plan keeps everything.
+    The tables are filled once over the free memory levels of ``grid`` (slots; bytes every
+    ``unit_bytes``; or ``resolution`` geometric levels up to everything); :meth:`cost` and
+    :meth:`plan` then answer any budget up to the top level, each at the price of rebuilding its
+    plan. A level's answer does not depend on how many levels were solved, so it equals the DP
+    solved for that budget alone on the same levels. With memory for everything
+    (:func:`everything_bytes`) the plan keeps everything.
     """
 
     costs: ChainCosts
     tapes: bool
     unit_bytes: int | None
     resolution: int | None
-    sizes: Discretization
+    grid: Grid
     problem: Problem
     tables: Tables
 
@@ -208,100 +198,86 @@ class OptimalTable:
               tapes: bool = True) -> OptimalTable:
         """Budgets in bytes up to ``max_budget_bytes`` (default: everything).
 
-        The unit is ``unit_bytes`` if given, else the free bytes up to the largest budget
-        (capped at everything) divided into ``resolution`` units (default
-        :func:`default_resolution`), rounded up: it does not depend on the budgets later asked.
+        The levels are every ``unit_bytes`` bytes if that is given, else ``resolution``
+        geometric levels up to everything (default :func:`default_resolution`,
+        :meth:`Grid.geometric`): either way they do not depend on the budgets later asked.
         """
         tapes = _check_tapes(tapes)
         reach = everything_bytes(costs, tapes)
         if max_budget_bytes is not None:
             reach = min(reach, _free_bytes(costs, max_budget_bytes))
-        return cls._solved_bytes(costs, tapes, reach, resolution, unit_bytes)
-
-    @classmethod
-    def band(cls, costs: ChainCosts, band: int, *, resolution: int | None = None,
-             tapes: bool = True) -> OptimalTable:
-        """Band ``band`` (see :func:`band_of`): free bytes up to everything / 2**band, in
-        ``resolution`` units of that (default :func:`default_resolution`)."""
-        tapes = _check_tapes(tapes)
-        band = whole_number(band, f"policy {NAME!r}: band", minimum=0, error=PolicyError)
-        return cls._solved_bytes(costs, tapes, everything_bytes(costs, tapes) / 2 ** band,
-                                 resolution, None)
-
-    @classmethod
-    def _solved_bytes(cls, costs: ChainCosts, tapes: bool, reach: float,
-                      resolution: int | None, unit_bytes: int | None) -> OptimalTable:
-        """Free bytes up to ``reach``, in units of ``unit_bytes`` or of reach / ``resolution``."""
         if unit_bytes is not None:
-            unit, units = positive_int(NAME, "unit_bytes", unit_bytes), None
-        else:
-            units = (default_resolution(costs.n) if resolution is None
-                     else positive_int(NAME, "resolution", resolution))
-            unit = max(1, math.ceil(reach / units))
-        sizes = Discretization.of(costs, unit)
-        width = min(int(reach // unit), sizes.everything(tapes))
-
-        def width_of(n: int) -> int:  # the levels an n-stage chain would get (an upper bound)
-            if units is None:
-                return width
-            return units if resolution is not None else default_resolution(n)
-
-        what = f"n={costs.n:,} with budget_bytes in {width + 1:,} levels of {unit:,} bytes"
-        return cls._solved(costs, tapes, sizes, width, unit, units, what, width_of)
+            unit = positive_int(NAME, "unit_bytes", unit_bytes)
+            levels = min(int(reach // unit), -(-everything_bytes(costs, tapes) // unit))
+            return cls._solved(costs, tapes, Grid.uniform(costs, unit, levels), levels, unit,
+                               None, f"n={costs.n:,} with budget_bytes in {levels + 1:,} "
+                               f"levels of {unit:,} bytes", lambda n: levels)
+        count = (default_resolution(costs.n) if resolution is None
+                 else positive_int(NAME, "resolution", resolution))
+        grid = Grid.geometric(costs, count, tapes)
+        return cls._solved(costs, tapes, grid, grid.level_of(reach), None, count,
+                           f"n={costs.n:,} with budget_bytes in {grid.width + 1:,} levels",
+                           lambda n: count if resolution is not None else default_resolution(n))
 
     @classmethod
     def solve_slots(cls, costs: ChainCosts, max_slots: int, *, tapes: bool = True
                     ) -> OptimalTable:
         """Budgets in slots (every state and held tape one item) up to ``max_slots``."""
         tapes = _check_tapes(tapes)
-        free = _free_slots(max_slots)
-        sizes = Discretization.of(costs, None)
-        width = min(free, sizes.everything(tapes))
-        return cls._solved(costs, tapes, sizes, width, None, None, f"n={costs.n:,} with slots="
-                           f"{max_slots:,}", lambda m: min(width, m - 1))
+        width = min(_free_slots(max_slots), costs.n - 1 if tapes else max(costs.n - 2, 0))
+        return cls._solved(costs, tapes, Grid.slots(costs), width, None, None,
+                           f"n={costs.n:,} with slots={max_slots:,}",
+                           lambda m: min(width, m - 1))
 
     @classmethod
-    def _solved(cls, costs: ChainCosts, tapes: bool, sizes: Discretization, width: int,
+    def _solved(cls, costs: ChainCosts, tapes: bool, grid: Grid, width: int,
                 unit_bytes: int | None, resolution: int | None, what: str,
                 width_of: Callable[[int], int]) -> OptimalTable:
-        """Refuse what exceeds the planner limits (:mod:`..limits`), else fill the tables."""
+        """Refuse what exceeds the planner limits (:mod:`..limits`), else fill the tables for
+        levels 0..width of ``grid``."""
         require(NAME, what, costs.n, lambda m: table_footprint(m, max(width_of(m), 0), tapes))
-        problem = sizes.problem(costs, width, tapes)
-        return cls(costs, tapes, unit_bytes, resolution, sizes, problem, solve(problem))
+        problem = grid.problem(costs, width, tapes)
+        return cls(costs, tapes, unit_bytes, resolution, grid, problem, solve(problem))
+
+    @property
+    def in_slots(self) -> bool:
+        """Whether budgets are slots (else bytes)."""
+        return self.unit_bytes is None and self.resolution is None
 
     @property
     def min_budget(self) -> int:
         """The least budget: x_0 alone (bytes, or 1 slot)."""
-        return 1 if self.unit_bytes is None else self.costs.state_bytes[0]
+        return 1 if self.in_slots else self.costs.state_bytes[0]
 
     @property
     def width(self) -> int:
-        """The most free memory units the tables answer."""
+        """The highest free memory level the tables answer."""
         return self.problem.free
 
     @property
     def nbytes(self) -> int:
         tables = self.tables
-        return sum(array.nbytes for array in (tables.cost, tables.advanced, tables.working,
-                                              tables.hold_target, tables.hold_fits))
+        return sum(array.nbytes for array in (tables.cost, tables.working,
+                                              tables.hold_target, tables.hold_fits,
+                                              tables.store_target))
 
     def level(self, budget: float) -> int | None:
-        """The free units ``budget`` stands for, or None when it keeps everything."""
-        if self.unit_bytes is None:
-            free = _free_slots(budget)
-            if free >= self.sizes.everything(self.tapes):
-                return None
-        else:
-            free_bytes = _free_bytes(self.costs, budget)
-            if free_bytes >= everything_bytes(self.costs, self.tapes):
-                return None
-            free = min(int(free_bytes // self.unit_bytes), self.sizes.everything(self.tapes))
-        if free > self.width:
-            kind = "slots" if self.unit_bytes is None else "budget_bytes"
-            raise PolicyError(f"policy {NAME!r}: {kind}={budget} needs {free} free units, beyond "
-                              f"the {self.width} this table was solved for; solve it with a "
-                              f"larger maximum")
-        return free
+        """The free memory level ``budget`` stands for, or None when it keeps everything."""
+        free = _free_slots(budget) if self.in_slots else _free_bytes(self.costs, budget)
+        level = self.grid.level_of(free)
+        if level >= self.grid.everything(self.tapes):
+            return None
+        if level > self.width:
+            kind = "slots" if self.in_slots else "budget_bytes"
+            raise PolicyError(f"policy {NAME!r}: {kind}={budget} is beyond the "
+                              f"{self.grid.levels[self.width]:g} free "
+                              f"{'slots' if self.in_slots else 'bytes'} this table was solved "
+                              f"for; solve it with a larger maximum")
+        return level
+
+    def budget_of(self, level: int) -> float:
+        """The least budget that stands for ``level`` (x_0's memory plus the level's)."""
+        return self.min_budget + self.grid.levels[level]
 
     def cost(self, budget: float) -> float:
         """The least forward cost (sum of u_t over evaluations) within ``budget``."""
@@ -315,14 +291,14 @@ class OptimalTable:
         free = self.level(budget)
         builder = (_everything_plan(self.costs, self.tapes) if free is None
                    else Rebuild(self.problem, self.tables).run(free))
-        if self.unit_bytes is None:
+        if self.in_slots:
             return builder.build(NAME, {"slots": budget, "tapes": self.tapes}, slots=budget)
         scale = ({"resolution": self.resolution} if self.resolution is not None
                  else {"unit_bytes": self.unit_bytes})
         return builder.build(NAME, {"budget_bytes": budget, "tapes": self.tapes, **scale})
 
 
-# -- the policy: one table per band, kept for the next budgets ---------------------------------
+# -- the policy: one table per chain, kept for the next budgets --------------------------------
 
 _CACHE: OrderedDict[tuple[object, ...], OptimalTable] = OrderedDict()
 
@@ -391,7 +367,7 @@ def check_optimal(slots: object = None, budget_bytes: object = None, tapes: obje
 def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
               tapes: object = True, resolution: object = None) -> OptimalTable:
     """The (kept) table that answers this budget: validates the parameters, then solves once
-    per chain, tapes, resolution and band (slots: once per chain and tapes, growing as
+    per chain, tapes and resolution (slots: once per chain and tapes, growing as
     needed)."""
     check_optimal(slots, budget_bytes, tapes, resolution)
     tapes = _check_tapes(tapes)
@@ -399,9 +375,8 @@ def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = No
         return _slots_table(costs, _free_slots(slots), tapes)
     units = (default_resolution(costs.n) if resolution is None
              else positive_int(NAME, "resolution", resolution))
-    band = band_of(costs, _free_bytes(costs, budget_bytes), tapes)
-    return _cached((costs, tapes, units, band), lambda table: True,
-                   lambda width: OptimalTable.band(costs, band, resolution=units, tapes=tapes))
+    return _cached((costs, tapes, units), lambda table: True,
+                   lambda width: OptimalTable.solve(costs, resolution=units, tapes=tapes))
 
 
 def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,
@@ -456,11 +431,10 @@ SPEC = PolicySpec(
      Parameter("tapes", bool, True,
                "allow held tapes; False is revolve's model (checkpoints and turns only)"),
      Parameter("resolution", int, None,
-               "budget_bytes only: the budget's band, a power-of-2 fraction 1/2^k of the bytes "
-               "that keep everything besides x_0, at least as large as the budget's own free "
-               "bytes and less than twice them, is counted in this many units, sizes rounded "
-               "up; so a budget gets about resolution/2 to resolution units, and one table "
-               "answers every budget of its band; more units take time and memory in "
-               "proportion (default: 1000, fewer for chains over 69 stages, see "
-               "default_resolution)")),
+               "budget_bytes only: how many free memory levels the DP solves, from nothing to "
+               "the bytes that keep everything, spaced geometrically (each gap a constant ratio "
+               "larger than the one before) so that every budget gets the same relative "
+               "resolution from one table; the bytes left after every move are rounded down "
+               "to a level, never up; more levels take time and memory in proportion (default: "
+               "1000, fewer for chains over 39 stages, see default_resolution)")),
     check_optimal)
