@@ -2,7 +2,7 @@
 
 For each workload (``residual``, ``unet``, ``transformer``) sized to about each ``--ops``
 (200 and 1,000 ops by default), and each budget (a fraction of store_all's peak), the planners
-``optimal``, ``dtr`` and ``chen`` plan the graph (and ``checkmate`` with ``--checkmate``
+``optimal``, ``dtr`` (online, and offline ``next_use``) and ``chen`` plan the graph (and ``checkmate`` with ``--checkmate``
 seconds, on graphs of at most ``--checkmate-ops`` ops); the table shows the solve time, the
 cost (sum of op costs: unit costs, so forward evaluations), the cost over store_all's
 (``overhead``), the gap to the best plan any planner found for that case, and the replayed
@@ -35,8 +35,10 @@ def graph_costs(workload: str, ops: int) -> ca.GraphCosts:
 
 
 def planners(ops: int, checkmate_seconds: float, checkmate_ops: int) -> dict[str, dict]:
-    """The planners to run on a graph of ``ops`` ops, with their options."""
-    chosen: dict[str, dict] = {"optimal": {}, "dtr": {}, "chen": {}}
+    """The planners to run on a graph of ``ops`` ops (label: "policy" or "policy:heuristic"),
+    with their options."""
+    chosen: dict[str, dict] = {"optimal": {}, "dtr": {}, "dtr:next_use": {"heuristic": "next_use"},
+                               "chen": {}}
     if checkmate_seconds > 0 and ops <= checkmate_ops:
         chosen["checkmate"] = {"time_limit": checkmate_seconds}
     return chosen
@@ -46,7 +48,7 @@ def run(name: str, costs: ca.GraphCosts, budget: int, options: dict
         ) -> tuple[str, float, ca.GraphPlan | str]:
     started = time.perf_counter()
     try:
-        plan = ca.plan_graph(name, costs, budget_bytes=budget, **options)
+        plan = ca.plan_graph(name.split(":")[0], costs, budget_bytes=budget, **options)
     except ca.CheckpointADError as error:
         return name, time.perf_counter() - started, str(error)[:70]
     label = f"{name}[{plan.method}]" if name == "optimal" else name

@@ -97,9 +97,11 @@ def test_larger_graphs_replay_and_are_never_worse_than_dtr_or_chen(name: str,
     costs = LARGER[name]
     budget = int(plan_graph("store_all", costs).peak_bytes * fraction)
     others = {}
-    for other in ("dtr", "chen"):
+    for other, params in (("dtr", {}), ("dtr:next_use", {"heuristic": "next_use"}),
+                          ("chen", {})):
         try:
-            others[other] = plan_graph(other, costs, budget_bytes=budget).cost
+            others[other] = plan_graph(other.split(":")[0], costs, budget_bytes=budget,
+                                       **params).cost
         except ca.BudgetError:
             pass
     try:
@@ -113,7 +115,7 @@ def test_larger_graphs_replay_and_are_never_worse_than_dtr_or_chen(name: str,
         assert name.startswith("unet")  # few cuts: one large block
     if others:
         best = plan_graph("optimal", costs, budget_bytes=budget, max_states=500)
-        assert best.method in ("hierarchical", "dtr", "chen")
+        assert best.method in ("hierarchical", "dtr", "dtr:next_use", "chen")
         assert all(best.cost <= cost for cost in others.values())
         assert simulate(costs, list(best.steps))[2] == best.peak_bytes <= budget
 

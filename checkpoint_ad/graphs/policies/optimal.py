@@ -40,7 +40,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
     proven by exact search when it finishes within ``max_states`` states and ``time_limit``
     seconds, else the cheapest of the hierarchical plan (a sequence of blocks, several options
-    each; :mod:`.hierarchical`), ``dtr`` and ``chen``. ``method="hierarchical"``: the
+    each; :mod:`.hierarchical`), ``dtr`` (online, and offline ``next_use``) and ``chen``. ``method="hierarchical"``: the
     hierarchical plan alone, without exact search."""
     budget = budget_value("optimal", budget_bytes)
     max_states = positive_int("optimal", "max_states", max_states)
@@ -89,16 +89,19 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int) -> 
 
 def _hierarchical(costs: GraphCosts, budget: float, params: dict, started: float,
                   reason: Exception) -> GraphPlan:
-    """Past exact search: the cheapest of the hierarchical plan and the plans of ``dtr`` and
-    ``chen`` at the same budget (so never worse than either), each replayed and checked;
-    ``method`` names the one chosen."""
+    """Past exact search: the cheapest of the hierarchical plan and the plans of ``dtr`` (its
+    online h_DTR_eq and its offline ``next_use``) and ``chen`` at the same budget (so never
+    worse than any), each replayed and checked; ``method`` names the one chosen."""
     from .chen import plan_chen  # they validate budgets with this module's budget_value
     from .dtr import plan_dtr
     budget_bytes = int(budget)
     candidates, refusals = [], [f"exact search could not decide ({reason})"]
-    for method, planner in (("hierarchical", lambda: plan_hierarchical(costs, budget)),
-                            ("dtr", lambda: plan_dtr(costs, budget_bytes=budget_bytes)),
-                            ("chen", lambda: plan_chen(costs, budget_bytes=budget_bytes))):
+    for method, planner in (
+            ("hierarchical", lambda: plan_hierarchical(costs, budget)),
+            ("dtr", lambda: plan_dtr(costs, budget_bytes=budget_bytes)),
+            ("dtr:next_use", lambda: plan_dtr(costs, budget_bytes=budget_bytes,
+                                              heuristic="next_use")),
+            ("chen", lambda: plan_chen(costs, budget_bytes=budget_bytes))):
         try:
             candidates.append((method, planner()))
         except PolicyError as error:
