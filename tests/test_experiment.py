@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -296,3 +297,33 @@ def test_csv_export_flattens_dicts(tmp_path: Path) -> None:
     write_csv(tmp_path / "r.csv", [_record(params={"slots": 3}, timeline=[[1, 2]])])
     row = next(csv.DictReader(open(tmp_path / "r.csv")))
     assert json.loads(row["params"]) == {"slots": 3} and "timeline" not in row
+
+
+def test_a_budget_sweep_plans_once_and_its_workers_run_the_preflight_plans(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Preflight reads every budget of the sweep from one optimal table; each point's worker
+    (here in this process) runs the plan made there and plans nothing itself."""
+    from checkpoint_ad.chains import backprop as backprop_module
+    from checkpoint_ad.chains.policies import optimal
+    optimal.clear_cache()
+    solved: list[int] = []
+    original = optimal.solve
+    monkeypatch.setattr(optimal, "solve", lambda problem: solved.append(1) or original(problem))
+    spec = ex.load_experiment("hetero_budget", quick=True)
+    sweep = ex.prepare_sweep(spec, tmp_path / "out")
+    budgets = [check for check in sweep.checks if check.task.policy == "optimal"]
+    assert len(budgets) >= 4 and len(solved) == 1  # the tapes=True table, once
+    optimal.clear_cache()
+
+    make_plan = backprop_module.policies.make_plan
+
+    def no_planning(policy, *args, **kwargs):  # the store_all reference still plans
+        assert policy != "optimal", "a worker planned again"
+        return make_plan(policy, *args, **kwargs)
+
+    monkeypatch.setattr(backprop_module.policies, "make_plan", no_planning)
+    for check in budgets:
+        task = check.task
+        record = measure_point(dataclasses.replace(task, repeats=1))
+        assert record.forward_evals == task.plan.forward_evals
+        assert record.plan_params == {k: v for k, v in task.plan.params}

@@ -141,11 +141,19 @@ def _check_profile(profile: ChainProfile, chain: Chain, x0: Any, verify: bool) -
         raise StageError("verify=True needs a profile made with verify=True on this very input")
 
 
+def _given_plan(plan: object, chain: Chain, policy: str) -> Plan:
+    """A plan made earlier, checked to be one of ``policy`` for this chain's length."""
+    if not isinstance(plan, Plan) or plan.n != chain.n or plan.policy != policy:
+        raise PolicyError(f"backprop: plan must be a Plan of policy {policy!r} for "
+                          f"{chain.n} stages, got {plan!r}")
+    return plan
+
+
 def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
                      policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
                      verify: bool = False, check_finite: bool = False,
                      max_memory: int | None = None, record_timeline: bool = False,
-                     profile: ChainProfile | None = None,
+                     profile: ChainProfile | None = None, plan: Plan | None = None,
                      **policy_params: Any) -> PreparedBackprop:
     """Profile, plan, predict and build the executor for :func:`backprop` (see there)."""
     chain = _check_chain(chain)
@@ -164,7 +172,8 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
         profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
     else:
         _check_profile(profile, chain, x0, verify)
-    chosen = policies.make_plan(policy, profile.costs(costs), **policy_params)
+    chosen = (policies.make_plan(policy, profile.costs(costs), **policy_params) if plan is None
+              else _given_plan(plan, chain, policy))
     predicted = predict_meter(chosen, profile)
     if max_memory is not None and predicted.peak > max_memory:
         raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
@@ -178,7 +187,8 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
              policy: str = "store_all", *, seed: int | None = None, costs: Any = "unit",
              trace_memory: bool = True, verify: bool = False, check_finite: bool = False,
              max_memory: int | None = None, record_timeline: bool = False,
-             profile: ChainProfile | None = None, **policy_params: Any) -> Result:
+             profile: ChainProfile | None = None, plan: Plan | None = None,
+             **policy_params: Any) -> Result:
     """Back-propagate through ``chain`` from ``x0`` under ``policy``.
 
     ``loss`` maps ``x_n`` to a scalar (default: the sum of ``x_n``). ``costs`` is "unit",
@@ -191,9 +201,11 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
     keeps the Meter's live bytes after every event in ``stats.timeline`` (8 bytes an event,
     which tracemalloc sees too). ``profile`` reuses a :func:`profile_chain` of this chain (a
     training loop whose shapes do not change profiles once; otherwise every call starts with
-    one taped sweep to learn the sizes, whose evaluations are not counted).
+    one taped sweep to learn the sizes, whose evaluations are not counted). ``plan`` runs a plan
+    made earlier for this chain by ``policy`` (with the same costs and parameters, as a sweep
+    that plans every point first does) instead of planning again; the executor checks it.
     """
     return prepare_backprop(chain, x0, loss, policy, seed=seed, costs=costs, verify=verify,
                             check_finite=check_finite, max_memory=max_memory,
-                            record_timeline=record_timeline, profile=profile,
+                            record_timeline=record_timeline, profile=profile, plan=plan,
                             **policy_params).run(trace_memory)

@@ -63,9 +63,10 @@ class PointTask:
     package's own engine) or "torch" (the workload rebuilt as torch modules, run by
     :class:`checkpoint_ad.torch.CheckpointedSequential`; see :func:`torch_backend`).
     ``family`` "graph" makes ``workload`` a graph workload planned by a graph policy (see
-    :mod:`.graph_measure`); ``plan`` is then the plan made before the run (preflight), which
-    the worker runs instead of planning again, and ``bound`` the lower bound of its budget
-    (None: the worker finds both).
+    :mod:`.graph_measure`). ``plan`` is the plan made before the run (preflight), which the
+    worker runs instead of planning again (None: the worker plans; always so for chains with
+    "measure" costs, whose plan depends on the worker's timings), and ``bound`` the lower bound
+    of a graph point's budget (None: the worker finds it).
     """
 
     experiment: str
@@ -132,12 +133,14 @@ def resolve_fractions(policy: str, params: Mapping[str, Any], accepted: Any,
 
 
 def prepare_run(workload: models.Workload, policy: str, params: Mapping[str, Any], seed: int,
-                costs: Any, max_memory: int | None = None) -> Callable[[], Any]:
-    """A run prepared now (profile, plan, executor: see :func:`prepare_backprop`), returned as a
-    function that runs only the two sweeps, without tracemalloc and without a timeline, so that
-    the memory probes wrapped around it see the run and nothing else."""
+                costs: Any, max_memory: int | None = None, plan: Plan | None = None
+                ) -> Callable[[], Any]:
+    """A run prepared now (profile, plan unless one is given, executor: see
+    :func:`prepare_backprop`), returned as a function that runs only the two sweeps, without
+    tracemalloc and without a timeline, so that the memory probes wrapped around it see the run
+    and nothing else."""
     prepared = prepare_backprop(workload.chain, workload.x0, None, policy, seed=seed,
-                                costs=costs, max_memory=max_memory, **params)
+                                costs=costs, max_memory=max_memory, plan=plan, **params)
     return lambda: prepared.run(trace_memory=False)
 
 
@@ -232,18 +235,20 @@ def measure_point(task: PointTask) -> Record:
 
     params = policy_parameters(task.policy, task.params, profile)
 
-    def run(policy: str, given: Mapping[str, Any], limit: int | None) -> Result:
+    def run(policy: str, given: Mapping[str, Any], limit: int | None,
+            plan: Plan | None = None) -> Result:
         return backprop(workload.chain, workload.x0, None, policy, seed=task.seed, costs=costs,
                         trace_memory=False, record_timeline=task.detail, max_memory=limit,
-                        **given)
+                        plan=plan, **given)
 
-    rss_sampled, rss_high_water = rss_run(
-        prepare_run(workload, task.policy, params, task.seed, costs, task.max_memory))
+    rss_sampled, rss_high_water = rss_run(prepare_run(
+        workload, task.policy, params, task.seed, costs, task.max_memory, task.plan))
     times = []
     for _ in range(max(1, task.repeats)):
-        result = run(task.policy, params, task.max_memory)
+        result = run(task.policy, params, task.max_memory, task.plan)
         times.append(result.stats.wall_s)
-    measured = traced_peak(prepare_run(workload, task.policy, params, task.seed, costs))
+    measured = traced_peak(prepare_run(workload, task.policy, params, task.seed, costs,
+                                       plan=task.plan))
     reference = run("store_all", {}, None)
     return make_record(task, workload, params, result, times, measured, rss_sampled, rss_high_water,
                    max_difference(result, reference), profile if task.detail else None)

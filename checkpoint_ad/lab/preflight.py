@@ -47,7 +47,9 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None,
                  unplanned: list[str] | None = None) -> list[PointCheck]:
     """Plan every task in this process, without running it: build the workload, profile the
     chain (trace the graph) once per grid point, resolve the parameters, plan and predict the
-    peak. A graph point's task carries its plan into the run (planned once, solve time kept).
+    peak. A point's task carries its plan into the run (planned once: a sweep of budgets reads
+    one ``optimal`` table; a graph plan keeps its solve time), except a chain point with
+    "measure" costs, whose plan depends on the worker's own timings.
 
     Raises the package's own error, prefixed with ``source`` (the experiment's file) and the
     point, for anything that would make a point fail at planning (an infeasible budget, a bad
@@ -80,7 +82,9 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None,
             peak = predict_meter(plan, profile).peak
         except CheckpointADError as error:
             raise type(error)(f"{where}: {error}") from None
-        checks.append(PointCheck(task, dict(workload.sizes), plain_params(params), int(peak)))
+        carried = (replace(task, plan=plan) if task.costs != "measure" and task.backend == "numpy"
+                   else task)
+        checks.append(PointCheck(carried, dict(workload.sizes), plain_params(params), int(peak)))
     return [_strongest_bound(check, bounds) for check in checks]
 
 
