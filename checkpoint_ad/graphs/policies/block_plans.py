@@ -1,6 +1,6 @@
 """Plans of one block's graph, from which :mod:`.block_options` takes the block's options:
 store_all, tapes with fewer values kept, and the cheapest plans at several budgets (exact
-search, or ``dtr`` on blocks out of its reach). Budgets and peaks in bytes, as in
+search, or ``dtr``, online and offline ``next_use``, on blocks out of its reach). Budgets and peaks in bytes, as in
 docs/graph_model.md. Identical blocks (a residual stack's) are planned once.
 """
 from __future__ import annotations
@@ -38,17 +38,19 @@ def block_plans(graph: GraphCosts) -> list[list[GraphStep]]:
 def _sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
     """Plans of a block's graph: store_all, smaller tapes, and the cheapest at several budgets
     by exact search (a budget whose search runs out of its limits is skipped), or by dtr where
-    exact search cannot even find the block's least peak."""
+    exact search cannot even find the block's least peak (both heuristics)."""
     from .dtr import plan_dtr  # dtr validates budgets with optimal, which imports this module
     store_all = plan_store_all(graph)
     plans = [list(store_all.steps)] + _smaller_tapes(graph)
     least = _least_peak(graph)
     for budget in _budgets(least or 0, store_all.peak_bytes, BUDGETS if least else DTR_BUDGETS):
-        try:
-            plans.append(exact.search(graph, budget, BLOCK_MAX_STATES)[0] if least
-                         else list(plan_dtr(graph, budget_bytes=budget).steps))
-        except PolicyError:  # a search past its limits, or dtr below its reach
-            pass
+        for make in ([lambda: exact.search(graph, budget, BLOCK_MAX_STATES)[0]] if least else
+                     [lambda: plan_dtr(graph, budget_bytes=budget).steps,
+                      lambda: plan_dtr(graph, budget_bytes=budget, heuristic="next_use").steps]):
+            try:
+                plans.append(list(make()))
+            except PolicyError:  # a search past its limits, or dtr below its reach
+                pass
     return plans
 
 

@@ -32,17 +32,30 @@ def time_limit_value(policy: str, time_limit: object) -> float:
     return float(time_limit)
 
 
+def seconds_left(policy: str, deadline: float, seconds: float, ops: int) -> float:
+    """The seconds HiGHS may still take before ``deadline`` (``time.perf_counter()`` time):
+    ``time_limit`` counts the model's building too. None left: one clear line."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise BudgetError(f"policy {policy!r}: time_limit={seconds:g} s ran out on this "
+                          f"{ops}-op graph before HiGHS could solve (building Checkmate's "
+                          f"model counts); raise time_limit")
+    return left
+
+
 def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
                    time_limit: float = DEFAULT_TIME_LIMIT) -> GraphPlan:
     """Checkmate's MILP plan under ``budget_bytes`` (None: no limit), within ``time_limit``
-    seconds of HiGHS."""
+    seconds of building the model and solving it with HiGHS."""
     budget = budget_value("checkmate", budget_bytes)
     seconds = time_limit_value("checkmate", time_limit)
     started = time.perf_counter()
+    deadline, ops = started + seconds, len(costs.op_nodes)
     model = Model(costs)
-    solution = model.solve(budget, integral=True, time_limit=seconds)
+    solution = model.solve(budget, integral=True,
+                           time_limit=seconds_left("checkmate", deadline, seconds, ops))
     if solution.status == "infeasible":
-        raise budget_error("checkmate", model, budget_bytes, seconds)
+        raise budget_error("checkmate", model, budget_bytes, seconds, deadline)
     if solution.R is None:
         raise BudgetError(f"policy 'checkmate': HiGHS found no schedule within time_limit="
                           f"{seconds:g} s ({solution.status}); raise time_limit, or use "
@@ -74,10 +87,12 @@ def within_budget(plan: GraphPlan, budget: float) -> GraphPlan:
     return plan
 
 
-def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float) -> BudgetError:
+def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float,
+                 deadline: float) -> BudgetError:
     """The error for a budget Checkmate's formulation cannot meet, naming its least peak
-    (a MILP minimising the peak, within the same time limit)."""
-    least, proven = model.least_peak(seconds)
+    (a MILP minimising the peak, in what is left of the time limit)."""
+    left = deadline - time.perf_counter()
+    least, proven = model.least_peak(left) if left > 0 else (None, False)
     if least is None:
         return BudgetError(f"policy {policy!r}: budget_bytes={budget_bytes} is below what "
                            "Checkmate's formulation needs on this graph (its least peak was "
@@ -92,5 +107,6 @@ SPEC = PolicySpec(
     plan_checkmate,
     (Parameter("budget_bytes", int, None, "byte budget for activations (values and "
                "cotangents); default: no limit"),
-     Parameter("time_limit", float, DEFAULT_TIME_LIMIT, "seconds HiGHS may search; on "
-               "timeout the best schedule found is returned (status 'time_limit')")))
+     Parameter("time_limit", float, DEFAULT_TIME_LIMIT, "seconds for building the model "
+               "and HiGHS's search; on timeout the best schedule found is returned (status "
+               "'time_limit')")))

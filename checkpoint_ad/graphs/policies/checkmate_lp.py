@@ -20,7 +20,7 @@ from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..costs import GraphCosts
 from ..plans import GraphPlan, replay
-from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, time_limit_value
+from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, seconds_left, time_limit_value
 from .checkmate_model import Model
 from .optimal import budget_value
 
@@ -42,14 +42,16 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise PolicyError(f"policy 'checkmate_lp': seed must be a whole number, got {seed!r}")
     started = time.perf_counter()
+    deadline = started + seconds
     model = Model(costs)
     bound, best = None, (math.inf, None)
     for factor in SHRINK if math.isfinite(budget) else (1.0,):
+        left = seconds_left("checkmate_lp", deadline, seconds, len(costs.op_nodes))
         relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
-                              integral=False, time_limit=seconds)
+                              integral=False, time_limit=left)
         if relaxed.S is None:
             if factor == 1.0 and relaxed.status == "infeasible":
-                raise budget_error("checkmate_lp", model, budget_bytes, seconds)
+                raise budget_error("checkmate_lp", model, budget_bytes, seconds, deadline)
             break
         bound = relaxed.bound if bound is None else bound
         best = _cheapest(model, _roundings(relaxed.S, rounding, samples, seed), budget, best)
@@ -95,4 +97,5 @@ SPEC = PolicySpec(
                "(thresholds 0.1..0.9) or 'randomized'"),
      Parameter("samples", int, 20, "randomized roundings drawn"),
      Parameter("seed", int, 0, "seed of the randomized rounding"),
-     Parameter("time_limit", float, DEFAULT_TIME_LIMIT, "seconds HiGHS may spend on the LP")))
+     Parameter("time_limit", float, DEFAULT_TIME_LIMIT, "seconds for building the model and "
+               "solving its LP relaxation")))
