@@ -10,10 +10,11 @@
     from "x_0 plus the largest tape" to "everything held". *sweep*: the 20 ``make_plan`` calls
     as a lab sweep makes them: the first fills the chain's one table over the default number
     of geometric memory levels ("levels"), every budget is read from it (the time is the
-    total, wall and CPU, memory tracemalloc's peak, numpy's tables included). *per budget*:
+    total, wall and CPU, of a run without tracemalloc; memory tracemalloc's peak in a second
+    run, numpy's tables included). *per budget*:
     each budget solved alone in as many even units of its own free bytes
     (``OptimalTable.solve(costs, budget, unit_bytes=...)``: the finest that many levels give one
-    budget), for the sizes in ``--per-budget-n``. "worst" is the largest ratio of the sweep's
+    budget; ``--alone-units`` names another count), for the sizes in ``--per-budget-n``. "worst" is the largest ratio of the sweep's
     forward evaluations to the per-budget solve's, over the 20 budgets: what sharing one table
     costs in plan quality. Goals: the sweep of 20 budgets in under 2 s at n = 500 and under
     10 s at n = 1000.
@@ -104,12 +105,18 @@ def budget_levels(costs: ChainCosts, levels: int) -> list[int]:
 
 
 def sweep_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
-    """Every budget through the policy, as a sweep makes them: one table, then lookups."""
-    clear_cache()
-    cpu = time.process_time()
-    plans, seconds, peak = traced_peak(
-        lambda: [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets])
-    cpu = time.process_time() - cpu
+    """Every budget through the policy, as a sweep makes them: one table, then lookups. Timed
+    untraced (tracemalloc slows every allocation it sees), then run again under tracemalloc for
+    the peak."""
+    def sweep() -> list[Any]:
+        clear_cache()
+        return [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
+
+    gc.collect()
+    cpu, start = time.process_time(), time.perf_counter()
+    plans = sweep()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    peak = traced_peak(sweep)[2]
     clear_cache()
     return {"total": seconds, "cpu": cpu, "peak": peak,
             "evaluations": [plan.forward_evals for plan in plans],
@@ -129,14 +136,16 @@ def per_budget_row(costs: ChainCosts, budgets: list[int], units: int) -> dict[st
     return {"total": sum(times), "peak": max(peaks), "evaluations": evaluations}
 
 
-def optimal_rows(sizes: list[int], levels: int, per_budget: list[int]) -> list[dict[str, Any]]:
+def optimal_rows(sizes: list[int], levels: int, per_budget: list[int],
+                 alone_units: int | None) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
         costs = heterogeneous_costs(n)
         budgets = budget_levels(costs, levels)
         row = {"n": n, "levels": levels, "sweep": sweep_row(costs, budgets)}
         if n in per_budget:
-            row["alone"] = per_budget_row(costs, budgets, row["sweep"]["units"])
+            row["alone"] = per_budget_row(costs, budgets,
+                                          alone_units or row["sweep"]["units"])
         rows.append(row)
     return rows
 
@@ -200,13 +209,17 @@ def main() -> int:
     parser.add_argument("--per-budget-n", type=int, nargs="*", default=[100, 200, 500],
                         help="sizes also solved once per budget, for comparison")
     parser.add_argument("--levels", type=int, default=20)
+    parser.add_argument("--alone-units", type=int, default=None,
+                        help="even units of each budget solved alone (default: as many as the "
+                             "table's levels)")
     parser.add_argument("--repeats", type=int, default=3, help="timed revolve builds per n")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.revolve_n:
         print_revolve(revolve_rows(args.revolve_n, args.slots, args.repeats), args.slots)
     if args.optimal_n:
-        print_optimal(optimal_rows(args.optimal_n, args.levels, args.per_budget_n))
+        print_optimal(optimal_rows(args.optimal_n, args.levels, args.per_budget_n,
+                                   args.alone_units))
     print(f"\n{time.perf_counter() - started:.0f} s in all")
     return 0
 

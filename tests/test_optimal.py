@@ -324,8 +324,8 @@ def test_registered() -> None:
     long_chain = ChainCosts(300, state_bytes=(8,) * 301, tape_bytes=(8,) * 300)
     assert dict(make_plan("optimal", long_chain, budget_bytes=80).params) == {
         "budget_bytes": 80, "tapes": True, "resolution": default_resolution(300)}
-    assert [default_resolution(n) for n in (1, 39, 40, 157, 500, 1000, 3000)] == [
-        1000, 1000, 975, 253, 79, 39, 16]
+    assert [default_resolution(n) for n in (1, 35, 36, 157, 500, 1000, 3000)] == [
+        1000, 1000, 972, 227, 71, 35, 16]
     assert {parameter.name for parameter in SPEC.parameters} == {
         "slots", "budget_bytes", "tapes", "resolution"}
 

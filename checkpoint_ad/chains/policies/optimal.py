@@ -36,7 +36,7 @@ M = slots) and the plan promises ``slots`` to the checker. With ``budget_bytes``
 tables are solved for a grid of free byte amounts (:class:`.optimal_dp.Grid`), and every move
 (storing x_k, holding a tape, releasing x_i) lands on the highest level not above the bytes
 really left, so the bytes really stored never exceed the budget. The default grid is
-*geometric*: ``resolution`` levels (default :func:`default_resolution`: 1000, 79 at n = 500)
+*geometric*: ``resolution`` levels (default :func:`default_resolution`: 1000, 71 at n = 500)
 from 0 up to E, the bytes that keep everything besides x_0 (:func:`everything_bytes`), the
 first gap a sixteenth of the median state or tape size and each next gap a constant ratio
 larger. Every budget, small or large, thus gets the same relative resolution from one table,
@@ -78,7 +78,7 @@ from .optimal_dp import (Grid, Problem, Tables, Rebuild, everything_bytes, solve
 
 NAME = "optimal"
 MAX_RESOLUTION = 1000  # default levels in budget_bytes mode, for short chains ...
-LEVEL_STAGES = 40_000  # ... fewer for long ones, keeping (n+1) × levels near this ...
+LEVEL_STAGES = 36_000  # ... fewer for long ones, keeping (n+1) × levels near this ...
 MIN_RESOLUTION = 16  # ... but never fewer than this
 CACHE_TABLES = 16  # solved tables kept for later budgets and chains ...
 CACHE_BYTES = 1 << 28  # ... and at most this many bytes of them (the newest is always kept):
@@ -89,8 +89,8 @@ def default_resolution(n: int) -> int:
     """Memory levels for an n-stage chain's byte budgets, when the caller names none.
 
     The DP takes O(n³·levels) time and O(n²·levels) memory: with this default a 500-stage chain
-    gets 79 levels, about 1.3 s and 300 MB (int32 entries), and a 1,000-stage one 39 levels,
-    about 5 s and 800 MB. More levels plan finer (each gap is a smaller fraction of the memory
+    gets 71 levels, about 1.5 s and 210 MiB (int32 entries), and a 1,000-stage one 35 levels,
+    about 5 s and 420 MiB (``benchmarks/planner_scale.py``). More levels plan finer (each gap is a smaller fraction of the memory
     below it), in time and memory proportional to them.
     """
     return min(MAX_RESOLUTION, max(MIN_RESOLUTION, LEVEL_STAGES // (n + 1)))
@@ -436,5 +436,5 @@ SPEC = PolicySpec(
                "larger than the one before) so that every budget gets the same relative "
                "resolution from one table; the bytes left after every move are rounded down "
                "to a level, never up; more levels take time and memory in proportion (default: "
-               "1000, fewer for chains over 39 stages, see default_resolution)")),
+               "1000, fewer for chains over 35 stages, see default_resolution)")),
     check_optimal)
