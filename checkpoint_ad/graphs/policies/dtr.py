@@ -25,9 +25,10 @@ Eviction picks the resident value of least score (heuristic ``"dtr"`` by default
   steps, to the value's next read (plus 2, so that a value read by the next step still has a
   distance). DTR runs online and must guess the future from the past; here the program is
   known before it runs, so the value needed last goes first, as in Belady's rule for caches,
-  weighted by what recomputing it costs. Measured on traced U-Nets of about 200 ops
-  (``benchmarks/graph_scale.py``), it plans 16% cheaper than ``"dtr"`` at half of store_all's
-  peak and 8% at 70%; on residual stacks and transformers the two are within 1%.
+  weighted by what recomputing it costs. Measured on traced U-Nets of about 200 and 1,000 ops
+  (``benchmarks/graph_scale.py``), it plans 15% cheaper than ``"dtr"`` at half of store_all's
+  peak and 8% at 70%; on residual stacks and transformers the two are within 3%, except
+  transformers at 30%, where it thrashes (18% dearer at 192 ops, 2x at 990).
 
 Staleness is counted in program and recomputation steps since the value was last computed or
 read. During the backward pass, values above the next backward step can never be read again
