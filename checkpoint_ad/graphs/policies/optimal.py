@@ -16,6 +16,7 @@ from .hierarchical import plan_hierarchical
 
 DEFAULT_TIME_LIMIT = 10.0
 EXACT_OPS_LIMIT = 40  # past this, the state space is out of reach: plan hierarchically at once
+MILP_OPS_LIMIT = 40  # Checkmate's MILP finds plans within seconds only on graphs this small
 METHODS = ("auto", "hierarchical")
 
 
@@ -39,8 +40,10 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto") -> GraphPlan:
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
     proven by exact search when it finishes within ``max_states`` states and ``time_limit``
-    seconds, else the cheapest of the hierarchical plan (a sequence of blocks, several options
-    each; :mod:`.hierarchical`), ``dtr`` (online, and offline ``next_use``) and ``chen``. ``method="hierarchical"``: the
+    seconds (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of
+    the hierarchical plan (a sequence of blocks, several options each; :mod:`.hierarchical`),
+    ``dtr`` (online, and offline ``next_use``), ``chen`` and, on graphs of at most
+    :data:`MILP_OPS_LIMIT` ops, Checkmate's MILP in the rest of ``time_limit``. ``method="hierarchical"``: the
     hierarchical plan alone, without exact search."""
     budget = budget_value("optimal", budget_bytes)
     max_states = positive_int("optimal", "max_states", max_states)
@@ -58,13 +61,16 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     if budget >= plan_store_all(costs).peak_bytes:  # store_all fits: nothing to trade
         return GraphPlan.build(costs, plan_store_all(costs).steps, "optimal", params,
                                method="exact", status="optimal", lower_bound=costs.total_cost)
+    milp = len(costs.op_nodes) <= MILP_OPS_LIMIT
     try:
         if len(costs.op_nodes) > EXACT_OPS_LIMIT:
             raise exact.SearchLimit(f"the graph has {len(costs.op_nodes)} ops; exact search "
                                     f"handles graphs up to about {EXACT_OPS_LIMIT}")
-        steps, cost, _ = exact.search(costs, budget, max_states, deadline=started + limit)
+        steps, cost, _ = exact.search(costs, budget, max_states,
+                                      deadline=started + (limit / 2 if milp else limit))
     except exact.SearchLimit as limit_reached:
-        return _hierarchical(costs, budget, params, started, limit_reached)
+        return _hierarchical(costs, budget, params, started, limit_reached,
+                             started + limit if milp else None)
     except BudgetError:
         raise _below_minimum(costs, budget_bytes, max_states) from None
     return GraphPlan.build(costs, steps, "optimal", params, method="exact", status="optimal",
@@ -88,20 +94,25 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int) -> 
 
 
 def _hierarchical(costs: GraphCosts, budget: float, params: dict, started: float,
-                  reason: Exception) -> GraphPlan:
+                  reason: Exception, milp_deadline: float | None) -> GraphPlan:
     """Past exact search: the cheapest of the hierarchical plan and the plans of ``dtr`` (its
     online h_DTR_eq and its offline ``next_use``) and ``chen`` at the same budget (so never
-    worse than any), each replayed and checked; ``method`` names the one chosen."""
-    from .chen import plan_chen  # they validate budgets with this module's budget_value
+    worse than any), and of Checkmate's MILP until ``milp_deadline`` (None: not tried), each
+    replayed and checked; ``method`` names the one chosen."""
+    from .checkmate import plan_checkmate  # they validate budgets with this module's
+    from .chen import plan_chen  # budget_value
     from .dtr import plan_dtr
     budget_bytes = int(budget)
     candidates, refusals = [], [f"exact search could not decide ({reason})"]
-    for method, planner in (
-            ("hierarchical", lambda: plan_hierarchical(costs, budget)),
-            ("dtr", lambda: plan_dtr(costs, budget_bytes=budget_bytes)),
-            ("dtr:next_use", lambda: plan_dtr(costs, budget_bytes=budget_bytes,
-                                              heuristic="next_use")),
-            ("chen", lambda: plan_chen(costs, budget_bytes=budget_bytes))):
+    planners = [("hierarchical", lambda: plan_hierarchical(costs, budget)),
+                ("dtr", lambda: plan_dtr(costs, budget_bytes=budget_bytes)),
+                ("dtr:next_use", lambda: plan_dtr(costs, budget_bytes=budget_bytes,
+                                                  heuristic="next_use")),
+                ("chen", lambda: plan_chen(costs, budget_bytes=budget_bytes))]
+    if milp_deadline is not None and milp_deadline > time.perf_counter():
+        planners.append(("milp", lambda: plan_checkmate(
+            costs, budget_bytes=budget_bytes, time_limit=milp_deadline - time.perf_counter())))
+    for method, planner in planners:
         try:
             candidates.append((method, planner()))
         except PolicyError as error:
@@ -125,7 +136,8 @@ def positive_seconds(policy: str, name: str, value: object) -> float:
 
 
 SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; past "
-                  "its limits the cheapest of a hierarchical plan, dtr and chen)", plan_optimal,
+                  "its limits the cheapest of a hierarchical plan, dtr, chen and, up to "
+                  f"{MILP_OPS_LIMIT} ops, Checkmate's MILP)", plan_optimal,
                   (Parameter("budget_bytes", int, None, "byte budget for activations "
                              "(values and cotangents); default: no limit"),
                    Parameter("max_states", int, exact.DEFAULT_MAX_STATES,
@@ -133,7 +145,8 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "hierarchically"),
                    Parameter("time_limit", float, DEFAULT_TIME_LIMIT,
                              "seconds the exact search may take before planning "
-                             "hierarchically"),
+                             f"hierarchically (on graphs of at most {MILP_OPS_LIMIT} ops, "
+                             "half of them, Checkmate's MILP taking the rest)"),
                    Parameter("method", str, "auto",
-                             "auto (exact search, then the cheapest of hierarchical, dtr and "
-                             "chen) or hierarchical (the block plan alone)")))
+                             "auto (exact search, then the cheapest of hierarchical, dtr, "
+                             "chen and the MILP) or hierarchical (the block plan alone)")))
