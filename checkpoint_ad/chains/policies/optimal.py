@@ -275,9 +275,10 @@ class OptimalTable:
                               f"for; solve it with a larger maximum")
         return level
 
-    def budget_of(self, level: int) -> float:
-        """The least budget that stands for ``level`` (x_0's memory plus the level's)."""
-        return self.min_budget + self.grid.levels[level]
+    def budget_of(self, level: int) -> int:
+        """The least budget that stands for ``level`` (x_0's memory plus the level's; levels
+        are whole bytes or slots)."""
+        return self.min_budget + int(self.grid.levels[level])
 
     def cost(self, budget: float) -> float:
         """The least forward cost (sum of u_t over evaluations) within ``budget``."""
