@@ -1,15 +1,15 @@
 """Graph planners side by side: solve time and plan cost on traced graph workloads.
 
-For each workload (``residual``, ``unet``, ``transformer``) sized to about each ``--ops``
-(200 and 1,000 ops by default), and each budget (a fraction of store_all's peak), the planners
-``optimal``, ``dtr`` (online, and offline ``next_use``) and ``chen`` plan the graph (and ``checkmate`` with ``--checkmate``
-seconds, on graphs of at most ``--checkmate-ops`` ops); the table shows the solve time, the
-cost (sum of op costs: unit costs, so forward evaluations), the cost over store_all's
-(``overhead``), the gap to the best plan any planner found for that case, and the replayed
-peak over the budget. For ``optimal`` the planner column names the plan it kept
-(``optimal[hierarchical]``, ``optimal[dtr]``...) and ``hierarchical`` gives the hierarchical
-plan's own cost. A planner that fails (budget too small for it, time limit, thrashing) shows
-its one-line reason.
+For each workload (``residual``, ``unet``, ``transformer``) sized to about each ``--ops`` (200 and
+1,000 ops by default), and each budget (a fraction of store_all's peak), the planners ``optimal``,
+``dtr`` (online, and offline ``next_use``) and ``chen`` plan the graph (and ``checkmate`` with
+``--checkmate`` seconds, on graphs of at most ``--checkmate-ops`` ops); the table shows the solve
+time, the cost (sum of op costs: unit costs, so forward evaluations), the cost over store_all's
+(``overhead``), the gap to the best plan any planner found for that case, and the replayed peak
+over the budget. For ``optimal`` the planner column names the plan it kept
+(``optimal[hierarchical]``, ``optimal[dtr]``...) and ``hierarchical`` gives the hierarchical plan's
+own cost. A planner that fails (budget too small for it, time limit, thrashing) shows its one-line
+reason.
 
 Planners are pure functions, so everything runs in this one process. Not a test: nothing is
 asserted.

@@ -6,18 +6,17 @@
     runs, so this is paid per run too). Goals: n = 10^6 plans in under 2 s; memory grows at
     most linearly in n (bytes per stage do not grow).
 (b) the ``optimal`` DP for n = 100, 200, 500, 1000 heterogeneous stages: compute costs, state
-    sizes and tape sizes drawn from a fixed seed, planned at 20 budgets spaced geometrically
-    from "x_0 plus the largest tape" to "everything held". *sweep*: the 20 ``make_plan`` calls
-    as a lab sweep makes them: the first fills the chain's one table over the default number
-    of geometric memory levels ("levels"), every budget is read from it (the time is the
-    total, wall and CPU, of a run without tracemalloc; memory tracemalloc's peak in a second
-    run, numpy's tables included). *per budget*:
-    each budget solved alone in as many even units of its own free bytes
+    sizes and tape sizes drawn from a fixed seed, planned at 20 budgets spaced geometrically from
+    "x_0 plus the largest tape" to "everything held". *sweep*: the 20 ``make_plan`` calls as a lab
+    sweep makes them: the first fills the chain's one table over the default number of geometric
+    memory levels ("levels"), every budget is read from it (the time is the total, wall and CPU, of
+    a run without tracemalloc; memory tracemalloc's peak in a second run, numpy's tables included).
+    *per budget*: each budget solved alone in as many even units of its own free bytes
     (``OptimalTable.solve(costs, budget, unit_bytes=...)``: the finest that many levels give one
-    budget; ``--alone-units`` names another count), for the sizes in ``--per-budget-n``. "worst" is the largest ratio of the sweep's
-    forward evaluations to the per-budget solve's, over the 20 budgets: what sharing one table
-    costs in plan quality. Goals: the sweep of 20 budgets in under 2 s at n = 500 and under
-    10 s at n = 1000.
+    budget; ``--alone-units`` names another count), for the sizes in ``--per-budget-n``. "worst" is
+    the largest ratio of the sweep's forward evaluations to the per-budget solve's, over the 20
+    budgets: what sharing one table costs in plan quality. Goals: the sweep of 20 budgets in under
+    2 s at n = 500 and under 10 s at n = 1000.
 
 Planners are pure functions, so everything runs in this one process. Not a test: nothing is
 asserted; the goal columns only report.

@@ -243,3 +243,38 @@ def test_table_budgets_are_checked() -> None:
     with pytest.raises(PolicyError, match=r"budget_bytes=745 is beyond the 20 free bytes this "
                                           r"table was solved for; solve it with a larger maximum"):
         OptimalTable.solve(costs, 720).cost(745)
+
+
+def test_even_levels_keep_everything_and_refuse_budgets_beyond_their_table() -> None:
+    """Everything (15 bytes here) is no multiple of the unit (4): a budget that holds it still
+    gets the plan that keeps everything, and a table solved up to a smaller budget refuses a
+    larger one instead of answering it with its top level."""
+    costs = ChainCosts(4, state_bytes=(5, 5, 5, 5, 5), tape_bytes=(5, 5, 5, 5))
+    assert everything_bytes(costs, True) == 15
+    table = OptimalTable.solve(costs, unit_bytes=4)
+    for budget in (5 + 15, 5 + 115):
+        assert table.level(budget) is None and table.cost(budget) == sum(costs.compute)
+    part = OptimalTable.solve(costs, 5 + 6, unit_bytes=4)
+    with pytest.raises(PolicyError, match="beyond the 4 free bytes this table was solved for"):
+        part.cost(5 + 12)
+
+
+def test_many_geometric_levels_do_not_overflow() -> None:
+    costs = heterogeneous_chain(random.Random(13), 40)
+    everything = everything_bytes(costs, True)
+    levels = Grid.geometric(costs, 5000, True).levels
+    assert levels[-1] == everything and len(levels) > 2000
+    budget = costs.state_bytes[0] + everything // 3
+    plan = make_plan("optimal", costs, budget_bytes=budget, resolution=1500)
+    assert shared_bytes_peak(plan, costs) <= budget
+    clear_cache()
+
+
+def test_a_slots_sweep_without_tapes_solves_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    costs = heterogeneous_chain(random.Random(14), 10)
+    clear_cache()
+    calls = counting_solves(monkeypatch)
+    for _ in range(3):
+        optimal.table_for(costs, slots=costs.n + 5, tapes=False)
+    assert len(calls) == 1
+    clear_cache()

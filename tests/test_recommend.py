@@ -190,6 +190,7 @@ def test_the_chain_optimal_gets_the_largest_planner_budget_that_fits(chain_advic
     from checkpoint_ad.chains.policies.optimal import OptimalTable
     table = OptimalTable.solve(profile.costs(), tapes=best.params["tapes"])
     level = table.level(best.params["budget_bytes"])
+    assert level is not None  # it does not keep everything: it is below the full budget
     more = chain_policies.make_plan("optimal", profile.costs(),
                                     **{**best.params, "budget_bytes": table.budget_of(level + 1)})
     assert (predict_meter(more, profile).peak > found.budget_bytes

@@ -141,11 +141,17 @@ def _check_profile(profile: ChainProfile, chain: Chain, x0: Any, verify: bool) -
         raise StageError("verify=True needs a profile made with verify=True on this very input")
 
 
-def _given_plan(plan: object, chain: Chain, policy: str) -> Plan:
-    """A plan made earlier, checked to be one of ``policy`` for this chain's length."""
+def _given_plan(plan: object, chain: Chain, policy: str, params: dict[str, Any]) -> Plan:
+    """A plan made earlier, checked to be one of ``policy`` for this chain's length, made with
+    the parameters given beside it (those it names)."""
     if not isinstance(plan, Plan) or plan.n != chain.n or plan.policy != policy:
         raise PolicyError(f"backprop: plan must be a Plan of policy {policy!r} for "
                           f"{chain.n} stages, got {plan!r}")
+    made = dict(plan.params)
+    for name, value in params.items():
+        if name in made and made[name] != value:
+            raise PolicyError(f"backprop: the plan given was made with {name}={made[name]!r}, "
+                              f"not {name}={value!r}")
     return plan
 
 
@@ -173,7 +179,7 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
     else:
         _check_profile(profile, chain, x0, verify)
     chosen = (policies.make_plan(policy, profile.costs(costs), **policy_params) if plan is None
-              else _given_plan(plan, chain, policy))
+              else _given_plan(plan, chain, policy, policy_params))
     predicted = predict_meter(chosen, profile)
     if max_memory is not None and predicted.peak > max_memory:
         raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "

@@ -38,7 +38,6 @@ from ..chains.chain import Chain, ChainProfile, profile_chain
 from ..chains.executor import predict_meter as predict_chain
 from ..chains.plans import ChainCosts, Plan, forward_cost
 from ..chains.policies.optimal import OptimalTable
-from ..chains.policies.optimal_dp import everything_bytes
 from ..engine import rng
 from ..engine.primitives import sum as sum_all
 from ..checks import real_number, whole_number
@@ -223,18 +222,15 @@ def _fitted_optimal(profile: ChainProfile, costs: ChainCosts, budget: int, tapes
     solved table) whose predicted full peak fits ``budget``; the cheapest plan among those
     tried that fit, else the plan at the least planner budget (over budget)."""
     table = OptimalTable.solve(costs, tapes=tapes)
-    keeps_everything = table.min_budget + everything_bytes(costs, tapes)
     tried: dict[int, tuple[Plan, int, float]] = {}
 
     def attempt(level: int) -> tuple[Plan, int, float]:
         if level not in tried:
-            planner_budget = (keeps_everything if level > table.width
-                              else table.budget_of(level))
-            plan = table.plan(planner_budget)
+            plan = table.plan(table.budget_of(level))
             tried[level] = (plan, predict_chain(plan, profile).peak, forward_cost(plan, costs))
         return tried[level]
 
-    low, high = 0, table.width + 1  # the last level: a budget that keeps everything
+    low, high = 0, table.width  # the top level keeps everything
     if attempt(low)[1] <= budget:
         while low < high:
             middle = (low + high + 1) // 2

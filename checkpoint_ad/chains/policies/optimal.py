@@ -1,14 +1,15 @@
 """optimal: the plan of least forward cost under a memory budget, by dynamic programming.
 
 This is Beaumont et al., "Optimal checkpointing for heterogeneous chains" (the rotor family), in
-the tape model of docs/cost_model.md, section "Least cost with held tapes". Stage t costs
-u_t = ``costs.compute[t-1]`` per evaluation; checkpoint x_j takes a_j memory units; a held tape of
-stage t takes b_t units (it holds x_t, so it is also a restart point). The plan minimises the
-forward cost, the sum of u_t over all evaluations, while the stored checkpoints plus held tapes
-(x_0 included) never exceed the budget M. With U(i, k) = u_{i+1} + ... + u_k:
+the tape model of docs/cost_model.md, section "Least cost with held tapes". Stage t costs u_t =
+``costs.compute[t-1]`` per evaluation; checkpoint x_j takes a_j of memory; a held tape of stage t
+takes b_t (it holds x_t, so it is also a restart point); memory is bytes, or slots. The plan
+minimises the forward cost, the sum of u_t over all evaluations, while the stored checkpoints plus
+held tapes (x_0 included) never exceed the budget M. With U(i, k) = u_{i+1} + ... + u_k:
 
-    C(i, j, m, f)    least cost to reverse stages i+1..j when x_i can be restored, m units are
-                     free, and f = 1 if this call holds x_i's last use (it frees x_i; never x_0)
+    C(i, j, m, f)    least cost to reverse stages i+1..j when x_i can be restored, m is free
+                     (a level: see Budgets), and f = 1 if this call holds x_i's last use (it
+                     frees x_i; never x_0)
     D(k, j, m)       the same when x_k is only the working value
     C(i, i+1, m, f) = D(i, i+1, m) = u_{i+1}                                     (turn)
     C(i, j, m, f)   = min( u_{i+1} + C(i+1, j, m', 0)                    if m' ≥ 0
@@ -89,9 +90,9 @@ def default_resolution(n: int) -> int:
     """Memory levels for an n-stage chain's byte budgets, when the caller names none.
 
     The DP takes O(n³·levels) time and O(n²·levels) memory: with this default a 500-stage chain
-    gets 71 levels, about 1.5 s and 210 MiB (int32 entries), and a 1,000-stage one 35 levels,
-    about 5 s and 420 MiB (``benchmarks/planner_scale.py``). More levels plan finer (each gap is a smaller fraction of the memory
-    below it), in time and memory proportional to them.
+    gets 71 levels, about 1.5 s and 210 MiB (int32 entries), and a 1,000-stage one 35 levels, about
+    5 s and 420 MiB (``benchmarks/planner_scale.py``). More levels plan finer (each gap is a
+    smaller fraction of the memory below it), in time and memory proportional to them.
     """
     return min(MAX_RESOLUTION, max(MIN_RESOLUTION, LEVEL_STAGES // (n + 1)))
 
@@ -151,6 +152,12 @@ def _everything_plan(costs: ChainCosts, tapes: bool) -> PlanBuilder:
     return builder
 
 
+def _most_slots(costs: ChainCosts, tapes: bool) -> int:
+    """Free slots that keep everything: every held tape but stage n's (x_1..x_{n−1} without
+    tapes)."""
+    return costs.n - 1 if tapes else max(costs.n - 2, 0)
+
+
 def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
     return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
 
@@ -203,40 +210,44 @@ class OptimalTable:
         :meth:`Grid.geometric`): either way they do not depend on the budgets later asked.
         """
         tapes = _check_tapes(tapes)
-        reach = everything_bytes(costs, tapes)
+        everything = everything_bytes(costs, tapes)
+        reach = everything
         if max_budget_bytes is not None:
             reach = min(reach, _free_bytes(costs, max_budget_bytes))
         if unit_bytes is not None:
             unit = positive_int(NAME, "unit_bytes", unit_bytes)
-            levels = min(int(reach // unit), -(-everything_bytes(costs, tapes) // unit))
-            return cls._solved(costs, tapes, Grid.uniform(costs, unit, levels), levels, unit,
-                               None, f"n={costs.n:,} with budget_bytes in {levels + 1:,} "
-                               f"levels of {unit:,} bytes", lambda n: levels)
+            count = -(-everything // unit)  # the last level keeps everything
+            width = min(count, int(reach // unit))  # the levels solved
+            return cls._solved(costs, tapes, lambda: Grid.uniform(costs, unit, count), reach,
+                               unit, None, f"n={costs.n:,} with budget_bytes in "
+                               f"{width + 1:,} levels of {unit:,} bytes", lambda n: width)
         count = (default_resolution(costs.n) if resolution is None
                  else positive_int(NAME, "resolution", resolution))
-        grid = Grid.geometric(costs, count, tapes)
-        return cls._solved(costs, tapes, grid, grid.level_of(reach), None, count,
-                           f"n={costs.n:,} with budget_bytes in {grid.width + 1:,} levels",
-                           lambda n: count if resolution is not None else default_resolution(n))
+        distinct = min(count, max(everything, 1))  # levels are whole bytes: no more than that
+        return cls._solved(costs, tapes, lambda: Grid.geometric(costs, distinct, tapes), reach,
+                           None, count, f"n={costs.n:,} with budget_bytes in {distinct + 1:,} "
+                           f"levels", lambda n: distinct if resolution is not None
+                           else default_resolution(n))
 
     @classmethod
     def solve_slots(cls, costs: ChainCosts, max_slots: int, *, tapes: bool = True
                     ) -> OptimalTable:
         """Budgets in slots (every state and held tape one item) up to ``max_slots``."""
         tapes = _check_tapes(tapes)
-        width = min(_free_slots(max_slots), costs.n - 1 if tapes else max(costs.n - 2, 0))
-        return cls._solved(costs, tapes, Grid.slots(costs), width, None, None,
+        width = min(_free_slots(max_slots), _most_slots(costs, tapes))
+        return cls._solved(costs, tapes, lambda: Grid.slots(costs), width, None, None,
                            f"n={costs.n:,} with slots={max_slots:,}",
                            lambda m: min(width, m - 1))
 
     @classmethod
-    def _solved(cls, costs: ChainCosts, tapes: bool, grid: Grid, width: int,
-                unit_bytes: int | None, resolution: int | None, what: str,
+    def _solved(cls, costs: ChainCosts, tapes: bool, make_grid: Callable[[], Grid],
+                reach: float, unit_bytes: int | None, resolution: int | None, what: str,
                 width_of: Callable[[int], int]) -> OptimalTable:
-        """Refuse what exceeds the planner limits (:mod:`..limits`), else fill the tables for
-        levels 0..width of ``grid``."""
+        """Refuse what exceeds the planner limits (:mod:`..limits`), else build the grid and
+        fill the tables for its levels up to ``reach`` free bytes (or slots)."""
         require(NAME, what, costs.n, lambda m: table_footprint(m, max(width_of(m), 0), tapes))
-        problem = grid.problem(costs, width, tapes)
+        grid = make_grid()
+        problem = grid.problem(costs, grid.level_of(reach), tapes)
         return cls(costs, tapes, unit_bytes, resolution, grid, problem, solve(problem))
 
     @property
@@ -264,9 +275,10 @@ class OptimalTable:
     def level(self, budget: float) -> int | None:
         """The free memory level ``budget`` stands for, or None when it keeps everything."""
         free = _free_slots(budget) if self.in_slots else _free_bytes(self.costs, budget)
-        level = self.grid.level_of(free)
-        if level >= self.grid.everything(self.tapes):
+        if free >= (_most_slots(self.costs, self.tapes) if self.in_slots
+                    else everything_bytes(self.costs, self.tapes)):
             return None
+        level = self.grid.level_of(free)
         if level > self.width:
             kind = "slots" if self.in_slots else "budget_bytes"
             raise PolicyError(f"policy {NAME!r}: {kind}={budget} is beyond the "
@@ -328,10 +340,10 @@ def _cached(key: tuple[object, ...], wide_enough: Callable[[OptimalTable], bool]
 def _slots_table(costs: ChainCosts, free: int, tapes: bool) -> OptimalTable:
     """A table answering ``free`` slots besides x_0's; a kept one grows by doubling (when the
     doubled table is within the limits), so that an ascending sweep solves only a few times."""
-    needed = min(free, costs.n - 1)
+    needed = min(free, _most_slots(costs, tapes))
 
     def make(width: int) -> OptimalTable:
-        doubled = min(costs.n - 1, max(needed, 2 * width))
+        doubled = min(_most_slots(costs, tapes), max(needed, 2 * width))
         if not within(table_footprint(costs.n, doubled, tapes), current()):
             doubled = needed
         return OptimalTable.solve_slots(costs, doubled + 1, tapes=tapes)
@@ -374,10 +386,10 @@ def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = No
     tapes = _check_tapes(tapes)
     if slots is not None:
         return _slots_table(costs, _free_slots(slots), tapes)
-    units = (default_resolution(costs.n) if resolution is None
-             else positive_int(NAME, "resolution", resolution))
-    return _cached((costs, tapes, units), lambda table: True,
-                   lambda width: OptimalTable.solve(costs, resolution=units, tapes=tapes))
+    levels = (default_resolution(costs.n) if resolution is None
+              else positive_int(NAME, "resolution", resolution))
+    return _cached((costs, tapes, levels), lambda table: True,
+                   lambda width: OptimalTable.solve(costs, resolution=levels, tapes=tapes))
 
 
 def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,
@@ -413,9 +425,9 @@ def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: floa
         builder = _everything_plan(costs, tapes)
         if slots is not None:
             return builder.build(NAME, {"slots": slots, "tapes": tapes}, slots=slots)
-        units = default_resolution(costs.n) if resolution is None else resolution
+        levels = default_resolution(costs.n) if resolution is None else resolution
         return builder.build(NAME, {"budget_bytes": budget_bytes, "tapes": tapes,
-                                    "resolution": units})
+                                    "resolution": levels})
     table = table_for(costs, slots, budget_bytes, tapes, resolution)
     return table.plan(budget_bytes if slots is None else slots)
 

@@ -1,15 +1,15 @@
 """The DP tables of the ``optimal`` policy: filling them, and rebuilding a plan from them.
 
-The recursion, its steps and its units are described in :mod:`.optimal`; this module holds the
-numerics.
+The recursion, its steps and its memory levels are described in :mod:`.optimal`; this module
+holds the numerics.
 
 **Computation.** The tables are filled for increasing chain length j − i; one length takes a
-few numpy operations over every start i, split k, flag f and free memory m at once: O(n³·M) work
-and O(n²·M) memory, M being the free units, capped at what storing everything would need. The
-tables are int32 when that is exact (whole-number costs, totals below 2**29), else float64: the
-bulk is bound by memory traffic, which 4-byte entries halve (measured: 2.7x faster at n = 500).
-numpy touches only these cost tables, never a
-model array: it is the one exception to DESIGN's "policies never import numpy", made for speed.
+few numpy operations over every start i, split k, flag f and free memory level m at once:
+O(n³·M) work and O(n²·M) memory, M being the levels. The tables are int32 when that is exact
+(whole-number costs with 2·(n+1)·U(0, n) below 2**29), else float64: the bulk is bound by
+memory traffic, which 4-byte entries halve (measured: 2.7x faster at n = 500). numpy touches
+only these cost tables, never a model array: it is the one exception to DESIGN's "policies
+never import numpy", made for speed.
 The plan is rebuilt from the tables by a loop over an explicit stack of pending sub-problems, so
 no Python recursion grows with n.
 """
@@ -160,11 +160,6 @@ class Grid:
         """The highest level."""
         return len(self.levels) - 1
 
-    def everything(self, tapes: bool) -> int:
-        """The lowest level that keeps everything (width + 1 if none does)."""
-        needed = sum(self.tape_sizes[:-1]) if tapes else sum(self.state_sizes[1:-1])
-        return bisect.bisect_left(self.levels, needed)
-
     def level_of(self, free: float) -> int:
         """The highest level at most ``free`` (which must be at least 0)."""
         return bisect.bisect_right(self.levels, free) - 1
@@ -182,18 +177,20 @@ class Grid:
 
 def _gap_ratio(smallest: float, count: int) -> float:
     """The r > 0 with smallest · (1 + r + ... + r^(count−1)) = 1 (r = 1 if the count of
-    smallest gaps already reaches 1), by bisection."""
+    smallest gaps already reaches 1), by bisection on logarithms (r^count overflows floats)."""
     if smallest * count >= 1 or count <= 1:
         return 1.0
+
+    def reaches(r: float) -> bool:  # smallest · (r^count − 1) / (r − 1) >= 1, for r > 1
+        power = count * math.log(r)
+        return math.log(smallest) + power + math.log1p(-math.exp(-power)) - math.log(r - 1) >= 0
+
     low, high = 1.0, 2.0
-    while smallest * (high ** count - 1) / (high - 1) < 1:
+    while not reaches(high):
         low, high = high, 2 * high
     for _ in range(100):
         middle = (low + high) / 2
-        if smallest * (middle ** count - 1) / (middle - 1) < 1:
-            low = middle
-        else:
-            high = middle
+        low, high = (low, middle) if reaches(middle) else (middle, high)
     return high
 
 
@@ -202,14 +199,14 @@ class Tables:
     """The DP's values (``inf``: infeasible) and the hold-a-tape moves they were made with.
 
     ``cost[l, f, i, m]`` = C(i, i+l, m, f); ``working[l, j, m]`` = U(0, j−l) + D(j−l, j, m),
-    indexed by its end j: a split k of (i, j) costs U(i, k) + D(k, j, m) + C(i, k, m, f) =
-    cost + working − U(0, i), and U(0, i) is the same for every split, so it is subtracted once
-    after the minimum. So all splits of one length are contiguous slices, which numpy adds in
-    long inner loops, and no third table is written (fresh pages cost this DP as much time as
-    its sums: measured 0.4 s of 2.1 at n = 500). For flag f, start i and free m, ``hold_target[f, i, m]`` is the free memory after
-    holding stage i+1's tape (clamped to the budget, which only unreachable states exceed) and
-    ``hold_fits[f, i, m]`` says whether it fits; ``store_target[k, m]`` is the level left after
-    storing x_k (−1: it does not fit); ``prefix[t]`` is U(0, t).
+    indexed by its end j: a split k of (i, j) costs U(i, k) + D(k, j, m) + C(i, k, m, f) = cost +
+    working − U(0, i), and U(0, i) is the same for every split, so it is subtracted once after the
+    minimum. So all splits of one length are contiguous slices, which numpy adds in long inner
+    loops, and no third table is written (fresh pages cost this DP as much time as its sums:
+    measured 0.4 s of 2.1 at n = 500). For flag f, start i and level m, ``hold_target[f, i, m]`` is
+    the level after holding stage i+1's tape (0 where it does not fit: only unreachable entries
+    read it) and ``hold_fits[f, i, m]`` says whether it fits; ``store_target[k, m]`` is the level
+    left after storing x_k (−1: it does not fit); ``prefix[t]`` is U(0, t).
     """
 
     cost: np.ndarray

@@ -1,7 +1,7 @@
 """Plans of one block's graph, from which :mod:`.block_options` takes the block's options:
-store_all, tapes with fewer values kept, and the cheapest plans at several budgets (exact
-search, or ``dtr``, online and offline ``next_use``, on blocks out of its reach). Budgets and peaks in bytes, as in
-docs/graph_model.md. Identical blocks (a residual stack's) are planned once.
+store_all, tapes with fewer values kept, and the cheapest plans at several budgets (exact search,
+or ``dtr``, online and offline ``next_use``, on blocks out of its reach). Budgets and peaks in
+bytes, as in docs/graph_model.md. Identical blocks (a residual stack's) are planned once.
 """
 from __future__ import annotations
 

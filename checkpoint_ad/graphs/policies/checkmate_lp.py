@@ -46,6 +46,8 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     model = Model(costs)
     bound, best = None, (math.inf, None)
     for factor in SHRINK if math.isfinite(budget) else (1.0,):
+        if factor != 1.0 and time.perf_counter() >= deadline:
+            break  # no time for a smaller budget: what was found stands
         left = seconds_left("checkmate_lp", deadline, seconds, len(costs.op_nodes))
         relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
                               integral=False, time_limit=left)

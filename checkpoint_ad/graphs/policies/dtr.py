@@ -21,14 +21,14 @@ Eviction picks the resident value of least score (heuristic ``"dtr"`` by default
 * ``"local"`` is **h_DTR_local**: cost(t) / (size(t) · staleness(t)) (no neighbourhood);
 * ``"lru"``: the stalest value first (staleness only); ``"size"``: the largest first (the
   stalest among equal sizes);
-* ``"next_use"`` is offline: h_DTR_eq with staleness replaced by the distance, in program
-  steps, to the value's next read (plus 2, so that a value read by the next step still has a
-  distance). DTR runs online and must guess the future from the past; here the program is
-  known before it runs, so the value needed last goes first, as in Belady's rule for caches,
-  weighted by what recomputing it costs. Measured on traced U-Nets of about 200 and 1,000 ops
-  (``benchmarks/graph_scale.py``), it plans 15% cheaper than ``"dtr"`` at half of store_all's
-  peak and 8% at 70%; on residual stacks and transformers the two are within 3%, except
-  transformers at 30%, where it thrashes (18% dearer at 192 ops, 2x at 990).
+* ``"next_use"`` is offline: h_DTR_eq with staleness replaced by the distance, in program steps, to
+  the value's next read, plus one (a value read by the next step has distance 2). DTR runs online
+  and must guess the future from the past; here the program is known before it runs, so the value
+  needed last goes first, as in Belady's rule for caches, weighted by what recomputing it costs.
+  Measured on traced U-Nets of about 200 and 1,000 ops (``benchmarks/graph_scale.py``), it plans
+  15% cheaper than ``"dtr"`` at half of store_all's peak and 8% at 70%; on residual stacks and
+  transformers the two are within 3%, except transformers at 30%, where it thrashes (18% dearer at
+  192 ops, 2x at 990).
 
 Staleness is counted in program and recomputation steps since the value was last computed or
 read. During the backward pass, values above the next backward step can never be read again
@@ -229,6 +229,8 @@ class _Run:
         cost = self.costs.costs[node]
         if self.heuristic == "next_use":
             reads = self.read_at[node]
+            # read_at counts steps from 0 and position the running one from 1: the next
+            # step's read is at distance 2, one more than the steps to it
             distance = reads[len(reads) - self.reads[node]] - self.position + 2
             return (cost + self.classes.neighbourhood_cost(node)) / (size * distance)
         if self.heuristic == "dtr":

@@ -39,11 +39,11 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  max_states: int = exact.DEFAULT_MAX_STATES,
                  time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto") -> GraphPlan:
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
-    proven by exact search when it finishes within ``max_states`` states and ``time_limit``
-    seconds (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of
-    the hierarchical plan (a sequence of blocks, several options each; :mod:`.hierarchical`),
-    ``dtr`` (online, and offline ``next_use``), ``chen`` and, on graphs of at most
-    :data:`MILP_OPS_LIMIT` ops, Checkmate's MILP in the rest of ``time_limit``. ``method="hierarchical"``: the
+    proven by exact search when it finishes within ``max_states`` states and ``time_limit`` seconds
+    (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of the
+    hierarchical plan (a sequence of blocks, several options each; :mod:`.hierarchical`), ``dtr``
+    (online, and offline ``next_use``), ``chen`` and, on graphs of at most :data:`MILP_OPS_LIMIT`
+    ops, Checkmate's MILP in the rest of ``time_limit``. ``method="hierarchical"``: the
     hierarchical plan alone, without exact search."""
     budget = budget_value("optimal", budget_bytes)
     max_states = positive_int("optimal", "max_states", max_states)
