@@ -218,7 +218,7 @@ class OptimalTable:
             unit = positive_int(NAME, "unit_bytes", unit_bytes)
             count = -(-everything // unit)  # the last level keeps everything
             width = min(count, int(reach // unit))  # the levels solved
-            return cls._solved(costs, tapes, lambda: Grid.uniform(costs, unit, count), reach,
+            return cls._solved(costs, tapes, lambda: Grid.uniform(unit, count), reach,
                                unit, None, f"n={costs.n:,} with budget_bytes in "
                                f"{width + 1:,} levels of {unit:,} bytes", lambda n: width)
         count = (default_resolution(costs.n) if resolution is None
@@ -235,7 +235,7 @@ class OptimalTable:
         """Budgets in slots (every state and held tape one item) up to ``max_slots``."""
         tapes = _check_tapes(tapes)
         width = min(_free_slots(max_slots), _most_slots(costs, tapes))
-        return cls._solved(costs, tapes, lambda: Grid.slots(costs), width, None, None,
+        return cls._solved(costs, tapes, lambda: Grid.of_slots(costs.n), width, None, None,
                            f"n={costs.n:,} with slots={max_slots:,}",
                            lambda m: min(width, m - 1))
 
@@ -253,7 +253,7 @@ class OptimalTable:
     @property
     def in_slots(self) -> bool:
         """Whether budgets are slots (else bytes)."""
-        return self.unit_bytes is None and self.resolution is None
+        return self.grid.slots
 
     @property
     def min_budget(self) -> int:

@@ -103,34 +103,27 @@ def everything_bytes(costs: ChainCosts, tapes: bool) -> int:
 
 @dataclass(frozen=True)
 class Grid:
-    """The free memory levels of a table, and the chain's sizes in the same amounts.
+    """The free memory levels of a table: slots (``slots``: every state and held tape one
+    item) or bytes (the chain's own sizes).
 
-    Three kinds: :meth:`slots` (every state and held tape one item, levels 0, 1, 2...),
-    :meth:`uniform` (levels every ``unit`` bytes) and :meth:`geometric` (levels whose gaps grow
-    by a constant ratio, from the smallest size up to everything: a fixed relative resolution
-    for every budget, so one table serves small budgets and large ones alike).
+    Three kinds: :meth:`of_slots` (levels 0, 1, 2... slots), :meth:`uniform` (levels every
+    ``unit`` bytes) and :meth:`geometric` (levels whose gaps grow by a constant ratio, from the
+    smallest size up to everything: a fixed relative resolution for every budget, so one table
+    serves small budgets and large ones alike).
     """
 
     levels: tuple[float, ...]
-    state_sizes: tuple[float, ...]
-    tape_sizes: tuple[float, ...]
-    input_sizes: tuple[float, ...]
+    slots: bool = False
 
     @classmethod
-    def slots(cls, costs: ChainCosts) -> Grid:
-        """One slot per state and per held tape, levels 0..n slots."""
-        return cls(tuple(range(costs.n + 1)), (1,) * (costs.n + 1), (1,) * costs.n,
-                   (0,) * costs.n)
+    def of_slots(cls, n: int) -> Grid:
+        """Levels 0..n slots."""
+        return cls(tuple(float(m) for m in range(n + 1)), slots=True)
 
     @classmethod
-    def _bytes(cls, costs: ChainCosts, levels: list[float]) -> Grid:
-        return cls(tuple(levels), tuple(costs.state_bytes), tuple(costs.tape_bytes),
-                   tuple(costs.tape_input_bytes))
-
-    @classmethod
-    def uniform(cls, costs: ChainCosts, unit: int, width: int) -> Grid:
+    def uniform(cls, unit: int, width: int) -> Grid:
         """Levels 0, unit, 2·unit, ... width·unit bytes."""
-        return cls._bytes(costs, [unit * m for m in range(width + 1)])
+        return cls(tuple(float(unit * m) for m in range(width + 1)))
 
     @classmethod
     def geometric(cls, costs: ChainCosts, count: int, tapes: bool) -> Grid:
@@ -153,7 +146,7 @@ class Grid:
             levels.append(levels[-1] + first * ratio ** level)
         scale = top / levels[-1]
         whole = sorted({math.floor(level * scale) for level in levels} | {top})
-        return cls._bytes(costs, [float(level) for level in whole])
+        return cls(tuple(float(level) for level in whole))
 
     @property
     def width(self) -> int:
@@ -165,14 +158,16 @@ class Grid:
         return bisect.bisect_right(self.levels, free) - 1
 
     def problem(self, costs: ChainCosts, width: int, tapes: bool) -> Problem:
-        """The DP over levels 0..width."""
+        """The DP over levels 0..width, with the chain's sizes in the grid's amounts (in slots:
+        one per state and per held tape, a tape's input shared with nothing)."""
         dtype = _table_dtype(costs.compute)
         prefix = np.concatenate(([0.0], np.cumsum(costs.compute, dtype=float)))
+        n = costs.n
+        sizes = (((1,) * (n + 1), (1,) * n, (0,) * n) if self.slots else
+                 (costs.state_bytes, costs.tape_bytes, costs.tape_input_bytes))
         return Problem(np.asarray(costs.compute, dtype), prefix.astype(dtype),
                        np.asarray(self.levels[:width + 1], dtype=float),
-                       np.asarray(self.state_sizes, dtype=float),
-                       np.asarray(self.tape_sizes, dtype=float),
-                       np.asarray(self.input_sizes, dtype=float), tapes)
+                       *(np.asarray(size, dtype=float) for size in sizes), tapes)
 
 
 def _gap_ratio(smallest: float, count: int) -> float:

@@ -69,8 +69,8 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         steps, cost, _ = exact.search(costs, budget, max_states,
                                       deadline=started + (limit / 2 if milp else limit))
     except exact.SearchLimit as limit_reached:
-        return _hierarchical(costs, budget, params, started, limit_reached,
-                             started + limit if milp else None)
+        return _past_exact_search(costs, budget, params, started, limit_reached,
+                                  started + limit if milp else None)
     except BudgetError:
         raise _below_minimum(costs, budget_bytes, max_states) from None
     return GraphPlan.build(costs, steps, "optimal", params, method="exact", status="optimal",
@@ -93,8 +93,8 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int) -> 
                        f"of {least} bytes for this graph")
 
 
-def _hierarchical(costs: GraphCosts, budget: float, params: dict, started: float,
-                  reason: Exception, milp_deadline: float | None) -> GraphPlan:
+def _past_exact_search(costs: GraphCosts, budget: float, params: dict, started: float,
+                       reason: Exception, milp_deadline: float | None) -> GraphPlan:
     """Past exact search: the cheapest of the hierarchical plan and the plans of ``dtr`` (its
     online h_DTR_eq and its offline ``next_use``) and ``chen`` at the same budget (so never
     worse than any), and of Checkmate's MILP until ``milp_deadline`` (None: not tried), each
