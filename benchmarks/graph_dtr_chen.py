@@ -70,7 +70,7 @@ def traced(workload: str, depth: int) -> GraphCosts:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, WIDTH))
     weights = [rng.standard_normal((WIDTH, WIDTH)) / WIDTH for _ in range(depth)]
-    return GraphCosts.from_graph(ca.trace(WORKLOADS[workload](depth), x, weights))
+    return ca.graph_costs(ca.trace(WORKLOADS[workload](depth), x, weights))
 
 
 def timed(policy: str, costs: GraphCosts, repeats: int, **params: object):

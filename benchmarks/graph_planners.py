@@ -18,7 +18,7 @@ import time
 
 import checkpoint_ad as ca
 from checkpoint_ad.graphs.policies.optimal import minimum_budget
-from checkpoint_ad.lab.graph_models import build_graph
+from checkpoint_ad.workloads.graph_models import build_graph
 
 DEFAULT_GRAPHS = ("relu_layer", "residual:2", "residual:3", "unet:2", "unet:3", "densenet:3")
 
@@ -27,7 +27,7 @@ def costs_of(entry: str) -> ca.GraphCosts:
     name, _, n = entry.partition(":")
     sizes = {"width": 8, "batch": 4, **({"n": int(n)} if n else {})}
     workload = build_graph(name, sizes)
-    return ca.GraphCosts.from_graph(ca.trace(workload.fn, *workload.args))
+    return ca.graph_costs(ca.trace(workload.fn, *workload.args))
 
 
 NOTES: list[str] = []

@@ -23,7 +23,7 @@ import argparse
 import time
 
 import checkpoint_ad as ca
-from checkpoint_ad.lab.graph_models import build_graph
+from checkpoint_ad.workloads.graph_models import build_graph
 
 OPS_PER_UNIT = {"residual": 4, "unet": 5, "transformer": 38}
 
@@ -31,7 +31,7 @@ OPS_PER_UNIT = {"residual": 4, "unet": 5, "transformer": 38}
 def graph_costs(workload: str, ops: int) -> ca.GraphCosts:
     units = max(1, round(ops / OPS_PER_UNIT[workload]))
     built = build_graph(workload, {"n": units, "width": 16, "batch": 8})
-    return ca.GraphCosts.from_graph(ca.trace(built.fn, *built.args))
+    return ca.graph_costs(ca.trace(built.fn, *built.args))
 
 
 def planners(ops: int, checkmate_seconds: float, checkmate_ops: int) -> dict[str, dict]:

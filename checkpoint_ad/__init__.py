@@ -18,6 +18,7 @@ from .engine.gradcheck import check_grads
 from .graphs.backprop import GraphResult, GraphStats, backprop_graph
 from .graphs.bounds import GraphLowerBound, graph_lower_bound
 from .graphs.costs import GraphCosts
+from .graphs.program import graph_costs
 from .graphs.plans import GraphAction, GraphPlan, GraphStep, check_graph_plan
 from .graphs.policies import plan_graph
 from .engine.graph import Graph, trace
@@ -26,10 +27,9 @@ from .chains.plans import Action, ChainCosts, Plan, PlanBuilder, Step, check_pla
 from .engine.rng import dropout
 from .engine.rng import seed as seed_random
 from .chains.sequential import sequential
+from .version import __version__
 from .engine.primitives import (abs, add, broadcast_to, clip, concatenate, cos, divide, equal,
                                 exp, getitem, greater, greater_equal, less, less_equal, log,
                                 matmul, max, maximum, minimum, multiply, negative, not_equal, power,
                                 relu, reshape, sigmoid, sin, sqrt, subtract, sum, tanh, transpose,
                                 where)
-
-__version__ = "0.1.0"

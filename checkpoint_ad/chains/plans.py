@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from . import limits
+from ..plans import limits
 from ..checks import real_number, whole_number
 from ..errors import PlanError
 

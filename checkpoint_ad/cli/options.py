@@ -8,12 +8,12 @@ import decimal
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from ..chains import policies
 from ..graphs import policies as graph_policies
-from ..lab import graph_models, models
-from ..lab.measure import BACKENDS
+from ..workloads import chain_models, graph_models
+from ..lab.points import BACKENDS, COST_MODES
 from ..errors import ExperimentError
 from ..lab.specs import MAX_REPEATS
 
@@ -181,10 +181,10 @@ def registered_graph_policy_parameters() -> dict[str, tuple[Any, list[str]]]:
     return parameters_by_name(graph_policies.names(), graph_policies.get_policy)
 
 
-def registered_sizes() -> dict[str, tuple[models.SizeParameter, list[str]]]:
+def registered_sizes() -> dict[str, tuple[chain_models.SizeParameter, list[str]]]:
     """The sizes of every registered workload, chain and graph (see
     :func:`parameters_by_name`); graph workloads are named ``NAME (graph)``."""
-    found = parameters_by_name(models.names(), models.get_workload)
+    found = parameters_by_name(chain_models.names(), chain_models.get_workload)
     for name, (parameter, owners) in parameters_by_name(
             graph_models.graph_names(), graph_models.get_graph_workload).items():
         found.setdefault(name, (parameter, []))[1].extend(f"{o} (graph)" for o in owners)
@@ -246,7 +246,7 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="numpy",
                         help="numpy: the package's own engine (default); torch: the workload "
                              "rebuilt as torch modules with the same weights (workloads "
-                             f"{', '.join(models.TORCH_EQUIVALENTS)}; needs PyTorch)")
+                             f"{', '.join(chain_models.TORCH_EQUIVALENTS)}; needs PyTorch)")
 
 
 def add_max_memory(parser: argparse.ArgumentParser, consequence: str) -> None:
@@ -260,3 +260,33 @@ def given_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, A
     """The options among ``names`` (built above) that the command line gave, by name."""
     return {name: getattr(args, _dest(name)) for name in names
             if getattr(args, _dest(name), None) is not None}
+
+
+# -- the parser's pieces ------------------------------------------------------------------------
+
+Formatter = argparse.RawDescriptionHelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr, ``checkpoint-ad: error:
+    ...`` and a pointer to the command's --help, with exit status 2 (no usage dump). Its
+    subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        self.exit(2, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def new_command(subparsers: Any, name: str, help_text: str, description: str, examples: str
+                ) -> argparse.ArgumentParser:
+    """A subcommand's parser with its help, description and examples."""
+    return subparsers.add_parser(name, help=help_text, description=description,
+                                 epilog="examples:\n" + examples, formatter_class=Formatter)
+
+
+def add_input_options(parser: argparse.ArgumentParser, costs_help: str) -> None:
+    """``--seed``, ``--dtype`` and ``--costs``: how a workload's inputs are drawn and costed."""
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of inputs and weights (a whole number >= 0)")
+    parser.add_argument("--dtype", default="float64", help="float32 or float64")
+    parser.add_argument("--costs", default="model", choices=COST_MODES, help=costs_help)

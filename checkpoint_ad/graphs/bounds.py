@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import BudgetError, PlanError
-from ..plans.registry import positive_int
+from ..plans.registry import budget_value, positive_int, positive_seconds
 from .costs import GraphCosts
 from .policies import exact, optimal
-from .policies.checkmate import DEFAULT_TIME_LIMIT, capped, time_limit_value
+from .policies.checkmate import DEFAULT_TIME_LIMIT, capped
 from .policies.checkmate_model import Model
 
 DEFAULT_MAX_STATES = 200_000
@@ -44,8 +44,8 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
     if not isinstance(costs, GraphCosts):
         raise PlanError(f"graph_lower_bound: costs must be a GraphCosts, got "
                         f"{type(costs).__name__}")
-    budget = optimal.budget_value("graph_lower_bound", budget_bytes)
-    seconds = time_limit_value("graph_lower_bound", time_limit)
+    budget = budget_value("graph_lower_bound", budget_bytes)
+    seconds = positive_seconds("graph_lower_bound", "time_limit", time_limit)
     max_states = positive_int("graph_lower_bound", "max_states", max_states)
     try:
         cost = exact.search(costs, budget, max_states)[1]

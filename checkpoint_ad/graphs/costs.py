@@ -142,13 +142,6 @@ class GraphCosts:
         """A hashable identity of the graph (for caches)."""
         return (self.parents, self.sizes, self.costs, self.residuals, self.differentiable)
 
-    @classmethod
-    def from_graph(cls, graph: Any) -> GraphCosts:
-        """The costs of a traced graph (:func:`checkpoint_ad.trace`); see
-        :func:`checkpoint_ad.graphs.program.compile_graph`."""
-        from .program import compile_graph
-        return compile_graph(graph).costs
-
 
 def _index_lists(name: str, lists: Any) -> list[tuple[int, ...]]:
     try:

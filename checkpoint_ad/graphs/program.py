@@ -43,6 +43,12 @@ class Program:
         return sum(seen.values())
 
 
+def graph_costs(graph: Graph) -> GraphCosts:
+    """The costs of a traced graph (:func:`checkpoint_ad.trace`), one unit per op: the
+    :class:`GraphCosts` of :func:`compile_graph`'s program."""
+    return compile_graph(graph).costs
+
+
 def compile_graph(graph: Graph, costs: Sequence[float] | None = None) -> Program:
     """The program of ``graph`` (see the module docstring); ``costs`` per variable of the
     traced graph (default 1 per op)."""

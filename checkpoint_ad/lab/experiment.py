@@ -2,7 +2,7 @@
 overwritten), and ad-hoc comparisons.
 
 The specs themselves (TOML format, validation, grid expansion, loading) are
-:mod:`checkpoint_ad.lab.specs`; their names are importable from here too.
+:mod:`checkpoint_ad.lab.specs`.
 """
 from __future__ import annotations
 
@@ -13,21 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExperimentError
-from .measure import PointTask, check_backend, run_points
+from .measure import run_points
+from .points import PointTask, check_backend
 from .preflight import PointCheck, check_points, refuse_above
-from .records import (CSV_FILE, LOCK_FILE, RECORDS_FILE, FolderLock, RecordsScan,
-                      RecordWriter, check_output_files, ensure_writable_folder, scan_records,
-                      write_csv)
-from .schema import Record, describe_identity, environment
-from .specs import (DEFAULT_EXPERIMENT, Experiment, PolicyEntry, experiment_names,
-                    experiments_dir, iter_experiments, load_experiment, parse_experiment)
+from ..records.files import (CSV_FILE, RECORDS_FILE, RecordsScan, RecordWriter, scan_records,
+                             write_csv)
+from ..records.folders import FolderLock, LOCK_FILE, check_output_files, ensure_writable_folder
+from ..records.provenance import environment
+from ..records.schema import Record, describe_identity
+from .specs import Experiment, parse_experiment
 
-__all__ = [  # the specs' names, importable from here as before the split
-    "DEFAULT_EXPERIMENT", "Experiment", "PolicyEntry", "experiment_names", "experiments_dir",
-    "iter_experiments", "load_experiment", "parse_experiment",
-    # this module's own
-    "Progress", "run_tasks", "SWEEP_MODES", "Sweep", "prepare_sweep", "run_sweep",
-    "run_experiment", "compare"]
 
 
 # -- running --------------------------------------------------------------------------------------

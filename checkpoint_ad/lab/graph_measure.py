@@ -25,11 +25,11 @@ from ..graphs.bounds import GraphLowerBound, graph_lower_bound
 from ..graphs.costs import GraphCosts
 from ..graphs.plans import GraphAction, GraphPlan
 from ..graphs.policies import get_policy, plan_graph
-from .graph_models import GraphWorkload, build_graph
-from .measure import (PointTask, downsample, largest_difference, plain_params,
-                      resolve_fractions, worker_environment)
+from ..workloads.graph_models import GraphWorkload, build_graph
+from .points import (downsample, largest_difference, plain_params, PointTask, resolve_fractions,
+                     worker_environment)
 from .rss import rss_run
-from .schema import Record
+from ..records.schema import Record
 
 
 def trace_task(task: PointTask) -> tuple[GraphWorkload, Traced]:

@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..chains import policies
-from . import models
+from ..workloads import chain_models
 from ..chains.chain import profile_chain
 from ..errors import BudgetError, CheckpointADError
 from ..chains.executor import predict_meter
-from .measure import PointTask, plain_params, planning_costs, policy_parameters, torch_backend
-from .schema import configuration_label, point_identity, point_label
+from .measure import torch_backend
+from .points import PointTask, plain_params, planning_costs, policy_parameters
+from ..records.schema import configuration_label, point_identity, point_label
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None,
             continue
         try:
             if built.get("key") != key:  # grid point major: build each point once
-                workload = models.build(task.workload, task.sizes, task.seed, task.dtype)
+                workload = chain_models.build(task.workload, task.sizes, task.seed, task.dtype)
                 built = {"key": key, "workload": workload,
                          "profile": profile_chain(workload.chain, workload.x0, task.seed)}
             workload, profile = built["workload"], built["profile"]

@@ -48,9 +48,9 @@ from ..graphs.executor import predict_meter as predict_graph
 from ..graphs.plans import GraphPlan
 from ..graphs.policies.dtr import HEURISTICS
 from ..graphs.program import Program
-from . import graph_models, models
-from .graph_models import GraphWorkload
-from .measure import planning_costs, plain_params
+from ..workloads import chain_models, graph_models
+from ..workloads.graph_models import GraphWorkload
+from .points import plain_params, planning_costs
 
 DEFAULT_TIME_LIMIT = 2.0  # seconds for each slow graph planner (exact search, HiGHS)
 MILP_OPS_LIMIT = 100  # past this many ops HiGHS overruns its time limit: the MILPs are not tried
@@ -153,7 +153,7 @@ def _chain_function(chain: Chain, seed: int, x0: Any, *groups: Any) -> Any:
     return sum_all(x)
 
 
-def chain_as_graph(workload: models.Workload, seed: int = 0) -> GraphWorkload:
+def chain_as_graph(workload: chain_models.Workload, seed: int = 0) -> GraphWorkload:
     """The chain workload as a graph workload: ``fn(x0, *params)`` is the sum of ``x_n``, its
     arguments ``x0`` then each distinct params object of the chain (shared ones once), all
     differentiated. ``seed`` is the run seed of the stages' random streams (as
@@ -312,7 +312,7 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
     chosen = _check_policies(policies, families)
     jobs: list[tuple[str, str, dict[str, Any], Make, float]] = []
     if kind == "chain":
-        built = models.build(workload, sizes, seed, dtype)
+        built = chain_models.build(workload, sizes, seed, dtype)
         profile = profile_chain(built.chain, built.x0, seed)
         chain_costs = profile.costs(planning_costs(built, costs))
         reference = _reference_cost(lambda: math.fsum(chain_costs.compute), "chain")

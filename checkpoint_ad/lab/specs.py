@@ -19,7 +19,7 @@ replaces any of these top-level keys for a reduced run. Example::
     grid = { n = [4, 16] }
 
 A graph experiment says ``family = "graph"``: its ``workloads`` (an array; ``workload`` for
-one) are graph workloads (:mod:`~checkpoint_ad.lab.graph_models`), its policies graph policies,
+one) are graph workloads (:mod:`~checkpoint_ad.workloads.graph_models`), its policies graph policies,
 ``budget_fraction`` a fraction of store_all's activation peak; ``sizes`` and ``grid`` apply
 to every workload listed (each must accept them), and a table in ``sizes`` named after a
 workload sets that workload's own sizes::
@@ -39,28 +39,23 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
-import json
-import math
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..chains import policies
-from ..graphs import policies as graph_policies
-from . import graph_models, models
+from ..workloads import chain_models, graph_models
 from ..errors import CheckpointADError, ExperimentError, UnknownNameError
-from .measure import COST_MODES, DERIVED, PointTask
-from .schema import plain_name_problem
+from .points import COST_MODES, PointTask
+from ..records.fields import plain_name_problem
+from .spec_checks import (LARGEST_WHOLE, check_arrays, check_combination, check_keys, check_param,
+                          check_sizes, fail, no_duplicates, policy_spec, workload_spec)
+
 
 DEFAULT_EXPERIMENT = "fig69"
 MAX_REPEATS = 1000  # timed repeats of one point: more would run for hours and tell nothing new
-LARGEST_WHOLE = 2**63 - 1  # numpy's largest integer: no count or parameter can exceed it
-EXCLUSIVE_PARAMETERS = (("slots", "budget_bytes"), ("slots", "budget_fraction"),
-                        ("budget_bytes", "budget_fraction"))  # each pair: two ways to say one thing
-NEEDS_ONE_OF = {"resolution": ("budget_bytes", "budget_fraction")}  # meaningless without them
 TOP_KEYS = {"name": str, "description": str, "family": str, "workload": str, "workloads": list,
             "sizes": dict, "grid": dict, "policies": list, "repeats": int, "seed": int,
             "dtype": str, "costs": str, "detail": dict, "quick": dict}
@@ -68,14 +63,6 @@ QUICK_KEYS = set(TOP_KEYS) - {"name", "description", "family", "workload", "work
 GRAPH_COST_MODES = ("model", "unit")  # a graph workload's cost model is 1 per op: the same
 
 
-def workload_spec(family: str, name: str) -> Any:
-    """The registered workload ``name`` of ``family`` ("chain" or "graph")."""
-    return (graph_models.get_graph_workload if family == "graph" else models.get_workload)(name)
-
-
-def policy_spec(family: str, name: str) -> Any:
-    """The registered policy ``name`` of ``family`` ("chain" or "graph")."""
-    return (graph_policies.get_policy if family == "graph" else policies.get_policy)(name)
 POLICY_KEYS = {"policy": str, "params": dict, "sweep": dict, "max_n": int}
 
 
@@ -181,152 +168,40 @@ class Experiment:
         return tasks
 
 
-# -- validation -----------------------------------------------------------------------------------
-
-def _fail(source: str, message: str) -> ExperimentError:
-    return ExperimentError(f"{source}: {message}")
-
-
-def _check_keys(source: str, where: str, table: Mapping[str, Any], allowed: Mapping[str, type],
-                required: Iterable[str] = ()) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        raise _fail(source, f"unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)} in "
-                            f"{where} (allowed: {', '.join(sorted(allowed))})")
-    missing = [key for key in required if key not in table]
-    if missing:
-        raise _fail(source, f"{where} is missing {', '.join(missing)}")
-    for key, value in table.items():
-        expected = allowed[key]
-        if not _is(value, expected):
-            raise _fail(source, f"{where}: {key} must be {_type_name(expected)}, "
-                                f"got {type(value).__name__} {value!r}")
-
-
-def _is(value: Any, expected: type) -> bool:
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def _type_name(expected: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            dict: "a table", list: "an array"}.get(expected, expected.__name__)
-
-
-def _check_sizes(source: str, where: str, family: str, workloads: Iterable[str],
-                 sizes: Mapping[str, Any]) -> None:
-    """Each workload must accept ``sizes``: the shared ones with its own table over them."""
-    workloads = list(workloads)
-    for key, value in sizes.items():
-        if isinstance(value, dict) and key not in workloads:
-            raise _fail(source, f"{where}: {key} = {{...}} sizes one workload, but {key!r} is "
-                                f"not one of this experiment's ({', '.join(workloads)})")
-    shared = {k: v for k, v in sizes.items() if not isinstance(v, dict)}
-    try:
-        for workload in workloads:
-            own = sizes.get(workload)
-            workload_spec(family, workload).resolve({**shared, **own}
-                                                    if isinstance(own, dict) else shared)
-    except CheckpointADError as error:
-        raise _fail(source, f"{where}: {error}") from None
-
-
-def _check_param(source: str, where: str, family: str, policy: str, name: str, value: Any
-                 ) -> None:
-    parameters = {p.name: p for p in policy_spec(family, policy).parameters}
-    derived = {key for key, target in DERIVED.items() if target in parameters}
-    if name in derived:
-        if not _is(value, float) or not 0 < value <= 1:
-            raise _fail(source, f"{where}: {name} must be a number in (0, 1], got {value!r}")
-        return
-    if name not in parameters:
-        accepted = ", ".join(sorted(set(parameters) | derived)) or "none"
-        raise _fail(source, f"{where}: policy {policy!r} has no parameter {name!r} "
-                            f"(accepted: {accepted})")
-    if name == "budget_bytes":
-        if not _is(value, float) or not math.isfinite(value) or value <= 0:
-            raise _fail(source, f"{where}: {name} must be a positive number of bytes, "
-                                f"got {value!r}")
-        return
-    if not _is(value, parameters[name].kind):
-        raise _fail(source, f"{where}: {policy} parameter {name} must be "
-                            f"{_type_name(parameters[name].kind)}, got {value!r}")
-    if parameters[name].kind is int and value > LARGEST_WHOLE:
-        raise _fail(source, f"{where}: {policy} parameter {name} must be at most "
-                            f"{LARGEST_WHOLE:,}, got {value!r}")
-
-
-def check_combination(policy: str, params: Mapping[str, Any]) -> None:
-    """Refuse parameters of one configuration that contradict each other (two budgets) or mean
-    nothing together (a resolution without a byte budget), with :class:`ExperimentError`."""
-    for first, second in EXCLUSIVE_PARAMETERS:
-        if first in params and second in params:
-            raise ExperimentError(f"policy {policy!r}: {first} and {second} are two budgets; "
-                                  f"give one of them, not both")
-    for name, needed in NEEDS_ONE_OF.items():
-        if name in params and not any(other in params for other in needed):
-            raise ExperimentError(f"policy {policy!r}: {name} applies only with "
-                                  f"{' or '.join(needed)}; drop {name} or give a byte budget")
-
-
-def _no_duplicates(source: str, where: str, values: list[Any]) -> None:
-    seen: set[str] = set()
-    for value in values:
-        key = json.dumps(value, sort_keys=True, default=str)  # TOML values: tables, dates...
-        if key in seen:
-            raise _fail(source, f"{where} lists {value!r} twice; give each value once")
-        seen.add(key)
-
-
 def _policy_entry(source: str, family: str, index: int, table: Any) -> PolicyEntry:
     where = f"policies[{index}]"
     if not isinstance(table, dict):
-        raise _fail(source, f"{where} must be a table, got {table!r}")
-    _check_keys(source, where, table, POLICY_KEYS, required=["policy"])
+        raise fail(source, f"{where} must be a table, got {table!r}")
+    check_keys(source, where, table, POLICY_KEYS, required=["policy"])
     policy = table["policy"]
     try:
         policy_spec(family, policy)
     except UnknownNameError as error:
-        raise _fail(source, f"{where}: {error}") from None
+        raise fail(source, f"{where}: {error}") from None
     params, sweep = dict(table.get("params", {})), dict(table.get("sweep", {}))
     for name, value in params.items():
-        _check_param(source, f"{where}.params", family, policy, name, value)
-    _check_arrays(source, f"{where}.sweep", sweep,
-                  lambda name, value: _check_param(source, f"{where}.sweep", family, policy,
+        check_param(source, f"{where}.params", family, policy, name, value)
+    check_arrays(source, f"{where}.sweep", sweep,
+                  lambda name, value: check_param(source, f"{where}.sweep", family, policy,
                                                    name, value))
     both = sorted(set(params) & set(sweep))
     if both:
-        raise _fail(source, f"{where}: {', '.join(both)} is set both in params and in sweep; "
+        raise fail(source, f"{where}: {', '.join(both)} is set both in params and in sweep; "
                             f"give it in one of them")
     entry = PolicyEntry(policy, params, sweep, table.get("max_n"))
     try:
         check_combination(policy, entry.configurations()[0])
     except ExperimentError as error:
-        raise _fail(source, f"{where}: {error}") from None
+        raise fail(source, f"{where}: {error}") from None
     if entry.max_n is not None and entry.max_n < 1:
-        raise _fail(source, f"{where}: max_n must be at least 1, got {entry.max_n}")
+        raise fail(source, f"{where}: max_n must be at least 1, got {entry.max_n}")
     return entry
-
-
-def _check_arrays(source: str, where: str, table: Mapping[str, Any],
-                  check: Callable[[str, Any], None]) -> None:
-    """Each entry of ``table`` (a grid or a sweep) must be a non-empty array; ``check(key,
-    value)`` checks each of its values."""
-    for key, values in table.items():
-        if not isinstance(values, list) or not values:
-            raise _fail(source, f"{where}: {key} must be a non-empty array, got {values!r}")
-        _no_duplicates(source, f"{where}: {key}", values)
-        for value in values:
-            check(key, value)
 
 
 def _grid(source: str, family: str, workloads: tuple[str, ...], grid: Mapping[str, Any]
           ) -> dict[str, list[Any]]:
-    _check_arrays(source, "grid", grid,
-                  lambda key, value: _check_sizes(source, "grid", family, workloads,
+    check_arrays(source, "grid", grid,
+                  lambda key, value: check_sizes(source, "grid", family, workloads,
                                                   {key: value}))
     return {key: list(values) for key, values in grid.items()}
 
@@ -334,34 +209,34 @@ def _grid(source: str, family: str, workloads: tuple[str, ...], grid: Mapping[st
 def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
                      name: str | None = None) -> Experiment:
     """Validate a spec (a parsed TOML document) strictly; ``source`` names it in errors."""
-    _check_keys(source, "the experiment", data, TOP_KEYS, required=["policies"])
+    check_keys(source, "the experiment", data, TOP_KEYS, required=["policies"])
     spec = dict(data)
     if quick and "quick" in spec:
-        _check_keys(source, "quick", spec["quick"], {k: TOP_KEYS[k] for k in QUICK_KEYS})
+        check_keys(source, "quick", spec["quick"], {k: TOP_KEYS[k] for k in QUICK_KEYS})
         spec.update(spec["quick"])
     family, workloads = _workloads(source, spec)
     sizes = dict(spec.get("sizes", {}))
-    _check_sizes(source, "sizes", family, workloads, sizes)
+    check_sizes(source, "sizes", family, workloads, sizes)
     grid = _grid(source, family, workloads, spec.get("grid", {}))
     if not spec["policies"]:
-        raise _fail(source, "policies is empty")
+        raise fail(source, "policies is empty")
     entries = tuple(_policy_entry(source, family, i, t) for i, t in enumerate(spec["policies"]))
-    _no_duplicates(source, "policies", [(e.policy, c) for e in entries
+    no_duplicates(source, "policies", [(e.policy, c) for e in entries
                                          for c in e.configurations()])
     for key, least, most in (("repeats", 1, MAX_REPEATS), ("seed", 0, LARGEST_WHOLE)):
         if spec.get(key, least) < least:
-            raise _fail(source, f"{key} must be at least {least}, got {spec[key]}")
+            raise fail(source, f"{key} must be at least {least}, got {spec[key]}")
         if spec.get(key, least) > most:
-            raise _fail(source, f"{key} must be at most {most:,}, got {spec[key]}")
+            raise fail(source, f"{key} must be at most {most:,}, got {spec[key]}")
     chosen_name = spec.get("name", name or Path(source).stem)
     problem = plain_name_problem(chosen_name)
     if problem is not None:
         given = "name" if "name" in spec else "the name taken from the file's name"
-        raise _fail(source, f"{given} {problem}; it names the output folder "
+        raise fail(source, f"{given} {problem}; it names the output folder "
                             f"(set name = \"...\" in the file)")
     modes = GRAPH_COST_MODES if family == "graph" else COST_MODES
     if spec.get("costs", "model") not in modes:
-        raise _fail(source, f"costs must be one of {', '.join(modes)} for {family} workloads, "
+        raise fail(source, f"costs must be one of {', '.join(modes)} for {family} workloads, "
                             f"got {spec['costs']!r}")
     experiment = Experiment(
         chosen_name, spec.get("description", ""), workloads,
@@ -369,17 +244,17 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
         spec.get("dtype", "float64"), spec.get("costs", "model"), spec.get("detail"), source,
         quick, family)
     try:
-        models.check_dtype(experiment.dtype)
+        chain_models.check_dtype(experiment.dtype)
     except CheckpointADError as error:
-        raise _fail(source, str(error)) from None
+        raise fail(source, str(error)) from None
     if experiment.detail is not None:
-        _check_sizes(source, "detail", family, workloads, experiment.detail)
+        check_sizes(source, "detail", family, workloads, experiment.detail)
         for workload in workloads:
             if experiment.detail_point(workload) is None:
-                raise _fail(source, f"detail {experiment.detail} matches no grid point of "
+                raise fail(source, f"detail {experiment.detail} matches no grid point of "
                                     f"{workload}")
     if not experiment.tasks():
-        raise _fail(source, "no points to run: every policy's max_n is below the grid's n")
+        raise fail(source, "no points to run: every policy's max_n is below the grid's n")
     return experiment
 
 
@@ -388,23 +263,23 @@ def _workloads(source: str, spec: Mapping[str, Any]) -> tuple[str, tuple[str, ..
     (an array of names; graph experiments only), each registered in the family."""
     family = spec.get("family", "chain")
     if family not in graph_models.FAMILIES:
-        raise _fail(source, f"family must be one of {', '.join(graph_models.FAMILIES)}, got "
+        raise fail(source, f"family must be one of {', '.join(graph_models.FAMILIES)}, got "
                             f"{family!r}")
     if ("workload" in spec) == ("workloads" in spec):
-        raise _fail(source, "give the workload (one name) or workloads (an array of names), "
+        raise fail(source, "give the workload (one name) or workloads (an array of names), "
                             "one of them")
     if "workloads" in spec and family != "graph":
-        raise _fail(source, 'workloads (several) is for graph experiments (family = "graph"); '
+        raise fail(source, 'workloads (several) is for graph experiments (family = "graph"); '
                             'a chain experiment names one workload')
     names = [spec["workload"]] if "workload" in spec else spec["workloads"]
     if not names or not all(isinstance(name, str) for name in names):
-        raise _fail(source, f"workloads must be a non-empty array of names, got {names!r}")
-    _no_duplicates(source, "workloads", names)
+        raise fail(source, f"workloads must be a non-empty array of names, got {names!r}")
+    no_duplicates(source, "workloads", names)
     for name in names:
         try:
             workload_spec(family, name)
         except UnknownNameError as error:
-            raise _fail(source, str(error)) from None
+            raise fail(source, str(error)) from None
     return family, tuple(names)
 
 

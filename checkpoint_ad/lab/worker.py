@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointADError, ExperimentError
-from .records import interrupts_deferred
+from ..records.files import interrupts_deferred
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 

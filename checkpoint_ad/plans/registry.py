@@ -8,6 +8,7 @@ downstream. Each family keeps one :class:`Registry`.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,3 +95,22 @@ class Registry:
 def positive_int(policy: str, name: str, value: object) -> int:
     """Validate a count parameter (slots, segments): a whole number >= 1."""
     return whole_number(value, f"policy {policy!r}: {name}", minimum=1, error=PolicyError)
+
+
+def budget_value(policy: str, budget_bytes: object) -> float:
+    """Validate a byte budget: a whole number of bytes >= 0 (None: no limit)."""
+    if budget_bytes is None:
+        return math.inf
+    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 0:
+        raise PolicyError(f"policy {policy!r}: budget_bytes must be a whole number of bytes "
+                          f">= 0, got {budget_bytes!r}")
+    return budget_bytes
+
+
+def positive_seconds(policy: str, name: str, value: object) -> float:
+    """Validate a time limit: a finite number of seconds > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value > 0):
+        raise PolicyError(f"policy {policy!r}: {name} must be a number of seconds > 0, "
+                          f"got {value!r}")
+    return float(value)

@@ -26,7 +26,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..lab.schema import Record
+from ..records.schema import Record
 from .depth import evaluations_vs_n, memory_vs_n
 from .detail import schedule_paths, schedules, timelines
 from .prediction import predicted_vs_measured

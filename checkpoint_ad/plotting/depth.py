@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator
 
-from ..lab.schema import Record
+from ..records.schema import Record
 from .style import (REFERENCE_STYLES, bytes_axis, count_axis, draw_references, figure_title,
                     format_seconds, log_axis, n_axis, new_figure, series, styles_of, sweeps_n)
 

@@ -9,7 +9,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..lab.schema import Record
+from ..records.schema import Record
 from .style import DPI, color, figure_title, format_bytes, linear_bytes_axis
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
-from ..lab.schema import Record, group_records
+from ..records.schema import Record, group_records
 from .style import MARKERS, bytes_axis, color, figure_title, new_figure
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MultipleLocator, NullFormatter
 
-from ..lab.schema import Record, group_records
+from ..records.schema import Record, group_records
 
 DPI = 90
 POLICY_COLORS = {"store_all": "#1f77b4", "recompute_all": "#d62728", "sqrt_n": "#2ca02c",

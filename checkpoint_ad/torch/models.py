@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from checkpoint_ad.errors import ExperimentError
-from checkpoint_ad.lab.models import TORCH_EQUIVALENTS
+from ..workloads.chain_models import TORCH_EQUIVALENTS
 
 
 class Dense(nn.Module):

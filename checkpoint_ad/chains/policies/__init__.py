@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...plans.registry import Parameter, PolicySpec, Registry
-from .. import limits
+from ...plans import limits
 from ..plans import ChainCosts, Plan
 from . import store_all, recompute_all, sqrt_n, revolve, optimal
 

@@ -57,7 +57,7 @@ and operations are estimated and refused above the planner limits (:mod:`..limit
 **Scope.** The recursion keeps each checkpoint x_j until it is dead (stage j+1 reversed, or its
 tape held): it is optimal among such *persistent* schedules. With unit sizes, exhaustive search
 found no schedule that beats it; with unequal sizes, freeing a small checkpoint that is still
-needed, to make room for a larger one, is occasionally a little cheaper (tests/test_optimal.py
+needed, to make room for a larger one, is occasionally a little cheaper (tests/chains/test_optimal.py
 pins a 6-stage example: 61 against 63).
 
 """
@@ -73,7 +73,7 @@ from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
-from ..limits import Footprint, current, plan_bytes, require, within
+from ...plans.limits import Footprint, current, plan_bytes, require, within
 from .optimal_dp import (Grid, Problem, Tables, Rebuild, everything_bytes, solve,
                          table_footprint)
 

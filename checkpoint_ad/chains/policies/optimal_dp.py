@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..limits import Footprint, plan_bytes
+from ...plans.limits import Footprint, plan_bytes
 from ..plans import ChainCosts, PlanBuilder
 
 BLOCK_BYTES = 1 << 21  # sums added, then minimised, while in cache (measured: 1.4x in float64)

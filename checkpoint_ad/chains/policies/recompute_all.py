@@ -6,7 +6,7 @@ memory any plan can use, at quadratic compute.
 """
 from __future__ import annotations
 
-from ..limits import Footprint, plan_bytes, require
+from ...plans.limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import PolicySpec
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from math import comb
 
-from ..limits import Footprint, plan_bytes, require
+from ...plans.limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from .sqrt_n import ceil_sqrt

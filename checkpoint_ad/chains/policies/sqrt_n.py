@@ -16,7 +16,7 @@ from __future__ import annotations
 from itertools import pairwise
 from math import isqrt
 
-from ..limits import Footprint, plan_bytes, require
+from ...plans.limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 

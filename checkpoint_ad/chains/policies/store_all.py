@@ -5,7 +5,7 @@ tapes are consumed from n-1 down to 1.
 """
 from __future__ import annotations
 
-from ..limits import Footprint, plan_bytes, require
+from ...plans.limits import Footprint, plan_bytes, require
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import PolicySpec
 

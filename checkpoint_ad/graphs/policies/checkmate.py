@@ -10,26 +10,15 @@ this formulation only).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 from ...errors import BudgetError, PolicyError
-from ...plans.registry import Parameter, PolicySpec
+from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan
 from .checkmate_model import Model
-from .optimal import budget_value
 
 DEFAULT_TIME_LIMIT = 10.0
-
-
-def time_limit_value(policy: str, time_limit: object) -> float:
-    """Validate a solver time limit: a number of seconds > 0."""
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (
-            math.isfinite(time_limit) and time_limit > 0):
-        raise PolicyError(f"policy {policy!r}: time_limit must be a number of seconds > 0, "
-                          f"got {time_limit!r}")
-    return float(time_limit)
 
 
 def seconds_left(policy: str, deadline: float, seconds: float, ops: int) -> float:
@@ -48,7 +37,7 @@ def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
     """Checkmate's MILP plan under ``budget_bytes`` (None: no limit), within ``time_limit``
     seconds of building the model and solving it with HiGHS."""
     budget = budget_value("checkmate", budget_bytes)
-    seconds = time_limit_value("checkmate", time_limit)
+    seconds = positive_seconds("checkmate", "time_limit", time_limit)
     started = time.perf_counter()
     deadline, ops = started + seconds, len(costs.op_nodes)
     model = Model(costs)

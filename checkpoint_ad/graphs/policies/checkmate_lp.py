@@ -17,12 +17,11 @@ import time
 import numpy as np
 
 from ...errors import BudgetError, PolicyError
-from ...plans.registry import Parameter, PolicySpec, positive_int
+from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan, replay
-from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, seconds_left, time_limit_value
+from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, seconds_left
 from .checkmate_model import Model
-from .optimal import budget_value
 
 ROUNDINGS = ("deterministic", "randomized")
 THRESHOLDS = tuple(k / 10 for k in range(1, 10))
@@ -34,7 +33,7 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
                       time_limit: float = DEFAULT_TIME_LIMIT) -> GraphPlan:
     """The cheapest rounding of Checkmate's LP relaxation that fits ``budget_bytes``."""
     budget = budget_value("checkmate_lp", budget_bytes)
-    seconds = time_limit_value("checkmate_lp", time_limit)
+    seconds = positive_seconds("checkmate_lp", "time_limit", time_limit)
     samples = positive_int("checkmate_lp", "samples", samples)
     if rounding not in ROUNDINGS:
         raise PolicyError(f"policy 'checkmate_lp': rounding must be one of "

@@ -36,10 +36,9 @@ from dataclasses import replace
 import networkx as nx
 
 from ...errors import BudgetError, PolicyError
-from ...plans.registry import Parameter, PolicySpec, positive_int
+from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int
 from ..costs import GraphCosts
 from ..plans import GraphPlan, GraphStep
-from .optimal import budget_value
 from .steps import keep_and_recompute
 
 SOURCE = -1  # one node for all the inputs

@@ -41,10 +41,9 @@ import math
 import time
 
 from ...errors import BudgetError, PolicyError
-from ...plans.registry import Parameter, PolicySpec
+from ...plans.registry import Parameter, PolicySpec, budget_value
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphPlan, GraphStep
-from .optimal import budget_value
 
 COMPUTE, FREE, BACKWARD = GraphAction.COMPUTE, GraphAction.FREE, GraphAction.BACKWARD
 HEURISTICS = ("dtr", "local", "lru", "size", "next_use")

@@ -1,5 +1,5 @@
 """What a graph planner may take before it starts: an upper estimate of its memory from the
-number of ops alone, checked against the planner limits of :mod:`checkpoint_ad.chains.limits`
+number of ops alone, checked against the planner limits of :mod:`checkpoint_ad.plans.limits`
 (half of this machine's memory by default; ``limited(memory_bytes=...)`` to change them).
 
 Estimates in bytes, for a graph of V ops and E edges:
@@ -15,7 +15,7 @@ Estimates in bytes, for a graph of V ops and E edges:
 """
 from __future__ import annotations
 
-from ...chains import limits
+from ...plans import limits
 from ...errors import PolicyError
 from ..costs import GraphCosts
 from .dtr import THRASH_FACTOR

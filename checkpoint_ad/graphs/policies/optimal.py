@@ -7,10 +7,13 @@ import time
 from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError
-from ...plans.registry import Parameter, PolicySpec, positive_int
+from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan
 from . import exact
+from .checkmate import plan_checkmate
+from .chen import plan_chen
+from .dtr import plan_dtr
 from .fixed import plan_store_all
 from .hierarchical import plan_hierarchical
 
@@ -18,16 +21,6 @@ DEFAULT_TIME_LIMIT = 10.0
 EXACT_OPS_LIMIT = 40  # past this, the state space is out of reach: plan hierarchically at once
 MILP_OPS_LIMIT = 40  # Checkmate's MILP finds plans within seconds only on graphs this small
 METHODS = ("auto", "hierarchical")
-
-
-def budget_value(policy: str, budget_bytes: object) -> float:
-    """Validate a byte budget: a whole number of bytes >= 0 (None: no limit)."""
-    if budget_bytes is None:
-        return math.inf
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 0:
-        raise PolicyError(f"policy {policy!r}: budget_bytes must be a whole number of bytes "
-                          f">= 0, got {budget_bytes!r}")
-    return budget_bytes
 
 
 def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES) -> int:
@@ -99,9 +92,6 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict, started: 
     online h_DTR_eq and its offline ``next_use``) and ``chen`` at the same budget (so never
     worse than any), and of Checkmate's MILP until ``milp_deadline`` (None: not tried), each
     replayed and checked; ``method`` names the one chosen."""
-    from .checkmate import plan_checkmate  # they validate budgets with this module's
-    from .chen import plan_chen  # budget_value
-    from .dtr import plan_dtr
     budget_bytes = int(budget)
     candidates, refusals = [], [f"exact search could not decide ({reason})"]
     planners = [("hierarchical", lambda: plan_hierarchical(costs, budget)),
@@ -124,15 +114,6 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict, started: 
     return replace(best, policy="optimal", params=params, method=method, status="feasible",
                    lower_bound=costs.total_cost, solve_s=time.perf_counter() - started,
                    details={"tried": {m: p.cost for m, p in candidates}})  # already replayed
-
-
-def positive_seconds(policy: str, name: str, value: object) -> float:
-    """Validate a time limit: a finite number of seconds > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise PolicyError(f"policy {policy!r}: {name} must be a number of seconds > 0, "
-                          f"got {value!r}")
-    return float(value)
 
 
 SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; past "
