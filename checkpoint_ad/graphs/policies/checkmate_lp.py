@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..costs import GraphCosts
@@ -39,8 +40,8 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     if rounding not in ROUNDINGS:
         raise PolicyError(f"policy 'checkmate_lp': rounding must be one of "
                           f"{', '.join(ROUNDINGS)}, got {rounding!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PolicyError(f"policy 'checkmate_lp': seed must be a whole number, got {seed!r}")
+    seed = whole_number(seed, "policy 'checkmate_lp': seed", error=PolicyError,
+                        noun="whole number")
     started = time.perf_counter()
     deadline = started + seconds
     model = Model(costs)

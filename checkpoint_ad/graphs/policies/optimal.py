@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import replace
 
+from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..costs import GraphCosts
@@ -24,10 +25,8 @@ def budget_value(policy: str, budget_bytes: object) -> float:
     """Validate a byte budget: a whole number of bytes >= 0 (None: no limit)."""
     if budget_bytes is None:
         return math.inf
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 0:
-        raise PolicyError(f"policy {policy!r}: budget_bytes must be a whole number of bytes "
-                          f">= 0, got {budget_bytes!r}")
-    return budget_bytes
+    return whole_number(budget_bytes, f"policy {policy!r}: budget_bytes", error=PolicyError,
+                        noun="whole number of bytes")
 
 
 def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES) -> int:
