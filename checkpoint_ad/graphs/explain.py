@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .costs import GraphCosts
+from .costs import GraphCosts, graph_costs
 from .plans import GraphPlan, replay
 
 
@@ -48,7 +48,7 @@ class Explanation:
 
 def explain(costs: GraphCosts, plan: GraphPlan) -> Explanation:
     """The per-value account of ``plan`` on ``costs`` (replayed, so checked too)."""
-    counted = replay(costs, plan.steps)
+    counted = replay(graph_costs(costs, "explain"), plan.steps)
     readers: dict[int, list[int]] = {i: [] for i in costs.op_nodes}
     for b in costs.backward_order:
         for r in costs.op_residuals[b]:
