@@ -56,6 +56,8 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
                           "graph") from None
     trivial = GraphLowerBound(costs.total_cost, "all plans", "every op once")
     model = Model(costs)
+    if not model.exact:  # sizes rounded up: its optimum bounds nothing from below
+        return trivial
     found = []
     for integral, method in ((False, "checkmate LP relaxation"),
                              (True, "checkmate MILP dual bound")):
