@@ -96,8 +96,9 @@ def sequence(values: object, what: str, *, length: int | None = None,
 
 
 def shown(value: object, width: int = 60) -> str:
-    """``repr(value)`` for a message, cut to ``width`` characters (``10**400`` has 401 digits)."""
-    text = repr(value)
+    """``repr(value)`` on one line for a message, cut to ``width`` characters (``10**400`` has
+    401 digits; a 2-D array's repr spans lines)."""
+    text = " ".join(repr(value).split())
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
