@@ -5,7 +5,9 @@ It is optimal **for its formulation**: inside a stage, ops are (re)computed in i
 each at most once, and values are freed after their last use. :func:`~.optimal.plan_optimal`
 ranges over all plans and can be cheaper. The plan carries HiGHS's status ("optimal", or
 "time_limit" with the best schedule found) and its dual bound as ``lower_bound`` (a bound for
-this formulation only).
+this formulation only); on a model whose sizes were rounded up to keep HiGHS's numbers exact
+(:attr:`.checkmate_model.Model.exact` False) it is "feasible", without a bound. Where store_all
+fits the budget and the MILP's plan costs more, store_all's plan is returned instead.
 """
 from __future__ import annotations
 
