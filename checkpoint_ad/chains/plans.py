@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+from ..checks import finite_total, real_number, sequence, whole_number
 from ..plans import limits
-from ..checks import real_number, whole_number
 from ..errors import PlanError
 
 
@@ -101,16 +101,19 @@ class ChainCosts:
     tape_input_bytes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        whole_number(self.n, "ChainCosts.n (the number of stages)", minimum=1, error=PlanError)
-        defaults = {"compute": (1.0, self.n), "state_bytes": (1, self.n + 1),
-                    "tape_bytes": (1, self.n), "tape_input_bytes": (0, self.n)}
-        missing = [name for name in defaults if not getattr(self, name)]
-        _require_memory(self.n, limits.COST_BYTES_PER_STAGE // len(defaults) * len(missing))
+        n = whole_number(self.n, "ChainCosts.n (the number of stages)", minimum=1, error=PlanError)
+        object.__setattr__(self, "n", n)
+        defaults = {"compute": (1.0, n), "state_bytes": (1, n + 1),
+                    "tape_bytes": (1, n), "tape_input_bytes": (0, n)}
+        given = {name: sequence(getattr(self, name), f"ChainCosts.{name}", error=PlanError)
+                 for name in defaults}
+        missing = [name for name in defaults if not given[name]]
+        _require_memory(n, limits.COST_BYTES_PER_STAGE // len(defaults) * len(missing))
         for name, (fill, length) in defaults.items():
-            given = tuple(getattr(self, name))
-            if given and len(given) != length:
-                raise PlanError(f"ChainCosts.{name} has {len(given)} entries, expected {length}")
-            object.__setattr__(self, name, _checked_entries(name, given) if given
+            entries = given[name]
+            if entries:
+                sequence(entries, f"ChainCosts.{name}", length=length, error=PlanError)
+            object.__setattr__(self, name, _checked_entries(name, entries) if entries
                                else (fill,) * length)
 
     @classmethod
@@ -141,9 +144,11 @@ def _checked_entries(name: str, values: tuple) -> tuple:
     if name == "compute":
         if all(type(v) is float for v in values) and min(values) >= 0 and math.isfinite(sum(values)):
             return values
-        return tuple(real_number(value, f"ChainCosts.compute[{index}] (the cost of stage "
-                                        f"{index + 1})", positive=False, error=PlanError)
-                     for index, value in enumerate(values))
+        checked = tuple(real_number(value, f"ChainCosts.compute[{index}] (the cost of stage "
+                                           f"{index + 1})", positive=False, error=PlanError)
+                        for index, value in enumerate(values))
+        finite_total(checked, "ChainCosts.compute", error=PlanError)
+        return checked
     if all(type(v) is int for v in values) and min(values) >= 0:
         return values
     return tuple(whole_number(value, f"ChainCosts.{name}[{index}] (bytes)", error=PlanError)

@@ -18,21 +18,35 @@ from .trees import flatten
 
 
 def check_argnums(argnums: object, name: str) -> None:
-    """``argnums`` must be an integer or a tuple/list of integers (never a bool)."""
-    for number in argnums if isinstance(argnums, (tuple, list)) else (argnums,):
+    """``argnums`` must be an integer or a tuple/list of distinct integers (never a bool)."""
+    numbers = argnums if isinstance(argnums, (tuple, list)) else (argnums,)
+    for number in numbers:
         whole_number(number, f"{name}: argnums", minimum=None, error=ArgnumsError)
+    _refuse_repeats(argnums, numbers, name)
 
 
 def argument_numbers(argnums: int | tuple[int, ...], count: int, name: str) -> tuple[int, ...]:
     """The argument numbers ``argnums`` names in a call with ``count`` positional arguments,
-    made non-negative; raises :class:`ArgnumsError` for a bad type or an absent argument."""
+    made non-negative; raises :class:`ArgnumsError` for a bad type, an absent argument or one
+    named twice (``(0, -2)`` with two arguments)."""
     check_argnums(argnums, name)
     numbers = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
     for number in numbers:
         if not -count <= number < count:
             raise ArgnumsError(f"{name}: argnums {argnums!r} is out of range for a call with "
                                f"{count} positional argument{'s' if count != 1 else ''}")
-    return tuple(int(number) % count for number in numbers)
+    numbers = tuple(int(number) % count for number in numbers)
+    _refuse_repeats(argnums, numbers, name)
+    return numbers
+
+
+def _refuse_repeats(argnums: object, numbers: tuple, name: str) -> None:
+    """An argument named twice would get its gradient split or lost between the two entries:
+    refused (as ``torch.func`` does), so that each gradient returned is the whole gradient."""
+    repeated = next((n for k, n in enumerate(numbers) if n in numbers[:k]), None)
+    if repeated is not None:
+        raise ArgnumsError(f"{name}: argnums {argnums!r} names argument {repeated} twice; "
+                           "name each argument once")
 
 
 def as_float_array(value: Any, what: str) -> Any:

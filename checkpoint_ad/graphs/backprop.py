@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import rng
-from ..checks import function
+from ..checks import function, real_number
 from ..engine.autodiff import argument_numbers
 from ..engine.graph import structure
 from ..errors import BudgetError, NonScalarOutputError, OpError
@@ -82,6 +82,7 @@ class Traced:
             record_timeline: bool = False) -> GraphResult:
         """Check ``plan``, predict its peak, refuse it above ``max_memory``, run it."""
         program = self.program
+        _check_max_memory(max_memory)
         check_graph_plan(program.costs, plan)
         predicted = predict_meter(program, plan)
         if max_memory is not None and predicted.peak > max_memory:
@@ -120,6 +121,8 @@ def trace_function(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
     """The structure pass over ``fn`` at ``args`` (see :func:`backprop_graph`), compiled."""
     name = getattr(fn, "__name__", "function")
     function(fn, "backprop_graph: fn")
+    if seed is not None:
+        seed = rng.check_seed(seed, "backprop_graph")
     numbers = argument_numbers(argnums, len(args), name)
     graph, leaves, arguments = _structure_pass(fn, args, numbers, name, seed)
     return Traced(name, compile_graph(graph), leaves, arguments, argnums)
@@ -138,9 +141,16 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
     finite; ``max_memory`` refuses, before running, a plan predicted to hold more activation
     bytes. Other keyword arguments are the policy's parameters.
     """
+    _check_max_memory(max_memory)  # before the structure pass runs ``fn``
     traced = trace_function(fn, *args, argnums=argnums, seed=seed)
     plan = plan_graph(policy, traced.program.costs, **params)
     return traced.run(plan, verify, check_finite, max_memory, trace_memory, record_timeline)
+
+
+def _check_max_memory(max_memory: object) -> None:
+    """``max_memory``: None (no limit) or a finite number of bytes > 0."""
+    if max_memory is not None:
+        real_number(max_memory, "backprop_graph: max_memory (bytes)")
 
 
 def _structure_pass(fn: Callable[..., Any], args: tuple, numbers: tuple[int, ...], name: str,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import BudgetError, PlanError
+from ..errors import BudgetError
 from ..plans.registry import budget_value, positive_int, positive_seconds
-from .costs import GraphCosts
+from .costs import GraphCosts, checked_costs
 from .policies import exact, optimal
 from .policies.checkmate import DEFAULT_TIME_LIMIT, capped
 from .policies.checkmate_model import Model
@@ -41,9 +41,7 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
     """The best bound on the cost of plans within ``budget_bytes`` (None: no limit): exact
     search up to ``max_states`` states, else Checkmate's LP or MILP bound (``time_limit``
     seconds each) if it beats ``costs.total_cost``. A budget no plan meets raises BudgetError."""
-    if not isinstance(costs, GraphCosts):
-        raise PlanError(f"graph_lower_bound: costs must be a GraphCosts, got "
-                        f"{type(costs).__name__}")
+    checked_costs(costs, "graph_lower_bound")
     budget = budget_value("graph_lower_bound", budget_bytes)
     seconds = positive_seconds("graph_lower_bound", "time_limit", time_limit)
     max_states = positive_int("graph_lower_bound", "max_states", max_states)
@@ -58,6 +56,8 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
                           "graph") from None
     trivial = GraphLowerBound(costs.total_cost, "all plans", "every op once")
     model = Model(costs)
+    if not model.exact:  # sizes rounded up: its optimum bounds nothing from below
+        return trivial
     found = []
     for integral, method in ((False, "checkmate LP relaxation"),
                              (True, "checkmate MILP dual bound")):

@@ -13,11 +13,11 @@ policies such as ``save_ops``). An op whose output carries no gradient (a compar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from ..checks import finite_total, flag, plain, real_number, sequence, whole_number
 from ..errors import PlanError
 
 
@@ -33,7 +33,7 @@ class GraphCosts:
     differentiable: tuple[bool, ...] | None = None
 
     def __post_init__(self) -> None:
-        parents = _index_lists("parents", self.parents)
+        parents = _index_lists("parents", self.parents, None)
         count = len(parents)
         set_ = object.__setattr__
         set_(self, "parents", tuple(tuple(dict.fromkeys(p)) for p in parents))
@@ -41,14 +41,15 @@ class GraphCosts:
         is_input = [not p for p in self.parents]
         costs = self.costs if self.costs is not None else [0 if i else 1 for i in is_input]
         set_(self, "costs", _column("costs", costs, count, _cost))
+        finite_total(self.costs, "GraphCosts.costs", error=PlanError)
         residuals = self.residuals if self.residuals is not None else self.parents
         set_(self, "residuals", tuple(tuple(dict.fromkeys(r))
-                                      for r in _index_lists("residuals", residuals)))
+                                      for r in _index_lists("residuals", residuals, count)))
         ops = self.ops if self.ops is not None else [None if i else "op" for i in is_input]
         set_(self, "ops", _column("ops", ops, count, lambda where, v: v))
         flags = self.differentiable if self.differentiable is not None else [True] * count
         set_(self, "differentiable", _column("differentiable", flags, count,
-                                             lambda where, v: bool(v)))
+                                             lambda where, v: flag(v, where, error=PlanError)))
         self._validate()
 
     def _validate(self) -> None:
@@ -143,33 +144,34 @@ class GraphCosts:
         return (self.parents, self.sizes, self.costs, self.residuals, self.differentiable)
 
 
-def _index_lists(name: str, lists: Any) -> list[tuple[int, ...]]:
-    try:
-        out = [tuple(entry) for entry in lists]
-    except TypeError:
-        raise PlanError(f"{name} must be a sequence of sequences of node indices") from None
-    for i, entry in enumerate(out):
-        if any(isinstance(p, bool) or not isinstance(p, int) for p in entry):
-            raise PlanError(f"{name}[{i}] must hold whole node indices, got {entry}")
-    return out
+def _index_lists(name: str, lists: Any, count: int | None) -> list[tuple[int, ...]]:
+    """``GraphCosts.<name>``: one sequence of node indices per node (``count`` of them; None:
+    any number, as ``parents`` defines the count)."""
+    entries = sequence(lists, f"GraphCosts.{name}", length=count, error=PlanError)
+    return [tuple(whole_number(node, f"GraphCosts.{name}[{i}] entry", error=PlanError,
+                               noun="node index")
+                  for node in sequence(entry, f"GraphCosts.{name}[{i}]", error=PlanError))
+            for i, entry in enumerate(entries)]
 
 
 def _column(name: str, values: Any, count: int, convert: Any) -> tuple:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise PlanError(f"{name} must be a sequence with one entry per node, got {values!r:.60}")
-    if len(values) != count:
-        raise PlanError(f"{name} has {len(values)} entries for {count} nodes")
-    return tuple(convert(f"{name}[{i}]", v) for i, v in enumerate(values))
+    """``GraphCosts.<name>``: one entry per node, each converted by ``convert(where, value)``."""
+    values = sequence(values, f"GraphCosts.{name}", length=count, error=PlanError)
+    return tuple(convert(f"GraphCosts.{name}[{i}]", v) for i, v in enumerate(values))
 
 
 def _byte_count(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PlanError(f"{where} must be a whole number of bytes >= 0, got {value!r}")
-    return value
+    return whole_number(value, where, error=PlanError, noun="whole number of bytes")
 
 
-def _cost(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value >= 0):
-        raise PlanError(f"{where} must be a finite number >= 0, got {value!r}")
-    return value
+def _cost(where: str, value: Any) -> float | int:
+    """A finite cost >= 0, kept as given (an int stays an int) unless it is a numpy number."""
+    real_number(value, where, positive=False, error=PlanError)
+    return plain(value)
+
+
+def checked_costs(costs: object, caller: str) -> GraphCosts:
+    """``costs`` when it is a :class:`GraphCosts`; else a :class:`PlanError` naming ``caller``."""
+    if not isinstance(costs, GraphCosts):
+        raise PlanError(f"{caller}: costs must be a GraphCosts, got {type(costs).__name__}")
+    return costs

@@ -20,8 +20,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..checks import shown
 from ..errors import PlanError
-from .costs import GraphCosts
+from .costs import GraphCosts, checked_costs
 
 
 class GraphAction(enum.Enum):
@@ -54,6 +55,9 @@ class Replay:
 def replay(costs: GraphCosts, steps: Iterable[GraphStep]) -> Replay:
     """Apply ``steps`` under the rules of the module docstring; raise :class:`PlanError` at the
     first step that breaks one, naming it."""
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Iterable):
+        raise PlanError(f"the steps of a plan must be a sequence of (action, node) steps, "
+                        f"got {shown(steps)}")
     sizes, count = costs.sizes, len(costs)
     resident = [costs.is_input(i) for i in range(count)]
     cotangent = [False] * count
@@ -189,6 +193,7 @@ class GraphPlan:
 def check_graph_plan(costs: GraphCosts, plan: GraphPlan) -> Replay:
     """Validate ``plan`` against ``costs``: every step legal, and the evaluations, cost and
     peak it reports equal to its replay. Returns the replay; raises :class:`PlanError`."""
+    checked_costs(costs, "check_graph_plan")
     if not isinstance(plan, GraphPlan):
         raise PlanError(f"expected a GraphPlan, got {type(plan).__name__}")
     counted = replay(costs, plan.steps)
@@ -243,7 +248,7 @@ class Explanation:
 
 def explain(costs: GraphCosts, plan: GraphPlan) -> Explanation:
     """The per-value account of ``plan`` on ``costs`` (replayed, so checked too)."""
-    counted = replay(costs, plan.steps)
+    counted = replay(checked_costs(costs, "explain"), plan.steps)
     readers: dict[int, list[int]] = {i: [] for i in costs.op_nodes}
     for b in costs.backward_order:
         for r in costs.op_residuals[b]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..checks import whole_number
+from ..checks import plain, whole_number
 from ..errors import PolicyError, UnknownNameError
 
 
@@ -25,6 +25,12 @@ class Parameter:
     kind: type
     default: object
     help: str
+
+
+def plain_params(params: dict[str, object]) -> dict[str, object]:
+    """``params`` with numpy scalars (``np.int64(3)``) as the Python values they hold, so that
+    every planner takes them wherever it takes ints, floats and bools."""
+    return {name: plain(value) for name, value in params.items()}
 
 
 def _no_check(**params: object) -> None:
@@ -49,11 +55,12 @@ class PolicySpec:
     def check_params(self, **params: object) -> None:
         """Refuse unknown parameter names, then bad values (see ``check``)."""
         self._check_names(params)
-        self.check(**params)
+        self.check(**plain_params(params))
 
     def plan(self, costs: Any, **params: object) -> Any:
+        """The planner's plan; numpy scalars among ``params`` are passed as Python values."""
         self._check_names(params)
-        return self.planner(costs, **params)
+        return self.planner(costs, **plain_params(params))
 
     def _check_names(self, params: dict[str, object]) -> None:
         known = {p.name for p in self.parameters}
@@ -101,10 +108,8 @@ def budget_value(policy: str, budget_bytes: object) -> float:
     """Validate a byte budget: a whole number of bytes >= 0 (None: no limit)."""
     if budget_bytes is None:
         return math.inf
-    if isinstance(budget_bytes, bool) or not isinstance(budget_bytes, int) or budget_bytes < 0:
-        raise PolicyError(f"policy {policy!r}: budget_bytes must be a whole number of bytes "
-                          f">= 0, got {budget_bytes!r}")
-    return budget_bytes
+    return whole_number(budget_bytes, f"policy {policy!r}: budget_bytes", error=PolicyError,
+                        noun="whole number of bytes")
 
 
 def positive_seconds(policy: str, name: str, value: object) -> float:

@@ -69,7 +69,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ...checks import whole_number
+from ...checks import flag, whole_number
 from ...errors import BudgetError, PolicyError
 from ..plans import ChainCosts, Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
@@ -100,15 +100,13 @@ def default_resolution(n: int) -> int:
 # -- budgets -----------------------------------------------------------------------------------
 
 def _check_tapes(tapes: object) -> bool:
-    if not isinstance(tapes, bool):
-        raise PolicyError(f"policy {NAME!r}: tapes must be True or False, got {tapes!r}")
-    return tapes
+    return flag(tapes, f"policy {NAME!r}: tapes", error=PolicyError)
 
 
 def _free_slots(slots: object) -> int:
     """The slots besides x_0's (``slots`` at least 1)."""
-    if isinstance(slots, bool) or not isinstance(slots, int):
-        raise PolicyError(f"policy {NAME!r}: slots must be a whole number, got {slots!r}")
+    slots = whole_number(slots, f"policy {NAME!r}: slots", minimum=None, error=PolicyError,
+                         noun="whole number")
     if slots < 1:
         raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
                           f"(x_0 alone, recomputing everything)")

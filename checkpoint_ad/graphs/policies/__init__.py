@@ -7,7 +7,7 @@ numbers the replay gives.
 from __future__ import annotations
 
 from ...plans.registry import Registry
-from ..costs import GraphCosts
+from ..costs import GraphCosts, checked_costs
 from ..plans import GraphPlan
 from . import checkmate, checkmate_lp, chen, dtr, fixed, optimal
 from .footprint import require_fits
@@ -24,9 +24,7 @@ get_policy = REGISTRY.get
 def plan_graph(policy: str, costs: GraphCosts, **params: object) -> GraphPlan:
     """Plan ``costs`` with the graph policy named ``policy`` (see :func:`names`), refusing
     first a graph whose planning would exceed the planner memory limit (:mod:`.footprint`)."""
-    if not isinstance(costs, GraphCosts):
-        from ...errors import PlanError
-        raise PlanError(f"plan_graph: costs must be a GraphCosts, got {type(costs).__name__}")
+    checked_costs(costs, "plan_graph")
     spec = get_policy(policy)
     require_fits(policy, costs)
     return spec.plan(costs, **params)

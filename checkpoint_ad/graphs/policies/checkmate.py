@@ -5,18 +5,21 @@ It is optimal **for its formulation**: inside a stage, ops are (re)computed in i
 each at most once, and values are freed after their last use. :func:`~.optimal.plan_optimal`
 ranges over all plans and can be cheaper. The plan carries HiGHS's status ("optimal", or
 "time_limit" with the best schedule found) and its dual bound as ``lower_bound`` (a bound for
-this formulation only).
+this formulation only); on a model whose sizes were rounded up to keep HiGHS's numbers exact
+(:attr:`.checkmate_model.Model.exact` False) it is "feasible", without a bound. Where store_all
+fits the budget and the MILP's plan costs more, store_all's plan is returned instead.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
+from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan
-from .checkmate_model import Model
+from .checkmate_model import Model, Solution
+from .fixed import plan_store_all
 
 DEFAULT_TIME_LIMIT = 10.0
 
@@ -35,7 +38,9 @@ def seconds_left(policy: str, deadline: float, seconds: float, ops: int) -> floa
 def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
                    time_limit: float = DEFAULT_TIME_LIMIT) -> GraphPlan:
     """Checkmate's MILP plan under ``budget_bytes`` (None: no limit), within ``time_limit``
-    seconds of building the model and solving it with HiGHS."""
+    seconds of building the model and solving it with HiGHS. When store_all fits the budget
+    and the MILP's plan costs more (or none was found), store_all's plan is returned: no plan
+    costs less (see :func:`store_all_if_cheaper`)."""
     budget = budget_value("checkmate", budget_bytes)
     seconds = positive_seconds("checkmate", "time_limit", time_limit)
     started = time.perf_counter()
@@ -43,20 +48,47 @@ def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
     model = Model(costs)
     solution = model.solve(budget, integral=True,
                            time_limit=seconds_left("checkmate", deadline, seconds, ops))
+    params = {"time_limit": seconds} if budget_bytes is None else {
+        "budget_bytes": budget_bytes, "time_limit": seconds}
+    plan = _milp_plan(model, solution, params)
+    cheaper = store_all_if_cheaper(costs, budget, plan, "checkmate", params)
+    if cheaper is not None:
+        return replace(cheaper, solve_s=time.perf_counter() - started)
     if solution.status == "infeasible":
         raise budget_error("checkmate", model, budget_bytes, seconds, deadline)
-    if solution.R is None:
+    if plan is None:
         raise BudgetError(f"policy 'checkmate': HiGHS found no schedule within time_limit="
                           f"{seconds:g} s ({solution.status}); raise time_limit, or use "
                           "'checkmate_lp'")
-    steps = model.decode(solution.R)
-    params = {"time_limit": seconds} if budget_bytes is None else {
-        "budget_bytes": budget_bytes, "time_limit": seconds}
-    plan = GraphPlan.build(costs, steps, "checkmate", params, method="milp",
-                           status=solution.status, solve_s=time.perf_counter() - started,
-                           details={"objective": solution.objective, "stages": model.stages})
-    return within_budget(dataclasses.replace(plan, lower_bound=capped(solution.bound, plan.cost)),
-                         budget)
+    return within_budget(replace(plan, solve_s=time.perf_counter() - started), budget)
+
+
+def _milp_plan(model: Model, solution: Solution, params: dict) -> GraphPlan | None:
+    """The decoded MILP plan (None without a point): HiGHS's status and dual bound stand only
+    when the model counts bytes exactly; on a rounded model it is a feasible plan, unbounded."""
+    if solution.R is None:
+        return None
+    plan = GraphPlan.build(model.costs, model.decode(solution.R), "checkmate", params,
+                           method="milp", status=solution.status if model.exact else "feasible",
+                           details={"objective": solution.objective, "stages": model.stages,
+                                    "unit_bytes": model.unit})
+    bound = capped(solution.bound, plan.cost) if model.exact else None
+    return replace(plan, lower_bound=bound)
+
+
+def store_all_if_cheaper(costs: GraphCosts, budget: float, plan: GraphPlan | None,
+                         policy: str, params: dict) -> GraphPlan | None:
+    """store_all's steps as ``policy``'s plan when they fit ``budget`` and ``plan`` (None:
+    none found) costs more; else None. Computing every op once is the least cost of any plan,
+    so this one is proven optimal; a solver's plan costing more is numerical trouble or a
+    rounded model (:attr:`.checkmate_model.Model.exact`), never an optimum."""
+    fallback = plan_store_all(costs)
+    if fallback.peak_bytes > budget or (plan is not None and plan.cost <= fallback.cost):
+        return None
+    found = None if plan is None else plan.cost
+    return GraphPlan.build(costs, fallback.steps, policy, params, method="store_all",
+                           status="optimal", lower_bound=costs.total_cost,
+                           details={"solver_cost": found})
 
 
 def capped(bound: float | None, cost: float) -> float | None:
@@ -87,8 +119,10 @@ def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float
                            "Checkmate's formulation needs on this graph (its least peak was "
                            f"not found within time_limit={seconds:g} s)")
     what = "the minimum" if proven else "the least peak found within time_limit"
+    rounded = "" if model.exact else (f" with sizes rounded up to multiples of {model.unit} "
+                                      "bytes (to keep HiGHS's numbers exact)")
     return BudgetError(f"policy {policy!r}: budget_bytes={budget_bytes} is below {what} of "
-                       f"{least} bytes for Checkmate's formulation on this graph")
+                       f"{least} bytes for Checkmate's formulation on this graph{rounded}")
 
 
 SPEC = PolicySpec(

@@ -10,18 +10,21 @@ plan (the formulation fixes the order inside stages; see the README).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
+from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan, replay
-from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, seconds_left
+from .checkmate import (DEFAULT_TIME_LIMIT, budget_error, capped, seconds_left,
+                         store_all_if_cheaper)
 from .checkmate_model import Model
+from .fixed import plan_store_all
 
 ROUNDINGS = ("deterministic", "randomized")
 THRESHOLDS = tuple(k / 10 for k in range(1, 10))
@@ -38,8 +41,8 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     if rounding not in ROUNDINGS:
         raise PolicyError(f"policy 'checkmate_lp': rounding must be one of "
                           f"{', '.join(ROUNDINGS)}, got {rounding!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PolicyError(f"policy 'checkmate_lp': seed must be a whole number, got {seed!r}")
+    seed = whole_number(seed, "policy 'checkmate_lp': seed", error=PolicyError,
+                        noun="whole number")
     started = time.perf_counter()
     deadline = started + seconds
     model = Model(costs)
@@ -51,24 +54,27 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
         relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
                               integral=False, time_limit=left)
         if relaxed.S is None:
-            if factor == 1.0 and relaxed.status == "infeasible":
+            if (factor == 1.0 and relaxed.status == "infeasible"
+                    and plan_store_all(costs).peak_bytes > budget):
                 raise budget_error("checkmate_lp", model, budget_bytes, seconds, deadline)
             break
         bound = relaxed.bound if bound is None else bound
         best = _cheapest(model, _roundings(relaxed.S, rounding, samples, seed), budget, best)
         if best[1] is not None:
             break
-    if best[1] is None:
-        raise BudgetError(f"policy 'checkmate_lp': no rounding of the LP relaxation fits "
-                          f"budget_bytes={budget_bytes}; use 'checkmate' (the MILP)")
     params = {"rounding": rounding, "samples": samples, "seed": seed, "time_limit": seconds}
     if budget_bytes is not None:
         params = {"budget_bytes": budget_bytes, **params}
-    plan = GraphPlan.build(costs, best[1], "checkmate_lp", params, method="lp rounding",
-                           status="feasible", lower_bound=bound,
-                           solve_s=time.perf_counter() - started,
-                           details={"budget_factor": factor})
-    return dataclasses.replace(plan, lower_bound=capped(bound, plan.cost))
+    plan = None if best[1] is None else GraphPlan.build(
+        costs, best[1], "checkmate_lp", params, method="lp rounding", status="feasible",
+        details={"budget_factor": factor, "unit_bytes": model.unit})
+    plan = store_all_if_cheaper(costs, budget, plan, "checkmate_lp", params) or plan
+    if plan is None:
+        raise BudgetError(f"policy 'checkmate_lp': no rounding of the LP relaxation fits "
+                          f"budget_bytes={budget_bytes}; use 'checkmate' (the MILP)")
+    if plan.method == "lp rounding":  # the LP bounds the formulation only when exact
+        plan = replace(plan, lower_bound=capped(bound, plan.cost) if model.exact else None)
+    return replace(plan, solve_s=time.perf_counter() - started)
 
 
 def _roundings(S: np.ndarray, rounding: str, samples: int, seed: int) -> list[np.ndarray]:

@@ -19,6 +19,9 @@ stage's backward step). Constraints, as in the paper: ``S[t+1,p] <= S[t,p] + R[t
 cotangents included). One tightening: ``R[t,p] + S[t,p] <= 1`` (never compute a resident
 value), so the plan's cost is exactly the objective.
 
+Memory is counted in units of the sizes' gcd, or of a coarser unit with sizes rounded up when
+the rows would count more than :data:`MAX_UNITS` units (``Model.exact`` is then False).
+
 Decoding keeps only R: the computations stage by stage, the backward steps in place, and
 each value freed right after its last use. That frees every value no later than FREE does,
 so the replayed peak never exceeds the memory the formulation counts.
@@ -35,6 +38,8 @@ from scipy.sparse import coo_array
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphStep
 from .steps import free_after_last_use
+
+MAX_UNITS = 2**20  # memory the rows count, in units: beyond it HiGHS cannot tell one unit
 
 
 @dataclass(frozen=True)
@@ -63,14 +68,13 @@ class Model:
         self.n, self.stages = n, n + len(self.order)
         self.edges = [(self.position[u], self.position[v]) for v in self.ops
                       for u in costs.op_parents[v]]
-        self.unit = math.gcd(*(costs.sizes[i] for i in self.ops)) or 1
-        self.size = np.array([costs.sizes[i] // self.unit for i in self.ops], dtype=float)
         self.cost = np.array([costs.costs[i] for i in self.ops], dtype=float)
         self.residuals = [{self.position[r] for r in costs.op_residuals[b]} for b in self.order]
         self.parents = [[i for i, k in self.edges if k == p] for p in range(n)]
         self.edges_into = [[(e, i) for e, (i, k) in enumerate(self.edges) if k == p]
                            for p in range(n)]
         self._cotangent_bytes()
+        self._memory_unit()
         self.rows: list[tuple[dict[int, float], float, float]] = []
         self._build()
 
@@ -105,6 +109,29 @@ class Model:
             self.at_step[t] = self.during[t] + seed + sum(sizes[p] for p in costs.new_cotangents[b])
             live.discard(b)
             live.update(costs.new_cotangents[b])
+
+    def _memory_unit(self) -> None:
+        """Bytes per unit of the memory rows: the sizes' gcd (``exact``), or, when memory in
+        such units could reach :data:`MAX_UNITS`, a coarser unit with every size rounded up
+        (HiGHS's tolerances are relative: a row counting 10**12 bytes cannot tell one byte,
+        and its answers, optimal or infeasible, are then wrong). Rounding sizes up and budgets
+        down keeps every plan found within the budget, but it may miss plans that fit
+        exactly: ``exact`` is False, and nothing found is called optimal."""
+        sizes = [self.costs.sizes[i] for i in self.ops]
+        everything = sum(sizes) + max(self.at_step, default=0)
+        self.unit = math.gcd(*sizes) or 1
+        self.exact = everything <= MAX_UNITS * self.unit
+        if not self.exact:
+            self.unit = -(-everything // MAX_UNITS)
+        self.size = np.array([-(-size // self.unit) for size in sizes], dtype=float)
+        self.ceiling = float(self.size.sum())  # no row counts more units of values
+
+    def _units(self, budget: float, reserved: int) -> float:
+        """Whole units of ``budget`` bytes left beside ``reserved`` bytes (rounded down),
+        at most :attr:`ceiling` (a larger budget binds nothing); ``inf`` without a budget."""
+        if not math.isfinite(budget):
+            return np.inf
+        return min(math.floor(budget - reserved) // self.unit, self.ceiling)
 
     def _row(self, terms: dict[int, float], low: float, high: float) -> None:
         self.rows.append((terms, low, high))
@@ -169,16 +196,13 @@ class Model:
         rows = []
         for t in range(self.n, self.stages):
             terms = {self.U(t, self.n - 1): 1.0, **self._freed_after(t, self.n - 1)}
-            rows.append((terms, -np.inf, math.floor((budget - self.at_step[t]) / self.unit)
-                         if math.isfinite(budget) else np.inf))
+            rows.append((terms, -np.inf, self._units(budget, self.at_step[t])))
         return rows
 
     def _bounds(self, budget: float) -> tuple[np.ndarray, np.ndarray]:
         low, high = np.zeros(self.count), np.ones(self.count)
         for t in range(self.stages):
-            room = (budget - self.during[t]) / self.unit if math.isfinite(budget) else np.inf
-            high[self.U(t, 0):self.U(t, 0) + self.n] = math.floor(room) if math.isfinite(room) \
-                else np.inf
+            high[self.U(t, 0):self.U(t, 0) + self.n] = self._units(budget, self.during[t])
             if t < self.n:  # forward stage t computes op t; nothing later exists yet
                 low[self.R(t, t)] = 1
                 high[self.R(t, t + 1):self.R(t, 0) + self.n] = 0
@@ -206,7 +230,7 @@ class Model:
                              time_limit)
         if result is None or result.x is None:
             return None, False
-        return int(round(result.fun)) * self.unit, result.status == 0
+        return math.ceil(result.fun - 1e-6) * self.unit, result.status == 0
 
     def _highs(self, c, rows, low, high, integral: bool, time_limit: float):
         if np.any(low > high):  # a budget below the cotangent bytes alone
