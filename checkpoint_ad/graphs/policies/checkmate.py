@@ -10,37 +10,24 @@ this formulation only).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec
 from ..costs import GraphCosts
 from ..plans import GraphPlan
-from .checkmate_model import Model
-from .optimal import budget_value
+from .checkmate_model import Model, OutOfTime
+from .optimal import budget_value, positive_seconds
 
 DEFAULT_TIME_LIMIT = 10.0
 
 
-def time_limit_value(policy: str, time_limit: object) -> float:
-    """Validate a solver time limit: a number of seconds > 0."""
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not (
-            math.isfinite(time_limit) and time_limit > 0):
-        raise PolicyError(f"policy {policy!r}: time_limit must be a number of seconds > 0, "
-                          f"got {time_limit!r}")
-    return float(time_limit)
-
-
-def seconds_left(policy: str, deadline: float, seconds: float, ops: int) -> float:
-    """The seconds HiGHS may still take before ``deadline`` (``time.perf_counter()`` time):
-    ``time_limit`` counts the model's building too. None left: one clear line."""
-    left = deadline - time.perf_counter()
-    if left <= 0:
-        raise BudgetError(f"policy {policy!r}: time_limit={seconds:g} s ran out on this "
-                          f"{ops}-op graph before HiGHS could solve (building Checkmate's "
-                          f"model counts); raise time_limit")
-    return left
+def out_of_time(policy: str, seconds: float, ops: int) -> BudgetError:
+    """The error for a time limit spent before HiGHS could solve: ``time_limit`` counts the
+    model's building too."""
+    return BudgetError(f"policy {policy!r}: time_limit={seconds:g} s ran out on this {ops}-op "
+                       f"graph before HiGHS could solve (building Checkmate's model counts); "
+                       f"raise time_limit")
 
 
 def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
@@ -48,14 +35,15 @@ def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
     """Checkmate's MILP plan under ``budget_bytes`` (None: no limit), within ``time_limit``
     seconds of building the model and solving it with HiGHS."""
     budget = budget_value("checkmate", budget_bytes)
-    seconds = time_limit_value("checkmate", time_limit)
+    seconds = positive_seconds("checkmate", "time_limit", time_limit)
     started = time.perf_counter()
-    deadline, ops = started + seconds, len(costs.op_nodes)
-    model = Model(costs)
-    solution = model.solve(budget, integral=True,
-                           time_limit=seconds_left("checkmate", deadline, seconds, ops))
-    if solution.status == "infeasible":
-        raise budget_error("checkmate", model, budget_bytes, seconds, deadline)
+    try:
+        model = Model(costs, started + seconds)
+        solution = model.solve(budget, integral=True)
+        if solution.status == "infeasible":
+            raise budget_error("checkmate", model, budget_bytes, seconds)
+    except OutOfTime:
+        raise out_of_time("checkmate", seconds, len(costs.op_nodes)) from None
     if solution.R is None:
         raise BudgetError(f"policy 'checkmate': HiGHS found no schedule within time_limit="
                           f"{seconds:g} s ({solution.status}); raise time_limit, or use "
@@ -87,12 +75,14 @@ def within_budget(plan: GraphPlan, budget: float) -> GraphPlan:
     return plan
 
 
-def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float,
-                 deadline: float) -> BudgetError:
+def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float
+                 ) -> BudgetError:
     """The error for a budget Checkmate's formulation cannot meet, naming its least peak
     (a MILP minimising the peak, in what is left of the time limit)."""
-    left = deadline - time.perf_counter()
-    least, proven = model.least_peak(left) if left > 0 else (None, False)
+    try:
+        least, proven = model.least_peak()
+    except OutOfTime:
+        least, proven = None, False
     if least is None:
         return BudgetError(f"policy {policy!r}: budget_bytes={budget_bytes} is below what "
                            "Checkmate's formulation needs on this graph (its least peak was "

@@ -20,9 +20,9 @@ from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ..costs import GraphCosts
 from ..plans import GraphPlan, replay
-from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, seconds_left, time_limit_value
-from .checkmate_model import Model
-from .optimal import budget_value
+from .checkmate import DEFAULT_TIME_LIMIT, budget_error, capped, out_of_time
+from .checkmate_model import Model, OutOfTime
+from .optimal import budget_value, positive_seconds
 
 ROUNDINGS = ("deterministic", "randomized")
 THRESHOLDS = tuple(k / 10 for k in range(1, 10))
@@ -34,7 +34,7 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
                       time_limit: float = DEFAULT_TIME_LIMIT) -> GraphPlan:
     """The cheapest rounding of Checkmate's LP relaxation that fits ``budget_bytes``."""
     budget = budget_value("checkmate_lp", budget_bytes)
-    seconds = time_limit_value("checkmate_lp", time_limit)
+    seconds = positive_seconds("checkmate_lp", "time_limit", time_limit)
     samples = positive_int("checkmate_lp", "samples", samples)
     if rounding not in ROUNDINGS:
         raise PolicyError(f"policy 'checkmate_lp': rounding must be one of "
@@ -42,23 +42,11 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise PolicyError(f"policy 'checkmate_lp': seed must be a whole number, got {seed!r}")
     started = time.perf_counter()
-    deadline = started + seconds
-    model = Model(costs)
-    bound, best = None, (math.inf, None)
-    for factor in SHRINK if math.isfinite(budget) else (1.0,):
-        if factor != 1.0 and time.perf_counter() >= deadline:
-            break  # no time for a smaller budget: what was found stands
-        left = seconds_left("checkmate_lp", deadline, seconds, len(costs.op_nodes))
-        relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
-                              integral=False, time_limit=left)
-        if relaxed.S is None:
-            if factor == 1.0 and relaxed.status == "infeasible":
-                raise budget_error("checkmate_lp", model, budget_bytes, seconds, deadline)
-            break
-        bound = relaxed.bound if bound is None else bound
-        best = _cheapest(model, _roundings(relaxed.S, rounding, samples, seed), budget, best)
-        if best[1] is not None:
-            break
+    try:
+        bound, best, factor = _search(Model(costs, started + seconds), budget, budget_bytes,
+                                      (rounding, samples, seed), seconds)
+    except OutOfTime:
+        raise out_of_time("checkmate_lp", seconds, len(costs.op_nodes)) from None
     if best[1] is None:
         raise BudgetError(f"policy 'checkmate_lp': no rounding of the LP relaxation fits "
                           f"budget_bytes={budget_bytes}; use 'checkmate' (the MILP)")
@@ -70,6 +58,28 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
                            solve_s=time.perf_counter() - started,
                            details={"budget_factor": factor})
     return dataclasses.replace(plan, lower_bound=capped(bound, plan.cost))
+
+
+def _search(model: Model, budget: float, budget_bytes: object, rounding: tuple[str, int, int],
+            seconds: float) -> tuple[float | None, tuple[float, list | None], float]:
+    """(the LP's bound, the cheapest rounding that fits as (cost, steps), the budget factor
+    it was found at): the LP at the budget, then at smaller ones while none fits and time is
+    left (what was found stands when it runs out between budgets)."""
+    bound, best, factor = None, (math.inf, None), 1.0
+    for factor in SHRINK if math.isfinite(budget) else (1.0,):
+        if factor != 1.0 and time.perf_counter() >= model.deadline:
+            break
+        relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
+                              integral=False)
+        if relaxed.S is None:
+            if factor == 1.0 and relaxed.status == "infeasible":
+                raise budget_error("checkmate_lp", model, budget_bytes, seconds)
+            break
+        bound = relaxed.bound if bound is None else bound
+        best = _cheapest(model, _roundings(relaxed.S, *rounding), budget, best)
+        if best[1] is not None:
+            break
+    return bound, best, factor
 
 
 def _roundings(S: np.ndarray, rounding: str, samples: int, seed: int) -> list[np.ndarray]:
