@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from ...errors import BudgetError, PolicyError
+from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec
 from ..costs import GraphCosts
 from ..plans import GraphPlan
@@ -22,10 +22,10 @@ from .optimal import budget_value, positive_seconds
 DEFAULT_TIME_LIMIT = 10.0
 
 
-def out_of_time(policy: str, seconds: float, ops: int) -> BudgetError:
+def out_of_time(policy: str, seconds: float, ops: int) -> TimeLimitError:
     """The error for a time limit spent before HiGHS could solve: ``time_limit`` counts the
     model's building too."""
-    return BudgetError(f"policy {policy!r}: time_limit={seconds:g} s ran out on this {ops}-op "
+    return TimeLimitError(f"policy {policy!r}: time_limit={seconds:g} s ran out on this {ops}-op "
                        f"graph before HiGHS could solve (building Checkmate's model counts); "
                        f"raise time_limit")
 
