@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import networkx as nx
@@ -184,28 +184,34 @@ def _cheapest_under(costs: GraphCosts, candidates: Sequence[int], budget: float,
     """The cheapest plan of the placements (least cost, then peak, then checkpoints) whose peak
     fits; at ``deadline`` the best found so far (a refusal if none fits yet). Only the best
     plan is held: the placements are many and each plan has about 6 steps per op."""
-    placements = [greedy_checkpoints(costs, candidates, b) for b in thresholds(costs)]
-    placements += [even_checkpoints(costs, candidates, k) for k in segment_counts(candidates)]
     tried, best, least = set(), None, math.inf
-    for checkpoints in placements:
+    for checkpoints in _placements(costs, candidates):
         if checkpoints in tried:
             continue
-        if time.perf_counter() > deadline:
-            if best is not None:
-                break
-            raise TimeLimitError(f"policy 'chen': time_limit={seconds:g} s ran out after "
-                              f"{len(tried)} of its placements, none within budget_bytes="
-                              f"{budget_bytes} yet (least peak {least} bytes); raise time_limit")
         tried.add(checkpoints)
         plan = _build(costs, checkpoints, {"budget_bytes": budget_bytes})
         least = min(least, plan.peak_bytes)
         if plan.peak_bytes <= budget and (best is None or _rank(plan) < _rank(best)):
             best = plan
-    if best is None:
-        raise BudgetError(f"policy 'chen': budget_bytes={budget_bytes} is below the least peak "
-                          f"of its plans on this graph ({least} bytes; {len(candidates)} "
-                          "candidate checkpoints)")
-    return best
+        if time.perf_counter() > deadline:
+            break
+    if best is not None:
+        return best
+    if time.perf_counter() > deadline:
+        raise TimeLimitError(f"policy 'chen': time_limit={seconds:g} s ran out after "
+                             f"{len(tried)} placements, none within budget_bytes={budget_bytes} "
+                             f"(their least peak: {least} bytes); raise time_limit")
+    raise BudgetError(f"policy 'chen': budget_bytes={budget_bytes} is below the least peak "
+                      f"of its plans on this graph ({least} bytes; {len(candidates)} "
+                      "candidate checkpoints)")
+
+
+def _placements(costs: GraphCosts, candidates: Sequence[int]) -> Iterator[tuple[int, ...]]:
+    """The placements the budget search tries, in order, made one at a time."""
+    for threshold in thresholds(costs):
+        yield greedy_checkpoints(costs, candidates, threshold)
+    for segments in segment_counts(candidates):
+        yield even_checkpoints(costs, candidates, segments)
 
 
 def _rank(plan: GraphPlan) -> tuple[float, int, int]:

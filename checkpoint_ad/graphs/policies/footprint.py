@@ -4,7 +4,8 @@ number of ops alone, checked against the planner limits of :mod:`checkpoint_ad.c
 
 Estimates in bytes, for a graph of V ops and E edges:
 
-* every plan: ``STEP_BYTES`` per step, at most 3 V steps for one pass (store_all), V (V + 1)
+* every plan: ``VIEW_BYTES`` per op and per edge (the graph's consumers, op parents and
+  backward order, built on first use) and ``STEP_BYTES`` per step, at most 3 V steps for one pass (store_all), V (V + 1)
   + 3 V when every backward step may recompute (and then free) every op before it
   (recompute_all, save_ops), 2 V (``dtr.THRASH_FACTOR`` + 1) for dtr, 12 V for chen (the best
   plan of its budget search and the one it is building, about 6 V steps each), 3 V per
@@ -28,6 +29,7 @@ from .dtr import THRASH_FACTOR
 from .hierarchical import MAX_BLOCKS, MAX_CELLS
 
 STEP_BYTES = 200  # a GraphStep in a list: the tuple, its slot, its replayed counters (~160)
+VIEW_BYTES = 200  # per op and per edge: the graph's views a planner builds on first use
 
 
 def _steps(policy: str, ops: int) -> int:
@@ -40,7 +42,7 @@ def _steps(policy: str, ops: int) -> int:
 def estimate(policy: str, ops: int, edges: int) -> int:
     """Bytes that planning a graph of ``ops`` ops and ``edges`` edges with ``policy`` may take
     (see the module docstring)."""
-    total = STEP_BYTES * _steps(policy, ops)
+    total = STEP_BYTES * _steps(policy, ops) + VIEW_BYTES * (ops + edges)
     if policy == "optimal":
         total += 8 * MAX_CELLS
     if policy.startswith("checkmate"):
