@@ -64,8 +64,9 @@ class Record:
       :func:`checkpoint_ad.graph_lower_bound`, within a small effort) and
       ``bound_formulation`` (the plans it bounds: "all plans", or "checkmate" for Checkmate's
       formulation only), ``bound_note`` (why a stronger bound was not tried or not found
-      within that effort, e.g. Checkmate's model too large; None when nothing was cut short); on the detail point ``graph`` ({"parents": [[...], ...],
-      "ops": [name or null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan).
+      within that effort, e.g. Checkmate's model too large; None when nothing was cut
+      short); on the detail point ``graph`` ({"parents": [[...], ...], "ops": [name or
+      null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan).
     """
 
     experiment: str
