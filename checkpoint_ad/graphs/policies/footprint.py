@@ -6,8 +6,8 @@ Estimates in bytes, for a graph of V ops and E edges:
 
 * every plan: ``VIEW_BYTES`` per op and per edge (the graph's consumers, op parents and
   backward order, built on first use) and ``STEP_BYTES`` per step, at most 3 V steps for one
-  pass (store_all), V (V + 1) + 3 V when every backward step may recompute (and then free) every op before it
-  (recompute_all, save_ops), 2 V (``dtr.THRASH_FACTOR`` + 1) for dtr, 12 V for chen (the best
+  pass (store_all), V (V + 1) + 3 V when every backward step may recompute (and then free)
+  every op before it (recompute_all, save_ops), 2 V (``dtr.THRASH_FACTOR`` + 1) for dtr, 12 V for chen (the best
   plan of its budget search and the one it is building, about 6 V steps each), 3 V per
   hierarchical block for ``optimal`` (at most ``hierarchical.MAX_BLOCKS`` blocks: every block
   may be recomputed once per block after it);
