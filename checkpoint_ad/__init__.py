@@ -13,7 +13,7 @@ from .engine.composites import (dot, expand_dims, log_softmax, logsumexp, mean, 
                                 stack, stop_gradient)
 from .errors import (ArgnumsError, ArgumentError, BudgetError, CheckpointADError, ExperimentError,
                      GradientCheckError, NonFiniteError, NonScalarOutputError, OpError, PlanError,
-                     PolicyError, ShapeError, StageError, UnknownNameError)
+                     PolicyError, ShapeError, StageError, TimeLimitError, UnknownNameError)
 from .engine.gradcheck import check_grads
 from .graphs.backprop import GraphResult, GraphStats, backprop_graph
 from .graphs.bounds import GraphLowerBound, graph_lower_bound

@@ -56,6 +56,11 @@ class BudgetError(PolicyError):
     """A memory budget is below the smallest feasible one; the message names that minimum."""
 
 
+class TimeLimitError(BudgetError):
+    """A planner's ``time_limit`` ran out before it found a plan within the budget; the
+    message names the limit and says to raise it."""
+
+
 class StageError(CheckpointADError, ValueError):
     """A stage misbehaved: changed shape or dtype, or recomputed different values."""
 

@@ -19,6 +19,7 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
+from ..plans import limits
 from ..engine.trees import flatten
 from ..graphs.backprop import GraphResult, Traced, trace_function
 from ..graphs.bounds import GraphLowerBound, graph_lower_bound
@@ -52,7 +53,8 @@ def graph_parameters(policy: str, params: Mapping[str, Any], costs: GraphCosts
 
 
 BOUND_MAX_STATES = 5_000  # exact search's effort for a record's lower bound (about a second)
-BOUND_TIME_LIMIT = 1.0  # seconds for each of Checkmate's LP and MILP bounds past that
+BOUND_TIME_LIMIT = 1.0  # seconds for the whole bound: exact search, Checkmate's model, its LP
+BOUND_MEMORY = 256 * 2**20  # bytes a record's bound may take at most (a model of ~100 ops)
 
 
 def bound_budget(params: Mapping[str, Any], plan: GraphPlan) -> int:
@@ -66,8 +68,11 @@ def bound_budget(params: Mapping[str, Any], plan: GraphPlan) -> int:
 def point_bound(costs: GraphCosts, budget_bytes: int) -> GraphLowerBound:
     """The lower bound a record carries: :func:`~checkpoint_ad.graph_lower_bound` at
     ``budget_bytes`` (see :func:`bound_budget`) with a small effort (exact when the search
-    finishes, else the larger of every op once and Checkmate's relaxation bounds)."""
-    return graph_lower_bound(costs, budget_bytes, BOUND_MAX_STATES, BOUND_TIME_LIMIT)
+    finishes, else the larger of every op once and Checkmate's relaxation bounds) within
+    :data:`BOUND_TIME_LIMIT` seconds and :data:`BOUND_MEMORY` bytes (its ``note`` says what
+    was cut short)."""
+    with limits.limited(memory_bytes=min(BOUND_MEMORY, limits.current().memory_bytes)):
+        return graph_lower_bound(costs, budget_bytes, BOUND_MAX_STATES, BOUND_TIME_LIMIT)
 
 
 def proven_bound(plan: GraphPlan, bound: GraphLowerBound) -> GraphLowerBound:
@@ -140,6 +145,7 @@ def measure_graph_point(task: PointTask) -> Record:
         backend=task.backend, family="graph", ops=len(costs.op_nodes),
         store_all_cost=float(costs.total_cost), budget_bytes=params.get("budget_bytes"),
         store_all_peak_bytes=store_all_peak(costs), method=plan.method, status=plan.status,
-        lower_bound=bound.value, bound_formulation=bound.formulation, solve_s=plan.solve_s,
+        lower_bound=bound.value, bound_formulation=bound.formulation, bound_note=bound.note,
+        solve_s=plan.solve_s,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **worker_environment(task.environment), **detail)

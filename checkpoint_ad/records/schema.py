@@ -59,8 +59,10 @@ class Record:
       lower bound of the cost at this budget the package proved,
       :func:`checkpoint_ad.graph_lower_bound`, within a small effort) and
       ``bound_formulation`` (the plans it bounds: "all plans", or "checkmate" for Checkmate's
-      formulation only); on the detail point ``graph`` ({"parents": [[...], ...],
-      "ops": [name or null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan).
+      formulation only), ``bound_note`` (why a stronger bound was not tried or not found
+      within that effort, e.g. Checkmate's model too large; None when nothing was cut
+      short); on the detail point ``graph`` ({"parents": [[...], ...], "ops": [name or
+      null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan).
     """
 
     experiment: str
@@ -108,6 +110,7 @@ class Record:
     status: str | None = None
     lower_bound: float | None = None
     bound_formulation: str | None = None
+    bound_note: str | None = None
     solve_s: float | None = None
     graph: dict[str, Any] | None = None
     graph_steps: list[list[Any]] | None = None

@@ -20,7 +20,7 @@ def square_sum(x):
 @pytest.mark.parametrize("argnums", [(0, 0), (0, -1), [0, 0]])
 def test_an_argument_named_twice_is_refused_by_every_entry_point(argnums) -> None:
     x = np.array([1.0, 2.0])
-    message = rf"argnums .* names argument 0 twice; name each argument once"
+    message = r"argnums .* names argument 0 twice; name each argument once"
     calls = [lambda: ca.backprop_graph(square_sum, x, argnums=argnums),
              lambda: ca.value_and_grad(square_sum, argnums=argnums)(x),
              lambda: ca.grad(square_sum, argnums=argnums)(x),

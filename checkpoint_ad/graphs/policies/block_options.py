@@ -82,12 +82,14 @@ class Option:
 
 @dataclass(frozen=True)
 class Block:
-    """Block t of ``costs``: its ``ops`` (index order), ``entry`` and ``exit``."""
+    """Block t of ``costs``: its ``ops`` (index order), ``entry`` and ``exit``; its options
+    are found by ``deadline`` (a ``time.perf_counter()`` value) or not at all."""
 
     costs: GraphCosts
     ops: tuple[int, ...]
     entry: int | None
     last: bool
+    deadline: float = math.inf
 
     @property
     def exit(self) -> int:
@@ -121,7 +123,7 @@ class Block:
         """The block's options that no other beats on every measure."""
         graph, nodes = self._subgraph()
         found = {}
-        for steps in block_plans(graph):
+        for steps in block_plans(graph, self.deadline):
             option = self._option([GraphStep(a, nodes[i]) for a, i in steps if i < len(nodes)],
                                   [a for a, i in steps].index(BACKWARD))
             found.setdefault((option.kind(), option.measures()), option)
@@ -254,9 +256,9 @@ def local_run(costs: GraphCosts, steps: list[GraphStep], resident: set[int],
     return peak, live, resident
 
 
-def graph_blocks(costs: GraphCosts, most: int) -> list[Block]:
+def graph_blocks(costs: GraphCosts, most: int, deadline: float = math.inf) -> list[Block]:
     """The blocks of ``costs``, consecutive blocks merged so that there are at most ``most``
-    (each of about the same number of ops)."""
+    (each of about the same number of ops), their options due by ``deadline``."""
     boundaries = cuts(costs)
     per_block = math.ceil(len(costs.op_nodes) / most)
     groups, start, count = [], -1, 0
@@ -271,5 +273,5 @@ def graph_blocks(costs: GraphCosts, most: int) -> list[Block]:
         if count >= per_block or c == costs.output:
             groups.append((None if start < 0 else start, tuple(members)))
             start, members = c, []
-    return [Block(costs, block_ops, entry, k == len(groups) - 1)
+    return [Block(costs, block_ops, entry, k == len(groups) - 1, deadline)
             for k, (entry, block_ops) in enumerate(groups)]

@@ -6,8 +6,9 @@ bytes, as in docs/graph_model.md. Identical blocks (a residual stack's) are plan
 from __future__ import annotations
 
 import math
+import time
 
-from ...errors import PolicyError
+from ...errors import PolicyError, TimeLimitError
 from ..costs import GraphCosts
 from ..plans import GraphStep
 from . import exact
@@ -25,28 +26,37 @@ BLOCK_MAX_STATES = 5_000  # per exact search of a block (no time limit: determin
 _SUB_PLANS: dict[tuple, list[list[GraphStep]]] = {}
 
 
-def block_plans(graph: GraphCosts) -> list[list[GraphStep]]:
-    """The plans of a block's graph (:func:`_sub_plans`), remembered by the graph's identity."""
+def block_plans(graph: GraphCosts, deadline: float = math.inf) -> list[list[GraphStep]]:
+    """The plans of a block's graph (:func:`_sub_plans`), remembered by the graph's identity;
+    TimeLimitError (and nothing remembered) when they are not all found by ``deadline`` (a
+    ``time.perf_counter()`` value)."""
     key = graph.key()
     if key not in _SUB_PLANS:
+        plans = _sub_plans(graph, deadline)
+        if time.perf_counter() > deadline:
+            raise TimeLimitError("the time limit ran out while planning a block")
         if len(_SUB_PLANS) >= CACHE_SIZE:
             _SUB_PLANS.clear()
-        _SUB_PLANS[key] = _sub_plans(graph)
+        _SUB_PLANS[key] = plans
     return _SUB_PLANS[key]
 
 
-def _sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
+def _sub_plans(graph: GraphCosts, deadline: float) -> list[list[GraphStep]]:
     """Plans of a block's graph: store_all, smaller tapes, and the cheapest at several budgets
     by exact search (a budget whose search runs out of its limits is skipped), or by dtr where
-    exact search cannot even find the block's least peak (both heuristics)."""
+    exact search cannot even find the block's least peak (both heuristics); the searches stop
+    at ``deadline``."""
     from .dtr import plan_dtr  # dtr validates budgets with optimal, which imports this module
     store_all = plan_store_all(graph)
     plans = [list(store_all.steps)] + _smaller_tapes(graph)
-    least = _least_peak(graph)
+    least = _least_peak(graph, deadline)
     for budget in _budgets(least or 0, store_all.peak_bytes, BUDGETS if least else DTR_BUDGETS):
-        for make in ([lambda: exact.search(graph, budget, BLOCK_MAX_STATES)[0]] if least else
-                     [lambda: plan_dtr(graph, budget_bytes=budget).steps,
-                      lambda: plan_dtr(graph, budget_bytes=budget, heuristic="next_use").steps]):
+        for make in ([lambda: exact.search(graph, budget, BLOCK_MAX_STATES,
+                                           deadline=deadline)[0]] if least else
+                     [lambda: plan_dtr(graph, budget_bytes=budget,
+                                       time_limit=_seconds_to(deadline)).steps,
+                      lambda: plan_dtr(graph, budget_bytes=budget, heuristic="next_use",
+                                       time_limit=_seconds_to(deadline)).steps]):
             try:
                 plans.append(list(make()))
             except PolicyError:  # a search past its limits, or dtr below its reach
@@ -54,12 +64,19 @@ def _sub_plans(graph: GraphCosts) -> list[list[GraphStep]]:
     return plans
 
 
-def _least_peak(graph: GraphCosts) -> int | None:
+def _seconds_to(deadline: float) -> float | None:
+    """The seconds left before ``deadline`` (None: no deadline; a tiny positive number once
+    it has passed, so that a planner given them stops at once)."""
+    return None if deadline == math.inf else max(deadline - time.perf_counter(), 1e-9)
+
+
+def _least_peak(graph: GraphCosts, deadline: float) -> int | None:
     """The least peak of the block's plans by exact search; None if out of its reach."""
     if len(graph.op_nodes) > EXACT_BLOCK_OPS:
         return None
     try:
-        return exact.search(graph, math.inf, BLOCK_MAX_STATES, minimise_peak=True)[2]
+        return exact.search(graph, math.inf, BLOCK_MAX_STATES, minimise_peak=True,
+                            deadline=deadline)[2]
     except exact.SearchLimit:
         return None
 

@@ -14,25 +14,22 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ...errors import BudgetError, PolicyError
+from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan
-from .checkmate_model import Model, Solution
+from .checkmate_model import Model, OutOfTime, Solution
 from .fixed import plan_store_all
 
 DEFAULT_TIME_LIMIT = 10.0
 
 
-def seconds_left(policy: str, deadline: float, seconds: float, ops: int) -> float:
-    """The seconds HiGHS may still take before ``deadline`` (``time.perf_counter()`` time):
-    ``time_limit`` counts the model's building too. None left: one clear line."""
-    left = deadline - time.perf_counter()
-    if left <= 0:
-        raise BudgetError(f"policy {policy!r}: time_limit={seconds:g} s ran out on this "
-                          f"{ops}-op graph before HiGHS could solve (building Checkmate's "
-                          f"model counts); raise time_limit")
-    return left
+def out_of_time(policy: str, seconds: float, ops: int) -> TimeLimitError:
+    """The error for a time limit spent before HiGHS could solve: ``time_limit`` counts the
+    model's building too."""
+    return TimeLimitError(f"policy {policy!r}: time_limit={seconds:g} s ran out on this {ops}-op "
+                       f"graph before HiGHS could solve (building Checkmate's model counts); "
+                       f"raise time_limit")
 
 
 def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
@@ -44,18 +41,19 @@ def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
     budget = budget_value("checkmate", budget_bytes)
     seconds = positive_seconds("checkmate", "time_limit", time_limit)
     started = time.perf_counter()
-    deadline, ops = started + seconds, len(costs.op_nodes)
-    model = Model(costs)
-    solution = model.solve(budget, integral=True,
-                           time_limit=seconds_left("checkmate", deadline, seconds, ops))
     params = {"time_limit": seconds} if budget_bytes is None else {
         "budget_bytes": budget_bytes, "time_limit": seconds}
+    try:
+        model = Model(costs, started + seconds)
+        solution = model.solve(budget, integral=True)
+    except OutOfTime:
+        raise out_of_time("checkmate", seconds, len(costs.op_nodes)) from None
     plan = _milp_plan(model, solution, params)
     cheaper = store_all_if_cheaper(costs, budget, plan, "checkmate", params)
     if cheaper is not None:
         return replace(cheaper, solve_s=time.perf_counter() - started)
     if solution.status == "infeasible":
-        raise budget_error("checkmate", model, budget_bytes, seconds, deadline)
+        raise budget_error("checkmate", model, budget_bytes, seconds)
     if plan is None:
         raise BudgetError(f"policy 'checkmate': HiGHS found no schedule within time_limit="
                           f"{seconds:g} s ({solution.status}); raise time_limit, or use "
@@ -108,12 +106,14 @@ def within_budget(plan: GraphPlan, budget: float) -> GraphPlan:
     return plan
 
 
-def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float,
-                 deadline: float) -> BudgetError:
+def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float
+                 ) -> BudgetError:
     """The error for a budget Checkmate's formulation cannot meet, naming its least peak
     (a MILP minimising the peak, in what is left of the time limit)."""
-    left = deadline - time.perf_counter()
-    least, proven = model.least_peak(left) if left > 0 else (None, False)
+    try:
+        least, proven = model.least_peak()
+    except OutOfTime:
+        least, proven = None, False
     if least is None:
         return BudgetError(f"policy {policy!r}: budget_bytes={budget_bytes} is below what "
                            "Checkmate's formulation needs on this graph (its least peak was "

@@ -21,9 +21,9 @@ from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan, replay
-from .checkmate import (DEFAULT_TIME_LIMIT, budget_error, capped, seconds_left,
+from .checkmate import (DEFAULT_TIME_LIMIT, budget_error, capped, out_of_time,
                          store_all_if_cheaper)
-from .checkmate_model import Model
+from .checkmate_model import Model, OutOfTime
 from .fixed import plan_store_all
 
 ROUNDINGS = ("deterministic", "randomized")
@@ -44,24 +44,12 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     seed = whole_number(seed, "policy 'checkmate_lp': seed", error=PolicyError,
                         noun="whole number")
     started = time.perf_counter()
-    deadline = started + seconds
-    model = Model(costs)
-    bound, best = None, (math.inf, None)
-    for factor in SHRINK if math.isfinite(budget) else (1.0,):
-        if factor != 1.0 and time.perf_counter() >= deadline:
-            break  # no time for a smaller budget: what was found stands
-        left = seconds_left("checkmate_lp", deadline, seconds, len(costs.op_nodes))
-        relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
-                              integral=False, time_limit=left)
-        if relaxed.S is None:
-            if (factor == 1.0 and relaxed.status == "infeasible"
-                    and plan_store_all(costs).peak_bytes > budget):
-                raise budget_error("checkmate_lp", model, budget_bytes, seconds, deadline)
-            break
-        bound = relaxed.bound if bound is None else bound
-        best = _cheapest(model, _roundings(relaxed.S, rounding, samples, seed), budget, best)
-        if best[1] is not None:
-            break
+    try:
+        model = Model(costs, started + seconds)
+        bound, best, factor = _search(model, budget, budget_bytes, (rounding, samples, seed),
+                                      seconds)
+    except OutOfTime:
+        raise out_of_time("checkmate_lp", seconds, len(costs.op_nodes)) from None
     params = {"rounding": rounding, "samples": samples, "seed": seed, "time_limit": seconds}
     if budget_bytes is not None:
         params = {"budget_bytes": budget_bytes, **params}
@@ -75,6 +63,29 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     if plan.method == "lp rounding":  # the LP bounds the formulation only when exact
         plan = replace(plan, lower_bound=capped(bound, plan.cost) if model.exact else None)
     return replace(plan, solve_s=time.perf_counter() - started)
+
+
+def _search(model: Model, budget: float, budget_bytes: object, rounding: tuple[str, int, int],
+            seconds: float) -> tuple[float | None, tuple[float, list | None], float]:
+    """(the LP's bound, the cheapest rounding that fits as (cost, steps), the budget factor
+    it was found at): the LP at the budget, then at smaller ones while none fits and time is
+    left (what was found stands when it runs out between budgets)."""
+    bound, best, factor = None, (math.inf, None), 1.0
+    for factor in SHRINK if math.isfinite(budget) else (1.0,):
+        if factor != 1.0 and time.perf_counter() >= model.deadline:
+            break
+        relaxed = model.solve(math.floor(budget * factor) if math.isfinite(budget) else budget,
+                              integral=False)
+        if relaxed.S is None:
+            if (factor == 1.0 and relaxed.status == "infeasible"
+                    and plan_store_all(model.costs).peak_bytes > budget):
+                raise budget_error("checkmate_lp", model, budget_bytes, seconds)
+            break
+        bound = relaxed.bound if bound is None else bound
+        best = _cheapest(model, _roundings(relaxed.S, *rounding), budget, best)
+        if best[1] is not None:
+            break
+    return bound, best, factor
 
 
 def _roundings(S: np.ndarray, rounding: str, samples: int, seed: int) -> list[np.ndarray]:

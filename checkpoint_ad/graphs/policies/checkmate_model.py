@@ -25,10 +25,16 @@ the rows would count more than :data:`MAX_UNITS` units (``Model.exact`` is then 
 Decoding keeps only R: the computations stage by stage, the backward steps in place, and
 each value freed right after its last use. That frees every value no later than FREE does,
 so the replayed peak never exceeds the memory the formulation counts.
+
+Size. The model has about 3 (n + e) rows per stage for n ops and e edges between them, and a
+row takes about 1,700 bytes by the time HiGHS has solved it (its terms, the sparse matrix and
+HiGHS's copies; measured on chains of 100 and 150 ops): 200 MB at 100 ops, 7 GB at 500.
+:func:`model_bytes` estimates it before anything is built, and a ``deadline`` stops the build.
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +46,28 @@ from ..plans import GraphAction, GraphStep
 from .steps import free_after_last_use
 
 MAX_UNITS = 2**20  # memory the rows count, in units: beyond it HiGHS cannot tell one unit
+ROW_BYTES = 2_000  # one row, built and solved (measured: about 1,700; see the module docstring)
+CHECKED_ROWS = 65_536  # rows assembled between two readings of the clock
+
+
+class OutOfTime(Exception):
+    """The deadline passed while the model was being built or assembled for HiGHS."""
+
+
+def model_rows(ops: int, edges: int) -> int:
+    """An upper estimate of the model's rows for ``ops`` ops and ``edges`` edges between
+    them: at most 2 ops stages of at most 4 rows per op and per edge."""
+    return 2 * ops * 4 * (ops + edges)
+
+
+def model_bytes(ops: int, edges: int) -> int:
+    """An upper estimate of the bytes that building and solving the model takes."""
+    return ROW_BYTES * model_rows(ops, edges)
+
+
+def graph_model_bytes(costs: GraphCosts) -> int:
+    """:func:`model_bytes` of the graph ``costs``."""
+    return model_bytes(len(costs.op_nodes), sum(len(costs.op_parents[i]) for i in costs.op_nodes))
 
 
 @dataclass(frozen=True)
@@ -57,10 +85,11 @@ class Solution:
 
 class Model:
     """The formulation of the module docstring for one graph; build rows once, solve for
-    any budget (``math.inf``: no limit), integral or relaxed."""
+    any budget (``math.inf``: no limit), integral or relaxed. Building and solving stop
+    with :class:`OutOfTime` at ``deadline`` (a ``time.perf_counter()`` value)."""
 
-    def __init__(self, costs: GraphCosts) -> None:
-        self.costs = costs
+    def __init__(self, costs: GraphCosts, deadline: float = math.inf) -> None:
+        self.costs, self.deadline = costs, deadline
         self.ops = costs.op_nodes
         self.position = {node: p for p, node in enumerate(self.ops)}
         self.order = costs.backward_order
@@ -139,6 +168,7 @@ class Model:
     def _build(self) -> None:
         consumers = [[k for i, k in self.edges if i == p] for p in range(self.n)]
         for t in range(self.stages):
+            self._check_clock()
             last = t == self.stages - 1
             for p in range(self.n):
                 self._row({self.R(t, p): 1, self.S(t, p): 1}, -np.inf, 1)
@@ -162,6 +192,10 @@ class Model:
                 self._row({**terms, self.FREE(t, e): float(most)}, -np.inf, most - 1)
             self._memory_rows(t)
 
+    def _check_clock(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise OutOfTime
+
     def _read_by_step(self, t: int, p: int) -> bool:
         return t >= self.n and p in self.residuals[t - self.n]
 
@@ -178,11 +212,11 @@ class Model:
                 terms[var] = -coefficient
             self._row(terms, 0, 0)
 
-    def solve(self, budget: float, integral: bool, time_limit: float) -> Solution:
-        """Minimise the cost under ``budget`` bytes (math.inf: no limit)."""
+    def solve(self, budget: float, integral: bool) -> Solution:
+        """Minimise the cost under ``budget`` bytes (math.inf: no limit) until the deadline."""
         low, high = self._bounds(budget)
         rows = self.rows + self._step_rows(budget)
-        result = self._highs(self.cost_vector(), rows, low, high, integral, time_limit)
+        result = self._highs(self.cost_vector(), rows, low, high, integral)
         return self._solution(result, integral)
 
     def cost_vector(self) -> np.ndarray:
@@ -212,10 +246,10 @@ class Model:
                     high[self.FREE(t, e)] = 0
         return low, high
 
-    def least_peak(self, time_limit: float) -> tuple[int | None, bool]:
+    def least_peak(self) -> tuple[int | None, bool]:
         """The least peak (bytes) of this formulation's plans, by a MILP minimising a peak
-        variable P over the same rows; (None, False) when HiGHS finds no point in time,
-        and whether the value is proven least."""
+        variable P over the same rows until the deadline; (None, False) when HiGHS finds no
+        point in time, and whether the value is proven least."""
         peak = self.count  # one more column: P, in units of ``unit``
         rows = list(self.rows)
         for t in range(self.stages):
@@ -226,17 +260,20 @@ class Model:
         low, high = self._bounds(math.inf)
         c = np.zeros(self.count + 1)
         c[peak] = 1
-        result = self._highs(c, rows, np.append(low, 0), np.append(high, np.inf), True,
-                             time_limit)
+        result = self._highs(c, rows, np.append(low, 0), np.append(high, np.inf), True)
         if result is None or result.x is None:
             return None, False
         return math.ceil(result.fun - 1e-6) * self.unit, result.status == 0
 
-    def _highs(self, c, rows, low, high, integral: bool, time_limit: float):
+    def _highs(self, c, rows, low, high, integral: bool):
+        """HiGHS's result on these rows (None when the bounds alone are contradictory), in
+        what is left before the deadline once the matrix is assembled."""
         if np.any(low > high):  # a budget below the cotangent bytes alone
             return None
         data, row_index, col_index = [], [], []
         for r, (terms, _, _) in enumerate(rows):
+            if r % CHECKED_ROWS == 0:
+                self._check_clock()
             for var, coefficient in terms.items():
                 row_index.append(r); col_index.append(var); data.append(coefficient)
         matrix = coo_array((data, (row_index, col_index)), shape=(len(rows), len(c))).tocsr()
@@ -245,8 +282,11 @@ class Model:
         if integral:
             integrality[:self.U(0, 0)] = 1
             integrality[self.FREE(0, 0):self.count] = 1
+        left = self.deadline - time.perf_counter()
+        if left <= 0:
+            raise OutOfTime
         return milp(c, constraints=constraint, integrality=integrality, bounds=Bounds(low, high),
-                    options={"time_limit": time_limit, "disp": False})
+                    options={"time_limit": left, "disp": False})
 
     def _solution(self, result, integral: bool) -> Solution:
         if result is None or result.status == 2:

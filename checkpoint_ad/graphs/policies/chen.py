@@ -30,13 +30,13 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import networkx as nx
 
-from ...errors import BudgetError, PolicyError
-from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int
+from ...errors import BudgetError, PolicyError, TimeLimitError
+from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan, GraphStep
 from .steps import keep_and_recompute
@@ -76,19 +76,31 @@ def segment_steps(costs: GraphCosts, checkpoints: Sequence[int]) -> list[GraphSt
 
 def even_checkpoints(costs: GraphCosts, candidates: Sequence[int],
                      segments: int) -> tuple[int, ...]:
-    """``segments - 1`` candidates whose running bytes are nearest to even shares."""
+    """``segments - 1`` candidates whose running bytes are nearest to even shares (the
+    first of equally near ones; by bisection: the running bytes never decrease)."""
     running, prefix = 0, {}
     for node in costs.op_nodes:
         running += costs.sizes[node]
         prefix[node] = running
+    shares = [prefix[c] for c in candidates]
     chosen, low, count = [], 0, len(candidates)
     for j in range(1, segments):
-        goal = running * j / segments
         high = count - (segments - 1 - j)  # leave enough candidates for the rest
-        pick = min(range(low, high), key=lambda k: (abs(prefix[candidates[k]] - goal), k))
+        pick = _nearest(shares, running * j / segments, low, high)
         chosen.append(candidates[pick])
         low = pick + 1
     return tuple(chosen)
+
+
+def _nearest(values: Sequence[int], goal: float, low: int, high: int) -> int:
+    """The least k in [low, high) with ``values[k]`` nearest to ``goal`` (values sorted)."""
+    above = bisect_left(values, goal, low, high)
+    below = bisect_left(values, values[above - 1], low, high) if above > low else None
+    if above == high:
+        return below
+    if below is None or values[above] - goal < goal - values[below]:
+        return above
+    return below
 
 
 def greedy_checkpoints(costs: GraphCosts, candidates: Sequence[int],
@@ -122,9 +134,11 @@ def segment_counts(candidates: Sequence[int]) -> list[int]:
 
 
 def plan_chen(costs: GraphCosts, segments: int | None = None,
-              budget_bytes: int | None = None) -> GraphPlan:
+              budget_bytes: int | None = None, time_limit: float | None = None) -> GraphPlan:
     """Segment checkpointing with ``segments`` segments, or the cheapest greedy placement
-    whose peak fits ``budget_bytes`` (see module docstring)."""
+    whose peak fits ``budget_bytes`` (see module docstring), among those tried within
+    ``time_limit`` seconds (None: all of them)."""
+    seconds = None if time_limit is None else positive_seconds("chen", "time_limit", time_limit)
     if segments is not None and budget_bytes is not None:
         raise PolicyError("policy 'chen': give segments or budget_bytes, not both "
                           f"(got segments={segments!r}, budget_bytes={budget_bytes!r})")
@@ -132,7 +146,8 @@ def plan_chen(costs: GraphCosts, segments: int | None = None,
     candidates = candidate_checkpoints(costs)
     if budget_bytes is not None:
         budget = budget_value("chen", budget_bytes)
-        plan = _cheapest_under(costs, candidates, budget, budget_bytes)
+        plan = _cheapest_under(costs, candidates, budget, budget_bytes,
+                               math.inf if seconds is None else started + seconds, seconds)
     else:
         if segments is None:
             segments = min(len(candidates) + 1, max(1, round(math.sqrt(len(costs.op_nodes)))))
@@ -164,20 +179,42 @@ def _build(costs: GraphCosts, checkpoints: tuple[int, ...],
 
 
 def _cheapest_under(costs: GraphCosts, candidates: Sequence[int], budget: float,
-                    budget_bytes: int) -> GraphPlan:
-    placements = [greedy_checkpoints(costs, candidates, b) for b in thresholds(costs)]
-    placements += [even_checkpoints(costs, candidates, k) for k in segment_counts(candidates)]
-    tried: dict[tuple[int, ...], GraphPlan] = {}
-    for checkpoints in placements:
-        if checkpoints not in tried:
-            tried[checkpoints] = _build(costs, checkpoints, {"budget_bytes": budget_bytes})
-    fitting = [p for p in tried.values() if p.peak_bytes <= budget]
-    if not fitting:
-        least = min(p.peak_bytes for p in tried.values())
-        raise BudgetError(f"policy 'chen': budget_bytes={budget_bytes} is below the least peak "
-                          f"of its plans on this graph ({least} bytes; {len(candidates)} "
-                          "candidate checkpoints)")
-    return min(fitting, key=lambda p: (p.cost, p.peak_bytes, len(p.details["checkpoints"])))
+                    budget_bytes: int, deadline: float, seconds: float | None) -> GraphPlan:
+    """The cheapest plan of the placements (least cost, then peak, then checkpoints) whose peak
+    fits; at ``deadline`` the best found so far (a refusal if none fits yet). Only the best
+    plan is held: the placements are many and each plan has about 6 steps per op."""
+    tried, best, least = set(), None, math.inf
+    for checkpoints in _placements(costs, candidates):
+        if checkpoints in tried:
+            continue
+        tried.add(checkpoints)
+        plan = _build(costs, checkpoints, {"budget_bytes": budget_bytes})
+        least = min(least, plan.peak_bytes)
+        if plan.peak_bytes <= budget and (best is None or _rank(plan) < _rank(best)):
+            best = plan
+        if time.perf_counter() > deadline:
+            break
+    if best is not None:
+        return best
+    if time.perf_counter() > deadline:
+        raise TimeLimitError(f"policy 'chen': time_limit={seconds:g} s ran out after "
+                             f"{len(tried)} placements, none within budget_bytes={budget_bytes} "
+                             f"(their least peak: {least} bytes); raise time_limit")
+    raise BudgetError(f"policy 'chen': budget_bytes={budget_bytes} is below the least peak "
+                      f"of its plans on this graph ({least} bytes; {len(candidates)} "
+                      "candidate checkpoints)")
+
+
+def _placements(costs: GraphCosts, candidates: Sequence[int]) -> Iterator[tuple[int, ...]]:
+    """The placements the budget search tries, in order, made one at a time."""
+    for threshold in thresholds(costs):
+        yield greedy_checkpoints(costs, candidates, threshold)
+    for segments in segment_counts(candidates):
+        yield even_checkpoints(costs, candidates, segments)
+
+
+def _rank(plan: GraphPlan) -> tuple[float, int, int]:
+    return plan.cost, plan.peak_bytes, len(plan.details["checkpoints"])
 
 
 SPEC = PolicySpec("chen", "segment checkpointing at articulation points (Chen et al. 2016): "
@@ -185,4 +222,7 @@ SPEC = PolicySpec("chen", "segment checkpointing at articulation points (Chen et
                   (Parameter("segments", int, None, "number of segments (default: about "
                              "sqrt(ops)); not with budget_bytes"),
                    Parameter("budget_bytes", int, None, "byte budget: the cheapest greedy "
-                             "placement whose peak fits; not with segments")))
+                             "placement whose peak fits; not with segments"),
+                   Parameter("time_limit", float, None, "seconds the budget search may take: "
+                             "then the cheapest placement found so far that fits; default: "
+                             "no limit")))

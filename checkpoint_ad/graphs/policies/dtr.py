@@ -40,8 +40,8 @@ from __future__ import annotations
 import math
 import time
 
-from ...errors import BudgetError, PolicyError
-from ...plans.registry import Parameter, PolicySpec, budget_value
+from ...errors import BudgetError, PolicyError, TimeLimitError
+from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphPlan, GraphStep
 
@@ -95,9 +95,11 @@ class _Run:
     """The simulation's state: residency, pins, remaining reads, staleness, emitted steps."""
 
     def __init__(self, costs: GraphCosts, budget: float, budget_bytes: object,
-                 heuristic: str) -> None:
+                 heuristic: str, seconds: float | None) -> None:
         self.costs, self.budget, self.budget_bytes, self.heuristic = (costs, budget,
                                                                       budget_bytes, heuristic)
+        self.seconds = seconds
+        self.deadline = math.inf if seconds is None else time.perf_counter() + seconds
         count = len(costs)
         self.resident: set[int] = set()
         self.pins = [0] * count
@@ -105,6 +107,7 @@ class _Run:
         self.read_at: list[list[int]] = [[] for _ in range(count)]  # their program positions
         program = [*(costs.op_parents[i] for i in costs.op_nodes),
                    *(costs.op_residuals[b] for b in costs.backward_order)]
+        self.length = len(program)
         for position, needs in enumerate(program):
             for p in needs:
                 self.reads[p] += 1
@@ -197,6 +200,7 @@ class _Run:
 
     def make_room(self, extra: int, what: str) -> None:
         while self.live + extra > self.budget:
+            self.check_clock()
             victim = self.choose()
             if victim is None:
                 raise BudgetError(
@@ -205,6 +209,13 @@ class _Run:
                     f"recomputation read, the live cotangents and the new bytes)")
             self.evicted.append(victim)
             self.free(victim)
+
+    def check_clock(self) -> None:
+        """Refuse once past the deadline: a run cut short is not a plan."""
+        if time.perf_counter() > self.deadline:
+            raise TimeLimitError(f"policy 'dtr': time_limit={self.seconds:g} s ran out at program "
+                              f"step {self.position:,} of {self.length:,} ({len(self.evicted):,} "
+                              f"evictions); raise time_limit")
 
     def choose(self) -> int | None:
         sizes, best, best_key = self.costs.sizes, None, None
@@ -255,15 +266,19 @@ class _Run:
 
 
 def plan_dtr(costs: GraphCosts, budget_bytes: int | None = None,
-             heuristic: str = "dtr") -> GraphPlan:
+             heuristic: str = "dtr", time_limit: float | None = None) -> GraphPlan:
     """DTR's run of the program under ``budget_bytes`` (None: no limit, then it equals
-    store_all) with eviction ``heuristic`` (one of :data:`HEURISTICS`)."""
+    store_all) with eviction ``heuristic`` (one of :data:`HEURISTICS`), refused when it
+    lasts more than ``time_limit`` seconds (None: no limit). Each eviction scans the resident
+    values (their scores change with the clock), so a run takes time quadratic in the ops
+    when about half of them stay resident."""
     budget = budget_value("dtr", budget_bytes)
+    seconds = None if time_limit is None else positive_seconds("dtr", "time_limit", time_limit)
     if heuristic not in HEURISTICS:
         raise PolicyError(f"policy 'dtr': heuristic must be one of {', '.join(HEURISTICS)}, "
                           f"got {heuristic!r}")
     started = time.perf_counter()
-    run = _Run(costs, budget, budget_bytes, heuristic)
+    run = _Run(costs, budget, budget_bytes, heuristic, seconds)
     steps = run.run()
     params: dict[str, object] = {"heuristic": heuristic}
     if budget_bytes is not None:
@@ -280,4 +295,6 @@ SPEC = PolicySpec("dtr", "online eviction under a byte budget (Dynamic Tensor "
                    Parameter("heuristic", str, "dtr", "eviction score: dtr (h_DTR_eq), "
                              "local (h_DTR_local), lru (staleness only), size (largest first), "
                              "next_use (offline: h_DTR_eq with the distance to the next read "
-                             "for staleness)")))
+                             "for staleness)"),
+                   Parameter("time_limit", float, None, "seconds the run may take before it "
+                             "is refused; default: no limit")))

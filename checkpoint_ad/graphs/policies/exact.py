@@ -29,10 +29,17 @@ from ..plans import GraphAction, GraphStep
 DEFAULT_MAX_STATES = 1_000_000
 
 
-class _Space:
-    """Bitmask tables of a graph for the search (bit i = node i)."""
+def table_bytes(costs: GraphCosts) -> int:
+    """An upper estimate of the bytes of the search's tables before its first state: two masks
+    of V bits (V nodes) per backward step, plus the ints' headers."""
+    return len(costs) * (len(costs) // 4 + 64)
 
-    def __init__(self, costs: GraphCosts) -> None:
+
+class _Space:
+    """Bitmask tables of a graph for the search (bit i = node i); building them stops with
+    :class:`SearchLimit` at ``deadline`` (they take time quadratic in the nodes)."""
+
+    def __init__(self, costs: GraphCosts, deadline: float = math.inf) -> None:
         self.costs = costs
         self.order = costs.backward_order
         count = len(self.order)
@@ -50,6 +57,9 @@ class _Space:
         self.needed = [0] * (count + 1)   # values a step >= k may need (residual ancestors)
         self.wanted = [0] * (count + 1)   # residuals of the steps >= k
         for k in reversed(range(count)):
+            if time.perf_counter() > deadline:
+                raise SearchLimit(f"policy 'optimal': exact search ran out of its time limit "
+                                  f"preparing its tables for this {len(costs.op_nodes)}-op graph")
             b = self.order[k]
             self.wanted[k] = self.wanted[k + 1] | self.residuals[b]
             self.needed[k] = self.needed[k + 1] | self._ancestors(self.residuals[b])
@@ -118,7 +128,7 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
     ``minimise_peak``, the least peak, then the least cost): (steps, cost, peak). Raises
     BudgetError when no plan fits, :class:`SearchLimit` past ``max_states`` expanded states
     or the ``deadline`` (a ``time.perf_counter()`` value)."""
-    space = _Space(costs)
+    space = _Space(costs, deadline)
     goal = len(space.order)
     start = (0, 0)
     best: dict[tuple[int, int], tuple[float, float]] = {start: (0.0, 0)}

@@ -4,42 +4,49 @@ number of ops alone, checked against the planner limits of :mod:`checkpoint_ad.p
 
 Estimates in bytes, for a graph of V ops and E edges:
 
-* every plan: ``STEP_BYTES`` per step, at most 3 V steps for one pass (store_all), V (V + 3) / 2
-  + 2 V when every backward step may recompute every op before it (recompute_all, save_ops),
-  2 V (``dtr.THRASH_FACTOR`` + 1) for dtr, 6 V for chen, 3 V per hierarchical block for
-  ``optimal`` (at most ``hierarchical.MAX_BLOCKS`` blocks: every block may be recomputed once
-  per block after it);
+* every plan: ``VIEW_BYTES`` per op and per edge (the graph's consumers, op parents and
+  backward order, built on first use) and ``STEP_BYTES`` per step, at most 3 V steps for one
+  pass (store_all), V (V + 1) + 3 V when every backward step may recompute (and then free)
+  every op before it (recompute_all, save_ops), 2 V (``dtr.THRASH_FACTOR`` + 1) for dtr, 12 V for chen (the best
+  plan of its budget search and the one it is building, about 6 V steps each), 3 V per
+  hierarchical block for ``optimal`` (at most ``hierarchical.MAX_BLOCKS`` blocks: every block
+  may be recomputed once per block after it);
 * ``optimal``: also its table (``hierarchical.MAX_CELLS`` costs of 8 bytes);
-* ``checkmate``, ``checkmate_lp``: ``MILP_BYTES`` per variable of the MILP (V stages times the
-  V ops and E edges) and V² steps.
+* ``checkmate``, ``checkmate_lp``: the model's rows as built and solved by HiGHS
+  (:func:`.checkmate_model.model_bytes`) and V² steps.
+
+Measured (tests/graphs/test_planner_bounds_reliability.py holds them): a step takes about 160 bytes
+with its replay; recompute_all on a 300-op chain about 0.8 of its estimate, chen 0.6,
+checkmate (the process's resident memory) about 0.6.
 """
 from __future__ import annotations
 
 from ...plans import limits
 from ...errors import PolicyError
 from ..costs import GraphCosts
+from .checkmate_model import model_bytes
 from .dtr import THRASH_FACTOR
 from .hierarchical import MAX_BLOCKS, MAX_CELLS
 
-STEP_BYTES = 120  # a GraphStep in a list: the tuple, its slot, its replayed counters
-MILP_BYTES = 200  # a MILP variable: its columns of the sparse constraints, and HiGHS's copies
+STEP_BYTES = 200  # a GraphStep in a list: the tuple, its slot, its replayed counters (~160)
+VIEW_BYTES = 200  # per op and per edge: the graph's views a planner builds on first use
 
 
 def _steps(policy: str, ops: int) -> int:
-    recomputing = ops * (ops + 3) // 2 + 2 * ops
+    recomputing = ops * (ops + 1) + 3 * ops
     return {"store_all": 3 * ops, "recompute_all": recomputing, "save_ops": recomputing,
-            "dtr": 2 * ops * (THRASH_FACTOR + 1), "chen": 6 * ops,
+            "dtr": 2 * ops * (THRASH_FACTOR + 1), "chen": 12 * ops,
             "optimal": 3 * ops * min(ops, MAX_BLOCKS)}.get(policy, ops * ops)
 
 
 def estimate(policy: str, ops: int, edges: int) -> int:
     """Bytes that planning a graph of ``ops`` ops and ``edges`` edges with ``policy`` may take
     (see the module docstring)."""
-    total = STEP_BYTES * _steps(policy, ops)
+    total = STEP_BYTES * _steps(policy, ops) + VIEW_BYTES * (ops + edges)
     if policy == "optimal":
         total += 8 * MAX_CELLS
     if policy.startswith("checkmate"):
-        total += MILP_BYTES * ops * (3 * ops + edges)
+        total += model_bytes(ops, edges)
     return total
 
 

@@ -25,11 +25,12 @@ trivial bound (every op computed once).
 from __future__ import annotations
 
 import math
+import time
 from functools import reduce
 
 import numpy as np
 
-from ...errors import BudgetError
+from ...errors import BudgetError, TimeLimitError
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphPlan, GraphStep
 from .block_options import Block, graph_blocks
@@ -44,15 +45,15 @@ KEEP, RELEASE = 0, 1
 class _Table:
     """The dynamic program over ``blocks`` within ``budget`` bytes (module docstring)."""
 
-    def __init__(self, blocks: list[Block], budget: int) -> None:
-        self.blocks, costs = blocks, blocks[0].costs
+    def __init__(self, blocks: list[Block], budget: int, clock: _Clock) -> None:
+        self.blocks, costs, self.clock = blocks, blocks[0].costs, clock
         n = self.n = len(blocks)
         exits = [0] + [costs.sizes[b.exit] for b in blocks]
         grads = [0] + [costs.sizes[b.exit] if costs.has_cotangent[b.exit] and not b.last else 0
                        for b in blocks]
         advance = [(b.advance_peak(False), b.advance_peak(True)) for b in blocks]
         measured = exits + grads + [x for pair in advance for x in pair] + [
-            int(x) for b in blocks for o in b.options for x in o.measures()[:-2]]
+            int(x) for b in blocks for o in clock.options(b) for x in o.measures()[:-2]]
         most = max(1, min(MAX_UNITS, MAX_CELLS // (2 * (n + 1) ** 2) - 1))
         self.unit = memory_unit(measured, [costs.sizes[i] for i in costs.op_nodes], budget, most)
         self.units = budget // self.unit
@@ -81,6 +82,7 @@ class _Table:
             self.cost[KEEP, e, e] = 0.0
             self.cost[RELEASE, e, e, self.exit[e]:] = 0.0
         for e in range(1, n + 1):
+            self.clock.check()
             for s in range(e - 1, -1, -1):
                 for variant in (KEEP, RELEASE):
                     self.cost[variant, s, e] = np.min(self._candidates(variant, s, e)[0], axis=0)
@@ -153,6 +155,30 @@ class _Table:
                 self.steps(variant, s, j, min(m + gain - int(self.grad_up[j]), self.units)))
 
 
+class _Clock:
+    """The time limit of one hierarchical planning (seconds; None: none), read between
+    blocks and between columns of the table."""
+
+    def __init__(self, seconds: float | None, policy: str, blocks: int) -> None:
+        self.seconds, self.policy, self.blocks = seconds, policy, blocks
+        self.deadline = math.inf if seconds is None else time.perf_counter() + seconds
+
+    def check(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise TimeLimitError(f"policy {self.policy!r}: time_limit={self.seconds:.3g} s ran "
+                                 f"out while planning hierarchically ({self.blocks} blocks); "
+                                 "raise time_limit")
+
+    def options(self, block: Block) -> tuple:
+        """The block's options, or this clock's refusal when time runs out finding them."""
+        self.check()
+        try:
+            return block.options
+        except TimeLimitError:
+            self.check()
+            raise
+
+
 def memory_unit(measured: list[int], sizes: list[int], budget: int, most: int) -> int:
     """The bytes of one memory unit: the greatest common divisor of ``measured`` and
     ``budget`` when the budget is then at most ``most`` units; else the smallest divisor of
@@ -169,11 +195,15 @@ def memory_unit(measured: list[int], sizes: list[int], budget: int, most: int) -
 
 
 def plan_hierarchical(costs: GraphCosts, budget: float, policy: str = "optimal",
-                      params: dict | None = None) -> GraphPlan:
+                      params: dict | None = None, time_limit: float | None = None
+                      ) -> GraphPlan:
     """The least-cost plan of the hierarchical family (module docstring) whose peak fits
-    ``budget`` bytes; BudgetError if none does."""
-    blocks = graph_blocks(costs, MAX_BLOCKS)
-    table = _Table(blocks, int(min(budget, plan_store_all(costs).peak_bytes)))
+    ``budget`` bytes; BudgetError if none does, TimeLimitError after ``time_limit`` seconds
+    (None: no limit)."""
+    clock = _Clock(time_limit, policy, 0)
+    blocks = graph_blocks(costs, MAX_BLOCKS, clock.deadline)
+    clock.blocks = len(blocks)
+    table = _Table(blocks, int(min(budget, plan_store_all(costs).peak_bytes)), clock)
     if not math.isfinite(table.cost[KEEP, 0, table.n, table.units]):
         raise BudgetError(f"policy {policy!r}: budget_bytes={int(budget)} is below what the "
                           f"hierarchical plan can reach on this graph ({table.n} blocks)")

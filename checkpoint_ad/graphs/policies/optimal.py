@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
-from ...errors import BudgetError, PolicyError
+from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan
@@ -36,8 +37,10 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of the
     hierarchical plan (a sequence of blocks, several options each; :mod:`.hierarchical`), ``dtr``
     (online, and offline ``next_use``), ``chen`` and, on graphs of at most :data:`MILP_OPS_LIMIT`
-    ops, Checkmate's MILP in the rest of ``time_limit``. ``method="hierarchical"``: the
-    hierarchical plan alone, without exact search."""
+    ops, Checkmate's MILP, sharing the rest of ``time_limit`` (:func:`_past_exact_search`).
+    ``method="hierarchical"``: the hierarchical plan alone, without exact search, within
+    ``time_limit``. The limit bounds the whole call; a refusal for lack of time is a
+    :class:`~checkpoint_ad.errors.TimeLimitError`."""
     budget = budget_value("optimal", budget_bytes)
     max_states = positive_int("optimal", "max_states", max_states)
     limit = positive_seconds("optimal", "time_limit", time_limit)
@@ -49,7 +52,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         params["method"] = method
     started = time.perf_counter()
     if method == "hierarchical":
-        plan = plan_hierarchical(costs, budget, "optimal", params)
+        plan = plan_hierarchical(costs, budget, "optimal", params, limit)
         return replace(plan, solve_s=time.perf_counter() - started)
     if budget >= plan_store_all(costs).peak_bytes:  # store_all fits: nothing to trade
         return GraphPlan.build(costs, plan_store_all(costs).steps, "optimal", params,
@@ -62,8 +65,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         steps, cost, _ = exact.search(costs, budget, max_states,
                                       deadline=started + (limit / 2 if milp else limit))
     except exact.SearchLimit as limit_reached:
-        return _past_exact_search(costs, budget, params, started, limit_reached,
-                                  started + limit if milp else None)
+        return _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp)
     except BudgetError:
         raise _below_minimum(costs, budget_bytes, max_states) from None
     return GraphPlan.build(costs, steps, "optimal", params, method="exact", status="optimal",
@@ -86,34 +88,72 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int) -> 
                        f"of {least} bytes for this graph")
 
 
-def _past_exact_search(costs: GraphCosts, budget: float, params: dict, started: float,
-                       reason: Exception, milp_deadline: float | None) -> GraphPlan:
-    """Past exact search: the cheapest of the hierarchical plan and the plans of ``dtr`` (its
-    online h_DTR_eq and its offline ``next_use``) and ``chen`` at the same budget (so never
-    worse than any), and of Checkmate's MILP until ``milp_deadline`` (None: not tried), each
-    replayed and checked; ``method`` names the one chosen."""
-    budget_bytes = int(budget)
-    candidates, refusals = [], [f"exact search could not decide ({reason})"]
-    planners = [("hierarchical", lambda: plan_hierarchical(costs, budget)),
-                ("dtr", lambda: plan_dtr(costs, budget_bytes=budget_bytes)),
-                ("dtr:next_use", lambda: plan_dtr(costs, budget_bytes=budget_bytes,
-                                                  heuristic="next_use")),
-                ("chen", lambda: plan_chen(costs, budget_bytes=budget_bytes))]
-    if milp_deadline is not None and milp_deadline > time.perf_counter():
-        planners.append(("milp", lambda: plan_checkmate(
-            costs, budget_bytes=budget_bytes, time_limit=milp_deadline - time.perf_counter())))
-    for method, planner in planners:
+def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
+                       clock: tuple[float, float], reason: Exception, milp: bool) -> GraphPlan:
+    """Past exact search: the cheapest of the plans of ``dtr`` (its online h_DTR_eq and its
+    offline ``next_use``), ``chen``, the hierarchical plan and, where ``milp``, Checkmate's
+    MILP at the same budget (so never worse than any), each replayed and checked; ``method``
+    names the one chosen. ``clock`` is (start, time_limit): they run fastest first, each
+    within an even share of the time left (a member that finishes early leaves its time to
+    the next); one out of time is left out, and the plan's details name it."""
+    started, limit = clock
+    candidates, refusals, late = [], [f"exact search could not decide ({reason})"], []
+    members = _members(costs, int(budget), milp)
+    for count, (method, planner) in enumerate(members):
+        share = (started + limit - time.perf_counter()) / (len(members) - count)
         try:
-            candidates.append((method, planner()))
+            if share <= 0:
+                raise TimeLimitError(f"policy 'optimal': no time left for {method}")
+            candidates.append((method, planner(share)))
+        except TimeLimitError as error:
+            late.append(method)
+            refusals.append(f"{method}: {error}")
         except PolicyError as error:
             refusals.append(f"{method}: {error}")
     if not candidates:
-        raise BudgetError(f"policy 'optimal': no planner fits budget_bytes={budget_bytes} on "
-                          f"this {len(costs.op_nodes)}-op graph; " + "; ".join(refusals))
-    method, best = min(candidates, key=lambda found: (found[1].cost, found[1].peak_bytes))
+        raise _nothing_fits(costs, int(budget), limit, late, refusals)
+    method, best = min(candidates, key=lambda found: (found[1].cost, found[1].peak_bytes,
+                                                      PREFERENCE.index(found[0])))
+    details = {"tried": {m: p.cost for m, p in candidates}}
+    if late:
+        details["out_of_time"] = tuple(late)
     return replace(best, policy="optimal", params=params, method=method, status="feasible",
                    lower_bound=costs.total_cost, solve_s=time.perf_counter() - started,
-                   details={"tried": {m: p.cost for m, p in candidates}})  # already replayed
+                   details=details)  # already replayed
+
+
+PREFERENCE = ("hierarchical", "dtr", "dtr:next_use", "chen", "milp")  # among equal plans
+
+
+def _members(costs: GraphCosts, budget_bytes: int, milp: bool
+             ) -> list[tuple[str, Callable[[float], GraphPlan]]]:
+    """The planners past exact search, fastest first: (method, planner of a time limit)."""
+    members = [
+        ("dtr", lambda seconds: plan_dtr(costs, budget_bytes=budget_bytes, time_limit=seconds)),
+        ("dtr:next_use", lambda seconds: plan_dtr(costs, budget_bytes=budget_bytes,
+                                                  heuristic="next_use", time_limit=seconds)),
+        ("chen", lambda seconds: plan_chen(costs, budget_bytes=budget_bytes,
+                                           time_limit=seconds)),
+        ("hierarchical", lambda seconds: plan_hierarchical(costs, budget_bytes,
+                                                           time_limit=seconds))]
+    if milp:
+        members.append(("milp", lambda seconds: plan_checkmate(
+            costs, budget_bytes=budget_bytes, time_limit=seconds)))
+    return members
+
+
+def _nothing_fits(costs: GraphCosts, budget_bytes: int, limit: float, late: list[str],
+                  refusals: list[str]) -> BudgetError:
+    """The refusal when no planner past exact search found a plan: out of time when any of
+    them ran out of its share (a larger time limit may find one)."""
+    where = f"this {len(costs.op_nodes)}-op graph"
+    if late:
+        return TimeLimitError(f"policy 'optimal': no plan of {where} within budget_bytes="
+                              f"{budget_bytes} was found within time_limit={limit:g} s "
+                              f"({', '.join(late)} ran out of time); raise time_limit; "
+                              + "; ".join(refusals))
+    return BudgetError(f"policy 'optimal': no planner fits budget_bytes={budget_bytes} on "
+                       f"{where}; " + "; ".join(refusals))
 
 
 SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; past "
@@ -125,9 +165,9 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "states the exact search may expand before planning "
                              "hierarchically"),
                    Parameter("time_limit", float, DEFAULT_TIME_LIMIT,
-                             "seconds the exact search may take before planning "
-                             f"hierarchically (on graphs of at most {MILP_OPS_LIMIT} ops, "
-                             "half of them, Checkmate's MILP taking the rest)"),
+                             "seconds the whole call may take: exact search (on graphs of at "
+                             f"most {MILP_OPS_LIMIT} ops, half of them), then the planners "
+                             "past it, each an even share of the rest"),
                    Parameter("method", str, "auto",
                              "auto (exact search, then the cheapest of hierarchical, dtr, "
                              "chen and the MILP) or hierarchical (the block plan alone)")))
