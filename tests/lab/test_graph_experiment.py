@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,20 @@ sweep = { budget_fraction = [0.8, 1.0] }
 policy = "dtr"
 sweep = { budget_fraction = [0.05, 0.9] }
 """
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Record], Path]:
+    """TINY_GRAPHS measured once for the tests that read its records or damage a copy."""
+    folder = tmp_path_factory.mktemp("tiny_graphs")
+    return ex.run_experiment(load(folder), folder / "out", isolate=False), folder / "out"
+
+
+def copied_run(tiny_run: tuple[list[Record], Path], tmp_path: Path) -> list[Record]:
+    """The records of :func:`tiny_run`, its output folder copied to ``tmp_path / "out"``."""
+    records, out = tiny_run
+    shutil.copytree(out, tmp_path / "out")
+    return records
 
 
 def load(tmp_path: Path, text: str = TINY_GRAPHS) -> specs.Experiment:
@@ -101,9 +116,9 @@ def test_a_planner_without_a_plan_is_left_out_with_a_note(tmp_path: Path) -> Non
     assert len(sweep.checks) == 2 * 4  # store_all, optimal x2, dtr at 0.9, per workload
 
 
-def test_a_graph_sweep_resumes_like_a_chain_sweep(tmp_path: Path, monkeypatch) -> None:
+def test_a_graph_sweep_resumes_like_a_chain_sweep(tiny_run, tmp_path: Path, monkeypatch) -> None:
     experiment = load(tmp_path)
-    first = ex.run_experiment(experiment, tmp_path / "out", isolate=False)
+    first = copied_run(tiny_run, tmp_path)
     path = tmp_path / "out" / "records.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:2] + lines[3:-1]) + lines[-1][:40])  # one lost, one cut
@@ -122,9 +137,10 @@ def test_a_graph_sweep_resumes_like_a_chain_sweep(tmp_path: Path, monkeypatch) -
     assert [r.identity for r in done] == [r.identity for r in first]
 
 
-def test_a_damaged_graph_record_is_skipped_by_report_and_refused_by_resume(tmp_path) -> None:
+def test_a_damaged_graph_record_is_skipped_by_report_and_refused_by_resume(tiny_run,
+                                                                          tmp_path) -> None:
     experiment = load(tmp_path)
-    ex.run_experiment(experiment, tmp_path / "out", isolate=False)
+    copied_run(tiny_run, tmp_path)
     path = tmp_path / "out" / "records.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     damaged = json.loads(lines[1])
@@ -138,15 +154,15 @@ def test_a_damaged_graph_record_is_skipped_by_report_and_refused_by_resume(tmp_p
         ex.prepare_sweep(experiment, tmp_path / "out", mode="resume")
 
 
-def test_graph_and_chain_records_of_one_name_have_different_identities(tmp_path) -> None:
-    records = ex.run_experiment(load(tmp_path), tmp_path / "out", isolate=False)
+def test_graph_and_chain_records_of_one_name_have_different_identities(tiny_run) -> None:
+    records, _ = tiny_run
     graph = records[0]
     chain = dataclasses.replace(graph, family="chain")
     assert graph.identity != chain.identity
 
 
-def test_graph_records_are_validated_field_by_field(tmp_path: Path) -> None:
-    record = ex.run_experiment(load(tmp_path), tmp_path / "out", isolate=False)[1]
+def test_graph_records_are_validated_field_by_field(tiny_run) -> None:
+    record = tiny_run[0][1]
     data = record.to_dict()
     assert Record.problem(data) is None and "n" in data["sizes"]
     without_n = {**data, "sizes": {k: v for k, v in data["sizes"].items() if k != "n"}}
