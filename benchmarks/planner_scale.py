@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from checkpoint_ad.chains.plans import ChainCosts, check_plan
+from checkpoint_ad.chains.costs import ChainCosts
+from checkpoint_ad.chains.plans import check_plan
 from checkpoint_ad.chains.policies import make_plan
 from checkpoint_ad.chains.policies.optimal import OptimalTable, clear_cache
 

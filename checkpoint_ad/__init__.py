@@ -23,7 +23,8 @@ from .graphs.plans import GraphAction, GraphPlan, GraphStep, check_graph_plan
 from .graphs.policies import plan_graph
 from .engine.graph import Graph, trace
 from .engine.ops import OPS, Tracer
-from .chains.plans import Action, ChainCosts, Plan, PlanBuilder, Step, check_plan
+from .chains.costs import ChainCosts
+from .chains.plans import Action, Plan, PlanBuilder, Step, check_plan
 from .engine.rng import dropout
 from .engine.rng import seed as seed_random
 from .chains.sequential import sequential

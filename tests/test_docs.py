@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from checkpoint_ad import plan_graph
-from checkpoint_ad.chains.plans import ChainCosts
+from checkpoint_ad.chains.costs import ChainCosts
 from checkpoint_ad.chains.policies import make_plan
 from checkpoint_ad.chains.policies.optimal import optimal_cost
 from closed_forms import griewank_advances, revolve_evals

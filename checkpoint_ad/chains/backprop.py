@@ -21,7 +21,8 @@ from ..errors import BudgetError, PolicyError, StageError
 from .executor import ArrayRunner, Executor, predict_meter
 from ..plans.memory import Meter, TracemallocProbe
 from ..engine.ops import Tracer
-from .plans import ChainCosts, Plan
+from .costs import ChainCosts
+from .plans import Plan
 from ..engine.primitives import sum as sum_all
 from ..engine.trees import flatten
 

@@ -22,7 +22,7 @@ from ..engine.backend import ARRAY_TYPES, buffer_root, xp
 from ..checks import real_number, whole_number
 from ..errors import ArgumentError, CheckpointADError, NonFiniteError, StageError
 from ..engine.ops import Node, Tape, Tracer
-from .plans import ChainCosts
+from .costs import ChainCosts
 from ..engine.trees import flatten
 
 StageFunction = Callable[[Any, Any], Any]

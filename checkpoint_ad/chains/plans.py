@@ -33,7 +33,6 @@ the end only ``x_0`` remains stored.
 from __future__ import annotations
 
 import enum
-import math
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,9 +40,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from ..checks import finite_total, real_number, sequence, whole_number
-from ..plans import limits
 from ..errors import PlanError
+from .costs import ChainCosts
 
 
 class Action(enum.Enum):
@@ -81,78 +79,6 @@ class Step(NamedTuple):
         if self.action is Action.ADVANCE and self.end != self.stage:
             return f"advance {self.stage}..{self.end}"
         return f"{self.action.value} {self.stage}"
-
-
-@dataclass(frozen=True)
-class ChainCosts:
-    """What a policy may know of a chain: costs and sizes, never arrays.
-
-    ``compute[t-1]`` is the cost ``u_t`` of one evaluation of stage t (arbitrary units, 1 by
-    default); ``state_bytes[j]`` is the size ``a_j`` of ``x_j`` (j = 0..n); ``tape_bytes[t-1]``
-    is the size ``b_t`` of stage t's held tape, the restart point ``x_t`` included, and
-    ``tape_input_bytes[t-1]`` the part of it that is the stage's input ``x_{t-1}`` (0 unless the
-    tape keeps its input, whose memory it then shares with a stored ``x_{t-1}``).
-    """
-
-    n: int
-    compute: tuple[float, ...] = ()
-    state_bytes: tuple[int, ...] = ()
-    tape_bytes: tuple[int, ...] = ()
-    tape_input_bytes: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        n = whole_number(self.n, "ChainCosts.n (the number of stages)", minimum=1, error=PlanError)
-        object.__setattr__(self, "n", n)
-        defaults = {"compute": (1.0, n), "state_bytes": (1, n + 1),
-                    "tape_bytes": (1, n), "tape_input_bytes": (0, n)}
-        given = {name: sequence(getattr(self, name), f"ChainCosts.{name}", error=PlanError)
-                 for name in defaults}
-        missing = [name for name in defaults if not given[name]]
-        _require_memory(n, limits.COST_BYTES_PER_STAGE // len(defaults) * len(missing))
-        for name, (fill, length) in defaults.items():
-            entries = given[name]
-            if entries:
-                sequence(entries, f"ChainCosts.{name}", length=length, error=PlanError)
-            object.__setattr__(self, name, _checked_entries(name, entries) if entries
-                               else (fill,) * length)
-
-    @classmethod
-    def unit(cls, n: int) -> ChainCosts:
-        """A homogeneous chain: unit costs, every state and held tape one slot."""
-        return cls(n)
-
-    @property
-    def homogeneous(self) -> bool:
-        return (len(set(self.compute)) == 1 and len(set(self.state_bytes)) == 1
-                and len(set(self.tape_bytes)) == 1)
-
-
-def _require_memory(n: int, bytes_per_stage: int) -> None:
-    """Refuse a chain whose default costs alone would exceed the planner memory limit."""
-    limit = limits.current()
-    if bytes_per_stage * (n + 1) > limit.memory_bytes:
-        largest = limit.memory_bytes // bytes_per_stage - 1
-        raise PlanError(f"a chain of n={n:,} stages needs about {bytes_per_stage * (n + 1):,} "
-                        f"bytes for its costs alone, more than the planner memory limit of "
-                        f"{limit.memory_bytes:,} bytes ({limit.source}); the largest n that "
-                        f"fits is {largest:,}")
-def _checked_entries(name: str, values: tuple) -> tuple:
-    """Costs as finite floats >= 0, sizes as integers >= 0 (bytes); else :class:`PlanError`.
-
-    Plain Python floats (costs) or ints (sizes) are checked in bulk (million-stage chains);
-    anything else entry by entry, which also names the first bad entry."""
-    if name == "compute":
-        if all(type(v) is float for v in values) and min(values) >= 0 and math.isfinite(sum(values)):
-            return values
-        checked = tuple(real_number(value, f"ChainCosts.compute[{index}] (the cost of stage "
-                                           f"{index + 1})", positive=False, error=PlanError)
-                        for index, value in enumerate(values))
-        finite_total(checked, "ChainCosts.compute", error=PlanError)
-        return checked
-    if all(type(v) is int for v in values) and min(values) >= 0:
-        return values
-    return tuple(whole_number(value, f"ChainCosts.{name}[{index}] (bytes)", error=PlanError)
-                 for index, value in enumerate(values))
 
 
 class PlanBuilder:

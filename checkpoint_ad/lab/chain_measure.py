@@ -33,7 +33,8 @@ from typing import Any
 from ..chains.backprop import Result, backprop, prepare_backprop
 from ..chains.chain import ChainProfile, profile_chain
 from ..chains.executor import Executor, SymbolicRunner
-from ..chains.plans import ChainCosts, Plan, forward_cost
+from ..chains.costs import ChainCosts
+from ..chains.plans import Plan, forward_cost
 from ..engine.trees import flatten
 from ..plans.memory import Meter, TracemallocProbe
 from ..records.schema import Record

@@ -36,7 +36,8 @@ from typing import Any
 from ..chains import policies as chain_policies
 from ..chains.chain import Chain, ChainProfile, profile_chain
 from ..chains.executor import predict_meter as predict_chain
-from ..chains.plans import ChainCosts, Plan, forward_cost
+from ..chains.costs import ChainCosts
+from ..chains.plans import Plan, forward_cost
 from ..chains.policies.optimal import OptimalTable
 from ..engine import rng
 from ..engine.primitives import sum as sum_all

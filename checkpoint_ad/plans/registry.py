@@ -1,7 +1,7 @@
 """The policy interface and registry that chain and graph policies share.
 
 A policy is a named, documented, pure planner: it sees only a family's cost data
-(:class:`~checkpoint_ad.chains.plans.ChainCosts` or
+(:class:`~checkpoint_ad.chains.costs.ChainCosts` or
 :class:`~checkpoint_ad.graphs.costs.GraphCosts`) and its own parameters, and returns an
 immutable plan. It never touches arrays, and never imports numpy, an executor or anything
 downstream. Each family keeps one :class:`Registry`.

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from checkpoint_ad.chains.chain import ChainProfile, StageProfile
-from checkpoint_ad.chains.plans import ChainCosts
+from ..chains.costs import ChainCosts
 from checkpoint_ad.errors import StageError
 from checkpoint_ad.torch.runner import call_stage, module_tensors, storage_key, tape_stage
 

@@ -19,7 +19,8 @@ import sys
 import pytest
 
 from checkpoint_ad.errors import BudgetError, PolicyError
-from checkpoint_ad.chains.plans import Action, ChainCosts, Plan, check_plan, forward_cost
+from checkpoint_ad.chains.costs import ChainCosts
+from checkpoint_ad.chains.plans import Action, Plan, check_plan, forward_cost
 from checkpoint_ad.chains.policies import make_plan, optimal, optimal_dp
 from checkpoint_ad.chains.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
 from closed_forms import griewank_advances

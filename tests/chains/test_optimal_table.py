@@ -14,7 +14,8 @@ import random
 import pytest
 
 from checkpoint_ad.plans import limits
-from checkpoint_ad.chains.plans import ChainCosts, check_plan, forward_cost
+from checkpoint_ad.chains.costs import ChainCosts
+from checkpoint_ad.chains.plans import check_plan, forward_cost
 from checkpoint_ad.chains.policies import make_plan, optimal
 from checkpoint_ad.chains.policies.optimal import (OptimalTable, clear_cache,
                                                    default_resolution, everything_bytes)

@@ -17,7 +17,7 @@ import pytest
 
 import checkpoint_ad
 from checkpoint_ad.plans import limits
-from checkpoint_ad.chains.plans import ChainCosts
+from checkpoint_ad.chains.costs import ChainCosts
 from checkpoint_ad.chains.policies import check_fits, make_plan, optimal, revolve
 from checkpoint_ad.errors import PlanError, PolicyError
 

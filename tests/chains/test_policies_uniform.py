@@ -12,7 +12,8 @@ from functools import cache
 import pytest
 
 from checkpoint_ad.errors import PlanError, PolicyError, UnknownNameError
-from checkpoint_ad.chains.plans import Action, ChainCosts, check_plan
+from checkpoint_ad.chains.costs import ChainCosts
+from checkpoint_ad.chains.plans import Action, check_plan
 from checkpoint_ad.chains.policies import get_policy, make_plan, names
 from closed_forms import beta, griewank_advances, revolve_peak
 

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from ...plans.registry import Parameter, PolicySpec, Registry
 from ...plans import limits
-from ..plans import ChainCosts, Plan
-from . import store_all, recompute_all, sqrt_n, revolve, optimal
+from ..costs import ChainCosts
+from ..plans import Plan
+from . import optimal, recompute_all, revolve, sqrt_n, store_all
 
 REGISTRY = Registry("policy")
 FOOTPRINTS: dict[str, Callable[..., limits.Footprint]] = {}  # name -> footprint(n, **params)

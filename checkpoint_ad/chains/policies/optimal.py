@@ -71,7 +71,8 @@ from dataclasses import dataclass
 
 from ...checks import flag, whole_number
 from ...errors import BudgetError, PolicyError
-from ..plans import ChainCosts, Plan, PlanBuilder
+from ..costs import ChainCosts
+from ..plans import Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ...plans.limits import Footprint, current, plan_bytes, require, within
 from .optimal_dp import (Grid, Problem, Tables, Rebuild, everything_bytes, solve,

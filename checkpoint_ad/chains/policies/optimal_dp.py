@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...plans.limits import Footprint, plan_bytes
-from ..plans import ChainCosts, PlanBuilder
+from ..costs import ChainCosts
+from ..plans import PlanBuilder
 
 BLOCK_BYTES = 1 << 21  # sums added, then minimised, while in cache (measured: 1.4x in float64)
 UNREACHABLE = 2 ** 30  # "infeasible" in int32 tables: any finite entry plus it still fits

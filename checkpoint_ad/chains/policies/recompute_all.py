@@ -7,7 +7,8 @@ memory any plan can use, at quadratic compute.
 from __future__ import annotations
 
 from ...plans.limits import Footprint, plan_bytes, require
-from ..plans import ChainCosts, Plan, PlanBuilder
+from ..costs import ChainCosts
+from ..plans import Plan, PlanBuilder
 from ...plans.registry import PolicySpec
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 from math import comb
 
 from ...plans.limits import Footprint, plan_bytes, require
-from ..plans import ChainCosts, Plan, PlanBuilder
+from ..costs import ChainCosts
+from ..plans import Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from .sqrt_n import ceil_sqrt
 

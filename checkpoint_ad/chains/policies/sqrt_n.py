@@ -17,7 +17,8 @@ from itertools import pairwise
 from math import isqrt
 
 from ...plans.limits import Footprint, plan_bytes, require
-from ..plans import ChainCosts, Plan, PlanBuilder
+from ..costs import ChainCosts
+from ..plans import Plan, PlanBuilder
 from ...plans.registry import Parameter, PolicySpec, positive_int
 
 

@@ -6,7 +6,8 @@ tapes are consumed from n-1 down to 1.
 from __future__ import annotations
 
 from ...plans.limits import Footprint, plan_bytes, require
-from ..plans import ChainCosts, Plan, PlanBuilder
+from ..costs import ChainCosts
+from ..plans import Plan, PlanBuilder
 from ...plans.registry import PolicySpec
 
 
