@@ -224,7 +224,8 @@ class Plan:
     @classmethod
     def from_steps(cls, n: int, steps: Sequence[Step | tuple], policy: str = "custom",
                    slots: int | None = None, params: Mapping[str, object] | None = None) -> Plan:
-        """A plan from explicit steps, e.g. one edited by hand (check it before running)."""
+        """A plan from explicit steps, e.g. one edited by hand (check it before running), made
+        by ``policy`` with ``params`` and promising ``slots``."""
         builder = PlanBuilder(n)
         for number, step in enumerate(steps, 1):
             action, stage, *rest = step
