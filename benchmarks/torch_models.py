@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None, device: str = "cpu") -> int:
     try:
         import torch
     except ImportError:
-        print("PyTorch is not installed (pip install \"checkpoint_ad[torch]\"); nothing to do.")
+        print("PyTorch is not installed (pip install -e \".[torch]\" from a clone); nothing to do.")
         return 0
     torch.set_num_threads(args.threads)
     print(f"{platform.node()} ({platform.machine()}, {torch.get_num_threads()} threads), "

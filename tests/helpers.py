@@ -1,9 +1,18 @@
 """Small helpers shared by several test files (independent of the code under test)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+
+import checkpoint_ad
 
 from checkpoint_ad.chains.plans import Action, Plan
+
+REPO = Path(checkpoint_ad.__file__).resolve().parent.parent
+WAIT_S = 120  # seconds a command run by a test may take before the test fails
 
 TINY_EXPERIMENT = """\
 workload = "chain"
@@ -45,3 +54,22 @@ def stored_bytes_peak(plan, profile) -> int:
                 buffers[("x", t - 1)] = sizes[t - 1]
         peak = max(peak, sum(buffers.values()))
     return peak
+
+
+def run_cli(cwd: Path, *argv: str | bytes) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    return subprocess.run([sys.executable, "-m", "checkpoint_ad", *argv], cwd=cwd, env=env,
+                          capture_output=True, timeout=WAIT_S, check=False)
+
+
+def snapshot(root: Path) -> dict[bytes, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``root``, by path in bytes."""
+    found: dict[bytes, bytes | None] = {}
+    for folder, folders, files in os.walk(os.fsencode(root)):
+        for name in folders:
+            found[os.path.join(folder, name)] = None
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                found[os.path.join(folder, name)] = handle.read()
+    return found

@@ -17,12 +17,13 @@ from ..engine import rng
 from ..engine.autodiff import as_float_array, value_and_grad
 from ..engine.backend import buffer_root, xp
 from .chain import Chain, ChainProfile, Stage, profile_chain
-from ..errors import BudgetError, PolicyError, StageError
+from ..errors import BudgetError, PlanError, PolicyError, StageError
 from .executor import ArrayRunner, Executor, predict_meter
 from ..plans.memory import Meter, TracemallocProbe
+from ..plans.registry import check_made_with
 from ..engine.ops import Tracer
 from .costs import ChainCosts
-from .plans import Plan
+from .plans import Plan, check_plan
 from ..engine.primitives import sum as sum_all
 from ..engine.trees import flatten
 
@@ -143,16 +144,20 @@ def _check_profile(profile: ChainProfile, chain: Chain, x0: Any, verify: bool) -
 
 
 def _given_plan(plan: object, chain: Chain, policy: str, params: dict[str, Any]) -> Plan:
-    """A plan made earlier, checked to be one of ``policy`` for this chain's length, made with
-    the parameters given beside it (those it names)."""
-    if not isinstance(plan, Plan) or plan.n != chain.n or plan.policy != policy:
-        raise PolicyError(f"backprop: plan must be a Plan of policy {policy!r} for "
-                          f"{chain.n} stages, got {plan!r}")
-    made = dict(plan.params)
-    for name, value in params.items():
-        if name in made and made[name] != value:
-            raise PolicyError(f"backprop: the plan given was made with {name}={made[name]!r}, "
-                              f"not {name}={value!r}")
+    """A plan made earlier (perhaps read by :meth:`Plan.from_json`), checked before anything
+    runs: a valid plan (:func:`check_plan`) for this chain's number of stages, made by
+    ``policy`` with the parameters given beside it (those it names). A chain plan depends on
+    the chain's costs only through that number: it is valid for any chain of n stages."""
+    if not isinstance(plan, Plan):
+        raise PolicyError(f"backprop: plan must be a Plan, got {type(plan).__name__}")
+    if plan.n != chain.n:
+        raise PlanError(f"backprop: the plan given is for a chain of {plan.n} stages; this "
+                        f"chain has {chain.n}")
+    check_made_with("backprop", plan.policy, dict(plan.params), policy, params)
+    try:
+        check_plan(plan)
+    except PlanError as error:
+        raise PlanError(f"backprop: the plan given is not valid: {error}") from None
     return plan
 
 
@@ -175,12 +180,14 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
     if max_memory is not None:
         real_number(max_memory, "backprop: max_memory (bytes)")
     policies.check_params(policy, **policy_params)  # before the profiling sweep runs
+    if plan is not None:
+        plan = _given_plan(plan, chain, policy, policy_params)
     if profile is None:
         profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
     else:
         _check_profile(profile, chain, x0, verify)
     chosen = (policies.make_plan(policy, profile.costs(costs), **policy_params) if plan is None
-              else _given_plan(plan, chain, policy, policy_params))
+              else plan)
     predicted = predict_meter(chosen, profile)
     if max_memory is not None and predicted.peak > max_memory:
         raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
@@ -210,7 +217,9 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
     training loop whose shapes do not change profiles once; otherwise every call starts with
     one taped sweep to learn the sizes, whose evaluations are not counted). ``plan`` runs a plan
     made earlier for this chain by ``policy`` (with the same costs and parameters, as a sweep
-    that plans every point first does) instead of planning again; the executor checks it.
+    that plans every point first does, or read by :meth:`Plan.from_json`) instead of planning
+    again; it is checked before the profiling sweep runs: a plan for another number of stages,
+    of another policy or parameters, or not valid, is refused.
     """
     return prepare_backprop(chain, x0, loss, policy, seed=seed, costs=costs, verify=verify,
                             check_finite=check_finite, max_memory=max_memory,

@@ -40,6 +40,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
+from ..plans.plan_json import (dump_plan, load_plan, mapping_field, read_field, reading,
+                               steps_field, text_field)
+from ..checks import whole_number
 from ..errors import PlanError
 from .costs import ChainCosts
 
@@ -147,8 +150,9 @@ class Plan:
 
     @classmethod
     def from_steps(cls, n: int, steps: Sequence[Step | tuple], policy: str = "custom",
-                   slots: int | None = None) -> Plan:
-        """A plan from explicit steps, e.g. one edited by hand (check it before running)."""
+                   slots: int | None = None, params: Mapping[str, object] | None = None) -> Plan:
+        """A plan from explicit steps, e.g. one edited by hand (check it before running), made
+        by ``policy`` with ``params`` and promising ``slots``."""
         builder = PlanBuilder(n)
         for number, step in enumerate(steps, 1):
             action, stage, *rest = step
@@ -159,7 +163,40 @@ class Plan:
                 raise PlanError(f"step {number}: unknown action {action!r}; actions: {names}") \
                     from None
             builder.add(action, stage, rest[0] if rest else None)
-        return builder.build(policy, slots=slots)
+        return builder.build(policy, params, slots)
+
+    def to_json(self) -> str:
+        """The plan as JSON text that :meth:`from_json` reads back: ``schema_version`` 1,
+        ``family`` "chain", the policy and its params, n, slots, the counts :func:`check_plan`
+        gives (forward evaluations and peak stored items; an invalid plan raises
+        :class:`PlanError`) and the steps as ``[action, stage, end]``."""
+        counts = self.counts
+        return dump_plan("chain", {
+            "policy": self.policy, "params": dict(self.params), "n": self.n,
+            "slots": self.slots, "forward_evals": counts.forward_evals,
+            "peak_stored": counts.peak_stored,
+            "steps": [[_ACTIONS[code].value, stage, end]
+                      for code, stage, end in zip(self._actions, self._stages, self._ends)]})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Plan:
+        """The plan :meth:`to_json` wrote, checked by :func:`check_plan` (it is valid for any
+        chain of its n stages) and its counts compared with those written. Malformed JSON,
+        another family, another schema version, a bad field or step: :class:`PlanError`."""
+        with reading("chain"):
+            data = load_plan(text, "chain", CHAIN_PLAN_FIELDS)
+            n = read_field(data, "n", whole_number, minimum=1)
+            steps = [_json_step(number, step, n)
+                     for number, step in enumerate(steps_field(data, "chain"), 1)]
+            plan = cls.from_steps(n, steps, text_field(data, "policy"),
+                                  read_field(data, "slots", whole_number, optional=True, minimum=1),
+                                  mapping_field(data, "params"))
+            written = Counts(read_field(data, "forward_evals", whole_number),
+                             read_field(data, "peak_stored", whole_number))
+            if plan.counts != written:
+                raise PlanError(f"the plan reports (forward_evals, peak_stored) = "
+                                f"{tuple(written)}, but its steps give {tuple(plan.counts)}")
+        return plan
 
     def __iter__(self) -> Iterator[Step]:
         for code, stage, end in zip(self._actions, self._stages, self._ends):
@@ -209,6 +246,20 @@ class Plan:
 
     def __str__(self) -> str:
         return self.describe()
+
+
+CHAIN_PLAN_FIELDS = ("policy", "params", "n", "slots", "forward_evals", "peak_stored", "steps")
+
+
+def _json_step(number: int, step: list, n: int) -> tuple[str, int, int]:
+    """A step of :meth:`Plan.from_json`, ``[action, stage, end]``, its indices whole numbers
+    in 0..n (the action is checked by :meth:`Plan.from_steps`)."""
+    action, stage, end = step
+    for name, index in (("stage", stage), ("end", end)):
+        whole_number(index, f"step {number}: {name}", error=PlanError)
+        if index > n:
+            raise PlanError(f"step {number}: {name} {index} is beyond the last stage, {n}")
+    return action, stage, end
 
 
 class Counts(NamedTuple):

@@ -40,7 +40,7 @@ examples:
   checkpoint-ad plan --policy revolve --n 20 --slots 3
   checkpoint-ad plan --workload unet --family graph --policy dtr --budget-fraction 0.6
   checkpoint-ad recommend --workload mlp --budget 400KiB
-  checkpoint-ad run --quick                       # fig69, reduced grid, under reports/fig69/
+  checkpoint-ad run --quick                       # fig69, reduced grid, into runs/fig69-quick/
   checkpoint-ad compare --workload mlp --n 64 --width 256 \\
                         --policies store_all,sqrt_n,revolve:slots=8
   checkpoint-ad report reports/fig69"""

@@ -17,6 +17,18 @@ from .options import PROG, add_backend, add_max_memory, doing, new_command
 from .output import ProgressBar
 
 
+QUICK_FOLDER = "runs"  # quick runs land here, which .gitignore lists: reports/ stays as committed
+
+
+def default_folder(name: str, backend: str, quick: bool) -> Path:
+    """Where a run writes without ``--out``: ``reports/NAME`` for a full run (beside the
+    committed reference reports), ``runs/NAME-quick`` for a quick one (a folder git ignores,
+    so that trying the command never touches the committed reports); ``-BACKEND`` after the
+    name for a backend other than numpy."""
+    name += "" if backend == "numpy" else f"-{backend}"
+    return Path(QUICK_FOLDER) / f"{name}-quick" if quick else Path("reports") / name
+
+
 def _resume_command(args: argparse.Namespace, folder: Path) -> str:
     words = [PROG, "run", args.experiment] + (["--quick"] if args.quick else [])
     words += ["--backend", args.backend] if args.backend != "numpy" else []
@@ -42,8 +54,8 @@ def _interrupted_run(args: argparse.Namespace, sweep: Sweep, progress: ProgressB
 def command_run(args: argparse.Namespace, out: TextIO) -> int:
     with doing(f"loading the experiment {args.experiment}"):
         experiment = load_experiment(args.experiment, quick=args.quick)
-    suffix = "" if args.backend == "numpy" else f"-{args.backend}"
-    folder = Path(args.out) if args.out else Path("reports") / (experiment.name + suffix)
+    folder = (Path(args.out) if args.out
+              else default_folder(experiment.name, args.backend, args.quick))
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     with doing(f"planning the points of {experiment.name}"):
         sweep = prepare_sweep(experiment, folder, mode=mode, max_memory=args.max_memory,
@@ -83,6 +95,10 @@ def _run_prepared(args: argparse.Namespace, sweep: Sweep, out: TextIO) -> int:
     out.write(f"{experiment.name}{' (quick)' if args.quick else ''}: {len(records)} records"
               f"{how} in {elapsed:.1f} s -> {sweep.records_path} (and records.csv)\n"
               f"report: {report}; figures: {', '.join(figures)}\n")
+    if args.quick and not args.out:
+        full = default_folder(experiment.name, args.backend, quick=False)
+        out.write(f"a quick run writes under {QUICK_FOLDER}/, which git ignores; the full run "
+                  f"(without --quick) writes {full}\n")
     return 0
 
 
@@ -93,16 +109,20 @@ def add_run_command(commands: Any) -> None:
         "Run an experiment: every grid point and policy configuration in a fresh process, "
         "with a progress bar. Writes records.jsonl and records.csv, then the figures (PNG) "
         "and report.md, under DIR.",
-        "  checkpoint-ad run --quick               # fig69's reduced grid, under a minute\n"
+        "  checkpoint-ad run --quick               # fig69's reduced grid into runs/fig69-quick/\n"
         "  checkpoint-ad run revolve_slots --out /tmp/slots\n"
         "  checkpoint-ad run my_experiment.toml --max-memory 64MiB\n"
         "  checkpoint-ad run revolve_slots --out /tmp/slots --resume   # after an interrupt")
     run.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT, metavar="EXPERIMENT",
                      help=f"a shipped experiment's name or a .toml file (default "
                           f"{DEFAULT_EXPERIMENT}; see `list`)")
-    run.add_argument("--quick", action="store_true", help="the experiment's reduced grid")
+    run.add_argument("--quick", action="store_true",
+                     help=f"the experiment's reduced grid, written (without --out) under "
+                          f"{QUICK_FOLDER}/EXPERIMENT-quick, a folder git ignores: the committed "
+                          f"reports stay untouched")
     run.add_argument("--out", metavar="DIR",
-                     help="output folder (default: reports/EXPERIMENT in the current directory)")
+                     help=f"output folder (default, in the current directory: reports/EXPERIMENT;"
+                          f" {QUICK_FOLDER}/EXPERIMENT-quick with --quick)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     existing = run.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true",

@@ -17,11 +17,13 @@ from ..engine import rng
 from ..checks import function, real_number
 from ..engine.autodiff import argument_numbers
 from ..engine.graph import structure
-from ..errors import BudgetError, NonScalarOutputError, OpError
+from ..errors import BudgetError, NonScalarOutputError, OpError, PlanError, PolicyError
 from ..plans.memory import Meter, TracemallocProbe
+from ..plans.registry import check_made_with
+from .costs import GraphCosts
 from .executor import KINDS, ArrayGraphRunner, GraphExecutor, predict_meter
 from .plans import GraphPlan, check_graph_plan
-from .policies import plan_graph
+from .policies import get_policy, plan_graph
 from .program import Program, compile_graph
 
 
@@ -132,19 +134,41 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
                    policy: str = "store_all", seed: int | None = None, verify: bool = False,
                    check_finite: bool = False, max_memory: int | None = None,
                    trace_memory: bool = True, record_timeline: bool = False,
-                   **params: Any) -> GraphResult:
+                   plan: GraphPlan | None = None, **params: Any) -> GraphResult:
     """Differentiate ``fn`` at ``args`` following the plan of graph policy ``policy``.
 
     ``seed`` fixes the random stream the structure pass draws from (dropout masks are held by
     the graph as constants, so every recomputation sees the same ones); ``verify`` checks that
     recomputations are bit-identical to first computations; ``check_finite`` that values are
     finite; ``max_memory`` refuses, before running, a plan predicted to hold more activation
-    bytes. Other keyword arguments are the policy's parameters.
+    bytes. ``plan`` runs a plan made earlier by ``policy`` (perhaps read by
+    :meth:`GraphPlan.from_json`) instead of planning: one of another policy or parameters is
+    refused before ``fn`` runs, one that does not fit this function's graph (another graph,
+    other sizes or costs) before anything else runs. Other keyword arguments are the policy's
+    parameters.
     """
     _check_max_memory(max_memory)  # before the structure pass runs ``fn``
+    if plan is not None:
+        if not isinstance(plan, GraphPlan):
+            raise PolicyError(f"backprop_graph: plan must be a GraphPlan, got "
+                              f"{type(plan).__name__}")
+        get_policy(policy).check_params(**params)  # planning would have refused them
+        check_made_with("backprop_graph", plan.policy, plan.params, policy, params)
     traced = trace_function(fn, *args, argnums=argnums, seed=seed)
-    plan = plan_graph(policy, traced.program.costs, **params)
-    return traced.run(plan, verify, check_finite, max_memory, trace_memory, record_timeline)
+    costs = traced.program.costs
+    chosen = plan_graph(policy, costs, **params) if plan is None else _fitted(plan, costs)
+    return traced.run(chosen, verify, check_finite, max_memory, trace_memory, record_timeline)
+
+
+def _fitted(plan: GraphPlan, costs: GraphCosts) -> GraphPlan:
+    """``plan``, refused unless it fits ``costs`` (:func:`check_graph_plan`: every step legal
+    on this graph and the evaluations, cost and peak it reports equal to its replay)."""
+    try:
+        check_graph_plan(costs, plan)
+    except PlanError as error:
+        raise PlanError(f"backprop_graph: the plan given does not fit this function's graph "
+                        f"({len(costs.op_nodes)} ops, {len(costs)} nodes): {error}") from None
+    return plan
 
 
 def _check_max_memory(max_memory: object) -> None:

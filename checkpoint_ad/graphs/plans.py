@@ -20,8 +20,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..checks import shown
+from ..checks import real_number, shown, whole_number
 from ..errors import PlanError
+from ..plans.plan_json import (dump_plan, json_able, load_plan, mapping_field, read_field,
+                               reading, steps_field, text_field)
 from .costs import GraphCosts, checked_costs
 
 
@@ -161,6 +163,39 @@ class GraphPlan:
         return cls(policy, dict(params), steps, counted.forward_evals, counted.cost,
                    counted.peak_bytes, **info)  # type: ignore[arg-type]
 
+    def to_json(self) -> str:
+        """The plan as JSON text that :meth:`from_json` reads back: ``schema_version`` 1,
+        ``family`` "graph", the policy and its params, the steps as ``[action, node]``, the
+        numbers its replay gave (forward evaluations, cost, peak bytes), how it was found
+        (method, status, lower_bound, solve_s in seconds) and the details JSON can hold."""
+        return dump_plan("graph", {
+            "policy": self.policy, "params": dict(self.params),
+            "steps": [[step.action.value, step.node] for step in self.steps],
+            "forward_evals": self.forward_evals, "cost": self.cost,
+            "peak_bytes": self.peak_bytes, "method": self.method, "status": self.status,
+            "lower_bound": self.lower_bound, "solve_s": self.solve_s,
+            "details": json_able(self.details)})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> GraphPlan:
+        """The plan :meth:`to_json` wrote. Malformed JSON, another family, another schema
+        version, a bad field or step: :class:`PlanError`. Whether its steps fit a graph only
+        that graph's costs can tell: :func:`check_graph_plan` (which ``backprop_graph`` runs
+        before anything else) replays them and compares the numbers written."""
+        with reading("graph"):
+            data = load_plan(text, "graph", GRAPH_PLAN_FIELDS)
+            steps = tuple(_json_step(number, step)
+                          for number, step in enumerate(steps_field(data, "graph")))
+            return cls(text_field(data, "policy"), mapping_field(data, "params"), steps,
+                       read_field(data, "forward_evals", whole_number),
+                       read_field(data, "cost", real_number, positive=False),
+                       read_field(data, "peak_bytes", whole_number),
+                       text_field(data, "method"), text_field(data, "status"),
+                       read_field(data, "lower_bound", real_number, optional=True,
+                                  positive=False),
+                       read_field(data, "solve_s", real_number, positive=False),
+                       mapping_field(data, "details"))
+
     @property
     def gap(self) -> float | None:
         """cost / lower_bound - 1, where a positive bound is known."""
@@ -188,6 +223,22 @@ class GraphPlan:
                 f"[{self.method}, {self.status}]")
         width = len(str(len(self.steps)))
         return "\n".join([head] + [f"  {k:>{width}}  {step}" for k, step in enumerate(self.steps)])
+
+
+GRAPH_PLAN_FIELDS = ("policy", "params", "steps", "forward_evals", "cost", "peak_bytes", "method",
+                     "status", "lower_bound", "solve_s", "details")
+
+
+def _json_step(number: int, step: list) -> GraphStep:
+    """A step of :meth:`GraphPlan.from_json`, ``[action, node]``: a known action and a whole
+    number (whether the node is one of a graph's, its costs tell)."""
+    name, node = step
+    try:
+        action = GraphAction(name)
+    except ValueError:
+        raise PlanError(f"step {number}: unknown action {name!r}; actions: "
+                        f"{', '.join(a.value for a in GraphAction)}") from None
+    return GraphStep(action, whole_number(node, f"step {number}: node", error=PlanError))
 
 
 def check_graph_plan(costs: GraphCosts, plan: GraphPlan) -> Replay:

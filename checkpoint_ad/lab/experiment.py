@@ -18,7 +18,8 @@ from .points import PointTask, check_backend
 from .preflight import PointCheck, check_points, refuse_above
 from ..records.files import (CSV_FILE, RECORDS_FILE, RecordsScan, RecordWriter, scan_records,
                              write_csv)
-from ..records.folders import FolderLock, LOCK_FILE, check_output_files, ensure_writable_folder
+from ..records.folders import (FolderLock, LOCK_FILE, check_output_files, ensure_writable_folder,
+                               remove_created_folders)
 from ..records.provenance import environment
 from ..records.schema import Record, describe_identity
 from .specs import Experiment, parse_experiment
@@ -98,13 +99,25 @@ def _existing(path: Path) -> RecordsScan | None:
     return scan_records(path)
 
 
-def _kept_on_resume(scan: RecordsScan, checks: list[PointCheck]) -> dict[tuple[Any, ...], Record]:
-    """The records a resumed sweep keeps, by identity; refuses damage it cannot repair and
-    records that belong to another run."""
+def _refuse_unusable(scan: RecordsScan | None, mode: str) -> None:
+    """Refuse what the folder's records file holds, as far as it can be judged before any
+    point is planned: records a "new" run would mix into, damage "resume" cannot repair."""
+    if scan is None:
+        return
+    held = len(scan.records) + len(scan.bad)
+    if held and mode == "new":
+        raise ExperimentError(f"{scan.path} already holds {held} record line(s); add --resume "
+                              f"to continue that run, --overwrite to replace it, or choose "
+                              f"another --out")
     damaged = [line for line in scan.bad if not line.truncated]
-    if damaged:
+    if damaged and mode == "resume":
         raise ExperimentError(f"{damaged[0]}; --resume repairs only a truncated last line: fix "
                               f"or delete line {damaged[0].number}, or choose another --out")
+
+
+def _kept_on_resume(scan: RecordsScan, checks: list[PointCheck]) -> dict[tuple[Any, ...], Record]:
+    """The records a resumed sweep keeps, by identity; refuses records that belong to another
+    run (identities hold resolved sizes and parameters, known once the points are planned)."""
     wanted = {check.identity for check in checks}
     strangers = [(number, record) for number, record in zip(scan.numbers, scan.records)
                  if record.identity not in wanted]
@@ -124,14 +137,10 @@ def _survey(experiment: Experiment, folder: Path, mode: str, checks: list[PointC
             max_memory: int | None) -> Sweep:
     """The sweep as the folder's records file now stands (reads only; see prepare_sweep)."""
     scan = _existing(folder / RECORDS_FILE)
-    held = len(scan.records) + len(scan.bad) if scan else 0
+    _refuse_unusable(scan, mode)
     sweep = Sweep(experiment, folder, mode, checks, checks, scan=scan)
-    if held and mode == "new":
-        raise ExperimentError(f"{folder / RECORDS_FILE} already holds {held} record line(s); "
-                              f"add --resume to continue that run, --overwrite to replace it, "
-                              f"or choose another --out")
-    if mode == "overwrite":
-        sweep.replaced = held
+    if mode == "overwrite" and scan is not None:
+        sweep.replaced = len(scan.records) + len(scan.bad)
     if mode == "resume" and scan is not None:
         sweep.recorded = _kept_on_resume(scan, checks)
         sweep.pending = [check for check in checks if check.identity not in sweep.recorded]
@@ -144,42 +153,71 @@ def _survey(experiment: Experiment, folder: Path, mode: str, checks: list[PointC
     return sweep
 
 
-def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
-                  mode: str = "new", max_memory: int | None = None,
-                  command: str = "checkpoint_ad.lab.experiment", backend: str = "numpy") -> Sweep:
-    """Check everything a run of ``experiment`` into ``out_dir`` needs, before anything runs
-    or is written; raise the package's own error (one line) at the first problem.
+def _check_folder(folder: Path, mode: str) -> list[Path]:
+    """Everything about the output folder that can be refused before any point is planned
+    (planning a sweep can take many seconds): its output files, another run holding it, its
+    records file (see :func:`_refuse_unusable`), and that it is writable. Creates the folder
+    if needed; returns the folders created."""
+    check_output_files(folder, OUTPUT_FILES)
+    FolderLock.refuse_if_held(folder)
+    _refuse_unusable(_existing(folder / RECORDS_FILE), mode)
+    return ensure_writable_folder(folder)
 
-    * every point is planned and its peak predicted (:func:`~.preflight.check_points`): bad
-      budgets and parameters are refused now, naming the point; a graph planner that finds no
-      plan at a point's budget leaves that point out, with a note saying why;
-    * the files a run writes (records, CSV, report) must not exist as folders;
-    * ``max_memory`` (bytes): if any point still to run is predicted to hold more activation
-      bytes, the whole run is refused, naming the first such point (:class:`BudgetError`);
-    * ``mode`` "new" refuses a records file that already holds lines (results are never
-      silently replaced or mixed); "resume" keeps its records, skips their points, and cuts off
-      a truncated last line (an interrupted write), but refuses other damage and records of
-      another run; "overwrite" replaces it;
-    * the folder must be writable (it is created if needed);
-    * ``backend`` "torch" runs every point on torch modules (see :class:`~.measure.PointTask`);
-    * one run at a time per folder: the sweep holds the folder's lock (:class:`FolderLock`,
-      naming ``command`` as its holder) from before the records are examined again until
-      :meth:`Sweep.close`; a second run into the folder is refused, naming the holder.
-    """
-    if mode not in SWEEP_MODES:
-        raise ExperimentError(f"mode must be one of {', '.join(SWEEP_MODES)}, got {mode!r}")
-    folder = Path(out_dir)
-    tasks = [replace(task, max_memory=max_memory, backend=check_backend(backend))
+
+def _planned(experiment: Experiment, max_memory: int | None, backend: str
+             ) -> tuple[list[PointCheck], list[str]]:
+    """Every point of ``experiment`` planned (:func:`~.preflight.check_points`), and the
+    reasons of those left out for want of a plan; refuses a sweep left with no point."""
+    tasks = [replace(task, max_memory=max_memory, backend=backend)
              for task in experiment.tasks(environment())]
     unplanned: list[str] = []
     checks = check_points(tasks, experiment.source + ":", unplanned)
     if not checks:
         more = f" (and {len(unplanned) - 1} more)" if len(unplanned) > 1 else ""
         raise ExperimentError(f"no point has a plan; {unplanned[0]}{more}")
-    check_output_files(folder, OUTPUT_FILES)
-    FolderLock.refuse_if_held(folder)
-    _survey(experiment, folder, mode, checks, max_memory)  # refusals before anything is written
-    ensure_writable_folder(folder)
+    return checks, unplanned
+
+
+def prepare_sweep(experiment: Experiment, out_dir: str | os.PathLike[str], *,
+                  mode: str = "new", max_memory: int | None = None,
+                  command: str = "checkpoint_ad.lab.experiment", backend: str = "numpy") -> Sweep:
+    """Check everything a run of ``experiment`` into ``out_dir`` needs, before anything runs
+    or is written; raise the package's own error (one line) at the first problem.
+
+    First the output folder, before any point is planned (so that a refusal comes at once):
+
+    * the files a run writes (records, CSV, report) must not exist as folders;
+    * one run at a time per folder: a folder another run holds is refused, naming the holder;
+    * ``mode`` "new" refuses a records file that already holds lines (results are never
+      silently replaced or mixed); "resume" keeps its records, skips their points, and cuts off
+      a truncated last line (an interrupted write), but refuses other damage; "overwrite"
+      replaces it;
+    * the folder must be writable (it is created if needed, and removed again if the run is
+      refused later).
+
+    Then the points:
+
+    * every point is planned and its peak predicted (:func:`~.preflight.check_points`): bad
+      budgets and parameters are refused now, naming the point; a graph planner that finds no
+      plan at a point's budget leaves that point out, with a note saying why;
+    * "resume" refuses records of another run (identities hold the resolved parameters);
+    * ``max_memory`` (bytes): if any point still to run is predicted to hold more activation
+      bytes, the whole run is refused, naming the first such point (:class:`BudgetError`);
+    * ``backend`` "torch" runs every point on torch modules (see :class:`~.measure.PointTask`).
+
+    The sweep holds the folder's lock (:class:`FolderLock`, naming ``command`` as its holder)
+    from before the records are examined again until :meth:`Sweep.close`.
+    """
+    if mode not in SWEEP_MODES:
+        raise ExperimentError(f"mode must be one of {', '.join(SWEEP_MODES)}, got {mode!r}")
+    folder, backend = Path(out_dir), check_backend(backend)
+    created = _check_folder(folder, mode)
+    try:
+        checks, unplanned = _planned(experiment, max_memory, backend)
+        _survey(experiment, folder, mode, checks, max_memory)  # refusals before anything is written
+    except BaseException:  # an interrupt too: a refused run leaves no folder behind
+        remove_created_folders(created)
+        raise
     lock = FolderLock(folder, command)
     try:  # again under the lock: another run may have written records meanwhile
         sweep = _survey(experiment, folder, mode, checks, max_memory)

@@ -28,7 +28,7 @@ def torch_backend() -> Any:
         import torch  # noqa: F401  (only to learn whether it is installed)
     except ImportError:
         raise ExperimentError('--backend torch needs PyTorch, which is not installed: '
-                              'pip install "checkpoint_ad[torch]"') from None
+                              'pip install -e ".[torch]" in the repository\'s folder') from None
     from . import torch_measure
     return torch_measure
 

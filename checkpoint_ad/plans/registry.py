@@ -9,7 +9,7 @@ downstream. Each family keeps one :class:`Registry`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,20 @@ def plain_params(params: dict[str, object]) -> dict[str, object]:
     """``params`` with numpy scalars (``np.int64(3)``) as the Python values they hold, so that
     every planner takes them wherever it takes ints, floats and bools."""
     return {name: plain(value) for name, value in params.items()}
+
+
+def check_made_with(caller: str, made_by: str, made_with: Mapping[str, object], policy: str,
+                    params: Mapping[str, object]) -> None:
+    """Refuse a plan made earlier (by policy ``made_by`` with parameters ``made_with``) given
+    beside a ``policy`` and ``params`` that contradict it: another policy, or a parameter the
+    plan names with another value."""
+    if made_by != policy:
+        raise PolicyError(f"{caller}: the plan given was made by policy {made_by!r}, not "
+                          f"{policy!r}; pass policy={made_by!r} with it")
+    for name, value in params.items():
+        if name in made_with and made_with[name] != value:
+            raise PolicyError(f"{caller}: the plan given was made with "
+                              f"{name}={made_with[name]!r}, not {name}={value!r}")
 
 
 def _no_check(**params: object) -> None:

@@ -15,9 +15,10 @@ except ImportError:  # Windows: runs into one folder are not serialised
     fcntl = None  # type: ignore[assignment]
 
 
-def ensure_writable_folder(folder: str | os.PathLike[str]) -> None:
+def ensure_writable_folder(folder: str | os.PathLike[str]) -> list[Path]:
     """Create ``folder`` (and its parents) if needed and check that a file can be created in
-    it; otherwise raise :class:`ExperimentError` saying why, leaving nothing behind."""
+    it; otherwise raise :class:`ExperimentError` saying why, leaving nothing behind. Returns
+    the folders it created, parents first (for :func:`remove_created_folders`)."""
     folder = Path(folder)
     missing: list[Path] = []
     existing = folder
@@ -35,14 +36,21 @@ def ensure_writable_folder(folder: str | os.PathLike[str]) -> None:
         with tempfile.TemporaryFile(dir=folder, prefix=".checkpoint-ad-probe-"):
             pass
     except OSError as error:
-        for path in reversed(created):
-            try:
-                path.rmdir()
-            except OSError:
-                pass
+        remove_created_folders(created)
         reason = error.strerror or str(error)
         raise ExperimentError(f"cannot write to output folder {folder}: {reason}; choose "
                               f"another --out") from None
+    return created
+
+
+def remove_created_folders(created: list[Path]) -> None:
+    """Remove the folders :func:`ensure_writable_folder` created, deepest first, as long as
+    they are empty (a run refused after that check leaves no folder behind)."""
+    for path in reversed(created):
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 # -- one run at a time per folder ------------------------------------------------------------------

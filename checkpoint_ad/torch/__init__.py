@@ -3,8 +3,8 @@
 ``profile(modules, x)`` measures a chain of ``torch.nn.Module`` stages (times, output bytes,
 bytes saved for backward, random stages) as :class:`TorchChainCosts`;
 ``CheckpointedSequential(modules, policy, **params)`` is a module whose forward and backward
-follow that policy's plan. Needs PyTorch (``pip install "checkpoint_ad[torch]"``); nothing else
-in the package imports it.
+follow that policy's plan. Needs PyTorch (``pip install -e ".[torch]"`` from a clone); nothing
+else in the package imports it.
 """
 from __future__ import annotations
 

@@ -403,4 +403,4 @@ def test_the_torch_backend_without_torch_says_how_to_install_it(
     more = ["--out", str(out)] if command[0] == "run" else []
     line = one_error(capsys, *command, *more, "--backend", "torch")
     assert_mentions(line, "--backend torch needs PyTorch, which is not installed",
-                    'pip install "checkpoint_ad[torch]"')
+                    'pip install -e ".[torch]" in the repository\'s folder')

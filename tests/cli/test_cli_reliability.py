@@ -14,32 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import checkpoint_ad
 from checkpoint_ad.cli import main as cli
 from checkpoint_ad.cli import plan as plan_command
-from helpers import TINY_EXPERIMENT
+from helpers import REPO, TINY_EXPERIMENT, WAIT_S, run_cli, snapshot
 
-REPO = Path(checkpoint_ad.__file__).resolve().parent.parent
-WAIT_S = 120
-
-
-def run_cli(cwd: Path, *argv: str | bytes) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    return subprocess.run([sys.executable, "-m", "checkpoint_ad", *argv], cwd=cwd, env=env,
-                          capture_output=True, timeout=WAIT_S, check=False)
-
-
-def snapshot(root: Path) -> dict[bytes, bytes | None]:
-    """Every file (its bytes) and folder (None) under ``root``, by path in bytes."""
-    found: dict[bytes, bytes | None] = {}
-    for folder, folders, files in os.walk(os.fsencode(root)):
-        for name in folders:
-            found[os.path.join(folder, name)] = None
-        for name in files:
-            with open(os.path.join(folder, name), "rb") as handle:
-                found[os.path.join(folder, name)] = handle.read()
-    return found
 
 
 def make(root: Path, files: dict[bytes, bytes | None]) -> None:

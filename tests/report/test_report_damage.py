@@ -20,8 +20,7 @@ from checkpoint_ad import plotting
 from checkpoint_ad.cli import main as cli
 from checkpoint_ad.lab import experiment as ex
 from checkpoint_ad.lab import specs
-from helpers import TINY_EXPERIMENT
-from test_cli_reliability import run_cli, snapshot
+from helpers import TINY_EXPERIMENT, run_cli, snapshot
 
 
 @pytest.fixture(scope="module")
