@@ -91,7 +91,7 @@ def add_compare_command(commands: Any) -> None:
         "forward evaluations, stored items, activation bytes by kind beside the parameters, "
         "predicted and measured bytes, time, and ratios to store_all. Policies are separated "
         "by commas, their parameters by colons: revolve:slots=8, optimal:slots=4:tapes=false, "
-        "optimal:budget_fraction=0.3.",
+        "optimal:budget_fraction=0.3; names by +: save_ops:ops=matmul+tanh.",
         "  checkpoint-ad compare --workload mlp --n 64 --width 256 "
         "--policies store_all,sqrt_n,revolve:slots=8\n"
         "  checkpoint-ad compare --workload chain --n 100 --policies store_all,revolve --json\n"
@@ -107,7 +107,8 @@ def add_compare_command(commands: Any) -> None:
                                  "is also a chain workload's (residual); otherwise found from "
                                  "the name")
     comparison.add_argument("--policies",
-                            help=f"comma-separated policies, each NAME[:KEY=VALUE...] (default: "
+                            help=f"comma-separated policies, each NAME[:KEY=VALUE...], a value that "
+                                 f"is names joined by + (save_ops:ops=matmul+tanh) (default: "
                                  f"{CHAIN_POLICIES} for chains; {GRAPH_POLICIES} for graphs)")
     comparison.add_argument("--budget", type=byte_count, metavar="BYTES",
                             help=f"budget_bytes for every policy that takes one and was given "

@@ -20,8 +20,6 @@ from ..lab.specs import MAX_REPEATS
 PROG = "checkpoint-ad"
 
 
-# -- value parsers (argparse ``type=``) ------------------------------------------------------------
-
 # -- what is being done (named by main's one line if memory or recursion run out) ------------------
 
 ACTIVITY = ["reading the command line"]
@@ -75,6 +73,9 @@ BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12
               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 BYTES_HELP = "plain bytes or with a unit: 800000, 64MiB, 1.5GB (kB, MB, GB: powers of 1000; " \
              "KiB, MiB, GiB: of 1024)"
+
+
+NAMES_HELP = " (names joined by +, such as matmul+tanh; in --policies: save_ops:ops=matmul+tanh)"
 
 
 def byte_count(text: str) -> int:
@@ -141,17 +142,33 @@ def parse_policies(text: str) -> list[tuple[str, dict[str, Any]]]:
             if key.strip() in params:
                 raise ExperimentError(f"--policies: {item}: {key.strip()} is given twice; give "
                                       f"each parameter once")
-            if key.strip().endswith("_bytes"):
-                try:
-                    params[key.strip()] = byte_count(value)
-                except argparse.ArgumentTypeError as error:
-                    raise ExperimentError(f"--policies: {name}:{key.strip()}: {error}") from None
-                continue
-            params[key.strip()] = literal(value.strip())
+            params[key.strip()] = _policy_value(name, key.strip(), value)
         configurations.append((name.strip(), params))
     if not configurations:
         raise ExperimentError("--policies names no policy")
     return configurations
+
+
+def _policy_value(policy: str, key: str, text: str) -> Any:
+    """One ``--policies`` value: bytes for ``*_bytes``, names joined by ``+`` for a parameter
+    that takes names (``ops=matmul+tanh``), else :func:`literal`."""
+    names = {**registered_policy_parameters(), **registered_graph_policy_parameters()}
+    parse = (byte_count if key.endswith("_bytes") else op_names
+             if key in names and names[key][0].kind is tuple else literal)
+    try:
+        return parse(text.strip())
+    except argparse.ArgumentTypeError as error:
+        raise ExperimentError(f"--policies: {policy}:{key}: {error}") from None
+
+
+def op_names(text: str) -> tuple[str, ...]:
+    """``matmul+tanh`` (or ``matmul,tanh`` where commas are free) → ``("matmul", "tanh")``: a
+    parameter that takes names (``save_ops``'s ``ops``)."""
+    names = tuple(name.strip() for name in re.split(r"[+,]", text) if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names joined by +, such as matmul+tanh, "
+                                         f"got {text!r}")
+    return names
 
 
 # -- option builders shared by commands ------------------------------------------------------------
@@ -203,14 +220,6 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
                                 f"[{', '.join(owners)}]")
 
 
-def comma_names(text: str) -> tuple[str, ...]:
-    """``matmul,tanh`` → ``("matmul", "tanh")`` (a tuple-valued policy parameter)."""
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
-    return names
-
-
 def add_graph_policy_options(parser: argparse.ArgumentParser) -> None:
     """One option per parameter of a graph policy that no chain policy has (``--time-limit``,
     ``--heuristic``...); the shared ones (``--budget-bytes``, ``--segments``) are
@@ -221,12 +230,14 @@ def add_graph_policy_options(parser: argparse.ArgumentParser) -> None:
     for name, (parameter, owners) in registered_graph_policy_parameters().items():
         if name in chain:
             continue
-        kind = (comma_names if parameter.kind is tuple else non_negative_int
+        names = parameter.kind is tuple
+        kind = (op_names if names else non_negative_int
                 if parameter.kind is int and parameter.default == 0
                 else TYPES.get(parameter.kind, literal))
         group.add_argument(f"--{name.replace('_', '-')}", dest=_dest(name), type=kind,
-                           metavar=parameter.kind.__name__.upper(),
-                           help=f"{parameter.help} [{', '.join(owners)}]")
+                           metavar="NAMES" if names else parameter.kind.__name__.upper(),
+                           help=f"{parameter.help}{NAMES_HELP if names else ''} "
+                                f"[{', '.join(owners)}]")
 
 
 def add_size_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:

@@ -8,7 +8,7 @@ import time
 from typing import Any, TextIO
 
 from ..lab.points import PointTask
-from ..records.schema import Record
+from ..records.schema import Record, point_label
 
 
 class ProgressBar:
@@ -24,9 +24,11 @@ class ProgressBar:
         elapsed = time.perf_counter() - self.start
         if not self.tty:
             if record is not None:
-                self.stream.write(f"[{done}/{total}] {record.workload} n={record.n} "
-                                  f"{record.label}: {record.forward_evals:,} evaluations, "
-                                  f"{record.peak_bytes:,} bytes peak ({elapsed:.1f} s)\n")
+                point = point_label(record.workload, record.sizes, record.policy,
+                                    record.params)
+                self.stream.write(f"[{done}/{total}] {point}: {record.forward_evals:,} "
+                                  f"evaluations, {record.peak_bytes:,} bytes peak "
+                                  f"({elapsed:.1f} s)\n")
                 self.stream.flush()
             return
         filled = int(self.width * done / max(total, 1))

@@ -19,7 +19,7 @@ from ..graphs.executor import predict_meter as predict_graph
 from ..graphs.plans import GraphPlan
 from ..lab.points import plain_params, planning_costs, store_all_bytes
 from ..lab.recommend import trace_program
-from ..lab.spec_checks import check_combination
+from ..lab.spec_checks import check_combination, fraction_problem
 from ..plans import limits
 from ..workloads import chain_models, graph_models
 from ..workloads.graph_models import FAMILIES
@@ -41,9 +41,14 @@ def stage_count(text: str) -> int:
     return value
 
 
-def _too_long(steps: int, what: str) -> PolicyError:
-    return PolicyError(f"plan: {what} {steps:,} steps, more than the {MAX_LISTED_STEPS:,} it "
-                       f"lists at most; add --summary for its counts only, or plan a smaller --n")
+def require_listable(args: argparse.Namespace, steps: int, what: str,
+                     smaller: str = "a smaller --n") -> None:
+    """Refuse (before anything is written) to list a plan of more than MAX_LISTED_STEPS steps;
+    ``--summary`` prints its counts only. ``what`` leads the step count in the message."""
+    if not args.summary and steps > MAX_LISTED_STEPS:
+        raise PolicyError(f"plan: {what} {steps:,} steps, more than the {MAX_LISTED_STEPS:,} "
+                          f"it lists at most; add --summary for its counts only, or plan "
+                          f"{smaller}")
 
 
 def _write_plan_json(plan: Plan, out: TextIO, extra: dict[str, Any]) -> None:
@@ -59,9 +64,16 @@ def _write_plan_json(plan: Plan, out: TextIO, extra: dict[str, Any]) -> None:
 
 
 def command_plan(args: argparse.Namespace, out: TextIO) -> int:
+    """``plan``: every form (``--n``, a chain or a graph ``--workload``) plans under
+    ``--planner-memory``."""
+    with limits.limited(memory_bytes=args.planner_memory):
+        if args.workload is not None:
+            return plan_workload(args, out)
+        return _plan_unit_chain(args, out)
 
-    if args.workload is not None:
-        return plan_workload(args, out)
+
+def _plan_unit_chain(args: argparse.Namespace, out: TextIO) -> int:
+    """``plan --n N``: a chain of N unit stages."""
     if args.n is None:
         raise PolicyError("plan: give --n (a chain of n unit stages) or --workload (a chain or "
                           "graph workload, see `checkpoint-ad list`)")
@@ -71,11 +83,9 @@ def command_plan(args: argparse.Namespace, out: TextIO) -> int:
                               f"only; a chain of n unit stages takes --budget or --slots")
     params = with_budget(args, given_options(args, list(registered_policy_parameters())), None)
     check_combination(args.policy, params)
-    with limits.limited(memory_bytes=args.planner_memory), \
-            doing(f"planning {args.policy} for n={args.n}"):
+    with doing(f"planning {args.policy} for n={args.n}"):
         policies.check_fits(args.policy, args.n, **params)
-        if not args.summary and args.n > MAX_LISTED_STEPS:  # a plan has n steps at least
-            raise _too_long(args.n, f"a plan for n={args.n:,} has at least")
+        require_listable(args, args.n, f"a plan for n={args.n:,} has at least")
         chosen = make_plan(args.policy, n=args.n, **params)
     return write_plan(args, chosen, out)
 
@@ -85,8 +95,7 @@ def write_plan(args: argparse.Namespace, chosen: Plan, out: TextIO,
     """Print a chain plan as ``plan`` does (``--json``, ``--summary``); ``extra`` entries lead
     the JSON object."""
     extra = extra or {}
-    if not args.summary and len(chosen) > MAX_LISTED_STEPS:
-        raise _too_long(len(chosen), f"this {chosen.policy} plan has")
+    require_listable(args, len(chosen), f"this {chosen.policy} plan has")
     if args.json:
         if args.summary:
             data = {**extra, "policy": chosen.policy, "n": chosen.n,
@@ -118,9 +127,9 @@ def with_budget(args: argparse.Namespace, params: dict[str, Any], store_all: Any
     if args.budget is not None:
         params["budget_bytes"] = args.budget
     if args.budget_fraction is not None:
-        if not 0 < args.budget_fraction:
-            raise ExperimentError(f"plan: --budget-fraction must be a number > 0 (a fraction "
-                                  f"of store_all's bytes), got {args.budget_fraction}")
+        problem = fraction_problem(args.budget_fraction, "--budget-fraction")
+        if problem:
+            raise ExperimentError(f"plan: {problem}")
         params["budget_bytes"] = max(1, int(args.budget_fraction * store_all()))
     return params
 
@@ -154,8 +163,12 @@ def _plan_graph(args: argparse.Namespace, sizes: dict[str, Any], out: TextIO) ->
     costs = program.costs
     params = with_budget(args, params, lambda: graph_policies.plan_graph("store_all", costs)
                      .peak_bytes)
+    ops = len(costs.op_nodes)  # each computed once at least
+    require_listable(args, ops, f"a plan of this graph of {ops:,} ops has at least",
+                     "smaller sizes")
     with doing(f"planning {args.policy} for {args.workload}"):
         plan = graph_policies.plan_graph(args.policy, costs, **params)
+    require_listable(args, len(plan.steps), f"this {plan.policy} plan has", "smaller sizes")
     predicted = predict_graph(program, plan).peak
     if args.json:
         return write_json(_graph_json(args.workload, built.sizes, plan, costs,
@@ -240,7 +253,7 @@ def add_plan_command(commands: Any) -> None:
     plan.add_argument("--budget", type=byte_count, metavar="BYTES",
                       help=f"the policy's budget_bytes; {BYTES_HELP}")
     plan.add_argument("--budget-fraction", type=number, metavar="F",
-                      help="budget_bytes as a fraction of store_all's bytes (graph: its peak; "
+                      help="budget_bytes as a fraction in (0, 1] of store_all's bytes (graph: its peak; "
                            "chain workload: its checkpoints and tapes, as in experiments)")
     plan.add_argument("--json", action="store_true",
                       help="print one JSON object: forward_evals, peak_stored, actions, ... "

@@ -49,6 +49,9 @@ def check_keys(source: str, where: str, table: Mapping[str, Any], allowed: Mappi
 
 
 def _is(value: Any, expected: type) -> bool:
+    if expected is tuple:  # names
+        return isinstance(value, tuple) and bool(value) and all(
+            isinstance(name, str) for name in value)
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if expected is float:
@@ -58,7 +61,7 @@ def _is(value: Any, expected: type) -> bool:
 
 def _type_name(expected: type) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            dict: "a table", list: "an array"}.get(expected, expected.__name__)
+            dict: "a table", list: "an array", tuple: "a non-empty array of names"}.get(expected, expected.__name__)
 
 
 def check_sizes(source: str, where: str, family: str, workloads: Iterable[str],
@@ -79,14 +82,27 @@ def check_sizes(source: str, where: str, family: str, workloads: Iterable[str],
         raise fail(source, f"{where}: {error}") from None
 
 
+def fraction_problem(value: Any, what: str = "budget_fraction") -> str | None:
+    """Why ``value`` is not a budget fraction (a number in (0, 1] of store_all's bytes), or
+    None: one wording for experiment files, ``compare --policies`` and ``plan
+    --budget-fraction``."""
+    if _is(value, float) and 0 < value <= 1:
+        return None
+    return (f"{what} must be a number in (0, 1] (a fraction of store_all's bytes), "
+            f"got {value!r}")
+
+
 def check_param(source: str, where: str, family: str, policy: str, name: str, value: Any
-                 ) -> None:
+                 ) -> Any:
+    """Refuse a parameter the policy does not take or a value of the wrong type; the value as
+    the policy takes it (an array of names as a tuple)."""
     parameters = {p.name: p for p in policy_spec(family, policy).parameters}
     derived = {key for key, target in DERIVED.items() if target in parameters}
     if name in derived:
-        if not _is(value, float) or not 0 < value <= 1:
-            raise fail(source, f"{where}: {name} must be a number in (0, 1], got {value!r}")
-        return
+        problem = fraction_problem(value, name)
+        if problem:
+            raise fail(source, f"{where}: {problem}")
+        return value
     if name not in parameters:
         accepted = ", ".join(sorted(set(parameters) | derived)) or "none"
         raise fail(source, f"{where}: policy {policy!r} has no parameter {name!r} "
@@ -95,13 +111,16 @@ def check_param(source: str, where: str, family: str, policy: str, name: str, va
         if not _is(value, float) or not math.isfinite(value) or value <= 0:
             raise fail(source, f"{where}: {name} must be a positive number of bytes, "
                                 f"got {value!r}")
-        return
+        return value
+    if parameters[name].kind is tuple and isinstance(value, list):
+        value = tuple(value)  # a TOML array
     if not _is(value, parameters[name].kind):
         raise fail(source, f"{where}: {policy} parameter {name} must be "
                             f"{_type_name(parameters[name].kind)}, got {value!r}")
     if parameters[name].kind is int and value > LARGEST_WHOLE:
         raise fail(source, f"{where}: {policy} parameter {name} must be at most "
                             f"{LARGEST_WHOLE:,}, got {value!r}")
+    return value
 
 
 def check_combination(policy: str, params: Mapping[str, Any]) -> None:
@@ -126,12 +145,13 @@ def no_duplicates(source: str, where: str, values: list[Any]) -> None:
         seen.add(key)
 
 def check_arrays(source: str, where: str, table: Mapping[str, Any],
-                  check: Callable[[str, Any], None]) -> None:
+                  check: Callable[[str, Any], Any]) -> dict[str, list[Any]]:
     """Each entry of ``table`` (a grid or a sweep) must be a non-empty array; ``check(key,
-    value)`` checks each of its values."""
+    value)`` checks each of its values and returns it as it is used."""
+    checked = {}
     for key, values in table.items():
         if not isinstance(values, list) or not values:
             raise fail(source, f"{where}: {key} must be a non-empty array, got {values!r}")
         no_duplicates(source, f"{where}: {key}", values)
-        for value in values:
-            check(key, value)
+        checked[key] = [check(key, value) for value in values]
+    return checked

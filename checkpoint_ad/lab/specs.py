@@ -178,12 +178,11 @@ def _policy_entry(source: str, family: str, index: int, table: Any) -> PolicyEnt
         policy_spec(family, policy)
     except UnknownNameError as error:
         raise fail(source, f"{where}: {error}") from None
-    params, sweep = dict(table.get("params", {})), dict(table.get("sweep", {}))
-    for name, value in params.items():
-        check_param(source, f"{where}.params", family, policy, name, value)
-    check_arrays(source, f"{where}.sweep", sweep,
-                  lambda name, value: check_param(source, f"{where}.sweep", family, policy,
-                                                   name, value))
+    params = {name: check_param(source, f"{where}.params", family, policy, name, value)
+              for name, value in table.get("params", {}).items()}
+    sweep = check_arrays(source, f"{where}.sweep", table.get("sweep", {}),
+                         lambda name, value: check_param(source, f"{where}.sweep", family,
+                                                         policy, name, value))
     both = sorted(set(params) & set(sweep))
     if both:
         raise fail(source, f"{where}: {', '.join(both)} is set both in params and in sweep; "
@@ -200,10 +199,11 @@ def _policy_entry(source: str, family: str, index: int, table: Any) -> PolicyEnt
 
 def _grid(source: str, family: str, workloads: tuple[str, ...], grid: Mapping[str, Any]
           ) -> dict[str, list[Any]]:
-    check_arrays(source, "grid", grid,
-                  lambda key, value: check_sizes(source, "grid", family, workloads,
-                                                  {key: value}))
-    return {key: list(values) for key, values in grid.items()}
+    def checked(key: str, value: Any) -> Any:
+        check_sizes(source, "grid", family, workloads, {key: value})
+        return value
+
+    return check_arrays(source, "grid", grid, checked)
 
 
 def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,

@@ -234,14 +234,18 @@ def group_records(records: Iterable[Record], key: Callable[[Record], str]
 
 
 def configuration_label(policy: str, params: dict[str, Any], separator: str = ", ") -> str:
-    """``policy(key=value, ...)``, or ``policy`` alone when there are no parameters."""
+    """``policy(key=value, ...)``, or ``policy`` alone when there are no parameters; names
+    are joined by + as on the command line (``save_ops(ops=matmul+tanh)``)."""
     if not params:
         return policy
-    return f"{policy}({separator.join(f'{k}={v}' for k, v in params.items())})"
+    shown = {k: "+".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+             for k, v in params.items()}
+    return f"{policy}({separator.join(f'{k}={v}' for k, v in shown.items())})"
 
 
 def point_label(workload: str, sizes: dict[str, Any], policy: str, params: dict[str, Any],
                 separator: str = ", ") -> str:
     """``workload key=value ... policy(key=value, ...)``: one point, as messages name it."""
-    sizes_text = " ".join(f"{k}={v}" for k, v in sizes.items())
-    return f"{workload} {sizes_text} {configuration_label(policy, params, separator)}"
+    words = [workload, *(f"{k}={v}" for k, v in sizes.items()),
+             configuration_label(policy, params, separator)]
+    return " ".join(words)

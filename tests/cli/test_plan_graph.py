@@ -144,7 +144,7 @@ def test_recommend_as_json_ranks_like_the_library() -> None:
     (["plan", *MLP, "--policy", "optimal", "--budget", "1KiB", "--budget-fraction", "0.5"],
      "plan: --budget and --budget-fraction are two budgets; give one of them"),
     (["plan", "--workload", "unet", "--policy", "dtr", "--budget-fraction", "-1"],
-     "plan: --budget-fraction must be a number > 0"),
+     "plan: --budget-fraction must be a number in (0, 1]"),
     (["plan", "--n", "4", "--policy", "revolve", "--budget-fraction", "0.5"],
      "plan: --budget-fraction applies with --workload only"),
     (["plan", "--policy", "revolve"], "plan: give --n (a chain of n unit stages) or --workload"),

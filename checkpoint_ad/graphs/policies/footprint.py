@@ -63,7 +63,8 @@ def require_fits(policy: str, costs: GraphCosts) -> None:
     if needs(ops) <= limit.memory_bytes:
         return
     largest = limits.largest_n(lambda count: needs(count) <= limit.memory_bytes)
+    fits = (f"the largest graph of this shape that fits has {largest:,} ops" if largest
+            else "no graph of this shape fits")
     raise PolicyError(f"policy {policy!r}: planning this graph of {ops:,} ops needs about "
                       f"{needs(ops):,} bytes, more than the planner memory limit of "
-                      f"{limit.memory_bytes:,} bytes ({limit.source}); the largest graph of "
-                      f"this shape that fits has {largest:,} ops")
+                      f"{limit.memory_bytes:,} bytes ({limit.source}); {fits}")

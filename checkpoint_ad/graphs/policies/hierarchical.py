@@ -34,6 +34,7 @@ from ...errors import BudgetError, TimeLimitError
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphPlan, GraphStep
 from .block_options import Block, graph_blocks
+from .block_plans import EXACT_BLOCK_OPS
 from .fixed import plan_store_all
 
 MAX_BLOCKS = 100  # more cut blocks are merged into this many
@@ -194,6 +195,26 @@ def memory_unit(measured: list[int], sizes: list[int], budget: int, most: int) -
     return min(d for d in range(need, common + 1) if common % d == 0)
 
 
+def _feasible_table(costs: GraphCosts, budget: int, clock: _Clock) -> _Table | None:
+    """The table of the finest blocks that has a plan within ``budget`` bytes, or None.
+
+    Blocks are merged (half as many each time) while the merged blocks stay within exact
+    search's reach: a block's backward that reads its entry keeps the entry resident, so a
+    plan that frees a block's entry and recomputes it later (often the only saving a budget
+    just below store_all's peak allows) exists only in a block holding both. One block of
+    the whole graph has exact search's plan at its least peak among its options."""
+    most = MAX_BLOCKS
+    while True:
+        blocks = graph_blocks(costs, most, clock.deadline)
+        clock.blocks = clock.blocks or len(blocks)
+        table = _Table(blocks, budget, clock)
+        if math.isfinite(table.cost[KEEP, 0, table.n, table.units]):
+            return table
+        most = min(most, len(blocks)) // 2
+        if most < 1 or math.ceil(len(costs.op_nodes) / most) > EXACT_BLOCK_OPS:
+            return None
+
+
 def plan_hierarchical(costs: GraphCosts, budget: float, policy: str = "optimal",
                       params: dict | None = None, time_limit: float | None = None
                       ) -> GraphPlan:
@@ -201,12 +222,10 @@ def plan_hierarchical(costs: GraphCosts, budget: float, policy: str = "optimal",
     ``budget`` bytes; BudgetError if none does, TimeLimitError after ``time_limit`` seconds
     (None: no limit)."""
     clock = _Clock(time_limit, policy, 0)
-    blocks = graph_blocks(costs, MAX_BLOCKS, clock.deadline)
-    clock.blocks = len(blocks)
-    table = _Table(blocks, int(min(budget, plan_store_all(costs).peak_bytes)), clock)
-    if not math.isfinite(table.cost[KEEP, 0, table.n, table.units]):
+    table = _feasible_table(costs, int(min(budget, plan_store_all(costs).peak_bytes)), clock)
+    if table is None:
         raise BudgetError(f"policy {policy!r}: budget_bytes={int(budget)} is below what the "
-                          f"hierarchical plan can reach on this graph ({table.n} blocks)")
+                          f"hierarchical plan can reach on this graph ({clock.blocks} blocks)")
     steps = table.steps(KEEP, 0, table.n, table.units)
     return GraphPlan.build(costs, steps, policy, params or {}, method="hierarchical",
                            status="feasible", lower_bound=costs.total_cost,
