@@ -96,44 +96,45 @@ class Layout:
     lane: dict[int, float]
 
 
-def _tracks(spans: dict[int, tuple[int, int]]) -> tuple[dict[int, int], dict[int, set[int]]]:
-    """A track (0 at the top) per lane spanning layers ``first..last``, the lowest free one,
-    lanes taken by first layer and the longer first, so that nested skips nest (a U-Net's
-    outer skip on top); and the tracks taken in each layer."""
-    track: dict[int, int] = {}
-    taken: dict[int, set[int]] = {}
-    for node, (first, last) in sorted(spans.items(), key=lambda item: (item[1][0], -item[1][1])):
-        busy = set().union(*(taken.get(layer, set()) for layer in range(first, last + 1)))
-        track[node] = next(t for t in range(len(busy) + 1) if t not in busy)
-        for layer in range(first, last + 1):
-            taken.setdefault(layer, set()).add(track[node])
-    return track, taken
+def _take_track(taken: dict[int, set[int]], first: int, last: int, highest: int) -> int:
+    """The highest track (0 at the top), ``highest`` or below, free in every layer
+    ``first..last``; now taken there."""
+    busy = set().union(*(taken.get(layer, set()) for layer in range(first, last + 1)))
+    track = next(t for t in range(highest, highest + len(busy) + 1) if t not in busy)
+    for layer in range(first, last + 1):
+        taken.setdefault(layer, set()).add(track)
+    return track
 
 
 def layout(parents: Sequence[Sequence[int]]) -> Layout:
-    """Layers left to right; each value read beyond the next layer gets one lane (shared by all
-    its far consumers), and each layer's nodes sit below the lanes passing over it, ops
-    ordered by their parents' mean height (fewer crossings), inputs last. A chain is one row;
-    a residual block dips below its skip; a U-Net's encoder steps down one lane per skip and
-    its decoder back up, each skip a straight line between its pair."""
+    """Layers left to right, swept in order: each layer's nodes sit below the lanes passing
+    over it, ops ordered by their parents' mean height (fewer crossings), inputs last; then
+    each of them whose value is read beyond the next layer opens one lane (shared by all its
+    far consumers) on the highest track free until its last consumer, level with the node or
+    below (a skip never climbs over the lanes above it), the higher node first.
+    A chain is one row; a residual block dips below its skip; a U-Net's encoder steps down one
+    lane per skip and its decoder back up, each skip a straight line between its pair."""
     x = layers(parents)
     reach: dict[int, int] = {}
     for node, sources in enumerate(parents):
         for p in sources:
             reach[p] = max(reach.get(p, 0), x[node])
-    spans = {p: (x[p] + 1, last - 1) for p, last in reach.items() if last - x[p] > 1}
-    track, taken = _tracks(spans)
-    y = [0.0] * len(parents)
     by_layer: dict[int, list[int]] = {}
     for node in range(len(parents)):
         by_layer.setdefault(x[node], []).append(node)
+    y = [0.0] * len(parents)
+    lane: dict[int, float] = {}
+    taken: dict[int, set[int]] = {}  # layer -> tracks of the lanes passing over it
     for layer in sorted(by_layer):  # a node's parents sit in earlier layers: placed already
         top = max(taken.get(layer, {-1})) + 1
         ranked = sorted(by_layer[layer], key=lambda n: (
             not parents[n], -sum(y[p] for p in parents[n]) / max(len(parents[n]), 1), n))
         for rank, node in enumerate(ranked):
             y[node] = -float(top + rank)
-    return Layout(x, y, {node: -float(t) for node, t in track.items()})
+        for node in ranked:
+            if reach.get(node, layer) - layer > 1:
+                lane[node] = -float(_take_track(taken, layer + 1, reach[node] - 1, int(-y[node])))
+    return Layout(x, y, lane)
 
 
 def _routes(parents: Sequence[Sequence[int]], place: Layout
