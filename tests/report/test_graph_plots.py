@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from checkpoint_ad import plan_graph
-from checkpoint_ad.plotting.graphs import (graph_drawing, layers, layout, overhead_vs_budget,
-                                           recompute_matrix, solve_time_vs_size, stages)
+from checkpoint_ad.plotting.graphs import (BOUND_LABEL, graph_drawing, layers, layout,
+                                           overhead_vs_budget, recompute_matrix,
+                                           solve_time_vs_size, stages)
 from checkpoint_ad.records.files import read_records
 from graph_families import fig69_chain, unet
 
@@ -102,9 +103,9 @@ def test_a_lower_bound_in_the_legend_is_drawn_even_at_one_budget() -> None:
             {"planner": "optimal", "budget": 5, "cost": 16, "store_all_cost": 10,
              "lower_bound": None}]
     axis = overhead_vs_budget(rows, "t").axes[0]
-    bound = next(line for line in axis.get_lines() if line.get_label() == "lower bound")
+    bound = next(line for line in axis.get_lines() if line.get_label() == BOUND_LABEL)
     assert list(bound.get_xdata()) == [10] and bound.get_marker() not in ("", "None", None)
-    assert "lower bound" in [t.get_text() for t in axis.get_legend().get_texts()]
+    assert BOUND_LABEL in [t.get_text() for t in axis.get_legend().get_texts()]
     rows[0]["lower_bound"] = None
     axis = overhead_vs_budget(rows, "t").axes[0]
-    assert "lower bound" not in [t.get_text() for t in axis.get_legend().get_texts()]
+    assert BOUND_LABEL not in [t.get_text() for t in axis.get_legend().get_texts()]
