@@ -1,10 +1,12 @@
-"""The report of graph records (``family="graph"``), from saved records alone: a table per
-workload, the overhead of each planner against the budget with the lower bound, the plan of one
-tight budget as Checkmate's R/S matrices and as the graph coloured by computations, and planner
-solve time against graph size. Nothing here runs the engine or a planner.
+"""The report of graph records (``family="graph"``), from saved records alone: a headline (the
+cheapest planner at each budget, its gap to the lower bound, where a planner has no plan), a
+table per workload, the overhead of each planner against the budget with the lower bound, the
+plan of one tight budget as Checkmate's R/S matrices and as the graph coloured by computations,
+and planner solve time against graph size. Nothing here runs the engine or a planner.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from ..plotting import format_bytes, format_seconds, save_png
 from ..plotting.graphs import (graph_drawing, overhead_vs_budget, recompute_matrix,
                                solve_time_vs_size, stages)
 from ..records.schema import Record, configuration_label, group_records
+from .headline import MOST_BULLETS
 
 BUDGET_PARAMETERS = ("budget_bytes", "budget_fraction")
 FIXED_POLICIES = ("store_all", "recompute_all", "save_ops")  # no budget: drawn at their peak
@@ -72,6 +75,100 @@ GRAPH_COLUMNS = ("workload", "ops", "planner", "budget", "fraction", "evals", "c
                  "solve", "time", "grad diff")
 
 
+def _workload(record: Record) -> str:
+    return f"{record.workload} {_sizes(record)}"
+
+
+def _unambiguous(short: dict[str, str]) -> dict[str, str]:
+    """Each full name's short name (``short[full]``) where no other full name shares it, else
+    the full name: ``checkmate`` for the one ``checkmate(time_limit=20.0)``, but both labels
+    of two dtr planners."""
+    counts = Counter(short.values())
+    return {full: name if counts[name] == 1 else full for full, name in short.items()}
+
+
+def _budget_label(record: Record) -> str:
+    """A budget as a fraction of store_all's peak (``0.50``), or in bytes without that peak."""
+    if record.store_all_peak_bytes:
+        return f"{record.budget_bytes / record.store_all_peak_bytes:.2f}"
+    return format_bytes(record.budget_bytes)
+
+
+def _checkmate_bound(record: Record) -> bool:
+    return record.lower_bound is not None and record.bound_formulation != "all plans"
+
+
+def _cheapest(at_budget: Sequence[Record], names: dict[str, str]) -> str:
+    """``0.50 optimal=dtr 1.52x (+22%†)``: the budget, the planners of least cost there, that
+    cost over store_all's and its gap to the lower bound († one of Checkmate's formulation)."""
+    best = min(r.forward_cost for r in at_budget)
+    winners = [r for r in at_budget if r.forward_cost == best]
+    first = winners[0]
+    gap = "" if first.gap is None else \
+        f" ({100 * first.gap:+.0f}%{'†' if _checkmate_bound(first) else ''})"
+    cheapest = "=".join(dict.fromkeys(names[planner(r)] for r in winners))
+    return f"{_budget_label(first)} {cheapest} {first.overhead:.2f}x{gap}"
+
+
+def _workload_bullet(name: str, records: Sequence[Record], names: dict[str, str]) -> str:
+    """One workload's cheapest planners, budget by budget from the tightest."""
+    by_budget = group_records(sorted(records, key=lambda r: r.budget_bytes),
+                              lambda r: r.budget_bytes)  # type: ignore[arg-type]
+    return (f"{name} ({records[0].ops} ops): "
+            + "; ".join(_cheapest(group, names) for group in by_budget.values()) + ".")
+
+
+def _lacking(label: str, group: Sequence[Record]) -> str | None:
+    """``at any budget``, or ``at 0.30, 0.50``: the budgets of one workload's records at which
+    the planner ``label`` has none; None when it has one at each."""
+    budgets = {r.budget_bytes: r for r in sorted(group, key=lambda r: r.budget_bytes)}
+    held = {r.budget_bytes for r in group if planner(r) == label}
+    lacking = [record for budget, record in budgets.items() if budget not in held]
+    if not lacking:
+        return None
+    if len(lacking) == len(budgets):
+        return "at any budget"
+    return "at " + ", ".join(_budget_label(r) for r in lacking)
+
+
+def _no_plan_bullet(by_workload: dict[str, list[Record]], workload_names: dict[str, str],
+                    names: dict[str, str]) -> str | None:
+    """Which planner has no record at a budget another planner reached on the same workload
+    (a planner that finds no plan is left out of the records), or None."""
+    parts = []
+    for label in dict.fromkeys(planner(r) for group in by_workload.values() for r in group):
+        places = [f"on {workload_names[key]} {where}" for key, group in by_workload.items()
+                  if (where := _lacking(label, group)) is not None]
+        if places:
+            parts.append(f"{names[label]} " + ", ".join(places))
+    return "No plan: " + "; ".join(parts) + "." if parts else None
+
+
+def graph_headline(records: Sequence[Record]) -> list[str]:
+    """At most :data:`~.headline.MOST_BULLETS` bullets on the planners that take a budget: how
+    to read them, per workload the cheapest planner at each budget with its cost and gap to
+    the lower bound, and where a planner has no plan. Empty without budgeted records."""
+    budgeted = [r for r in records if r.budget_bytes is not None]
+    if not budgeted:
+        return []
+    by_workload = group_records(budgeted, _workload)
+    workload_names = _unambiguous({key: group[0].workload for key, group in by_workload.items()})
+    names = _unambiguous({planner(r): r.policy for r in budgeted})
+    bullets = ["Cheapest planner at each budget (a fraction of store_all's peak), its cost over "
+               "store_all's and its gap to the lower bound"
+               + (" († a bound of Checkmate's formulation only)."
+                  if any(_checkmate_bound(r) for r in budgeted) else ".")]
+    missing = _no_plan_bullet(by_workload, workload_names, names)
+    room = MOST_BULLETS - len(bullets) - (missing is not None)
+    shown = list(by_workload.items())
+    if len(shown) > room:
+        shown = shown[:room - 1]
+    bullets += [_workload_bullet(workload_names[key], group, names) for key, group in shown]
+    if len(shown) < len(by_workload):
+        bullets.append(f"{len(by_workload) - len(shown)} more workloads: see the table.")
+    return bullets + ([missing] if missing else [])
+
+
 def overhead_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """The rows :func:`~checkpoint_ad.plotting.graphs.overhead_vs_budget` draws; only bounds
     of every plan ("all plans") are drawn as the lower bound."""
@@ -123,7 +220,7 @@ def save_graph_figures(records: Sequence[Record], folder: Path) -> list[tuple[st
         save_png(figure, path)
         written.append((caption, path))
 
-    for key, group in group_records(records, lambda r: f"{r.workload} {_sizes(r)}").items():
+    for key, group in group_records(records, _workload).items():
         name = key.replace(" ", "_").replace("=", "")
         save(f"Overhead against budget: {key}", f"overhead_{name}",
              overhead_vs_budget(overhead_rows(group), key))

@@ -1,13 +1,15 @@
-"""Headlines: the few sentences a reader would quote about one experiment's trade-off.
+"""Headlines: what a reader would quote about one experiment's trade-off, as at most
+:data:`MOST_BULLETS` bullets of one short sentence each (the numbers stay; the figures and the
+table hold the rest).
 
-Pure functions over :class:`Point`, which any family of records can give (a chain's records
-now, a graph's later): a configuration's label and policy, its time, its exact activation peak,
-the predicted peak and the measured (tracemalloc) peak. The headline says which configurations
-are on the Pareto front of time against activation peak, what each policy on it saves against
-the reference (store_all) and what it costs in time, and where the measured peak departs most
-from the prediction. For a workload with a published claim (:data:`CLAIMS`), it also reads the
-measured front at the claim's time ratio and memory fraction (:func:`fraction_at_time`,
-:func:`time_at_fraction`) and says why the numbers differ where they do.
+Pure functions over :class:`Point`, which any family of records can give: a configuration's
+label and policy, its time, its exact activation peak, the predicted peak and the measured
+(tracemalloc) peak. The bullets say which configurations are on the Pareto front of time
+against activation peak, what each policy on it holds against the reference (store_all) and at
+what time, and where the measured peak departs most from the prediction. For a workload with a
+published claim (:data:`CLAIMS`), they also read the measured front at the claim's time ratio
+and memory fraction (:func:`fraction_at_time`, :func:`time_at_fraction`) and say why the
+numbers differ where they do. Graph records have their own headline (:mod:`.graphs`).
 
 Units: bytes, seconds; *fraction* is a peak over the reference's peak, *ratio* a time over the
 reference's time.
@@ -21,6 +23,7 @@ from ..plotting.style import format_bytes, format_seconds
 from ..records.schema import Record, configuration_label
 
 REFERENCE = "store_all"
+MOST_BULLETS = 6  # a headline is read at a glance: the front, savings, prediction, one claim
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class Point:
 @dataclass(frozen=True)
 class Claim:
     """A published memory-time trade-off: at ``time_ratio`` times the time of storing
-    everything, ``memory_fraction`` of its memory, on ``workload`` over ``steps`` steps."""
+    everything, ``memory_fraction`` of its memory, on ``workload`` over ``steps`` steps, in
+    ``setting`` (the paper's model and machine, a few words)."""
 
     source: str
     workload: str
@@ -53,10 +57,9 @@ class Claim:
     setting: str
 
 
-CLAIMS = (Claim("Gruslys et al. (2016)", "rnn", 1000, 0.05, 1.33,
-                "an LSTM on a GPU, whose memory is the stored hidden and internal states, "
-                "planned by their dynamic programme (BPTT-MSM, like optimal: a stored internal "
-                "state is a held tape)"),)
+# Gruslys et al.'s memory is an LSTM's stored hidden and internal states, planned by their
+# dynamic programme (BPTT-MSM, like optimal: a stored internal state is a held tape).
+CLAIMS = (Claim("Gruslys et al. (2016)", "rnn", 1000, 0.05, 1.33, "an LSTM on a GPU"),)
 
 
 def point_of(record: Record) -> Point:
@@ -122,40 +125,37 @@ def recompute_share(points: Sequence[Point], reference: Point) -> float | None:
     return slope * reference.cost / reference.time
 
 
-# -- sentences ------------------------------------------------------------------------------------
+# -- bullets: one short sentence each -----------------------------------------------------------
 
-def _saving(point: Point, reference: Point) -> str:
-    """``512 KiB (65% less than store_all), 1.28x its time`` (or ``more``, ``as much as``)."""
-    change = round(100 * (1 - point.peak / reference.peak))
-    amount = (f"{abs(change)}% {'less' if change > 0 else 'more'} than" if change
-              else "as much as")
-    return f"{format_bytes(point.peak)} ({amount} {reference.label}), " \
-           f"{point.time / reference.time:.2f}x its time"
+def _span(group: Sequence[Point], reference: Point) -> str:
+    """``revolve 66 KiB–162 KiB at 3.95x–2.42x`` (peaks, then times over the reference's), or
+    ``sqrt_n(segments=32) 582 KiB at 0.96x`` for a policy with one point on the front."""
+    low, high = group[0], group[-1]
+    if low is high:
+        return f"{low.label} {format_bytes(low.peak)} at {low.time / reference.time:.2f}x"
+    return (f"{low.policy} {format_bytes(low.peak)}–{format_bytes(high.peak)} at "
+            f"{low.time / reference.time:.2f}x–{high.time / reference.time:.2f}x")
 
 
 def front_sentences(points: Sequence[Point], reference: Point, where: str) -> list[str]:
-    """Which configurations are on the Pareto front, and per policy on it, its extremes."""
+    """Which configurations are on the Pareto front; then, against the reference, each other
+    policy on it from its least-memory point to its fastest (peak, and time as a multiple of
+    the reference's)."""
     front = pareto(points)
     by_policy: dict[str, list[Point]] = {}
     for point in front:
         by_policy.setdefault(point.policy, []).append(point)
     counts = ", ".join(f"{policy} ({len(group)})" for policy, group in by_policy.items())
     absent = sorted({p.policy for p in points} - set(by_policy))
-    first = (f"{where}, {len(front)} of {len(points)} configurations are on the Pareto front "
-             f"of time against activation peak: {counts}"
-             + (f"; {', '.join(absent)} never" if absent else "") + ".")
-    spans = []
-    for policy, group in by_policy.items():
-        if policy == reference.policy:
-            continue
-        low, high = group[0], group[-1]
-        spans.append(f"{low.label} holds {_saving(low, reference)}" if low is high else
-                     f"{policy} goes from {low.label}, {_saving(low, reference)}, to "
-                     f"{high.label}, {_saving(high, reference)}")
-    sentences = [first]
+    sentences = [f"{where}, {len(front)} of {len(points)} configurations are on the Pareto "
+                 f"front of time against activation peak: {counts}"
+                 + (f"; {', '.join(absent)} never" if absent else "") + "."]
+    spans = [_span(group, reference) for policy, group in by_policy.items()
+             if policy != reference.policy]
     if spans:
-        sentences.append(f"Against {reference.label}'s {format_bytes(reference.peak)} at "
-                         f"{format_seconds(reference.time)}: " + "; ".join(spans) + ".")
+        sentences.append(f"Peak and time against {reference.label}'s "
+                         f"{format_bytes(reference.peak)} at {format_seconds(reference.time)}: "
+                         + "; ".join(spans) + ".")
     return sentences
 
 
@@ -163,42 +163,41 @@ def prediction_sentence(points: Sequence[Point]) -> str:
     """Whether predictions equal the exact peaks, and where the measured peak departs most
     (and least) from the prediction, relative to it."""
     exact = sum(p.predicted == p.peak for p in points)
-    text = (f"The predicted peak equals the exact one in {exact} of {len(points)} "
-            f"configurations")
+    text = f"Predicted peaks equal the exact ones in {exact} of {len(points)} configurations"
     traced = [p for p in points if p.measured is not None and p.predicted > 0]
     if not traced:
         return text + "; none has a measured peak."
     def excess(p: Point) -> float:
         return p.measured / p.predicted - 1
     most, least = max(traced, key=excess), min(traced, key=excess)
-    return (text + f"; tracemalloc's peak, which also sees the temporaries inside a stage, "
-            f"departs most from it at {most.label} ({format_bytes(most.measured)} against "
-            f"{format_bytes(most.predicted)}, {100 * excess(most):+.0f}%) and least at "
-            f"{least.label} ({100 * excess(least):+.0f}%).")
+    return (text + f"; tracemalloc's peak departs from it most at {most.label} "
+            f"({format_bytes(most.measured)} against {format_bytes(most.predicted)}, "
+            f"{100 * excess(most):+.0f}%), least at {least.label} ({100 * excess(least):+.0f}%).")
 
 
 def _fraction_reading(curve: Sequence[tuple[float, float]], ratio: float) -> str:
-    """``4.2% of store_all's activation peak at 1.33x its time``, or why the front has none."""
+    """``4.2% at 1.33x`` (of store_all's peak, at that multiple of its time), or why the front
+    has no such point."""
     fraction = fraction_at_time(curve, ratio)
     if fraction is not None:
-        return f"{fraction:.1%} of store_all's activation peak at {ratio:.2f}x its time"
+        return f"{fraction:.1%} at {ratio:.2f}x"
     least, slowest = curve[0]
     if slowest < ratio:
-        return (f"at most {least:.1%} of store_all's activation peak at {ratio:.2f}x its time "
-                f"(the front's least-memory point takes only {slowest:.2f}x)")
-    return f"no point at {ratio:.2f}x store_all's time (the front is slower everywhere)"
+        return (f"at most {least:.1%} at {ratio:.2f}x (its least-memory point takes only "
+                f"{slowest:.2f}x)")
+    return f"no point at {ratio:.2f}x (it is slower everywhere)"
 
 
 def _time_reading(curve: Sequence[tuple[float, float]], fraction: float) -> str:
-    """``1.18x store_all's time at 5% of its memory``, or why the front has none."""
+    """``1.18x at 5%`` (of store_all's time, at that fraction of its peak), or why the front
+    has no such point."""
     ratio = time_at_fraction(curve, fraction)
     if ratio is not None:
-        return f"{ratio:.2f}x store_all's time at {fraction:.0%} of its memory"
+        return f"{ratio:.2f}x at {fraction:.0%}"
     least, slowest = curve[0]
     if least > fraction:
-        return (f"no point at {fraction:.0%} of store_all's memory (the front's least is "
-                f"{least:.1%}, at {slowest:.2f}x its time)")
-    return f"{curve[-1][1]:.2f}x store_all's time at {fraction:.0%} of its memory"
+        return f"no point at {fraction:.0%} (its least is {least:.1%}, at {slowest:.2f}x)"
+    return f"{curve[-1][1]:.2f}x at {fraction:.0%}"
 
 
 def claim_sentences(points: Sequence[Point], reference: Point, claim: Claim, n: int
@@ -210,31 +209,29 @@ def claim_sentences(points: Sequence[Point], reference: Point, claim: Claim, n: 
     sentences = [
         f"{claim.source} report {claim.memory_fraction:.0%} of the memory at "
         f"{claim.time_ratio:.2f}x the time on {claim.steps:,} steps; on {n:,} steps here, the "
-        f"measured front gives {_fraction_reading(curve, claim.time_ratio)}, and "
+        f"measured front gives {_fraction_reading(curve, claim.time_ratio)} and "
         f"{_time_reading(curve, claim.memory_fraction)}."]
     share = recompute_share(points, reference)
     if share is not None and 0 < share < 1:
         paid = claim.time_ratio - 1
         sentences.append(
-            f"What recomputing costs sets the time: one forward sweep of every step costs "
-            f"{share:.0%} of store_all's time here (fitted over every configuration), where "
+            f"One recomputed forward sweep costs {share:.0%} of store_all's time here, where "
             f"the paper's +{paid:.0%} buys about one: the reverse sweep takes "
-            f"{(1 - share) / share:.1f}x the forward sweep here, against about "
+            f"{(1 - share) / share:.1f}x the forward here, about "
             f"{(1 - paid) / paid:.1f}x for {claim.setting}.")
     if len(traced) == len(points) and reference.measured:
         whole = trade_curve(points, reference, lambda p: p.measured or 0)
         sentences.append(
-            f"Memory here is the exact activation peak (checkpoints, tapes, the working value "
-            f"and cotangents; parameters apart); counting tracemalloc's peak instead, which "
-            f"adds a step's temporaries and the loss, gives "
-            f"{_fraction_reading(whole, claim.time_ratio)}.")
+            f"Counting tracemalloc's peak (a step's temporaries and the loss too) instead of "
+            f"the exact activation peak gives {_fraction_reading(whole, claim.time_ratio)}.")
     return sentences
 
 
 def headline(records: Sequence[Record]) -> list[str]:
-    """The headline of one experiment's records at its largest n with a store_all record:
-    the Pareto front, savings and costs against store_all, prediction against measurement,
-    and any published claim on the workload. Empty without a store_all record."""
+    """The headline bullets of one experiment's records at its largest n with a store_all
+    record: the Pareto front, peaks and times against store_all, prediction against
+    measurement, and the first published claim on the workload (so at most
+    :data:`MOST_BULLETS`). Empty without a store_all record."""
     references = [r for r in records if r.policy == REFERENCE]
     if not references:
         return []
@@ -242,8 +239,9 @@ def headline(records: Sequence[Record]) -> list[str]:
     chosen = [r for r in records if r.workload == largest.workload and r.sizes == largest.sizes]
     points = [point_of(r) for r in chosen]
     reference = point_of(largest)
-    sentences = front_sentences(points, reference, f"At n = {largest.n:,}")
-    sentences.append(prediction_sentence(points))
-    for claim in (c for c in CLAIMS if c.workload == largest.workload):
-        sentences += claim_sentences(points, reference, claim, largest.n)
-    return sentences
+    bullets = front_sentences(points, reference, f"At n = {largest.n:,}")
+    bullets.append(prediction_sentence(points))
+    claim = next((c for c in CLAIMS if c.workload == largest.workload), None)
+    if claim is not None:
+        bullets += claim_sentences(points, reference, claim, largest.n)
+    return bullets

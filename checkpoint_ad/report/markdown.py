@@ -149,6 +149,13 @@ COLUMNS = ("n", "policy", "params", "evals", "stored", "activations",
            "mem/store_all", "time/store_all", "grad diff")
 
 
+def _headline(bullets: Sequence[str]) -> list[str]:
+    """The headline section: one Markdown bullet per sentence; nothing without bullets."""
+    if not bullets:
+        return []
+    return ["### Headline", ""] + [f"- {bullet}" for bullet in bullets] + [""]
+
+
 def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: Path) -> str:
     """The Markdown of one experiment's records, figures linked relative to ``out``."""
     first = records[0]
@@ -158,9 +165,7 @@ def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: 
              f"Workload **{first.workload}** ({sizes}), n in {', '.join(map(str, ns))}; "
              f"{len(records)} records, {first.repeats} timed repeats each, seed {first.seed}, "
              f"{first.dtype}, planner costs: {first.costs}.", "", _environment(records), ""]
-    highlights = headline(records)
-    if highlights:
-        lines += ["### Headline", "", " ".join(highlights), ""]
+    lines += _headline(headline(records))
     for name, path in figures.items():
         lines += [f"### {FIGURES[name][1]}", "",
                   f"![{FIGURES[name][1]}]({_posix(path, out)})", ""]
@@ -172,7 +177,7 @@ def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: 
 def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, Path]],
                             out: Path) -> str:
     """The Markdown of one graph experiment's records (see :mod:`.graphs`)."""
-    from .graphs import GRAPH_COLUMNS, graph_rows
+    from .graphs import GRAPH_COLUMNS, graph_headline, graph_rows
 
     first = records[0]
     workloads = ", ".join(dict.fromkeys(r.workload for r in records))
@@ -180,7 +185,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
     lines = [f"## {first.experiment}", "",
              f"Graph workloads **{workloads}**; planners {planners}; {len(records)} records, "
              f"{first.repeats} timed repeats each, seed {first.seed}, {first.dtype}.", "",
-             _environment(records), ""]
+             _environment(records), ""] + _headline(graph_headline(records))
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
     above = [r for r in records if r.lower_bound is not None and r.lower_bound > r.forward_cost]

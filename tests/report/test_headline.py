@@ -1,14 +1,20 @@
-"""The headline builder on synthetic points and records, and the byte formatter it uses."""
+"""The headline builder on synthetic points and records and on the committed reference
+records, and the byte formatter it uses."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from checkpoint_ad.report import headline as hl
 from checkpoint_ad.report.markdown import experiment_report
+from checkpoint_ad.records.files import read_records
 from checkpoint_ad.records.schema import Record
 from checkpoint_ad.plotting.style import format_bytes
+
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
+SHORT = 200  # characters: a bullet is one short sentence
 
 
 def point(label: str, time: float, peak: int, predicted: int | None = None,
@@ -59,16 +65,17 @@ def test_front_sentences_name_each_policy_on_the_front_and_its_savings() -> None
     assert first == ("At n = 100, 6 of 7 configurations are on the Pareto front of time against "
                      "activation peak: recompute_all (1), revolve (2), optimal (2), store_all "
                      "(1); sqrt_n never.")
-    assert "recompute_all holds 20 B (98% less than store_all), 50.00x its time" in second
-    assert ("revolve goes from revolve(slots=4), 40 B (96% less than store_all), 2.00x its "
-            "time, to revolve(slots=8), 80 B (92% less than store_all), 1.60x its time") in second
-    assert "sqrt_n" not in second and second.startswith("Against store_all's 1000 B at 1 s: ")
+    assert second == ("Peak and time against store_all's 1000 B at 1 s: recompute_all 20 B at "
+                      "50.00x; revolve 40 B–80 B at 2.00x–1.60x; optimal 120 B–500 B at "
+                      "1.20x–1.05x.")
+    only = hl.front_sentences([STORE, point("store_all", 2.0, 2000)], STORE, "At n = 1")
+    assert len(only) == 1  # nothing but the reference on the front: no savings to state
 
 
 def test_prediction_sentence_names_where_measurement_departs_most() -> None:
     text = hl.prediction_sentence(POINTS + [point("odd", 9.0, 100, predicted=90)])
-    assert "equals the exact one in 7 of 8 configurations" in text
-    assert "most from it at recompute_all (60 B against 20 B, +200%)" in text
+    assert "equal the exact ones in 7 of 8 configurations" in text
+    assert "most at recompute_all (60 B against 20 B, +200%)" in text
     assert "least at store_all (+10%)" in text
     assert hl.prediction_sentence([point("a", 1.0, 5)]).endswith("none has a measured peak.")
 
@@ -78,17 +85,18 @@ def test_claim_sentences_compare_with_the_published_point() -> None:
     points = [point("store_all", 1.0, 1000, measured=1000, cost=1000),
               point("a", 1.1, 200, measured=300, cost=2000),
               point("b", 1.5, 30, measured=100, cost=6000)]
-    text = " ".join(hl.claim_sentences(points, points[0], claim, 1000))
+    sentences = hl.claim_sentences(points, points[0], claim, 1000)
+    text = " ".join(sentences)
     # 1.33 lies 0.17/0.4 of the way from b (1.5) to a (1.1): 0.03 + 0.425 * 0.17 = 0.10225
-    assert "gives 10.2% of store_all's activation peak at 1.33x its time" in text
-    assert "1.45x store_all's time at 5% of its memory" in text  # 1.5 - 0.4 * 0.02 / 0.17
+    assert "the measured front gives 10.2% at 1.33x and" in text
+    assert "and 1.45x at 5%." in text                             # 1.5 - 0.4 * 0.02 / 0.17
     assert "costs 10% of store_all's time here" in text           # slope 1e-4 per evaluation
-    assert "takes 9.0x the forward sweep here, against about 2.0x for their machine" in text
-    assert "counting tracemalloc's peak instead" in text and "at most" not in text
+    assert "takes 9.0x the forward here, about 2.0x for their machine" in text
+    assert "Counting tracemalloc's peak" in text and "at most" not in text
+    assert len(sentences) == 3 and all(len(s) < SHORT for s in sentences)
     short = hl.claim_sentences(points[:2], points[0], claim, 1000)[0]
-    assert ("at most 20.0% of store_all's activation peak at 1.33x its time (the front's "
-            "least-memory point takes only 1.10x)") in short
-    assert "no point at 5% of store_all's memory (the front's least is 20.0%" in short
+    assert "at most 20.0% at 1.33x (its least-memory point takes only 1.10x)" in short
+    assert "no point at 5% (its least is 20.0%, at 1.10x)" in short
 
 
 @pytest.mark.parametrize("size, text", [
@@ -132,12 +140,39 @@ def test_headline_over_records_reads_the_largest_n_and_the_workloads_claim(tmp_p
                record("revolve", 50 * 1024, 3.0, params={"slots": 4}, forward_cost=192.0)]
     sentences = hl.headline(records)
     assert sentences[0].startswith("At n = 64, 3 of 3 configurations are on the Pareto front")
-    assert "optimal(budget_bytes=100 KiB) holds 100 KiB (95% less than store_all)" in sentences[1]
+    assert sentences[1] == ("Peak and time against store_all's 2 MiB at 2 s: revolve(slots=4) "
+                            "50 KiB at 1.50x; optimal(budget_bytes=100 KiB) 100 KiB at 1.25x.")
     assert any(s.startswith("Gruslys et al. (2016) report 5% of the memory") for s in sentences)
     chain = [record(r.policy, r.peak_bytes, r.wall_s_median, r.n, workload="chain",
                     params=r.params, forward_cost=r.forward_cost) for r in records]
     assert not any("Gruslys" in s for s in hl.headline(chain))
     assert hl.headline([r for r in records if r.policy != "store_all"]) == []
     report = experiment_report(records, {}, tmp_path)
-    headline_section = report.split("### Headline\n\n")[1].split("\n\n")[0]
-    assert "\n" not in headline_section and not headline_section.startswith("- ")
+    section = report.split("### Headline\n\n")[1].split("\n\n")[0].splitlines()
+    assert section == [f"- {s}" for s in sentences]
+
+
+@pytest.mark.parametrize("name", ["fig69", "hetero_budget", "rnn_bptt"])
+def test_a_committed_reports_headline_is_a_few_short_bullets(name: str) -> None:
+    bullets = hl.headline(read_records([REPORTS / name / "records.jsonl"]))
+    assert 3 <= len(bullets) <= hl.MOST_BULLETS
+    assert all(len(b) < SHORT and b.endswith(".") for b in bullets), bullets
+    report = (REPORTS / name / "report.md").read_text(encoding="utf-8")
+    assert all(f"- {b}\n" in report for b in bullets)  # the committed report is up to date
+
+
+def test_the_rnn_headline_states_the_front_the_prediction_and_the_papers_point() -> None:
+    front, peaks, prediction, claim, recompute, whole = hl.headline(
+        read_records([REPORTS / "rnn_bptt" / "records.jsonl"]))
+    assert front == ("At n = 1,000, 7 of 16 configurations are on the Pareto front of time "
+                     "against activation peak: revolve (3), optimal (3), sqrt_n (1); store_all "
+                     "never.")
+    assert peaks.startswith("Peak and time against store_all's 9.79 MiB at 377 ms: revolve "
+                            "66 KiB–162 KiB at 3.95x–2.42x; optimal 168 KiB–456 KiB at "
+                            "1.89x–1.59x; sqrt_n(segments=32) 582 KiB at 0.96x")
+    assert "16 of 16" in prediction and "revolve(slots=4) (218 KiB against 66 KiB, +230%)" in \
+        prediction and "sqrt_n(segments=128) (+20%)" in prediction
+    assert claim.startswith("Gruslys et al. (2016) report 5% of the memory at 1.33x the time")
+    assert "gives 5.1% at 1.33x and 1.36x at 5%." in claim
+    assert "costs 39% of store_all's time" in recompute and "1.6x the forward" in recompute
+    assert whole.endswith("gives 5.3% at 1.33x.")

@@ -88,7 +88,9 @@ def test_a_report_is_rebuilt_from_records_alone(records: list[Record], tmp_path:
     for name in plotting.FIGURES:
         assert f"({name}.png)" in text and (out / f"{name}.png").stat().st_size > 0
     assert "../saved/records.jsonl" in text
-    assert "bit-identical" in text and "revolve(slots=2)" in text
+    assert "bit-identical" in text and "| revolve | slots=2 |" in text
+    assert "### Headline\n\n- At n = 8, " in text
+    assert "\n- Peak and time against store_all's" in text
 
 
 def test_report_of_several_experiments_uses_one_folder_each(records: list[Record],
