@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 OUTSIDE = re.compile(rb"(COST|GRAPH)_MODEL\.md")
 CITED = re.compile(r"docs/[\w.-]+\.md")
-SKIPPED_DIRECTORIES = {"__pycache__", "build", "dist"}
+SKIPPED_DIRECTORIES = {"__pycache__", "build", "dist", "site"}  # site: the built documentation
 
 
 def repository_files() -> Iterator[Path]:
@@ -57,6 +57,16 @@ def test_links_between_the_documents_resolve():
     for document in DOCS.glob("*.md"):
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", document.read_text(encoding="utf-8")):
             assert (document.parent / target).is_file(), (document.name, target)
+
+
+def test_the_readme_links_resolve():
+    """The README is the door: each page, report and figure it links to is in the checkout."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = {target.split("#")[0] for target in re.findall(r"\]\(([^)\s]+)\)", text)
+               if ":" not in target}
+    assert {"docs/index.md", "reports/fig69/report.md"} <= targets
+    missing = sorted(target for target in targets if target and not (ROOT / target).exists())
+    assert missing == []
 
 
 def table_rows(document: str, first_cell: str) -> list[list[str]]:
