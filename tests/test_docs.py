@@ -114,3 +114,8 @@ def test_the_ground_truth_table_of_graph_model_is_the_tested_one(name):
     budgets = dict(map(int, re.sub(r"^B=", "", item).split(": ")) for item in row[4].split(" · "))
     assert budgets == least
     assert plan_graph("store_all", costs).forward_evals == store_all[0]
+
+
+def test_the_experiment_file_shown_is_the_shipped_one():
+    [shown] = re.findall(r"```toml\n(.*?)```", (DOCS / "cli.md").read_text(encoding="utf-8"), re.S)
+    assert shown == (ROOT / "experiments" / "fig69.toml").read_text(encoding="utf-8")
