@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 OUTSIDE = re.compile(rb"(COST|GRAPH)_MODEL\.md")
 CITED = re.compile(r"docs/[\w.-]+\.md")
-SKIPPED_DIRECTORIES = {"__pycache__", "build", "dist"}
+SKIPPED_DIRECTORIES = {"__pycache__", "build", "dist", "site"}  # site: the built documentation
 
 
 def repository_files() -> Iterator[Path]:
@@ -57,6 +57,16 @@ def test_links_between_the_documents_resolve():
     for document in DOCS.glob("*.md"):
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", document.read_text(encoding="utf-8")):
             assert (document.parent / target).is_file(), (document.name, target)
+
+
+def test_the_readme_links_resolve():
+    """The README is the door: each page, report and figure it links to is in the checkout."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = {target.split("#")[0] for target in re.findall(r"\]\(([^)\s]+)\)", text)
+               if ":" not in target}
+    assert {"docs/index.md", "reports/fig69/report.md"} <= targets
+    missing = sorted(target for target in targets if target and not (ROOT / target).exists())
+    assert missing == []
 
 
 def table_rows(document: str, first_cell: str) -> list[list[str]]:
@@ -104,3 +114,8 @@ def test_the_ground_truth_table_of_graph_model_is_the_tested_one(name):
     budgets = dict(map(int, re.sub(r"^B=", "", item).split(": ")) for item in row[4].split(" · "))
     assert budgets == least
     assert plan_graph("store_all", costs).forward_evals == store_all[0]
+
+
+def test_the_experiment_file_shown_is_the_shipped_one():
+    [shown] = re.findall(r"```toml\n(.*?)```", (DOCS / "cli.md").read_text(encoding="utf-8"), re.S)
+    assert shown == (ROOT / "experiments" / "fig69.toml").read_text(encoding="utf-8")

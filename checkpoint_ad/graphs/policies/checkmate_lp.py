@@ -6,7 +6,7 @@ replayed; the cheapest within the budget wins. When none fits, the LP is solved 
 90%, 80%, 70% of the budget (the paper's artifact solves at 90%).
 
 ``lower_bound`` is the LP value: a lower bound of the formulation's MILP, **not** of every
-plan (the formulation fixes the order inside stages; see the README).
+plan (the formulation fixes the order inside stages; see docs/graphs.md).
 """
 from __future__ import annotations
 
