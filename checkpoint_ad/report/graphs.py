@@ -5,6 +5,7 @@ solve time against graph size. Nothing here runs the engine or a planner.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def save_graph_figures(records: Sequence[Record], folder: Path) -> list[tuple[st
         written.append((caption, path))
 
     for key, group in group_records(records, lambda r: f"{r.workload} {_sizes(r)}").items():
-        name = key.replace(" ", "_").replace("=", "")
+        name = re.sub(r"[^\w.-]+", "_", key.replace("=", ""))  # a user's workload: model.py:build
         save(f"Overhead against budget: {key}", f"overhead_{name}",
              overhead_vs_budget(overhead_rows(group), key))
         chosen = detail_record(group)
