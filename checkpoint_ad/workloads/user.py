@@ -167,16 +167,13 @@ class UserWorkload:
     def module(self) -> ModuleType:
         """The file or module, imported (the user's code runs: any exception it raises is
         named in one line)."""
-        if not _names_a_file(self.place):
-            try:
-                return importlib.import_module(self.place)
-            except Exception as error:  # noqa: BLE001  (the user's code: any exception)
-                raise self.error(f"importing {self.place} raised {_described(error)}") from None
-        path = Path(self.place).resolve()
-        if not path.is_file():
+        path = Path(self.place).resolve() if _names_a_file(self.place) else None
+        if path is not None and not path.is_file():
             raise self.error(f"file {self.place} not found")
-        status = path.stat()
         try:
+            if path is None:
+                return importlib.import_module(self.place)
+            status = path.stat()
             return _import_file(path, (status.st_mtime_ns, status.st_size))
         except Exception as error:  # noqa: BLE001  (the user's code: any exception)
             raise self.error(f"importing {self.place} raised {_described(error)}") from None

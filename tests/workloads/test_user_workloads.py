@@ -101,6 +101,16 @@ def test_a_graph_workload_is_planned_by_a_graph_policy(models, capsys):
     assert planned["predicted_peak_bytes"] == planned["peak_bytes"]
 
 
+def test_a_module_on_the_import_path_is_named_by_its_dotted_name(models, capsys, monkeypatch):
+    (models / "mymodels").mkdir()
+    (models / "mymodels" / "__init__.py").write_text("")
+    (models / "mymodels" / "dense.py").write_text(CHAIN_MODEL)
+    monkeypatch.syspath_prepend(str(models))
+    planned = json.loads(ok(capsys, "plan", "--workload", "mymodels.dense:build", "--n", "3",
+                            "--policy", "store_all", "--json"))
+    assert (planned["workload"], planned["n"]) == ("mymodels.dense:build", 3)
+
+
 def test_size_reaches_registered_workloads_too(models, capsys):
     planned = json.loads(ok(capsys, "plan", "--workload", "mlp", "--size", "n=3", "--size",
                             "width=4", "--batch", "2", "--policy", "store_all", "--json"))
