@@ -26,7 +26,8 @@ resolves them from its own folder, :func:`resolve_reference`), once per process 
 unchanged; a module by its name, so it must be importable (installed, or on ``PYTHONPATH``).
 Every mistake is one :class:`~checkpoint_ad.errors.ExperimentError` line naming the reference:
 no such file, a module whose import raises, no such function, a size ``build`` does not take
-or needs, ``build`` raising, or returning something else.
+or needs, ``build`` raising, or returning something else, and a numpy function applied to a
+value being differentiated in the function or a stage it returns.
 """
 from __future__ import annotations
 
@@ -44,10 +45,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..chains.chain import Chain
+from ..chains.chain import Chain, Stage
 from ..engine.backend import ARRAY_TYPES
 from ..engine.trees import flatten
-from ..errors import ExperimentError
+from ..errors import CheckpointADError, ExperimentError
 from . import chain_models, graph_models
 from .chain_models import Workload
 from .graph_models import GraphWorkload
@@ -236,11 +237,37 @@ class UserWorkload:
             if isinstance(first, Chain) and isinstance(second, ARRAY_TYPES):
                 self._check_dtype(called, [second, *first.parameter_groups()], dtype)
                 return Workload(self.name, self._with_stages(called, resolved, first.n),
-                                first, second)
+                                self._guarded_chain(first), second)
             if callable(first) and isinstance(second, (tuple, list)) and second:
                 self._check_dtype(called, second, dtype)
-                return GraphWorkload(self.name, resolved, first, tuple(second))
+                return GraphWorkload(self.name, resolved, self._guarded(first), tuple(second))
         raise self.error(f"{called} returned {_shown(returned)}; expected {EXPECTED}")
+
+    def _guarded(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` (the graph's, or a stage's) refusing in one line the commonest mistake
+        in it: a numpy function applied to a value being differentiated, which numpy refuses
+        with a TypeError naming checkpoint_ad's Tracer. Anything else passes unchanged."""
+        @functools.wraps(function)
+        def guarded(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except TypeError as error:
+                if "Tracer" not in str(error) or isinstance(error, CheckpointADError):
+                    raise
+                raise self.error(f"{getattr(function, '__name__', 'its function')} applied "
+                                 f"numpy to a value being differentiated "
+                                 f"({_described(error)}); use checkpoint_ad's ops on it "
+                                 f"(ca.tanh, ca.sum, @, ...)") from None
+        return guarded
+
+    def _guarded_chain(self, chain: Chain) -> Chain:
+        """``chain`` with each stage function :meth:`_guarded` (one guard per function, so
+        stages sharing one still share it)."""
+        guards: dict[int, Callable[..., Any]] = {}
+        for stage in chain.stages:
+            guards.setdefault(id(stage.fn), self._guarded(stage.fn))
+        return Chain([Stage(guards[id(stage.fn)], stage.params, stage.name)
+                      for stage in chain.stages])
 
     def _with_stages(self, called: str, sizes: dict[str, Any], stages: int) -> dict[str, Any]:
         """A chain workload's sizes with ``n``, its number of stages (see the module

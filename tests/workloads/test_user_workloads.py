@@ -54,6 +54,7 @@ MISTAKES = {
     "wrong.py": "def build():\n    return [1, 2, 3]\n",
     "needs.py": "def build(n):\n    return None\n",
     "doubled.py": CHAIN_MODEL + "\n\ndef twice(n=2):\n    return build(n=2 * n)\n",
+    "numpy_ops.py": GRAPH_MODEL.replace("ca.tanh", "np.tanh"),
 }
 
 
@@ -192,6 +193,10 @@ EXPECTED = ("(chain, x0), a checkpoint_ad.Chain and its input array, or (fn, arg
     (["--workload", "doubled.py:twice", "--size", "n=3"],
      "workload 'doubled.py:twice': twice(n=3) returned a chain of 6 stages; a chain "
      "workload's size n is its number of stages (give yours another name, such as layers)"),
+    (["--workload", "numpy_ops.py:build"],
+     "workload 'numpy_ops.py:build': loss applied numpy to a value being differentiated "
+     "(TypeError: operand 'Tracer' does not support ufuncs (__array_ufunc__=None)); use "
+     "checkpoint_ad's ops on it (ca.tanh, ca.sum, @, ...)"),
     (["--workload", "graph_model.py:build", "--family", "chain"],
      "workload 'graph_model.py:build' returned a graph workload, but the family asked for is "
      "chain (--family, or family in an experiment)"),
