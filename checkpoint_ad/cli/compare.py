@@ -11,11 +11,11 @@ from ..errors import ExperimentError
 from ..graphs import policies as graph_policies
 from ..lab.experiment import compare
 from ..lab.specs import MAX_REPEATS
-from ..workloads import graph_models
 from ..workloads.graph_models import FAMILIES
+from ..workloads.user import workload_family
 from .options import (BYTES_HELP, PROG, add_backend, add_input_options, add_max_memory,
-                      add_size_options, byte_count, doing, given_options, new_command,
-                      parse_policies, registered_sizes, repeat_count)
+                      add_size_options, byte_count, doing, given_sizes, new_command,
+                      parse_policies, repeat_count)
 from .output import ProgressBar, write_json
 
 
@@ -54,8 +54,9 @@ def budget_for_all(configurations: list[tuple[str, dict[str, Any]]], budget: int
 
 
 def command_compare(args: argparse.Namespace, out: TextIO) -> int:
-    sizes = given_options(args, sorted(registered_sizes()))
-    family = graph_models.workload_family(args.workload, args.family)
+    sizes = given_sizes(args)
+    with doing(f"building the workload {args.workload}"):
+        family = workload_family(args.workload, args.family, sizes, args.dtype)
     default = GRAPH_POLICIES if family == "graph" else CHAIN_POLICIES
     configurations = budget_for_all(parse_policies(args.policies or default), args.budget, family)
     progress = None if args.no_progress else ProgressBar()
@@ -98,14 +99,17 @@ def add_compare_command(commands: Any) -> None:
         "  checkpoint-ad compare --workload unet --n 6 --budget 192KiB "
         "--policies store_all,optimal,dtr,chen\n"
         "  checkpoint-ad compare --workload residual --family graph "
-        "--policies store_all,dtr:budget_fraction=0.4")
+        "--policies store_all,dtr:budget_fraction=0.4\n"
+        "  checkpoint-ad compare --workload model.py:build --size n=8 --policies store_all,sqrt_n")
     comparison.add_argument("--workload", default="chain",
                             help="a registered chain or graph workload (default chain; see "
-                                 "`list`)")
+                                 "`list`), or your own: FILE.py:FUNCTION or MODULE:FUNCTION, "
+                                 "sized by --size KEY=VALUE (docs/your_own_model.md)")
     comparison.add_argument("--family", choices=FAMILIES,
                             help="the workload's family: graph for a graph workload whose name "
                                  "is also a chain workload's (residual); otherwise found from "
-                                 "the name")
+                                 "the name (your own workload's: from what its function "
+                                 "returns)")
     comparison.add_argument("--policies",
                             help=f"comma-separated policies, each NAME[:KEY=VALUE...], a value that "
                                  f"is names joined by + (save_ops:ops=matmul+tanh) (default: "

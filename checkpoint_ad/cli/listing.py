@@ -31,6 +31,9 @@ def command_list(args: argparse.Namespace, out: TextIO) -> int:
               "[--family graph] --budget BYTES; a name that is also a chain workload needs "
               "--family graph; in Python: checkpoint_ad.workloads.graph_models.build_graph):\n")
     _list_workloads(out, graph_models.graph_names(), graph_models.get_graph_workload)
+    out.write("\nYour own workload (docs/your_own_model.md): --workload FILE.py:FUNCTION or "
+              "MODULE:FUNCTION, whose FUNCTION(**sizes) returns (chain, x0) or (fn, args), "
+              "sized by --size KEY=VALUE ...\n")
     out.write("\nGraph policies (checkpoint-ad compare --workload unet --policies "
               "NAME:PARAMETER=VALUE,...; in Python: checkpoint_ad.plan_graph(NAME, costs, "
               "PARAMETER=VALUE) or backprop_graph(..., policy=NAME)):\n")

@@ -124,6 +124,14 @@ def literal(text: str) -> Any:
         return text
 
 
+def size_assignment(text: str) -> tuple[str, Any]:
+    """``--size KEY=VALUE`` → (key, value), the value read as :func:`literal` reads it."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, such as n=8, got {text!r}")
+    return key.strip(), literal(value.strip())
+
+
 TYPES: dict[type, Callable[[str], Any]] = {int: positive_int, float: number, bool: boolean,
                                            str: str}
 
@@ -241,9 +249,15 @@ def add_graph_policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_size_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """One option per size of any workload (``--n``, ``--width``...); unset ones default.
-    ``skip``: sizes the command defines itself (``plan --n``)."""
+    """One option per size of any registered workload (``--n``, ``--width``...), and
+    ``--size KEY=VALUE`` for any size of any workload (a user's above all); unset ones
+    default. ``skip``: sizes the command defines itself (``plan --n``)."""
     group = parser.add_argument_group("workload sizes (defaults: see `checkpoint-ad list`)")
+    group.add_argument("--size", action="append", type=size_assignment, metavar="KEY=VALUE",
+                       help="a size of any workload, repeatable; the one way to size your own "
+                            "(--workload FILE.py:FUNCTION gets them as keyword arguments); "
+                            "VALUE is read as a whole number, a number, true or false (yes, "
+                            "no), else a string")
     for name, (parameter, owners) in registered_sizes().items():
         if name in skip:
             continue
@@ -265,6 +279,20 @@ def add_max_memory(parser: argparse.ArgumentParser, consequence: str) -> None:
                         help=f"refuse, before anything runs, points whose predicted peak of "
                              f"activation bytes (checkpoints, tapes, working value, cotangents; "
                              f"parameters apart) exceeds BYTES: {consequence}; {BYTES_HELP}")
+
+
+def given_sizes(args: argparse.Namespace, **own: Any) -> dict[str, Any]:
+    """The workload sizes the command line gave: the options of :func:`add_size_options`, and
+    ``own`` ones the command defines itself (``plan``'s ``n``) that are not None. A size given
+    twice is refused."""
+    named = {**given_options(args, sorted(registered_sizes())),
+             **{key: value for key, value in own.items() if value is not None}}
+    sizes: dict[str, Any] = {}
+    for key, value in [*named.items(), *(args.size or [])]:
+        if key in sizes:
+            raise ExperimentError(f"size {key} is given twice; give each size once")
+        sizes[key] = value
+    return sizes
 
 
 def given_options(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from ..lab.points import plain_params, planning_costs, store_all_bytes
 from ..lab.recommend import trace_program
 from ..lab.spec_checks import check_combination, fraction_problem
 from ..plans import limits
-from ..workloads import chain_models, graph_models
-from ..workloads.graph_models import FAMILIES
+from ..workloads import chain_models
+from ..workloads.graph_models import FAMILIES, GraphWorkload
+from ..workloads.user import build_workload
 from .options import (BYTES_HELP, add_graph_policy_options, add_policy_options, add_size_options, byte_count,
-                      doing, given_options, new_command, number, positive_int,
-                      registered_graph_policy_parameters, registered_policy_parameters, registered_sizes)
+                      doing, given_options, given_sizes, new_command, number, positive_int,
+                      registered_graph_policy_parameters, registered_policy_parameters)
 from .output import write_json
 
 
@@ -77,7 +78,7 @@ def _plan_unit_chain(args: argparse.Namespace, out: TextIO) -> int:
     if args.n is None:
         raise PolicyError("plan: give --n (a chain of n unit stages) or --workload (a chain or "
                           "graph workload, see `checkpoint-ad list`)")
-    for option in ("family", "budget_fraction"):
+    for option in ("family", "budget_fraction", "size"):
         if getattr(args, option) is not None:
             raise PolicyError(f"plan: --{option.replace('_', '-')} applies with --workload "
                               f"only; a chain of n unit stages takes --budget or --slots")
@@ -136,14 +137,13 @@ def with_budget(args: argparse.Namespace, params: dict[str, Any], store_all: Any
 
 def plan_workload(args: argparse.Namespace, out: TextIO) -> int:
     """``plan --workload W``: the plan of a chain workload's own costs (chain policies) or of a
-    graph workload's traced graph (graph policies)."""
-    family = graph_models.workload_family(args.workload, args.family)
-    sizes = given_options(args, sorted(registered_sizes()))
-    if args.n is not None:
-        sizes["n"] = args.n
-    if family == "graph":
-        return _plan_graph(args, sizes, out)
-    return _plan_chain(args, sizes, out)
+    graph workload's traced graph (graph policies); W is registered or a user's
+    ``FILE.py:FUNCTION``."""
+    with doing(f"building the workload {args.workload}"):
+        built = build_workload(args.workload, given_sizes(args, n=args.n), family=args.family)
+    if isinstance(built, GraphWorkload):
+        return _plan_graph(args, built, out)
+    return _plan_chain(args, built, out)
 
 
 def _policy_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,11 +154,10 @@ def _policy_params(args: argparse.Namespace) -> dict[str, Any]:
     return given_options(args, list(names))
 
 
-def _plan_graph(args: argparse.Namespace, sizes: dict[str, Any], out: TextIO) -> int:
+def _plan_graph(args: argparse.Namespace, built: GraphWorkload, out: TextIO) -> int:
     params = _policy_params(args)
     graph_policies.get_policy(args.policy).check_params(**params)
     with doing(f"tracing the graph workload {args.workload}"):
-        built = graph_models.build_graph(args.workload, sizes)
         program = trace_program(built)
     costs = program.costs
     params = with_budget(args, params, lambda: graph_policies.plan_graph("store_all", costs)
@@ -200,9 +199,8 @@ def _graph_json(workload: str, sizes: Mapping[str, Any], plan: GraphPlan, costs:
     return data
 
 
-def _plan_chain(args: argparse.Namespace, sizes: dict[str, Any], out: TextIO) -> int:
-
-    workload = chain_models.build(args.workload, sizes)
+def _plan_chain(args: argparse.Namespace, workload: chain_models.Workload, out: TextIO
+                ) -> int:
     profiles: list[ChainProfile] = []
 
     def profile() -> ChainProfile:  # one taped sweep, when first needed
@@ -239,17 +237,21 @@ def add_plan_command(commands: Any) -> None:
         "  checkpoint-ad plan --policy sqrt_n --n 100 --json\n"
         "  checkpoint-ad plan --workload mlp --policy optimal --budget 300KiB\n"
         "  checkpoint-ad plan --workload residual --family graph --n 4 --policy optimal "
-        "--budget-fraction 0.5 --json")
+        "--budget-fraction 0.5 --json\n"
+        "  checkpoint-ad plan --workload model.py:build --size n=8 --policy revolve --slots 3")
     plan.add_argument("--policy", required=True, help="a registered policy (see `list`): a "
                       "chain policy for --n and chain workloads, a graph policy for graph "
                       "workloads")
     plan.add_argument("--n", type=stage_count,
                       help=f"number of stages of a chain of unit stages (at most "
                            f"{MAX_STAGES:,}); with --workload, the workload's size n")
-    plan.add_argument("--workload", help="plan a registered workload instead (see `list`)")
+    plan.add_argument("--workload", help="plan a registered workload instead (see `list`), or "
+                      "your own: FILE.py:FUNCTION or MODULE:FUNCTION, sized by --size KEY=VALUE "
+                      "(docs/your_own_model.md)")
     plan.add_argument("--family", choices=FAMILIES,
                       help="the registry of --workload, for a name in both (residual means "
-                           "the chain unless --family graph)")
+                           "the chain unless --family graph); your own workload's family is "
+                           "what its function returns")
     plan.add_argument("--budget", type=byte_count, metavar="BYTES",
                       help=f"the policy's budget_bytes; {BYTES_HELP}")
     plan.add_argument("--budget-fraction", type=number, metavar="F",

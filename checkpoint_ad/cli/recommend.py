@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from ..lab.recommend import DEFAULT_TIME_LIMIT, Candidate, Recommendation, recommend
 from ..workloads.graph_models import FAMILIES
 from .options import (BYTES_HELP, add_input_options, add_size_options, byte_count, doing,
-                      given_options, new_command, number, registered_sizes)
+                      given_sizes, new_command, number)
 from .output import write_json
 
 
@@ -69,7 +69,7 @@ def _table(rows: list[tuple[str, ...]], columns: tuple[str, ...]) -> str:
 
 
 def command_recommend(args: argparse.Namespace, out: TextIO) -> int:
-    sizes = given_options(args, sorted(registered_sizes()))
+    sizes = given_sizes(args)
     chosen = None if args.policies is None else [
         name.strip() for name in args.policies.split(",") if name.strip()]
     progress = None if args.no_progress else Progress()
@@ -101,8 +101,12 @@ def add_recommend_command(commands: Any) -> None:
         "cost over store_all's in the same family), then every candidate with why the others "
         "were skipped. Nothing runs beyond the profiling or tracing pass.",
         "  checkpoint-ad recommend --workload mlp --budget 400KiB\n"
-        "  checkpoint-ad recommend --workload unet --family graph --n 3 --budget 150KiB --json")
-    advice.add_argument("--workload", required=True, help="a registered workload (see `list`)")
+        "  checkpoint-ad recommend --workload unet --family graph --n 3 --budget 150KiB --json\n"
+        "  checkpoint-ad recommend --workload model.py:build --size n=8 --budget 64KiB")
+    advice.add_argument("--workload", required=True,
+                        help="a registered workload (see `list`), or your own: FILE.py:FUNCTION "
+                             "or MODULE:FUNCTION, sized by --size KEY=VALUE "
+                             "(docs/your_own_model.md)")
     advice.add_argument("--family", choices=FAMILIES,
                         help="the registry of --workload, for a name in both")
     advice.add_argument("--budget", required=True, type=byte_count, metavar="BYTES",

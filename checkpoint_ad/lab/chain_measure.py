@@ -39,6 +39,7 @@ from ..engine.trees import flatten
 from ..plans.memory import Meter, TracemallocProbe
 from ..records.schema import Record
 from ..workloads import chain_models
+from ..workloads.user import build_workload
 from .points import (PointTask, downsample, largest_difference, plain_params, planning_costs,
                      policy_parameters, worker_environment)
 from .rss import rss_run
@@ -88,7 +89,7 @@ def relative_costs(workload: chain_models.Workload) -> ChainCosts:
 
 def measure_chain_point(task: PointTask) -> Record:
     """Measure chain task ``task`` in this process (see the module docstring for what runs)."""
-    workload = chain_models.build(task.workload, task.sizes, task.seed, task.dtype)
+    workload = build_workload(task.workload, task.sizes, task.seed, task.dtype, "chain")
     costs = planning_costs(workload, task.costs)
     profiles: list[ChainProfile] = []
 

@@ -26,7 +26,8 @@ from ..graphs.bounds import GraphLowerBound, graph_lower_bound
 from ..graphs.costs import GraphCosts
 from ..graphs.plans import GraphAction, GraphPlan
 from ..graphs.policies import get_policy, plan_graph
-from ..workloads.graph_models import GraphWorkload, build_graph
+from ..workloads.graph_models import GraphWorkload
+from ..workloads.user import build_workload
 from .points import (downsample, largest_difference, plain_params, PointTask, resolve_fractions,
                      worker_environment)
 from .rss import rss_run
@@ -35,7 +36,7 @@ from ..records.schema import Record
 
 def trace_task(task: PointTask) -> tuple[GraphWorkload, Traced]:
     """The task's graph workload, built from its sizes, seed and dtype, and its trace."""
-    workload = build_graph(task.workload, task.sizes, task.seed, task.dtype)
+    workload = build_workload(task.workload, task.sizes, task.seed, task.dtype, "graph")
     return workload, trace_function(workload.fn, *workload.args, argnums=workload.argnums,
                                     seed=task.seed)
 

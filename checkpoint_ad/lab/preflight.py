@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..chains import policies
-from ..workloads import chain_models
+from ..workloads.user import build_workload
 from ..chains.chain import profile_chain
 from ..errors import BudgetError, CheckpointADError
 from ..chains.executor import predict_meter
@@ -73,7 +73,8 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None,
             continue
         try:
             if built.get("key") != key:  # grid point major: build each point once
-                workload = chain_models.build(task.workload, task.sizes, task.seed, task.dtype)
+                workload = build_workload(task.workload, task.sizes, task.seed, task.dtype,
+                                          "chain")
                 built = {"key": key, "workload": workload,
                          "profile": profile_chain(workload.chain, workload.x0, task.seed)}
             workload, profile = built["workload"], built["profile"]

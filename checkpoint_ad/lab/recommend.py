@@ -49,8 +49,9 @@ from ..graphs.executor import predict_meter as predict_graph
 from ..graphs.plans import GraphPlan
 from ..graphs.policies.dtr import HEURISTICS
 from ..graphs.program import Program
-from ..workloads import chain_models, graph_models
+from ..workloads import chain_models
 from ..workloads.graph_models import GraphWorkload
+from ..workloads.user import build_workload, family_of
 from .points import plain_params, planning_costs
 
 DEFAULT_TIME_LIMIT = 2.0  # seconds for each slow graph planner (exact search, HiGHS)
@@ -300,20 +301,21 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
               costs: str = "model", policies: Iterable[str] | None = None,
               time_limit: float = DEFAULT_TIME_LIMIT,
               progress: Progress | None = None) -> Recommendation:
-    """Plan every applicable policy configuration for ``workload`` (its ``family`` resolved by
-    :func:`~.graph_models.workload_family`) with ``sizes``, ``seed`` and ``dtype`` under
-    ``budget_bytes`` (predicted full activation peak, bytes), and rank them (see the module
-    docstring). ``costs`` is the chain planning cost mode; ``policies`` restricts the policy
+    """Plan every applicable policy configuration for ``workload`` (a registered name, its
+    ``family`` resolved by :func:`~.graph_models.workload_family`, or a user's
+    ``FILE.py:FUNCTION``, see :mod:`~checkpoint_ad.workloads.user`) with ``sizes``, ``seed``
+    and ``dtype`` under ``budget_bytes`` (predicted full activation peak, bytes), and rank them
+    (see the module docstring). ``costs`` is the chain planning cost mode; ``policies`` restricts the policy
     names (in either family); ``time_limit`` is given to each slow graph planner (seconds);
     ``progress(done, total, next label)`` is called before each configuration is planned."""
     budget_bytes = whole_number(budget_bytes, "recommend: budget_bytes (bytes)", minimum=1)
     time_limit = real_number(time_limit, "recommend: time_limit (seconds)")
-    kind = graph_models.workload_family(workload, family)
+    built = build_workload(workload, sizes, seed, dtype, family)
+    kind = family_of(built)
     families = ("chain", "graph") if kind == "chain" else ("graph",)
     chosen = _check_policies(policies, families)
     jobs: list[tuple[str, str, dict[str, Any], Make, float]] = []
-    if kind == "chain":
-        built = chain_models.build(workload, sizes, seed, dtype)
+    if isinstance(built, chain_models.Workload):
         profile = profile_chain(built.chain, built.x0, seed)
         chain_costs = profile.costs(planning_costs(built, costs))
         reference = _reference_cost(lambda: math.fsum(chain_costs.compute), "chain")
@@ -321,8 +323,7 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
                  _selected(_chain_candidates(profile, chain_costs, budget_bytes), chosen)]
         traced, resolved = chain_as_graph(built, seed), dict(built.sizes)
     else:
-        traced = graph_models.build_graph(workload, sizes, seed, dtype)
-        resolved = dict(traced.sizes)
+        traced, resolved = built, dict(built.sizes)
     program = trace_program(traced, seed)
     reference = _reference_cost(lambda: program.costs.total_cost, "graph")
     jobs += [("graph", *config, reference) for config in

@@ -12,6 +12,7 @@ from typing import Any
 from ..chains import policies
 from ..graphs import policies as graph_policies
 from ..workloads import chain_models, graph_models
+from ..workloads.user import UserWorkload, is_user_reference
 from ..errors import CheckpointADError, ExperimentError
 from .points import DERIVED
 
@@ -21,7 +22,11 @@ EXCLUSIVE_PARAMETERS = (("slots", "budget_bytes"), ("slots", "budget_fraction"),
                         ("budget_bytes", "budget_fraction"))  # each pair: two ways to say one thing
 NEEDS_ONE_OF = {"resolution": ("budget_bytes", "budget_fraction")}  # meaningless without them
 def workload_spec(family: str, name: str) -> Any:
-    """The registered workload ``name`` of ``family`` ("chain" or "graph")."""
+    """The registered workload ``name`` of ``family`` ("chain" or "graph"), or a user's
+    ``FILE.py:FUNCTION`` (:class:`~checkpoint_ad.workloads.user.UserWorkload`, which answers
+    ``defaults()`` and ``resolve(sizes)`` alike)."""
+    if is_user_reference(name):
+        return UserWorkload.parse(name)
     return (graph_models.get_graph_workload if family == "graph" else chain_models.get_workload)(name)
 
 

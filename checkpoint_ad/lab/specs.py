@@ -31,6 +31,16 @@ workload sets that workload's own sizes::
     policy = "dtr"
     sweep = { budget_fraction = [0.5, 0.7] }
 
+A user's own workload is named by its function, ``workload = "model.py:build"`` (a path
+relative to the experiment file's folder, or ``package.module:build``), with ``sizes`` and
+``grid`` passed to it as keyword arguments; without a ``family`` key the experiment's family is
+what ``build`` returns at the first grid point (:mod:`checkpoint_ad.workloads.user`)::
+
+    workload = "model.py:build"
+    sizes = { width = 16 }
+    grid = { n = [4, 8] }
+    policies = [{ policy = "store_all" }, { policy = "revolve", params = { slots = 2 } }]
+
 The shipped experiments live in the top-level ``experiments/`` folder, installed as the
 package ``checkpoint_ad.experiments``; :func:`load_experiment` also takes a path to any file.
 Running them is :mod:`checkpoint_ad.lab.experiment`.
@@ -47,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from ..workloads import chain_models, graph_models
+from ..workloads.user import is_user_reference, resolve_reference, workload_family
 from ..errors import CheckpointADError, ExperimentError, UnknownNameError
 from .points import COST_MODES, PointTask
 from ..records.fields import plain_name_problem
@@ -64,6 +75,14 @@ GRAPH_COST_MODES = ("model", "unit")  # a graph workload's cost model is 1 per o
 
 
 POLICY_KEYS = {"policy": str, "params": dict, "sweep": dict, "max_n": int}
+
+
+def _fixed_sizes(sizes: Mapping[str, Any], workload: str | None) -> dict[str, Any]:
+    """The fixed sizes of ``workload`` in an experiment's ``sizes``: the shared ones, and the
+    table named after it over them."""
+    shared = {k: v for k, v in sizes.items() if not isinstance(v, dict)}
+    own = sizes.get(workload) if workload is not None else None
+    return {**shared, **own} if isinstance(own, dict) else shared
 
 
 def _combinations(fixed: Mapping[str, Any], swept: Mapping[str, list[Any]]
@@ -116,9 +135,7 @@ class Experiment:
     def sizes_of(self, workload: str | None = None) -> dict[str, Any]:
         """The fixed sizes of ``workload``: the shared ones, and its own table in ``sizes``
         (``sizes = { width = 32, residual = { n = 16 } }``) over them."""
-        shared = {k: v for k, v in self.sizes.items() if not isinstance(v, dict)}
-        own = self.sizes.get(workload) if workload is not None else None
-        return {**shared, **own} if isinstance(own, dict) else shared
+        return _fixed_sizes(self.sizes, workload)
 
     def grid_points(self, workload: str | None = None) -> list[dict[str, Any]]:
         """Every size combination of ``workload`` (default: the first), the fixed sizes
@@ -151,9 +168,10 @@ class Experiment:
 
     def _workload_tasks(self, workload: str, env: dict[str, Any]) -> list[PointTask]:
         detail = self.detail_point(workload)
+        default_n = workload_spec(self.family, workload).defaults().get("n")
         tasks = []
         for point in self.grid_points(workload):
-            n = point.get("n", workload_spec(self.family, workload).defaults().get("n"))
+            n = point.get("n", default_n)
             seen: set[str] = set()
             for entry in self.policies:
                 if entry.max_n is not None and n is not None and n > entry.max_n:
@@ -214,6 +232,7 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
     if quick and "quick" in spec:
         check_keys(source, "quick", spec["quick"], {k: TOP_KEYS[k] for k in QUICK_KEYS})
         spec.update(spec["quick"])
+    spec = _resolved_references(spec, Path(source).parent)
     family, workloads = _workloads(source, spec)
     sizes = dict(spec.get("sizes", {}))
     check_sizes(source, "sizes", family, workloads, sizes)
@@ -258,29 +277,65 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
     return experiment
 
 
+def _resolved_references(spec: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``spec`` (its keys' types checked) with the relative file path of each user workload
+    (``model.py:build``) taken from ``folder``, the experiment file's: in ``workload``,
+    ``workloads`` and the names of per-workload tables in ``sizes``."""
+    def resolve(name: Any) -> Any:
+        return resolve_reference(name, folder) if isinstance(name, str) else name
+
+    resolved = dict(spec)
+    if "workload" in spec:
+        resolved["workload"] = resolve(spec["workload"])
+    if "workloads" in spec:
+        resolved["workloads"] = [resolve(name) for name in spec["workloads"]]
+    resolved["sizes"] = {resolve(key) if isinstance(value, dict) else key: value
+                         for key, value in spec.get("sizes", {}).items()}
+    return resolved
+
+
 def _workloads(source: str, spec: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """The experiment's family and workload names: ``workload`` (one name) or ``workloads``
-    (an array of names; graph experiments only), each registered in the family."""
-    family = spec.get("family", "chain")
-    if family not in graph_models.FAMILIES:
-        raise fail(source, f"family must be one of {', '.join(graph_models.FAMILIES)}, got "
-                            f"{family!r}")
+    """The experiment's family (:func:`_family`) and workload names: ``workload`` (one name)
+    or ``workloads`` (an array of names; graph experiments only), each registered in the
+    family or a user's ``FILE.py:FUNCTION``."""
     if ("workload" in spec) == ("workloads" in spec):
         raise fail(source, "give the workload (one name) or workloads (an array of names), "
                             "one of them")
-    if "workloads" in spec and family != "graph":
-        raise fail(source, 'workloads (several) is for graph experiments (family = "graph"); '
-                            'a chain experiment names one workload')
     names = [spec["workload"]] if "workload" in spec else spec["workloads"]
     if not names or not all(isinstance(name, str) for name in names):
         raise fail(source, f"workloads must be a non-empty array of names, got {names!r}")
     no_duplicates(source, "workloads", names)
+    family = _family(source, spec, names)
+    if "workloads" in spec and family != "graph":
+        raise fail(source, 'workloads (several) is for graph experiments (family = "graph"); '
+                            'a chain experiment names one workload')
     for name in names:
         try:
             workload_spec(family, name)
-        except UnknownNameError as error:
+        except (UnknownNameError, ExperimentError) as error:
             raise fail(source, str(error)) from None
     return family, tuple(names)
+
+
+def _family(source: str, spec: Mapping[str, Any], names: list[str]) -> str:
+    """``family`` as the experiment gives it; else the family of its first user workload,
+    learnt by building it at its first grid point (sizes as written; they are checked later);
+    else "chain"."""
+    if "family" in spec:
+        if spec["family"] not in graph_models.FAMILIES:
+            raise fail(source, f"family must be one of {', '.join(graph_models.FAMILIES)}, "
+                                f"got {spec['family']!r}")
+        return spec["family"]
+    users = [name for name in names if is_user_reference(name)]
+    if not users:
+        return "chain"
+    grid = spec.get("grid", {})
+    first = {key: values[0] for key, values in grid.items() if isinstance(values, list) and values}
+    sizes = {**_fixed_sizes(spec.get("sizes", {}), users[0]), **first}
+    try:
+        return workload_family(users[0], None, sizes, spec.get("dtype", "float64"))
+    except CheckpointADError as error:
+        raise fail(source, str(error)) from None
 
 
 # -- finding and loading --------------------------------------------------------------------------

@@ -89,8 +89,8 @@ def _sizes(value: dict[str, Any], data: dict[str, Any]) -> str | None:
     if data.get("family", "chain") == "chain" and not _is_int(value.get("n"), 1) \
             or "n" in value and not _is_int(value["n"], 1):
         return f"must hold a whole number n from 1 to 2**63-1, got {shown(value)}"
-    bad = [key for key, size in value.items() if not (_is_int(size, 1) or isinstance(size, str))]
-    return f"size {bad[0]} must be a positive whole number or a name, got " \
+    bad = [key for key, size in value.items() if size is None or _scalars({key: size}, data)]
+    return f"size {bad[0]} must be a string, a finite number, true or false, got " \
            f"{shown(value[bad[0]])}" if bad else None
 
 

@@ -6,6 +6,7 @@ and planner solve time against graph size. Nothing here runs the engine or a pla
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -221,7 +222,7 @@ def save_graph_figures(records: Sequence[Record], folder: Path) -> list[tuple[st
         written.append((caption, path))
 
     for key, group in group_records(records, _workload).items():
-        name = key.replace(" ", "_").replace("=", "")
+        name = re.sub(r"[^\w.-]+", "_", key.replace("=", ""))  # a user's workload: model.py:build
         save(f"Overhead against budget: {key}", f"overhead_{name}",
              overhead_vs_budget(overhead_rows(group), key))
         chosen = detail_record(group)
