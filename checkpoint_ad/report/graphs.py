@@ -21,7 +21,6 @@ from ..records.schema import Record, configuration_label, group_records
 from .headline import MOST_BULLETS
 
 BUDGET_PARAMETERS = ("budget_bytes", "budget_fraction")
-FIXED_POLICIES = ("store_all", "recompute_all", "save_ops")  # no budget: drawn at their peak
 
 
 def planner(record: Record) -> str:
