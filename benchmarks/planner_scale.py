@@ -39,7 +39,7 @@ import numpy as np
 from checkpoint_ad.chains.costs import ChainCosts
 from checkpoint_ad.chains.plans import check_plan
 from checkpoint_ad.chains.policies import make_plan
-from checkpoint_ad.chains.policies.optimal import OptimalTable, clear_cache
+from checkpoint_ad.chains.policies.optimal_table import OptimalTable, clear_cache
 
 MIB = 2.0 ** 20
 REVOLVE_GOAL_S = 2.0
@@ -110,7 +110,7 @@ def sweep_row(costs: ChainCosts, budgets: list[int]) -> dict[str, Any]:
     the peak."""
     def sweep() -> list[Any]:
         clear_cache()
-        return [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
+        return [make_plan("optimal", costs, store_budget_bytes=budget) for budget in budgets]
 
     gc.collect()
     cpu, start = time.process_time(), time.perf_counter()
@@ -176,7 +176,7 @@ def _evaluations(values: list[int]) -> str:
 
 
 def print_optimal(rows: list[dict[str, Any]]) -> None:
-    print(f"\n(b) optimal DP, heterogeneous stages, budget_bytes at {rows[0]['levels']} levels: "
+    print(f"\n(b) optimal DP, heterogeneous stages, store_budget_bytes at {rows[0]['levels']} levels: "
           f"one table (sweep) against one solve per budget in even units of its own")
     print(f"{'n':>5}{'levels':>7}{'sweep s':>9}{'cpu s':>7}{'peak MiB':>10}"
           f"{'evals (low..high)':>19}{'per budget s':>14}{'peak MiB':>10}"

@@ -27,7 +27,10 @@ from .chains.costs import ChainCosts
 from .chains.plans import Action, Plan, PlanBuilder, Step, check_plan
 from .engine.rng import dropout
 from .engine.rng import seed as seed_random
+from .chains.replay import peak_bytes
 from .chains.sequential import sequential
+from .lab.budgets import minimum_budget
+from .lab.side_by_side import compare
 from .version import __version__
 from .engine.primitives import (abs, add, broadcast_to, clip, concatenate, cos, divide, equal,
                                 exp, getitem, greater, greater_equal, less, less_equal, log,

@@ -18,7 +18,8 @@ from ..engine.autodiff import as_float_array, value_and_grad
 from ..engine.backend import buffer_root, xp
 from .chain import Chain, ChainProfile, Stage, profile_chain
 from ..errors import BudgetError, PlanError, PolicyError, StageError
-from .executor import ArrayRunner, Executor, predict_meter
+from .executor import ArrayRunner, Executor
+from .replay import predict_meter
 from ..plans.memory import Meter, TracemallocProbe
 from ..plans.registry import check_made_with
 from ..engine.ops import Tracer
@@ -186,9 +187,10 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
         profile = profile_chain(chain, x0, seed, verify=verify, finite=check_finite)
     else:
         _check_profile(profile, chain, x0, verify)
-    chosen = (policies.make_plan(policy, profile.costs(costs), **policy_params) if plan is None
+    chain_costs = profile.costs(costs)
+    chosen = (policies.make_plan(policy, chain_costs, **policy_params) if plan is None
               else plan)
-    predicted = predict_meter(chosen, profile)
+    predicted = predict_meter(chosen, chain_costs, record_timeline=record_timeline)
     if max_memory is not None and predicted.peak > max_memory:
         raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
                           f"activations at its peak, more than max_memory={max_memory}")

@@ -242,7 +242,8 @@ class ChainProfile:
         stages = range(1, n + 1)
         return ChainCosts(n, units, (self.input_bytes,) + tuple(s.state_bytes for s in self.stages),
                           tuple(self.held_tape_bytes(t) for t in stages),
-                          tuple(self.tape_input_bytes(t) for t in stages))
+                          tuple(self.tape_input_bytes(t) for t in stages),
+                          tuple(s.keeps_output for s in self.stages))
 
 
 def _per_stage_costs(compute: object, n: int) -> tuple[float, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..checks import finite_total, real_number, sequence, whole_number
+from ..checks import finite_total, flag, real_number, sequence, whole_number
 from ..errors import PlanError
 from ..plans import limits
 
@@ -19,6 +19,13 @@ class ChainCosts:
     is the size ``b_t`` of stage t's held tape, the restart point ``x_t`` included, and
     ``tape_input_bytes[t-1]`` the part of it that is the stage's input ``x_{t-1}`` (0 unless the
     tape keeps its input, whose memory it then shares with a stored ``x_{t-1}``).
+
+    Two more facts serve the whole activation peak (:mod:`..replay`, what ``budget_bytes``
+    bounds): ``tape_keeps_output[t-1]`` says whether stage t's tape keeps its output ``x_t``
+    among its residuals (then a turn's transient tape holds it too; default False), and
+    ``returns_output`` whether the chain's output ``x_n`` is returned before its cotangent is
+    known (a chain inside a larger differentiated function, a torch module): stage n's tape is
+    then held, not turned (:func:`..plans.hold_last_tape`).
     """
 
     n: int
@@ -26,6 +33,8 @@ class ChainCosts:
     state_bytes: tuple[int, ...] = ()
     tape_bytes: tuple[int, ...] = ()
     tape_input_bytes: tuple[int, ...] = ()
+    tape_keeps_output: tuple[bool, ...] = ()
+    returns_output: bool = False
 
     def __post_init__(self) -> None:
         n = whole_number(self.n, "ChainCosts.n (the number of stages)", minimum=1, error=PlanError)
@@ -42,6 +51,9 @@ class ChainCosts:
                 sequence(entries, f"ChainCosts.{name}", length=length, error=PlanError)
             object.__setattr__(self, name, _checked_entries(name, entries) if entries
                                else (fill,) * length)
+        object.__setattr__(self, "tape_keeps_output", _keeps_output(n, self.tape_keeps_output))
+        object.__setattr__(self, "returns_output",
+                           flag(self.returns_output, "ChainCosts.returns_output", error=PlanError))
 
     @classmethod
     def unit(cls, n: int) -> ChainCosts:
@@ -63,6 +75,19 @@ def _require_memory(n: int, bytes_per_stage: int) -> None:
                         f"bytes for its costs alone, more than the planner memory limit of "
                         f"{limit.memory_bytes:,} bytes ({limit.source}); the largest n that "
                         f"fits is {largest:,}")
+def _keeps_output(n: int, given: object) -> tuple[bool, ...]:
+    """``tape_keeps_output`` as n booleans (all False when empty); else :class:`PlanError`."""
+    what = "ChainCosts.tape_keeps_output"
+    keeps = sequence(given, what, error=PlanError)
+    if not keeps:
+        return (False,) * n
+    sequence(keeps, what, length=n, error=PlanError)
+    if all(type(keep) is bool for keep in keeps):
+        return keeps
+    return tuple(flag(keep, f"{what}[{index}]", error=PlanError)
+                 for index, keep in enumerate(keeps))
+
+
 def _checked_entries(name: str, values: tuple) -> tuple:
     """Costs as finite floats >= 0, sizes as integers >= 0 (bytes); else :class:`PlanError`.
 

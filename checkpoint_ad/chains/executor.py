@@ -2,8 +2,8 @@
 Meter about everything it holds. It never decides what to keep: the plan does.
 
 It works through a *runner* that evaluates stages. :class:`ArrayRunner` computes with arrays;
-:class:`SymbolicRunner` returns sized placeholders, so that running the very same executor on
-it predicts, before anything runs, the exact bytes the real run will hold.
+:class:`..replay.SymbolicRunner` returns sized placeholders, so that running the very same
+executor on it predicts, before anything runs, the exact bytes the real run will hold.
 
 The Meter counts exactly what docs/cost_model.md lists under ``peak_bytes``, each buffer once,
 by kind.
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .chain import (Chain, ChainProfile, TapedStage, check_finite, digest, evaluate,
                     evaluate_taped)
 from ..errors import StageError
-from ..plans.memory import Meter, Symbol
+from ..plans.memory import Meter
 from ..engine.backend import buffer_root, xp
 from .plans import Action, Plan, Step
 from ..engine.trees import flatten
@@ -91,8 +90,17 @@ class Executor:
             self.meter.hold(WORKING, "working", [value])
 
     def _advance(self, step: Step) -> None:
-        for t in range(step.stage, step.end + 1):
-            self._set_working(self.runner.advance(t, self.working))
+        pair_max = getattr(self.runner, "pair_max", None)
+        if pair_max is None or step.end == step.stage:
+            for t in range(step.stage, step.end + 1):
+                self._set_working(self.runner.advance(t, self.working))
+            return
+        # placeholders summed up: past the first, each state of the run lives with the next only
+        first = self.runner.advance(step.stage, self.working)
+        self._set_working(first)
+        self.meter.transient(WORKING, pair_max(step.stage + 1, step.end) - first.nbytes)
+        self._set_working(None)
+        self._set_working(self.runner.advance(step.end, None))
 
     def _tape(self, step: Step) -> None:
         taped = self.runner.tape(step.stage, self.working)
@@ -229,49 +237,3 @@ class ArrayRunner:
             for total, g in zip(self.gradients[self.group_of[id(params)]], grads):
                 total += g
         return grad_x
-
-
-@dataclass
-class _SymbolicTape:
-    output: Symbol
-    residuals: list[Symbol]
-
-
-class SymbolicRunner:
-    """Evaluates nothing: returns placeholders sized from a :class:`ChainProfile`."""
-
-    def __init__(self, profile: ChainProfile) -> None:
-        self.profile = profile
-        self.sizes = (profile.input_bytes,) + tuple(s.state_bytes for s in profile.stages)
-
-    def own_input(self, x0: Any) -> Symbol:
-        return Symbol(self.sizes[0])
-
-    def advance(self, t: int, x: Any) -> Symbol:
-        return Symbol(self.sizes[t])
-
-    def tape(self, t: int, x: Symbol, keep_output: bool = True) -> _SymbolicTape:
-        stage = self.profile.stages[t - 1]
-        output = Symbol(self.sizes[t])
-        residuals = [Symbol(stage.private_tape_bytes)]
-        residuals += [x] if stage.keeps_input else []
-        residuals += [output] if stage.keeps_output else []
-        return _SymbolicTape(output, residuals)
-
-    def output(self, taped: _SymbolicTape) -> Symbol:
-        return taped.output
-
-    def residuals(self, taped: _SymbolicTape) -> list[Symbol]:
-        return taped.residuals
-
-    def backward(self, t: int, taped: _SymbolicTape, cotangent: Any) -> Symbol:
-        return Symbol(self.sizes[t - 1])
-
-
-def predict_meter(plan: Plan, profile: ChainProfile) -> Meter:
-    """Run ``plan`` symbolically; the returned Meter holds the predicted peak and timeline."""
-    meter = Meter()
-    executor = Executor(plan, SymbolicRunner(profile), meter)
-    executor.forward(None)
-    executor.reverse(lambda x_n: Symbol(profile.stages[-1].state_bytes))
-    return meter

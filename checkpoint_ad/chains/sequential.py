@@ -8,6 +8,7 @@ is held by the op's own executor, not by the outer tape (``trace`` shows the op 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..engine import rng
@@ -18,7 +19,6 @@ from .chain import Chain, Stage, evaluate, profile_chain
 from .executor import ArrayRunner, Executor
 from ..plans.memory import Meter
 from ..engine.ops import Node, Op, Saves, Tracer, apply, value_of
-from .plans import hold_last_tape
 from ..engine.trees import flatten
 
 
@@ -62,7 +62,8 @@ def sequential(stages: Chain | Sequence[Stage], x: Any, policy: str = "store_all
             x_value = evaluate(stage, t, x_value, seed)
         return x_value
     profile = profile_chain(raw_chain, x_value, seed)
-    plan = hold_last_tape(policies.make_plan(policy, profile.costs(), **policy_params))
+    costs = replace(profile.costs(), returns_output=True)  # x_n is returned: its tape held
+    plan = policies.make_plan(policy, costs, **policy_params)
     runner = ArrayRunner(raw_chain, seed, profile)
     executor = Executor(plan, runner, Meter(record_timeline=False))
     return apply(_SEQUENTIAL, (x, *leaves), {"executor": executor, "runner": runner})

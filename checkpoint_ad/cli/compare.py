@@ -6,10 +6,8 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from ..chains import policies
-from ..errors import ExperimentError
-from ..graphs import policies as graph_policies
 from ..lab.experiment import compare
+from ..lab.side_by_side import budget_for_all
 from ..lab.specs import MAX_REPEATS
 from ..workloads.graph_models import FAMILIES
 from ..workloads.user import workload_family
@@ -30,27 +28,6 @@ GRAPH_COMPARE_COLUMNS = ("planner", "budget", "evals", "cost/store_all", "lower 
 CHAIN_POLICIES = "store_all,recompute_all,sqrt_n,revolve"
 GRAPH_POLICIES = ("store_all,recompute_all,optimal:budget_fraction=0.6,dtr:budget_fraction=0.6,"
                   "chen:budget_fraction=0.6")
-BUDGETS = ("budget_bytes", "budget_fraction", "slots", "segments")  # ways a policy is budgeted
-
-
-def budget_for_all(configurations: list[tuple[str, dict[str, Any]]], budget: int | None,
-                family: str) -> list[tuple[str, dict[str, Any]]]:
-    """``compare --budget``: ``budget_bytes=budget`` for each configuration whose policy takes
-    a byte budget and was given no budget of its own."""
-    if budget is None:
-        return configurations
-    spec = graph_policies.get_policy if family == "graph" else policies.get_policy
-    chosen = []
-    for name, params in configurations:
-        takes = "budget_bytes" in {p.name for p in spec(name).parameters}
-        given = any(key in params for key in BUDGETS)
-        chosen.append((name, {**params, "budget_bytes": budget} if takes and not given
-                       else params))
-    if chosen == configurations:
-        raise ExperimentError("--budget applies to no policy of --policies (none takes "
-                              "budget_bytes without a budget of its own); add one that does, "
-                              "such as optimal")
-    return chosen
 
 
 def command_compare(args: argparse.Namespace, out: TextIO) -> int:
@@ -58,7 +35,8 @@ def command_compare(args: argparse.Namespace, out: TextIO) -> int:
     with doing(f"building the workload {args.workload}"):
         family = workload_family(args.workload, args.family, sizes, args.dtype)
     default = GRAPH_POLICIES if family == "graph" else CHAIN_POLICIES
-    configurations = budget_for_all(parse_policies(args.policies or default), args.budget, family)
+    configurations = budget_for_all(parse_policies(args.policies or default), args.budget, family,
+                                    "--budget", "--policies")
     progress = None if args.no_progress else ProgressBar()
     unplanned: list[str] = []
     with doing(f"comparing policies on {args.workload}"):

@@ -11,13 +11,13 @@ from typing import Any, TextIO
 from ..chains import policies
 from ..chains.backprop import plan as make_plan
 from ..chains.chain import ChainProfile, profile_chain
-from ..chains.executor import predict_meter as predict_chain
+from ..chains.replay import predict_meter as predict_chain
 from ..chains.plans import Plan
 from ..errors import ExperimentError, PolicyError
 from ..graphs import policies as graph_policies
 from ..graphs.executor import predict_meter as predict_graph
 from ..graphs.plans import GraphPlan
-from ..lab.points import plain_params, planning_costs, store_all_bytes
+from ..lab.points import plain_params, planning_costs, store_all_peak
 from ..lab.recommend import trace_program
 from ..lab.spec_checks import check_combination, fraction_problem
 from ..plans import limits
@@ -209,13 +209,13 @@ def _plan_chain(args: argparse.Namespace, workload: chain_models.Workload, out: 
                 profiles.append(profile_chain(workload.chain, workload.x0, 0))
         return profiles[0]
 
-    params = with_budget(args, _policy_params(args), lambda: store_all_bytes(profile()))
+    params = with_budget(args, _policy_params(args), lambda: store_all_peak(profile()))
     check_combination(args.policy, params)
     policies.get_policy(args.policy).check_params(**params)
     with doing(f"planning {args.policy} for {args.workload}"):
-        plan = policies.make_plan(args.policy,
-                                  profile().costs(planning_costs(workload, "model")), **params)
-    predicted = predict_chain(plan, profile()).peak
+        costs = profile().costs(planning_costs(workload, "model"))
+        plan = policies.make_plan(args.policy, costs, **params)
+    predicted = predict_chain(plan, costs).peak
     extra = {"workload": args.workload, "family": "chain", "sizes": dict(workload.sizes),
              "predicted_peak_bytes": predicted}
     write_plan(args, plan, out, extra)

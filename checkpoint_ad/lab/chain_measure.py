@@ -32,7 +32,8 @@ from typing import Any
 
 from ..chains.backprop import Result, backprop, prepare_backprop
 from ..chains.chain import ChainProfile, profile_chain
-from ..chains.executor import Executor, SymbolicRunner
+from ..chains.executor import Executor
+from ..chains.replay import SymbolicRunner
 from ..chains.costs import ChainCosts
 from ..chains.plans import Plan, forward_cost
 from ..engine.trees import flatten
@@ -69,7 +70,7 @@ def forward_events(plan: Plan, profile: ChainProfile) -> int:
     """The Meter event at which the forward sweep ends (the executor runs the same holds and
     releases symbolically as for real, so the event numbers match the real timeline)."""
     meter = Meter(record_timeline=False)
-    Executor(plan, SymbolicRunner(profile), meter).forward(None)
+    Executor(plan, SymbolicRunner(profile.costs()), meter).forward(None)
     return meter.events
 
 

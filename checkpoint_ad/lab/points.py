@@ -14,6 +14,7 @@ from ..chains import policies
 from ..workloads import chain_models
 from ..engine.backend import xp
 from ..chains.chain import ChainProfile
+from ..chains.replay import peak_bytes
 from ..errors import ExperimentError, PolicyError
 from ..records.schema import point_label
 from .worker import THREAD_VARIABLES
@@ -76,18 +77,19 @@ def planning_costs(workload: chain_models.Workload, mode: str) -> str | list[flo
     return mode
 
 
-def store_all_bytes(profile: ChainProfile) -> int:
-    """Bytes store_all holds at its peak in checkpoints and tapes: x_0 and the held tapes of
-    stages 1..n-1 (stage n is a turn). The reference for ``budget_fraction``."""
+def store_all_peak(profile: ChainProfile) -> int:
+    """store_all's whole activation peak on the chain (bytes: checkpoints, held tapes, the
+    working value and the cotangents, :func:`~..chains.replay.peak_bytes`), the reference for
+    ``budget_fraction``, as for graphs."""
     costs = profile.costs()
-    return int(costs.state_bytes[0] + sum(costs.tape_bytes[:-1]))
+    return peak_bytes(policies.make_plan("store_all", costs), costs)
 
 
 def policy_parameters(policy: str, params: Mapping[str, Any],
                       profile: Callable[[], ChainProfile]) -> dict[str, Any]:
     """The chain policy's own parameters: ``budget_fraction`` becomes ``budget_bytes``."""
     return resolve_fractions(policy, params, policies.get_policy(policy).parameters,
-                             lambda: store_all_bytes(profile()))
+                             lambda: store_all_peak(profile()))
 
 
 def resolve_fractions(policy: str, params: Mapping[str, Any], accepted: Any,

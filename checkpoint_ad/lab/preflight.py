@@ -14,7 +14,7 @@ from ..chains import policies
 from ..workloads.user import build_workload
 from ..chains.chain import profile_chain
 from ..errors import BudgetError, CheckpointADError
-from ..chains.executor import predict_meter
+from ..chains.replay import predict_meter
 from .measure import torch_backend
 from .points import PointTask, plain_params, planning_costs, policy_parameters
 from ..records.schema import configuration_label, point_identity, point_label
@@ -80,8 +80,9 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None,
             workload, profile = built["workload"], built["profile"]
             params = policy_parameters(task.policy, task.params, lambda: profile)
             costs = planning_costs(workload, task.costs)
-            plan = policies.make_plan(task.policy, profile.costs(costs), **params)
-            peak = predict_meter(plan, profile).peak
+            chain_costs = profile.costs(costs)
+            plan = policies.make_plan(task.policy, chain_costs, **params)
+            peak = predict_meter(plan, chain_costs, record_timeline=False).peak
         except CheckpointADError as error:
             raise type(error)(f"{where}: {error}") from None
         carried = (replace(task, plan=plan) if task.costs != "measure" and task.backend == "numpy"

@@ -5,7 +5,7 @@ families planned (nothing run beyond the profiling or structure pass), predicted
 
 * for a **chain** workload: the chain policies on its chain (``store_all``, ``recompute_all``,
   ``sqrt_n`` and ``revolve`` over a few segment and slot counts, ``optimal`` with and without
-  held tapes at the largest planner budget whose predicted peak fits), *and* the graph policies
+  held tapes, given the budget), *and* the graph policies
   on the same chain traced as a graph (:func:`chain_as_graph`);
 * for a **graph** workload: the graph policies (``store_all``, ``recompute_all``, ``save_ops``,
   and the budget-driven ``optimal``, ``checkmate``, ``checkmate_lp``, ``dtr`` with each
@@ -19,10 +19,8 @@ in the same family (1.0 = nothing recomputed). Chain costs are the planning cost
 ``costs`` ("model", "unit" or "measure", as in experiments); graph ops cost 1 each. Candidates
 that fit are ranked by overhead, then peak; the others say why they were skipped.
 
-The chain planners' ``budget_bytes`` counts checkpoints and held tapes only, so ``optimal`` is
-solved once (:class:`~checkpoint_ad.chains.policies.optimal.OptimalTable`) and its planner
-budget bisected for the largest one whose full predicted peak fits. A graph planner's peak
-(resident values and cotangents) is the graph executor's Meter peak, so it gets the budget.
+``budget_bytes`` means the same in both families, the executor's full activation peak, so the
+budget-driven planners of both get the budget itself.
 """
 from __future__ import annotations
 
@@ -35,10 +33,9 @@ from typing import Any
 
 from ..chains import policies as chain_policies
 from ..chains.chain import Chain, ChainProfile, profile_chain
-from ..chains.executor import predict_meter as predict_chain
 from ..chains.costs import ChainCosts
 from ..chains.plans import Plan, forward_cost
-from ..chains.policies.optimal import OptimalTable
+from ..chains.replay import peak_bytes
 from ..engine import rng
 from ..engine.primitives import sum as sum_all
 from ..checks import real_number, whole_number
@@ -205,7 +202,7 @@ def _chain_candidates(profile: ChainProfile, costs: ChainCosts, budget: int
     def fixed(policy: str, **params: Any) -> Callable[[], tuple]:
         def make() -> tuple:
             plan = chain_policies.make_plan(policy, costs, **params)
-            return plan, predict_chain(plan, profile).peak, forward_cost(plan, costs)
+            return plan, peak_bytes(plan, costs), forward_cost(plan, costs)
         return make
 
     yield "store_all", {}, fixed("store_all")
@@ -215,30 +212,7 @@ def _chain_candidates(profile: ChainProfile, costs: ChainCosts, budget: int
     for slots in _small_counts(costs.n):
         yield "revolve", {"slots": slots}, fixed("revolve", slots=slots)
     for tapes in (True, False):
-        yield "optimal", {"tapes": tapes}, partial(_fitted_optimal, profile, costs, budget, tapes)
-
-
-def _fitted_optimal(profile: ChainProfile, costs: ChainCosts, budget: int, tapes: bool
-                    ) -> tuple[Plan, int, float]:
-    """The chain ``optimal`` at the largest planner budget (bisected over the levels of one
-    solved table) whose predicted full peak fits ``budget``; the cheapest plan among those
-    tried that fit, else the plan at the least planner budget (over budget)."""
-    table = OptimalTable.solve(costs, tapes=tapes)
-    tried: dict[int, tuple[Plan, int, float]] = {}
-
-    def attempt(level: int) -> tuple[Plan, int, float]:
-        if level not in tried:
-            plan = table.plan(table.budget_of(level))
-            tried[level] = (plan, predict_chain(plan, profile).peak, forward_cost(plan, costs))
-        return tried[level]
-
-    low, high = 0, table.width  # the top level keeps everything
-    if attempt(low)[1] <= budget:
-        while low < high:
-            middle = (low + high + 1) // 2
-            low, high = (middle, high) if attempt(middle)[1] <= budget else (low, middle - 1)
-    fitting = [found for found in tried.values() if found[1] <= budget]
-    return min(fitting or [tried[0]], key=lambda found: (found[2], found[1]))
+        yield "optimal", {"tapes": tapes}, fixed("optimal", budget_bytes=budget, tapes=tapes)
 
 
 def _graph_candidates(program: Program, budget: int, time_limit: float) -> Configurations:

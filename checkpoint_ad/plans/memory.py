@@ -118,6 +118,14 @@ class Meter:
                 self._by_kind[successor] += buffer.nbytes
                 buffer.kind = successor
 
+    def transient(self, kind: str, extra: int) -> None:
+        """A moment when ``extra`` more bytes of ``kind`` than now are live (a run of states
+        summed up at once by a symbolic replay); it may raise the peak and adds no event."""
+        if self.live + extra > self.peak:
+            self.peak = self.live + extra
+            self.peak_by_kind = dict(zip(self.kinds, self._by_kind))
+            self.peak_by_kind[kind] += extra
+
     def _note(self) -> None:
         self.events += 1
         if self.live > self.peak:

@@ -10,7 +10,6 @@ training mode and reused; ``.plan`` and ``.stats`` describe the last step.
 """
 from __future__ import annotations
 
-import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,9 +19,9 @@ import torch
 
 from checkpoint_ad.chains import policies
 from checkpoint_ad.chains.backprop import Stats
-from checkpoint_ad.chains.executor import Executor, predict_meter
-from checkpoint_ad.chains.plans import Plan, hold_last_tape
-from checkpoint_ad.errors import BudgetError
+from checkpoint_ad.chains.executor import Executor
+from checkpoint_ad.chains.plans import Plan
+from checkpoint_ad.chains.replay import predict_meter
 from checkpoint_ad.plans.memory import Meter
 from checkpoint_ad.torch.profile import (TorchChainCosts, as_modules, cuda_devices, device_of,
                                          profile)
@@ -111,9 +110,10 @@ class CheckpointedSequential(torch.nn.Module):
     """Apply ``modules`` in sequence, storing and recomputing as ``policy`` plans.
 
     ``policy`` is any chain policy (``store_all``, ``recompute_all``, ``sqrt_n``, ``revolve``,
-    ``optimal``) and ``params`` its parameters, e.g. ``budget_bytes`` (bytes of checkpoints and
-    held tapes, ``x_0`` and the last stage's tape included) or ``slots`` for ``optimal`` (a
-    slot budget may be exceeded by one: the last stage's tape, held to return ``x_n``). The
+    ``optimal``) and ``params`` its parameters, e.g. ``budget_bytes`` for ``optimal``: the
+    whole activation peak the Meter counts (checkpoints, held tapes, the working value and the
+    cotangents; the last stage's tape, held to return ``x_n``, included), never exceeded; or
+    ``slots`` (a slot budget may be exceeded by one: that last tape). The
     planner sees profiled forward times as costs (``costs="measure"``; or "unit", or a list of
     per-stage costs). After a step, ``plan`` is the plan that ran and ``stats`` its
     :class:`TorchStats` (evaluations; the Meter's peak of activation bytes, its split by kind
@@ -142,25 +142,9 @@ class CheckpointedSequential(torch.nn.Module):
             costs = profile(self.stages, x, repeats=self.repeats)
             if self.costs != "measure":
                 costs = replace(costs, compute=costs.profile.costs(self.costs).compute)
-            plan = self._plan(costs)
-            prepared = self._prepared[key] = Prepared(costs, plan, predict_meter(plan,
-                                                                                 costs.profile))
+            plan = policies.make_plan(self.policy, costs, **self.params)
+            prepared = self._prepared[key] = Prepared(costs, plan, predict_meter(plan, costs))
         return prepared
-
-    def _plan(self, costs: TorchChainCosts) -> Plan:
-        """The policy's plan, holding stage n's tape to return ``x_n``. With ``budget_bytes``
-        the policy plans for the budget less that tape's bytes, so that stored checkpoints
-        and held tapes, the last one included, never exceed the budget."""
-        params = dict(self.params)
-        budget = params.get("budget_bytes")
-        if isinstance(budget, numbers.Real) and not isinstance(budget, bool):
-            least = costs.state_bytes[0] + costs.tape_bytes[-1]
-            if budget < least:
-                raise BudgetError(f"policy {self.policy!r}: budget_bytes={budget} is below the "
-                                  f"minimum of {least} bytes (x_0 and the held tape of the last "
-                                  "stage, which holds the output forward returns)")
-            params["budget_bytes"] = budget - costs.tape_bytes[-1]
-        return hold_last_tape(policies.make_plan(self.policy, costs, **params))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parameters = [p for p in self.stages.parameters() if p.requires_grad]

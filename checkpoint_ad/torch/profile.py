@@ -29,7 +29,8 @@ class TorchChainCosts(ChainCosts):
 
     ``saved_bytes[t-1]``: bytes stage t saves for its backward (its input and output included
     when saved); ``random_stages``: the stages (1-based) that draw random numbers;
-    ``profile``: the sizes the executor's byte prediction runs on; ``device``: the modules'.
+    ``profile``: the sizes the stages showed when profiled; ``device``: the modules'. The
+    module returns ``x_n`` before its cotangent is known, so ``returns_output`` is True.
     """
 
     saved_bytes: tuple[int, ...] = ()
@@ -138,5 +139,6 @@ def profile(modules: Any, x: torch.Tensor, *, repeats: int = 3) -> TorchChainCos
     chain = ChainProfile(input_bytes, tuple(stages))
     costs = chain.costs([max(s.seconds, 1e-9) for s in stages])
     return TorchChainCosts(costs.n, costs.compute, costs.state_bytes, costs.tape_bytes,
-                           costs.tape_input_bytes, tuple(saved), tuple(random), chain,
-                           str(device))
+                           costs.tape_input_bytes, costs.tape_keeps_output, returns_output=True,
+                           saved_bytes=tuple(saved), random_stages=tuple(random), profile=chain,
+                           device=str(device))

@@ -207,13 +207,16 @@ def test_optimal_budget_bytes_hold_in_real_memory_and_sharing_helps(states: int)
     profile = profile_chain(chain, x0)
     costs = profile.costs()
     budget = states * costs.state_bytes[0]
-    shared = make_plan("optimal", costs, budget_bytes=budget)
+    shared = make_plan("optimal", costs, store_budget_bytes=budget)
     additive = make_plan("optimal", dataclasses.replace(costs, tape_input_bytes=(0,) * costs.n),
-                         budget_bytes=budget)
+                         store_budget_bytes=budget)
     assert stored_bytes_peak(shared, profile) <= budget
     assert shared.forward_evals <= additive.forward_evals
-    result = run(chain, x0, "optimal", {"budget_bytes": budget})
+    result = run(chain, x0, "optimal", {"store_budget_bytes": budget})
     assert result.stats.forward_evals == shared.forward_evals
+    whole = ca.minimum_budget(costs) + budget  # budget_bytes: the Meter's whole peak
+    result = run(chain, x0, "optimal", {"budget_bytes": whole})
+    assert result.stats.peak_bytes <= whole < run(chain, x0, "store_all", {}).stats.peak_bytes
 
 
 def test_a_reused_profile_gives_the_same_run_and_a_wrong_one_is_refused() -> None:

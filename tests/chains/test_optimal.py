@@ -22,7 +22,8 @@ from checkpoint_ad.errors import BudgetError, PolicyError
 from checkpoint_ad.chains.costs import ChainCosts
 from checkpoint_ad.chains.plans import Action, Plan, check_plan, forward_cost
 from checkpoint_ad.chains.policies import make_plan, optimal, optimal_dp
-from checkpoint_ad.chains.policies.optimal import SPEC, default_resolution, optimal_cost, plan_optimal
+from checkpoint_ad.chains.policies.optimal import SPEC, optimal_cost, plan_optimal
+from checkpoint_ad.chains.policies.optimal_table import default_resolution
 from closed_forms import griewank_advances
 from helpers import stored_after_each_step
 
@@ -151,8 +152,8 @@ def check_against_search(costs: ChainCosts, budget: int, persistent: bool = Fals
     for tapes in (True, False):
         expected = exhaustive_cost(costs, budget, costs.state_bytes, costs.tape_bytes, tapes,
                                    persistent)
-        assert optimal_cost(costs, budget_bytes=budget, tapes=tapes) == expected
-        plan = plan_optimal(costs, budget_bytes=budget, tapes=tapes)
+        assert optimal_cost(costs, store_budget_bytes=budget, tapes=tapes) == expected
+        plan = plan_optimal(costs, store_budget_bytes=budget, tapes=tapes)
         check_plan(plan)
         assert forward_cost(plan, costs) == expected
         assert stored_bytes_peak(plan, costs) <= budget
@@ -198,7 +199,7 @@ def test_freeing_a_live_checkpoint_is_outside_the_model() -> None:
     """
     costs = ChainCosts(6, (2, 6, 3, 6, 6, 4), (1, 2, 3, 4, 1, 4, 1), (2, 1, 4, 2, 5, 2))
     sizes = costs.state_bytes, costs.tape_bytes
-    assert optimal_cost(costs, budget_bytes=4, tapes=False) == 63
+    assert optimal_cost(costs, store_budget_bytes=4, tapes=False) == 63
     assert exhaustive_cost(costs, 4, *sizes, tapes=False, persistent=True) == 63
     assert exhaustive_cost(costs, 4, *sizes, tapes=False) == 61
 
@@ -249,7 +250,7 @@ def test_matches_the_recursion_transcribed() -> None:
         costs = random_chain(rng, n)
         for budget in random_budgets(rng, costs, 3):
             for tapes in (True, False):
-                assert optimal_cost(costs, budget_bytes=budget, tapes=tapes) == \
+                assert optimal_cost(costs, store_budget_bytes=budget, tapes=tapes) == \
                     recursion_cost(costs, budget, tapes), (n, budget, tapes)
 
 
@@ -271,8 +272,8 @@ def test_plan_cost_equals_optimum_on_larger_chains() -> None:
                            tuple(rng.randint(100, 900) for _ in range(n + 1)),
                            tuple(rng.randint(200, 3000) for _ in range(n)))
         for budget in (costs.state_bytes[0], 2000, 5000, 20000):
-            optimum = optimal_cost(costs, budget_bytes=budget, resolution=30)
-            plan = plan_optimal(costs, budget_bytes=budget, resolution=30)
+            optimum = optimal_cost(costs, store_budget_bytes=budget, resolution=30)
+            plan = plan_optimal(costs, store_budget_bytes=budget, resolution=30)
             check_plan(plan)
             assert forward_cost(plan, costs) == pytest.approx(optimum, rel=1e-12)
             assert stored_bytes_peak(plan, costs) <= budget
@@ -285,7 +286,7 @@ def test_rounding_never_exceeds_the_budget() -> None:
                        tuple(rng.randint(1000, 4999) for _ in range(25)))
     for budget in range(costs.state_bytes[0], 40000, 2777):
         for resolution in (1, 3, 10):
-            plan = plan_optimal(costs, budget_bytes=budget, resolution=resolution)
+            plan = plan_optimal(costs, store_budget_bytes=budget, resolution=resolution)
             assert stored_bytes_peak(plan, costs) <= budget
 
 
@@ -294,7 +295,7 @@ def test_exact_sizes_more_memory_never_costs_more() -> None:
     costs = ChainCosts(20, tuple(rng.randint(1, 9) for _ in range(20)),
                        tuple(rng.randint(2, 9) for _ in range(21)),
                        tuple(rng.randint(3, 20) for _ in range(20)))
-    values = [optimal_cost(costs, budget_bytes=budget + 0.5, resolution=400)
+    values = [optimal_cost(costs, store_budget_bytes=budget + 0.5, resolution=400)
               for budget in range(costs.state_bytes[0], 300, 7)]
     assert values == sorted(values, reverse=True)
     assert values[-1] == sum(costs.compute)
@@ -323,25 +324,26 @@ def test_registered() -> None:
     assert plan.policy == "optimal" and plan.forward_evals == 13
     assert dict(plan.params) == {"slots": 3, "tapes": True}
     long_chain = ChainCosts(300, state_bytes=(8,) * 301, tape_bytes=(8,) * 300)
-    assert dict(make_plan("optimal", long_chain, budget_bytes=80).params) == {
-        "budget_bytes": 80, "tapes": True, "resolution": default_resolution(300)}
+    assert dict(make_plan("optimal", long_chain, store_budget_bytes=80).params) == {
+        "store_budget_bytes": 80, "tapes": True, "resolution": default_resolution(300)}
     assert [default_resolution(n) for n in (1, 35, 36, 157, 500, 1000, 3000)] == [
         1000, 1000, 972, 227, 71, 35, 16]
     assert {parameter.name for parameter in SPEC.parameters} == {
-        "slots", "budget_bytes", "tapes", "resolution"}
+        "slots", "budget_bytes", "tapes", "resolution", "store_budget_bytes"}
 
 
 def test_budget_below_minimum_names_it() -> None:
     costs = ChainCosts(4, state_bytes=(700, 10, 10, 10, 10), tape_bytes=(20, 20, 20, 20))
     with pytest.raises(BudgetError, match=r"minimum of 700 bytes"):
-        plan_optimal(costs, budget_bytes=699)
+        plan_optimal(costs, store_budget_bytes=699)
     with pytest.raises(BudgetError, match=r"minimum of 1 slot"):
         plan_optimal(costs, slots=0)
-    assert plan_optimal(costs, budget_bytes=700).forward_evals == 10  # recompute-all
+    assert plan_optimal(costs, store_budget_bytes=700).forward_evals == 10  # recompute-all
 
 
 @pytest.mark.parametrize("params", [
-    {}, {"slots": 3, "budget_bytes": 100}, {"slots": True}, {"slots": 2.0}, {"slots": "3"},
+    {}, {"slots": 3, "budget_bytes": 100}, {"budget_bytes": 100, "store_budget_bytes": 100},
+    {"store_budget_bytes": math.nan}, {"slots": True}, {"slots": 2.0}, {"slots": "3"},
     {"budget_bytes": "big"}, {"budget_bytes": True}, {"budget_bytes": math.nan},
     {"budget_bytes": math.inf}, {"budget_bytes": -5}, {"budget_bytes": 0},
     {"slots": -1}, {"slots": 3, "tapes": 1}, {"budget_bytes": 100, "resolution": 0},

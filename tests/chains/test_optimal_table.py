@@ -16,9 +16,10 @@ import pytest
 from checkpoint_ad.plans import limits
 from checkpoint_ad.chains.costs import ChainCosts
 from checkpoint_ad.chains.plans import check_plan, forward_cost
-from checkpoint_ad.chains.policies import make_plan, optimal
-from checkpoint_ad.chains.policies.optimal import (OptimalTable, clear_cache,
-                                                   default_resolution, everything_bytes)
+from checkpoint_ad.chains.policies import make_plan, optimal, optimal_table
+from checkpoint_ad.chains.policies.optimal_table import (OptimalTable, clear_cache,
+                                                         default_resolution)
+from checkpoint_ad.chains.policies.optimal_dp import everything_bytes
 from checkpoint_ad.chains.policies.optimal_dp import Grid
 from checkpoint_ad.errors import BudgetError, PolicyError
 from helpers import stored_after_each_step
@@ -58,13 +59,13 @@ def sweep(costs: ChainCosts, tapes: bool, count: int = 40) -> list[int]:
 def counting_solves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the DP fills from now on."""
     calls: list[int] = []
-    original = optimal.solve
+    original = optimal_table.solve
 
     def counted(problem):
         calls.append(problem.free)
         return original(problem)
 
-    monkeypatch.setattr(optimal, "solve", counted)
+    monkeypatch.setattr(optimal_table, "solve", counted)
     return calls
 
 
@@ -134,9 +135,9 @@ def test_a_budget_sweep_through_the_policy_solves_once(monkeypatch: pytest.Monke
     clear_cache()
     calls = counting_solves(monkeypatch)
     budgets = sweep(costs, True, 15)[:-2]  # the last two keep everything: no table
-    plans = [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
+    plans = [make_plan("optimal", costs, store_budget_bytes=budget) for budget in budgets]
     assert len(calls) == 1
-    again = [make_plan("optimal", costs, budget_bytes=budget) for budget in budgets]
+    again = [make_plan("optimal", costs, store_budget_bytes=budget) for budget in budgets]
     assert [list(plan) for plan in again] == [list(plan) for plan in plans]
     assert len(calls) == 1  # the second sweep reads the kept table
     units = default_resolution(costs.n)
@@ -175,7 +176,7 @@ def test_a_small_budget_plans_about_as_finely_as_solved_alone(seed: int) -> None
     for fraction in (0.01, 0.02, 0.03, 0.05, 0.08):
         budget = least + int(fraction * everything)
         fine = OptimalTable.solve(costs, budget, unit_bytes=-(-(budget - least) // 50))
-        plan = make_plan("optimal", costs, budget_bytes=budget, resolution=100)
+        plan = make_plan("optimal", costs, store_budget_bytes=budget, resolution=100)
         assert forward_cost(plan, costs) <= 1.15 * fine.cost(budget), (fraction, fine)
         assert shared_bytes_peak(plan, costs) <= budget
         coarse.append(even.cost(budget) / fine.cost(budget))
@@ -203,7 +204,7 @@ def test_memory_for_everything_needs_no_table(monkeypatch: pytest.MonkeyPatch) -
     for tapes, cost in ((True, sum(costs.compute)),
                         (False, sum(costs.compute) + sum(costs.compute[:-1]))):
         budget = costs.state_bytes[0] + everything_bytes(costs, tapes)
-        plan = make_plan("optimal", costs, budget_bytes=budget, tapes=tapes)
+        plan = make_plan("optimal", costs, store_budget_bytes=budget, tapes=tapes)
         assert forward_cost(plan, costs) == cost
         assert stored_bytes_peak(plan, costs) <= budget
         assert check_plan(make_plan("optimal", costs, slots=costs.n, tapes=tapes)).forward_evals \
@@ -241,7 +242,7 @@ def test_table_budgets_are_checked() -> None:
         OptimalTable.solve(costs, unit_bytes=-1)
     with pytest.raises(PolicyError, match="tapes must be True or False"):
         OptimalTable.solve_slots(costs, 3, tapes="yes")
-    with pytest.raises(PolicyError, match=r"budget_bytes=745 is beyond the 20 free bytes this "
+    with pytest.raises(PolicyError, match=r"store_budget_bytes=745 is beyond the 20 free bytes this "
                                           r"table was solved for; solve it with a larger maximum"):
         OptimalTable.solve(costs, 720).cost(745)
 
@@ -266,7 +267,7 @@ def test_many_geometric_levels_do_not_overflow() -> None:
     levels = Grid.geometric(costs, 5000, True).levels
     assert levels[-1] == everything and len(levels) > 2000
     budget = costs.state_bytes[0] + everything // 3
-    plan = make_plan("optimal", costs, budget_bytes=budget, resolution=1500)
+    plan = make_plan("optimal", costs, store_budget_bytes=budget, resolution=1500)
     assert shared_bytes_peak(plan, costs) <= budget
     clear_cache()
 

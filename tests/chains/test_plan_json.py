@@ -13,7 +13,8 @@ from checkpoint_ad.chains.plans import ChainCosts, Plan
 
 POLICIES = [("store_all", {}), ("recompute_all", {}), ("sqrt_n", {}), ("sqrt_n", {"segments": 2}),
             ("revolve", {"slots": 3}), ("optimal", {"slots": 3}),
-            ("optimal", {"budget_bytes": 40, "tapes": False})]
+            ("optimal", {"budget_bytes": 320, "tapes": False}),
+            ("optimal", {"store_budget_bytes": 40})]
 COSTS = ChainCosts(12, compute=tuple(float(1 + t % 3) for t in range(12)),
                    state_bytes=tuple(8 * (1 + j % 4) for j in range(13)),
                    tape_bytes=tuple(8 * (2 + t % 4) for t in range(12)))

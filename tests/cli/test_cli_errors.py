@@ -18,6 +18,7 @@ from checkpoint_ad.workloads import chain_models
 from checkpoint_ad.lab import experiment as ex
 from checkpoint_ad.lab import specs
 from checkpoint_ad.chains.chain import profile_chain
+from checkpoint_ad.lab.budgets import minimum_budget
 from checkpoint_ad.lab.specs import experiment_names
 from checkpoint_ad.chains.policies import names as policy_names
 from helpers import TINY_EXPERIMENT
@@ -163,9 +164,11 @@ def test_byte_counts_take_units() -> None:
 
 def test_a_budget_below_the_minimum_names_the_minimum(capsys, tmp_path, out) -> None:
     line = one_error(capsys, "compare", "--n", "4", "--policies", "optimal:budget_bytes=10")
-    assert_mentions(line, "budget_bytes=10 is below the minimum of 8000 bytes", "chain n=4")
+    fig69 = chain_models.build("chain", {"n": 4})
+    least = minimum_budget(profile_chain(fig69.chain, fig69.x0).costs())
+    assert_mentions(line, f"budget_bytes=10 is below the minimum of {least:,} bytes", "chain n=4")
     workload = chain_models.build("hetero_mlp", HETERO)
-    minimum = profile_chain(workload.chain, workload.x0).input_bytes  # x_0 alone
+    minimum = f"{minimum_budget(profile_chain(workload.chain, workload.x0).costs()):,}"
     path = spec(tmp_path, f"""\
         workload = "hetero_mlp"
         sizes = {json.dumps(HETERO).replace('"', '').replace(':', ' =')}

@@ -19,7 +19,7 @@ from checkpoint_ad.chains.backprop import backprop
 from checkpoint_ad.chains.chain import profile_chain
 from checkpoint_ad.errors import ExperimentError, PolicyError, UnknownNameError
 from checkpoint_ad.lab.measure import measure_point, run_points
-from checkpoint_ad.lab.points import PointTask, downsample, store_all_bytes
+from checkpoint_ad.lab.points import PointTask, downsample, store_all_peak
 from checkpoint_ad.records.files import RecordWriter, iter_records, read_records, write_csv
 from checkpoint_ad.records.provenance import environment
 from checkpoint_ad.records.schema import Record, SCHEMA_VERSION
@@ -195,9 +195,9 @@ def test_budget_fraction_becomes_budget_bytes() -> None:
         pytest.skip("the optimal policy is not registered")
     sizes = {"n": 8, "batch": 2, "wide": 16, "narrow": 4, "period": 3}
     record = measure_point(PointTask("unit", "hetero_mlp", sizes, "optimal",
-                                     {"budget_fraction": 0.5}, repeats=1))
+                                     {"budget_fraction": 0.8}, repeats=1))
     workload = chain_models.build("hetero_mlp", sizes)
-    expected = int(0.5 * store_all_bytes(profile_chain(workload.chain, workload.x0, 0)))
+    expected = int(0.8 * store_all_peak(profile_chain(workload.chain, workload.x0, 0)))
     assert record.params == {"budget_bytes": expected}
     assert record.max_grad_diff == 0.0
     recompute = measure_point(PointTask("unit", "hetero_mlp", sizes, "recompute_all", {},
@@ -307,7 +307,7 @@ def test_a_budget_sweep_plans_once_and_its_workers_run_the_preflight_plans(
     """Preflight reads every budget of the sweep from one optimal table; each point's worker
     (here in this process) runs the plan made there and plans nothing itself."""
     from checkpoint_ad.chains import backprop as backprop_module
-    from checkpoint_ad.chains.policies import optimal
+    from checkpoint_ad.chains.policies import optimal_table as optimal
     optimal.clear_cache()
     solved: list[int] = []
     original = optimal.solve

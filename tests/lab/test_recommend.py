@@ -88,8 +88,8 @@ def chain_advice():
     workload = chain_models.build("mlp", MLP, SEED)
     profile = profile_chain(workload.chain, workload.x0, SEED)
     store_all = chain_policies.make_plan("store_all", profile.costs())
-    from checkpoint_ad.chains.executor import predict_meter
-    budget = predict_meter(store_all, profile).peak * 3 // 4  # both families fit
+    from checkpoint_ad.chains.replay import peak_bytes
+    budget = peak_bytes(store_all, profile.costs()) * 3 // 4  # both families fit
     return recommend("mlp", MLP, budget, seed=SEED, policies=UNTIMED, time_limit=600), profile
 
 
@@ -179,22 +179,20 @@ def test_the_best_chain_and_graph_plans_hold_their_prediction_when_run(chain_adv
         assert (result.stats.forward_evals, cost) == (best.forward_evals, best.cost)
 
 
-def test_the_chain_optimal_gets_the_largest_planner_budget_that_fits(chain_advice) -> None:
-    """Its planner budget (checkpoints and tapes) is below the full budget, and one unit of the
-    table more would not fit or would cost no less."""
+def test_the_chain_optimal_gets_the_budget_itself_and_its_cheapest_plan_that_fits(
+        chain_advice) -> None:
+    """budget_bytes means the whole peak in both families, so the chain optimal is given the
+    budget itself; no plan of its table that fits the budget costs less."""
     found, profile = chain_advice
     best = next(c for c in found.candidates
                 if c.fits and (c.family, c.policy) == ("chain", "optimal"))
-    assert best.params["budget_bytes"] < found.budget_bytes
-    from checkpoint_ad.chains.executor import predict_meter
-    from checkpoint_ad.chains.policies.optimal import OptimalTable
-    table = OptimalTable.solve(profile.costs(), tapes=best.params["tapes"])
-    level = table.level(best.params["budget_bytes"])
-    assert level is not None  # it does not keep everything: it is below the full budget
-    more = chain_policies.make_plan("optimal", profile.costs(),
-                                    **{**best.params, "budget_bytes": table.budget_of(level + 1)})
-    assert (predict_meter(more, profile).peak > found.budget_bytes
-            or forward_cost(more, profile.costs()) >= best.cost)
+    assert best.params["budget_bytes"] == found.budget_bytes
+    from checkpoint_ad.chains.policies.optimal_budget import family_of
+    from checkpoint_ad.chains.policies.optimal_table import OptimalTable
+    family = family_of(OptimalTable.solve(profile.costs(), tapes=best.params["tapes"]))
+    fitting = [m for m in family.members if family.peak(m) <= found.budget_bytes]
+    assert fitting and min(m.cost for m in fitting) == pytest.approx(best.cost)
+    assert best.peak_bytes <= found.budget_bytes
 
 
 # -- recommend on a graph workload ----------------------------------------------------------------

@@ -160,7 +160,7 @@ repeats = 1
 sizes = { batch = 2, wide = 16, narrow = 4, period = 3 }
 grid = { n = [4, 6] }
 policies = [{ policy = "store_all" },
-            { policy = "optimal", sweep = { budget_fraction = [0.3, 0.6] } }]
+            { policy = "optimal", sweep = { budget_fraction = [0.9, 1.0] } }]
 """
 
 

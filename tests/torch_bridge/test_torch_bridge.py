@@ -14,6 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from checkpoint_ad import minimum_budget  # noqa: E402
 from checkpoint_ad.errors import BudgetError, StageError  # noqa: E402
 from checkpoint_ad.torch import CheckpointedSequential, profile  # noqa: E402
 from checkpoint_ad.torch import models  # noqa: E402
@@ -190,10 +191,13 @@ def test_an_in_place_module_is_refused():
 def test_a_budget_below_the_minimum_is_refused():
     modules, x = tiny_mlp()
     costs = profile(modules, x)
-    least = costs.state_bytes[0] + costs.tape_bytes[-1]
+    least = minimum_budget(costs)  # the whole peak, the last stage's held tape included
     with pytest.raises(BudgetError, match=f"budget_bytes={least - 1} is below the minimum of "
-                                          f"{least} bytes"):
+                                          f"{least:,} bytes"):
         run(modules, x, "optimal", budget_bytes=least - 1)
+    model = CheckpointedSequential(modules, "optimal", budget_bytes=least)
+    model(x.requires_grad_(True)).sum().backward()
+    assert model.stats.peak_bytes == model.stats.predicted_peak_bytes <= least
 
 
 def test_an_input_that_is_not_a_floating_point_tensor_is_refused():

@@ -12,6 +12,7 @@ from ...plans.registry import Parameter, PolicySpec, Registry
 from ...plans import limits
 from ..costs import ChainCosts
 from ..plans import Plan
+from ..replay import as_run
 from . import optimal, recompute_all, revolve, sqrt_n, store_all
 
 REGISTRY = Registry("policy")
@@ -26,10 +27,12 @@ get_policy = REGISTRY.get
 
 
 def make_plan(name: str, costs: ChainCosts | int, **params: object) -> Plan:
-    """Plan ``name`` for ``costs`` (an int n means a homogeneous chain of unit costs)."""
+    """Plan ``name`` for ``costs`` (an int n means a homogeneous chain of unit costs), as it
+    runs on that chain (:func:`..replay.as_run`: stage n's tape held when the chain returns
+    its output before its cotangent is known)."""
     if isinstance(costs, int):
         costs = ChainCosts.unit(costs)
-    return get_policy(name).plan(costs, **params)
+    return as_run(get_policy(name).plan(costs, **params), costs)
 
 
 def check_fits(name: str, n: int, **params: object) -> limits.Footprint | None:

@@ -65,110 +65,30 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from ...checks import flag, whole_number
+from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ..costs import ChainCosts
-from ..plans import Plan, PlanBuilder
+from ..plans import Plan, forward_cost
+from ..replay import peak_bytes
 from ...plans.registry import Parameter, PolicySpec, positive_int
-from ...plans.limits import Footprint, current, plan_bytes, require, within
-from .optimal_dp import (Grid, Problem, Tables, Rebuild, everything_bytes, solve,
-                         table_footprint)
-
-NAME = "optimal"
-MAX_RESOLUTION = 1000  # default levels in budget_bytes mode, for short chains ...
-LEVEL_STAGES = 36_000  # ... fewer for long ones, keeping (n+1) × levels near this ...
-MIN_RESOLUTION = 16  # ... but never fewer than this
-CACHE_TABLES = 16  # solved tables kept for later budgets and chains ...
-CACHE_BYTES = 1 << 28  # ... and at most this many bytes of them (the newest is always kept):
-# keeping 1 GiB cost a 500-stage sweep 1.6 s of system time (the kernel supplying fresh pages)
-
-
-def default_resolution(n: int) -> int:
-    """Memory levels for an n-stage chain's byte budgets, when the caller names none.
-
-    The DP takes O(n³·levels) time and O(n²·levels) memory: with this default a 500-stage chain
-    gets 71 levels, about 1.5 s and 210 MiB (int32 entries), and a 1,000-stage one 35 levels, about
-    5 s and 420 MiB (``benchmarks/planner_scale.py``). More levels plan finer (each gap is a
-    smaller fraction of the memory below it), in time and memory proportional to them.
-    """
-    return min(MAX_RESOLUTION, max(MIN_RESOLUTION, LEVEL_STAGES // (n + 1)))
-
-
-# -- budgets -----------------------------------------------------------------------------------
-
-def _check_tapes(tapes: object) -> bool:
-    return flag(tapes, f"policy {NAME!r}: tapes", error=PolicyError)
-
-
-def _free_slots(slots: object) -> int:
-    """The slots besides x_0's (``slots`` at least 1)."""
-    slots = whole_number(slots, f"policy {NAME!r}: slots", minimum=None, error=PolicyError,
-                         noun="whole number")
-    if slots < 1:
-        raise BudgetError(f"policy {NAME!r}: slots={slots} is below the minimum of 1 slot "
-                          f"(x_0 alone, recomputing everything)")
-    return slots - 1
-
-
-def _free_bytes(costs: ChainCosts, budget_bytes: object) -> float:
-    """The bytes besides x_0 (``budget_bytes`` at least a_0)."""
-    if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
-            or not math.isfinite(budget_bytes)):
-        raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
-                          f"got {budget_bytes!r}")
-    minimum = costs.state_bytes[0]
-    if budget_bytes <= 0 or budget_bytes < minimum:
-        raise BudgetError(f"policy {NAME!r}: budget_bytes={budget_bytes} is below the minimum of "
-                          f"{minimum} bytes (x_0 alone, recomputing everything)")
-    return budget_bytes - minimum
-
-
-def _everything_plan(costs: ChainCosts, tapes: bool) -> PlanBuilder:
-    """The plan that keeps everything: with tapes, every stage but the last taped and held
-    (cost U(0, n)); without, x_1..x_{n−2} saved on the way (cost U(0, n−1) + U(0, n)). No
-    plan costs less, so the DP's optimum with this much memory is this cost."""
-    n, builder = costs.n, PlanBuilder(costs.n)
-    for stage in range(1, n):
-        if tapes:
-            builder.tape(stage)
-        else:
-            builder.advance(stage)
-            if stage < n - 1:  # x_{n−1}'s only use is the turn of stage n, next
-                builder.save(stage)
-    builder.turn(n)
-    for stage in range(n - 1, 0, -1):
-        if tapes:
-            builder.backward(stage)
-        else:
-            builder.restore(stage - 1)
-            builder.turn(stage)
-            if stage > 1:
-                builder.free(stage - 1)
-    return builder
-
-
-def _most_slots(costs: ChainCosts, tapes: bool) -> int:
-    """Free slots that keep everything: every held tape but stage n's (x_1..x_{n−1} without
-    tapes)."""
-    return costs.n - 1 if tapes else max(costs.n - 2, 0)
-
-
-def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
-    return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
-
+from ...plans.limits import Footprint, plan_bytes
+from . import optimal_budget
+from .optimal_dp import everything_bytes, table_footprint
+from .optimal_table import (NAME, OptimalTable, _cached, _check_tapes, _everything_plan,
+                            _free_slots, _slots_table, default_resolution)
 
 # -- what a table takes ------------------------------------------------------------------------
 
 def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
-              resolution: object = None) -> Footprint:
-    """What planning an n-stage chain of unit stages takes (:mod:`..limits`)."""
+              resolution: object = None, store_budget_bytes: object = None) -> Footprint:
+    """What planning an n-stage chain of unit stages takes (:mod:`..limits`): no table when the
+    budget keeps everything (n slots or stored bytes; the whole peak adds at most the working
+    value, a new one, and two cotangents)."""
     tapes = tapes is not False
-    if isinstance(slots, int) and slots >= n or (isinstance(budget_bytes, numbers.Real)
-                                                 and budget_bytes >= n):
+    if (isinstance(slots, int) and slots >= n
+            or isinstance(store_budget_bytes, numbers.Real) and store_budget_bytes >= n
+            or isinstance(budget_bytes, numbers.Real) and budget_bytes >= n + 4):
         return Footprint(plan_bytes(n, 3 * n, n), 3 * n)  # keeps everything, no table
     if isinstance(slots, int):
         return table_footprint(n, min(max(slots - 1, 0), n - 1), tapes)
@@ -176,188 +96,26 @@ def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: 
     return table_footprint(n, units or default_resolution(n), tapes)
 
 
-# -- the table ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
-class OptimalTable:
-    """Every budget of one chain up to a maximum from one solve of the DP.
-
-    The tables are filled once over the free memory levels of ``grid`` (slots; bytes every
-    ``unit_bytes``; or ``resolution`` geometric levels up to everything); :meth:`cost` and
-    :meth:`plan` then answer any budget up to the top level, each at the price of rebuilding its
-    plan. A level's answer does not depend on how many levels were solved, so it equals the DP
-    solved for that budget alone on the same levels. With memory for everything
-    (:func:`everything_bytes`) the plan keeps everything.
-    """
-
-    costs: ChainCosts
-    tapes: bool
-    unit_bytes: int | None
-    resolution: int | None
-    grid: Grid
-    problem: Problem
-    tables: Tables
-
-    @classmethod
-    def solve(cls, costs: ChainCosts, max_budget_bytes: float | None = None, *,
-              resolution: int | None = None, unit_bytes: int | None = None,
-              tapes: bool = True) -> OptimalTable:
-        """Budgets in bytes up to ``max_budget_bytes`` (default: everything).
-
-        The levels are every ``unit_bytes`` bytes if that is given, else ``resolution``
-        geometric levels up to everything (default :func:`default_resolution`,
-        :meth:`Grid.geometric`): either way they do not depend on the budgets later asked.
-        """
-        tapes = _check_tapes(tapes)
-        everything = everything_bytes(costs, tapes)
-        reach = everything
-        if max_budget_bytes is not None:
-            reach = min(reach, _free_bytes(costs, max_budget_bytes))
-        if unit_bytes is not None:
-            unit = positive_int(NAME, "unit_bytes", unit_bytes)
-            count = -(-everything // unit)  # the last level keeps everything
-            width = min(count, int(reach // unit))  # the levels solved
-            return cls._solved(costs, tapes, lambda: Grid.uniform(unit, count), reach,
-                               unit, None, f"n={costs.n:,} with budget_bytes in "
-                               f"{width + 1:,} levels of {unit:,} bytes", lambda n: width)
-        count = (default_resolution(costs.n) if resolution is None
-                 else positive_int(NAME, "resolution", resolution))
-        distinct = min(count, max(everything, 1))  # levels are whole bytes: no more than that
-        return cls._solved(costs, tapes, lambda: Grid.geometric(costs, distinct, tapes), reach,
-                           None, count, f"n={costs.n:,} with budget_bytes in {distinct + 1:,} "
-                           f"levels", lambda n: distinct if resolution is not None
-                           else default_resolution(n))
-
-    @classmethod
-    def solve_slots(cls, costs: ChainCosts, max_slots: int, *, tapes: bool = True
-                    ) -> OptimalTable:
-        """Budgets in slots (every state and held tape one item) up to ``max_slots``."""
-        tapes = _check_tapes(tapes)
-        width = min(_free_slots(max_slots), _most_slots(costs, tapes))
-        return cls._solved(costs, tapes, lambda: Grid.of_slots(costs.n), width, None, None,
-                           f"n={costs.n:,} with slots={max_slots:,}",
-                           lambda m: min(width, m - 1))
-
-    @classmethod
-    def _solved(cls, costs: ChainCosts, tapes: bool, make_grid: Callable[[], Grid],
-                reach: float, unit_bytes: int | None, resolution: int | None, what: str,
-                width_of: Callable[[int], int]) -> OptimalTable:
-        """Refuse what exceeds the planner limits (:mod:`..limits`), else build the grid and
-        fill the tables for its levels up to ``reach`` free bytes (or slots)."""
-        require(NAME, what, costs.n, lambda m: table_footprint(m, max(width_of(m), 0), tapes))
-        grid = make_grid()
-        problem = grid.problem(costs, grid.level_of(reach), tapes)
-        return cls(costs, tapes, unit_bytes, resolution, grid, problem, solve(problem))
-
-    @property
-    def in_slots(self) -> bool:
-        """Whether budgets are slots (else bytes)."""
-        return self.grid.slots
-
-    @property
-    def min_budget(self) -> int:
-        """The least budget: x_0 alone (bytes, or 1 slot)."""
-        return 1 if self.in_slots else self.costs.state_bytes[0]
-
-    @property
-    def width(self) -> int:
-        """The highest free memory level the tables answer."""
-        return self.problem.free
-
-    @property
-    def nbytes(self) -> int:
-        tables = self.tables
-        return sum(array.nbytes for array in (tables.cost, tables.working,
-                                              tables.hold_target, tables.hold_fits,
-                                              tables.store_target))
-
-    def level(self, budget: float) -> int | None:
-        """The free memory level ``budget`` stands for, or None when it keeps everything."""
-        free = _free_slots(budget) if self.in_slots else _free_bytes(self.costs, budget)
-        if free >= (_most_slots(self.costs, self.tapes) if self.in_slots
-                    else everything_bytes(self.costs, self.tapes)):
-            return None
-        level = self.grid.level_of(free)
-        if level > self.width:
-            kind = "slots" if self.in_slots else "budget_bytes"
-            raise PolicyError(f"policy {NAME!r}: {kind}={budget} is beyond the "
-                              f"{self.grid.levels[self.width]:g} free "
-                              f"{'slots' if self.in_slots else 'bytes'} this table was solved "
-                              f"for; solve it with a larger maximum")
-        return level
-
-    def budget_of(self, level: int) -> int:
-        """The least budget that stands for ``level`` (x_0's memory plus the level's; levels
-        are whole bytes or slots)."""
-        return self.min_budget + int(self.grid.levels[level])
-
-    def cost(self, budget: float) -> float:
-        """The least forward cost (sum of u_t over evaluations) within ``budget``."""
-        free = self.level(budget)
-        if free is None:
-            return _everything_cost(self.costs, self.tapes)
-        return float(self.tables.cost[self.problem.n, 0, 0, free])
-
-    def plan(self, budget: float) -> Plan:
-        """The plan of least forward cost within ``budget`` (bytes, or slots)."""
-        free = self.level(budget)
-        builder = (_everything_plan(self.costs, self.tapes) if free is None
-                   else Rebuild(self.problem, self.tables).run(free))
-        if self.in_slots:
-            return builder.build(NAME, {"slots": budget, "tapes": self.tapes}, slots=budget)
-        scale = ({"resolution": self.resolution} if self.resolution is not None
-                 else {"unit_bytes": self.unit_bytes})
-        return builder.build(NAME, {"budget_bytes": budget, "tapes": self.tapes, **scale})
-
-
-# -- the policy: one table per chain, kept for the next budgets --------------------------------
-
-_CACHE: OrderedDict[tuple[object, ...], OptimalTable] = OrderedDict()
-
-
-def clear_cache() -> None:
-    """Forget the tables kept for later budgets (their memory is released)."""
-    _CACHE.clear()
-
-
-def _cached(key: tuple[object, ...], wide_enough: Callable[[OptimalTable], bool],
-            make: Callable[[int], OptimalTable]) -> OptimalTable:
-    """The kept table of ``key`` if it is wide enough, else ``make(width it had, or 0)``; then
-    the oldest tables are dropped beyond CACHE_TABLES or CACHE_BYTES (never the newest)."""
-    table = _CACHE.pop(key, None)
-    if table is None or not wide_enough(table):
-        width = 0 if table is None else table.width
-        del table  # released before the new one is filled
-        table = make(width)
-    _CACHE[key] = table
-    while len(_CACHE) > 1 and (len(_CACHE) > CACHE_TABLES
-                               or sum(kept.nbytes for kept in _CACHE.values()) > CACHE_BYTES):
-        _CACHE.popitem(last=False)
-    return table
-
-
-def _slots_table(costs: ChainCosts, free: int, tapes: bool) -> OptimalTable:
-    """A table answering ``free`` slots besides x_0's; a kept one grows by doubling (when the
-    doubled table is within the limits), so that an ascending sweep solves only a few times."""
-    needed = min(free, _most_slots(costs, tapes))
-
-    def make(width: int) -> OptimalTable:
-        doubled = min(_most_slots(costs, tapes), max(needed, 2 * width))
-        if not within(table_footprint(costs.n, doubled, tapes), current()):
-            doubled = needed
-        return OptimalTable.solve_slots(costs, doubled + 1, tapes=tapes)
-
-    return _cached((costs, tapes, None), lambda table: table.width >= needed, make)
+def _byte_budget(name: str, value: object) -> None:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)):
+        raise PolicyError(f"policy {NAME!r}: {name} must be a finite number, got {value!r}")
 
 
 def check_optimal(slots: object = None, budget_bytes: object = None, tapes: object = True,
-                  resolution: object = None) -> None:
+                  resolution: object = None, store_budget_bytes: object = None) -> None:
     """Refuse parameters that are wrong, or meaningless together, before any costs are known."""
-    if (slots is None) == (budget_bytes is None):
+    given = [name for name, value in (("slots", slots), ("budget_bytes", budget_bytes),
+                                      ("store_budget_bytes", store_budget_bytes))
+             if value is not None]
+    if len(given) != 1:
         raise PolicyError(f"policy {NAME!r} needs exactly one budget: slots (items, x_0's "
-                          f"included) or budget_bytes, got slots={slots!r}, "
-                          f"budget_bytes={budget_bytes!r}")
-    tapes = _check_tapes(tapes)
+                          f"included), budget_bytes (the whole activation peak) or "
+                          f"store_budget_bytes (checkpoints and held tapes), got slots={slots!r}, "
+                          f"budget_bytes={budget_bytes!r}, "
+                          f"store_budget_bytes={store_budget_bytes!r}")
+    _check_tapes(tapes)
     if slots is not None:
         whole_number(slots, f"policy {NAME!r}: slots", minimum=None, error=PolicyError)
         if slots < 1:
@@ -368,20 +126,18 @@ def check_optimal(slots: object = None, budget_bytes: object = None, tapes: obje
                               f"slots every state and held tape is one unit), got "
                               f"resolution={resolution!r}")
         return
-    if (isinstance(budget_bytes, bool) or not isinstance(budget_bytes, numbers.Real)
-            or not math.isfinite(budget_bytes)):
-        raise PolicyError(f"policy {NAME!r}: budget_bytes must be a finite number, "
-                          f"got {budget_bytes!r}")
+    _byte_budget(given[0], budget_bytes if store_budget_bytes is None else store_budget_bytes)
     if resolution is not None:
         positive_int(NAME, "resolution", resolution)
 
 
 def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = None,
-              tapes: object = True, resolution: object = None) -> OptimalTable:
+              tapes: object = True, resolution: object = None,
+              store_budget_bytes: object = None) -> OptimalTable:
     """The (kept) table that answers this budget: validates the parameters, then solves once
     per chain, tapes and resolution (slots: once per chain and tapes, growing as
     needed)."""
-    check_optimal(slots, budget_bytes, tapes, resolution)
+    check_optimal(slots, budget_bytes, tapes, resolution, store_budget_bytes)
     tapes = _check_tapes(tapes)
     if slots is not None:
         return _slots_table(costs, _free_slots(slots), tapes)
@@ -391,44 +147,51 @@ def table_for(costs: ChainCosts, slots: object = None, budget_bytes: object = No
                    lambda width: OptimalTable.solve(costs, resolution=levels, tapes=tapes))
 
 
-def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object,
-                      tapes: object) -> bool:
-    """Whether a valid budget holds everything, so that no table is needed."""
-    if not isinstance(tapes, bool):
-        return False
-    if isinstance(slots, int) and not isinstance(slots, bool) and budget_bytes is None:
+def _keeps_everything(costs: ChainCosts, slots: object, budget_bytes: object, tapes: bool,
+                      store_budget_bytes: object) -> bool:
+    """Whether a (checked) budget holds the plan that keeps everything, so that no table is
+    needed: it is the cheapest plan of all."""
+    if slots is not None:
         return slots - 1 >= costs.n - 1
-    if (slots is None and isinstance(budget_bytes, numbers.Real)
-            and not isinstance(budget_bytes, bool) and math.isfinite(budget_bytes)):
-        return budget_bytes - costs.state_bytes[0] >= everything_bytes(costs, tapes)
-    return False
+    if store_budget_bytes is not None:
+        return store_budget_bytes - costs.state_bytes[0] >= everything_bytes(costs, tapes)
+    return budget_bytes >= peak_bytes(_everything_plan(costs, tapes).build(NAME), costs)
 
 
 def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
-                 tapes: bool = True, resolution: int | None = None) -> float:
+                 tapes: bool = True, resolution: int | None = None,
+                 store_budget_bytes: float | None = None) -> float:
     """The DP's least forward cost (sum of u_t over evaluations) for the given budget."""
-    check_optimal(slots, budget_bytes, tapes, resolution)
-    if _keeps_everything(costs, slots, budget_bytes, tapes):
-        return _everything_cost(costs, tapes)
-    return table_for(costs, slots, budget_bytes, tapes, resolution).cost(
-        budget_bytes if slots is None else slots)
+    return forward_cost(plan_optimal(costs, slots, budget_bytes, tapes, resolution,
+                                     store_budget_bytes), costs)
 
 
 def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
-                 tapes: bool = True, resolution: int | None = None) -> Plan:
+                 tapes: bool = True, resolution: int | None = None,
+                 store_budget_bytes: float | None = None) -> Plan:
     """The plan of least forward cost within the budget (see the module docstring)."""
-    check_optimal(slots, budget_bytes, tapes, resolution)
-    if _keeps_everything(costs, slots, budget_bytes, tapes):
-        if resolution is not None and slots is None:
-            positive_int(NAME, "resolution", resolution)
+    check_optimal(slots, budget_bytes, tapes, resolution, store_budget_bytes)
+    if _keeps_everything(costs, slots, budget_bytes, tapes, store_budget_bytes):
         builder = _everything_plan(costs, tapes)
         if slots is not None:
             return builder.build(NAME, {"slots": slots, "tapes": tapes}, slots=slots)
         levels = default_resolution(costs.n) if resolution is None else resolution
-        return builder.build(NAME, {"budget_bytes": budget_bytes, "tapes": tapes,
+        kind = "budget_bytes" if store_budget_bytes is None else "store_budget_bytes"
+        return builder.build(NAME, {kind: budget_bytes if store_budget_bytes is None
+                                    else store_budget_bytes, "tapes": tapes,
                                     "resolution": levels})
-    table = table_for(costs, slots, budget_bytes, tapes, resolution)
-    return table.plan(budget_bytes if slots is None else slots)
+    table = table_for(costs, slots, budget_bytes, tapes, resolution, store_budget_bytes)
+    if budget_bytes is not None:
+        return optimal_budget.plan_within(table, budget_bytes, {
+            "budget_bytes": budget_bytes, "tapes": tapes, "resolution": table.resolution})
+    return table.plan(store_budget_bytes if slots is None else slots)
+
+
+def minimum_budget(costs: ChainCosts, tapes: bool = True, resolution: int | None = None) -> int:
+    """The least ``budget_bytes`` (bytes, the whole activation peak) ``optimal`` plans within
+    on the chain of ``costs``."""
+    return optimal_budget.minimum_budget(table_for(costs, budget_bytes=0, tapes=tapes,
+                                                   resolution=resolution))
 
 
 SPEC = PolicySpec(
@@ -436,17 +199,22 @@ SPEC = PolicySpec(
     plan_optimal,
     (Parameter("slots", int, None,
                "budget in items, x_0's included; every state and held tape takes one slot "
-               "(give this or budget_bytes)"),
+               "(give one budget: this, budget_bytes or store_budget_bytes)"),
      Parameter("budget_bytes", float, None,
-               "budget in bytes for checkpoints and held tapes, x_0 included, sized by "
-               "costs.state_bytes and costs.tape_bytes (give this or slots)"),
+               "budget in bytes for the whole activation peak the run holds: checkpoints, held "
+               "tapes, the working value, a turn's tape and the cotangents, x_0's copy included "
+               "(parameters apart)"),
      Parameter("tapes", bool, True,
                "allow held tapes; False is revolve's model (checkpoints and turns only)"),
      Parameter("resolution", int, None,
-               "budget_bytes only: how many free memory levels the DP solves, from nothing to "
+               "byte budgets only: how many free memory levels the DP solves, from nothing to "
                "the bytes that keep everything, spaced geometrically (each gap a constant ratio "
                "larger than the one before) so that every budget gets the same relative "
                "resolution from one table; the bytes left after every move are rounded down "
                "to a level, never up; more levels take time and memory in proportion (default: "
-               "1000, fewer for chains over 35 stages, see default_resolution)")),
+               "1000, fewer for chains over 35 stages, see default_resolution)"),
+     Parameter("store_budget_bytes", float, None,
+               "budget in bytes for checkpoints and held tapes alone, x_0 included, sized by "
+               "costs.state_bytes and costs.tape_bytes (the recursion's own memory; the "
+               "working value and cotangents come on top)")),
     check_optimal)

@@ -42,7 +42,7 @@ import time
 
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
-from ..costs import GraphCosts
+from ..costs import GraphCosts, budget_floor
 from ..plans import GraphAction, GraphPlan, GraphStep
 
 COMPUTE, FREE, BACKWARD = GraphAction.COMPUTE, GraphAction.FREE, GraphAction.BACKWARD
@@ -181,7 +181,8 @@ class _Run:
         if self.evaluations > self.limit:
             raise BudgetError(f"policy 'dtr': budget_bytes={self.budget_bytes} thrashes: more "
                               f"than {THRASH_FACTOR} evaluations per op ({self.limit} for "
-                              f"{len(self.costs.op_nodes)} ops) before the end; raise the budget")
+                              f"{len(self.costs.op_nodes)} ops) before the end; raise the budget "
+                              f"(no plan fits below {budget_floor(self.costs):,} bytes)")
         self.touch((node,) + self.costs.op_parents[node])
 
     def backward(self, node: int) -> None:

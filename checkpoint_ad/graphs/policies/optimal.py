@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
-from ..costs import GraphCosts
+from ..costs import GraphCosts, budget_floor
 from ..plans import GraphPlan
 from . import exact
 from .checkmate import plan_checkmate
@@ -83,7 +83,7 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int) -> 
     except exact.SearchLimit:
         return BudgetError(f"policy 'optimal': no plan of this {len(costs.op_nodes)}-op graph "
                            f"fits budget_bytes={budget_bytes} (exact search proved it); give "
-                           f"a larger budget")
+                           f"a larger budget (none fits below {budget_floor(costs):,} bytes)")
     return BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the minimum "
                        f"of {least} bytes for this graph")
 
@@ -153,7 +153,8 @@ def _nothing_fits(costs: GraphCosts, budget_bytes: int, limit: float, late: list
                               f"({', '.join(late)} ran out of time); raise time_limit; "
                               + "; ".join(refusals))
     return BudgetError(f"policy 'optimal': no planner fits budget_bytes={budget_bytes} on "
-                       f"{where}; " + "; ".join(refusals))
+                       f"{where} (no plan fits below {budget_floor(costs):,} bytes); "
+                       + "; ".join(refusals))
 
 
 SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; past "

@@ -1,0 +1,122 @@
+"""Replay: a plan run on sized placeholders, for the bytes it will hold, before anything runs.
+
+The executor runs the plan over a :class:`SymbolicRunner`, which evaluates nothing and returns
+placeholders sized from :class:`~.costs.ChainCosts`, so the Meter sees the very holds and
+releases of a real run: its peak is the **whole activation peak** of docs/cost_model.md (stored
+checkpoints and held tapes, the working value, a turn's transient tape, the cotangents; x_0's
+copy included; parameters apart), in bytes. That peak is what ``budget_bytes`` bounds, for
+every chain policy and the torch bridge.
+
+A tape's bytes are read from the costs: stage t's held tape of ``b_t`` bytes is its private
+residuals (``b_t − a_t − c_t``), its input ``x_{t-1}`` when it keeps it (``c_t`` bytes, shared
+with a stored ``x_{t-1}``) and its output ``x_t`` (``a_t`` bytes); a turn holds the private
+residuals and, when ``tape_keeps_output``, the output. Costs whose tapes are smaller than that
+(``b_t < a_t + c_t``, possible in hand-made costs) describe no real run: they are refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PlanError
+from ..plans.memory import Meter, Symbol
+from .costs import ChainCosts
+from .executor import Executor
+from .plans import Plan, hold_last_tape
+
+
+@dataclass
+class _SymbolicTape:
+    output: Symbol
+    residuals: list[Symbol]
+
+
+def private_tape_bytes(costs: ChainCosts) -> tuple[int, ...]:
+    """Each stage's tape bytes besides its input and output, ``b_t − a_t − c_t``; costs where
+    that is negative describe no real run (:class:`PlanError` names the first such stage)."""
+    private = tuple(b - a - c for b, a, c in
+                    zip(costs.tape_bytes, costs.state_bytes[1:], costs.tape_input_bytes))
+    if min(private) < 0:
+        t = next(t for t, size in enumerate(private, 1) if size < 0)
+        raise PlanError(f"the whole activation peak needs each held tape to hold its output: "
+                        f"stage {t}'s tape_bytes {costs.tape_bytes[t - 1]:,} is below its "
+                        f"state_bytes {costs.state_bytes[t]:,} plus tape_input_bytes "
+                        f"{costs.tape_input_bytes[t - 1]:,}; such hand-made sizes can bound "
+                        f"checkpoints and held tapes alone (optimal's store_budget_bytes)")
+    return private
+
+
+class SymbolicRunner:
+    """Evaluates nothing: returns placeholders sized from a chain's :class:`ChainCosts`."""
+
+    def __init__(self, costs: ChainCosts) -> None:
+        self.costs = costs
+        self.sizes = costs.state_bytes
+        self.private = private_tape_bytes(costs)
+
+    def own_input(self, x0: Any) -> Symbol:
+        return Symbol(self.sizes[0])
+
+    def advance(self, t: int, x: Any) -> Symbol:
+        return Symbol(self.sizes[t])
+
+    def tape(self, t: int, x: Symbol, keep_output: bool = True) -> _SymbolicTape:
+        output = Symbol(self.sizes[t])
+        residuals = [Symbol(self.private[t - 1])]
+        residuals += [x] if self.costs.tape_input_bytes[t - 1] else []
+        residuals += [output] if self.costs.tape_keeps_output[t - 1] else []
+        return _SymbolicTape(output, residuals)
+
+    def output(self, taped: _SymbolicTape) -> Symbol:
+        return taped.output
+
+    def residuals(self, taped: _SymbolicTape) -> list[Symbol]:
+        return taped.residuals
+
+    def backward(self, t: int, taped: _SymbolicTape, cotangent: Any) -> Symbol:
+        return Symbol(self.sizes[t - 1])
+
+
+class RunSummingRunner(SymbolicRunner):
+    """A :class:`SymbolicRunner` whose runs of advances the executor sums up at once (the same
+    peak, fewer Meter events): ``pair_max(first, last)`` is the most bytes two consecutive
+    states ``x_{t-1}``, ``x_t`` take, t in first..last, from a sparse table (O(1) a query)."""
+
+    def __init__(self, costs: ChainCosts) -> None:
+        super().__init__(costs)
+        pairs = [0] + [a + b for a, b in zip(self.sizes, self.sizes[1:])]  # pairs[t], t >= 1
+        self._table = [pairs]
+        while 2 ** len(self._table) <= len(pairs):
+            half, last = 2 ** (len(self._table) - 1), self._table[-1]
+            self._table.append([max(last[i], last[i + half])
+                                for i in range(len(pairs) - 2 * half + 1)])
+
+    def pair_max(self, first: int, last: int) -> int:
+        row = (last - first + 1).bit_length() - 1
+        values = self._table[row]
+        return max(values[first], values[last - 2 ** row + 1])
+
+
+def as_run(plan: Plan, costs: ChainCosts) -> Plan:
+    """The plan as it runs on this chain: stage n's tape held when the chain returns its
+    output before its cotangent is known (``costs.returns_output``)."""
+    return hold_last_tape(plan) if costs.returns_output else plan
+
+
+def predict_meter(plan: Plan, costs: ChainCosts, record_timeline: bool = True) -> Meter:
+    """Run ``plan`` symbolically; the returned Meter holds the predicted peak and timeline."""
+    meter = Meter(record_timeline=record_timeline)
+    executor = Executor(plan, SymbolicRunner(costs), meter)
+    executor.forward(None)
+    executor.reverse(lambda x_n: Symbol(costs.state_bytes[-1]))
+    return meter
+
+
+def peak_bytes(plan: Plan, costs: ChainCosts) -> int:
+    """The whole activation peak (bytes) of ``plan`` as it runs on the chain of ``costs``
+    (:func:`predict_meter`'s peak, runs of advances summed up at once)."""
+    meter = Meter(record_timeline=False)
+    executor = Executor(as_run(plan, costs), RunSummingRunner(costs), meter)
+    executor.forward(None)
+    executor.reverse(lambda x_n: Symbol(costs.state_bytes[-1]))
+    return meter.peak
