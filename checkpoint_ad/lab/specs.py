@@ -48,21 +48,20 @@ Running them is :mod:`checkpoint_ad.lab.experiment`.
 from __future__ import annotations
 
 import importlib.resources
-import itertools
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..workloads import chain_models, graph_models
 from ..workloads.user import is_user_reference, resolve_reference, workload_family
 from ..errors import CheckpointADError, ExperimentError, UnknownNameError
-from .points import COST_MODES, PointTask
+from .points import COST_MODES
 from ..records.fields import plain_name_problem
 from .spec_checks import (LARGEST_WHOLE, check_arrays, check_combination, check_keys, check_param,
                           check_sizes, fail, no_duplicates, policy_spec, workload_spec)
+from .spec_model import Experiment, PolicyEntry, fixed_sizes
 
 
 DEFAULT_EXPERIMENT = "fig69"
@@ -75,115 +74,6 @@ GRAPH_COST_MODES = ("model", "unit")  # a graph workload's cost model is 1 per o
 
 
 POLICY_KEYS = {"policy": str, "params": dict, "sweep": dict, "max_n": int}
-
-
-def _fixed_sizes(sizes: Mapping[str, Any], workload: str | None) -> dict[str, Any]:
-    """The fixed sizes of ``workload`` in an experiment's ``sizes``: the shared ones, and the
-    table named after it over them."""
-    shared = {k: v for k, v in sizes.items() if not isinstance(v, dict)}
-    own = sizes.get(workload) if workload is not None else None
-    return {**shared, **own} if isinstance(own, dict) else shared
-
-
-def _combinations(fixed: Mapping[str, Any], swept: Mapping[str, list[Any]]
-                  ) -> list[dict[str, Any]]:
-    """``fixed`` with one value of each array of ``swept``: every combination, the first key
-    varying slowest."""
-    keys = list(swept)
-    return [{**fixed, **dict(zip(keys, values))}
-            for values in itertools.product(*(swept[k] for k in keys))]
-
-
-@dataclass(frozen=True)
-class PolicyEntry:
-    """One line of an experiment's policy list: a policy, fixed params, swept params."""
-
-    policy: str
-    params: dict[str, Any]
-    sweep: dict[str, list[Any]]
-    max_n: int | None = None
-
-    def configurations(self) -> list[dict[str, Any]]:
-        """The params of each configuration: the fixed ones with one value of each sweep."""
-        return _combinations(self.params, self.sweep)
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """A validated experiment spec (see the module docstring); ``source`` names its file."""
-
-    name: str
-    description: str
-    workloads: tuple[str, ...]
-    sizes: dict[str, Any]
-    grid: dict[str, list[Any]]
-    policies: tuple[PolicyEntry, ...]
-    repeats: int = 3
-    seed: int = 0
-    dtype: str = "float64"
-    costs: str = "model"
-    detail: dict[str, Any] | None = None
-    source: str = "<memory>"
-    quick: bool = False
-    family: str = "chain"
-
-    @property
-    def workload(self) -> str:
-        """The workload's name (the names, comma-separated, when there are several)."""
-        return ", ".join(self.workloads)
-
-    def sizes_of(self, workload: str | None = None) -> dict[str, Any]:
-        """The fixed sizes of ``workload``: the shared ones, and its own table in ``sizes``
-        (``sizes = { width = 32, residual = { n = 16 } }``) over them."""
-        return _fixed_sizes(self.sizes, workload)
-
-    def grid_points(self, workload: str | None = None) -> list[dict[str, Any]]:
-        """Every size combination of ``workload`` (default: the first), the fixed sizes
-        included, in the grid's order."""
-        return _combinations(self.sizes_of(workload or self.workloads[0]), self.grid)
-
-    def detail_point(self, workload: str | None = None) -> dict[str, Any] | None:
-        """The grid point of ``workload`` (default: the first) whose timeline and schedule are
-        kept: ``detail``, or by default the one of smallest n >= 16 (else the largest)."""
-        points = self.grid_points(workload)
-        if self.detail is not None:
-            return next((p for p in points if all(p.get(k) == v for k, v in self.detail.items())),
-                        None)
-        with_n = [p for p in points if "n" in p]
-        if not with_n:
-            return points[0] if points else None
-        large = [p for p in with_n if p["n"] >= 16]
-        return min(large, key=lambda p: p["n"]) if large else max(with_n, key=lambda p: p["n"])
-
-    def tasks(self, env: Mapping[str, Any] | None = None) -> list[PointTask]:
-        """One task per workload, grid point and policy configuration (in that order), skipping
-        configurations above their ``max_n``. Each policy's first configuration at the detail
-        point keeps its timeline and schedule (every configuration, for graph experiments: a
-        graph planner may find no plan at its first budget)."""
-        env = dict(env or {})
-        tasks = []
-        for workload in self.workloads:
-            tasks += self._workload_tasks(workload, env)
-        return tasks
-
-    def _workload_tasks(self, workload: str, env: dict[str, Any]) -> list[PointTask]:
-        detail = self.detail_point(workload)
-        default_n = workload_spec(self.family, workload).defaults().get("n")
-        tasks = []
-        for point in self.grid_points(workload):
-            n = point.get("n", default_n)
-            seen: set[str] = set()
-            for entry in self.policies:
-                if entry.max_n is not None and n is not None and n > entry.max_n:
-                    continue
-                for params in entry.configurations():
-                    keep = point == detail and (self.family == "graph"
-                                                or entry.policy not in seen)
-                    seen.add(entry.policy)
-                    tasks.append(PointTask(self.name, workload, point, entry.policy, params,
-                                           self.seed, self.dtype, self.costs, self.repeats, keep,
-                                           env, family=self.family))
-        return tasks
 
 
 def _policy_entry(source: str, family: str, index: int, table: Any) -> PolicyEntry:
@@ -331,7 +221,7 @@ def _family(source: str, spec: Mapping[str, Any], names: list[str]) -> str:
         return "chain"
     grid = spec.get("grid", {})
     first = {key: values[0] for key, values in grid.items() if isinstance(values, list) and values}
-    sizes = {**_fixed_sizes(spec.get("sizes", {}), users[0]), **first}
+    sizes = {**fixed_sizes(spec.get("sizes", {}), users[0]), **first}
     try:
         return workload_family(users[0], None, sizes, spec.get("dtype", "float64"))
     except CheckpointADError as error:

@@ -1,6 +1,8 @@
 """The checkpoint-ad command line, in process against temporary folders (and once installed)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -138,18 +140,28 @@ def test_compare_prints_an_aligned_table_with_defaults(capsys) -> None:
     assert rows["store_all"][2:4] == ["5", "5"] and rows["recompute_all"][2:4] == ["15", "1"]
 
 
-def test_run_writes_records_plots_and_report(capsys, tmp_path: Path) -> None:
-    spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY)
-    status, out, err = run(capsys, "run", str(spec), "--out", str(tmp_path / "out"))
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str, Path]:
+    """``checkpoint-ad run tiny.toml --out OUT`` (TINY), run once through main() for the tests
+    that read what it wrote: (status, stdout, stderr, OUT)."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    (folder / "tiny.toml").write_text(TINY)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(["run", str(folder / "tiny.toml"), "--out", str(folder / "out")])
+    return status, out.getvalue(), err.getvalue(), folder / "out"
+
+
+def test_run_writes_records_plots_and_report(tiny_run) -> None:
+    status, out, err, folder = tiny_run
     assert status == 0, err
-    records = read_records([tmp_path / "out" / "records.jsonl"])
+    records = read_records([folder / "records.jsonl"])
     assert len(records) == 6 and {r.experiment for r in records} == {"tiny"}
-    assert (tmp_path / "out" / "records.csv").stat().st_size > 0
+    assert (folder / "records.csv").stat().st_size > 0
     for name in ("memory_vs_n", "evaluations_vs_n", "tradeoff", "timeline", "schedule",
                  "predicted_vs_measured"):
-        assert (tmp_path / "out" / f"{name}.png").stat().st_size > 0
-    assert (tmp_path / "out" / "report.md").exists() and "6 records" in out
+        assert (folder / f"{name}.png").stat().st_size > 0
+    assert (folder / "report.md").exists() and "6 records" in out
 
 
 def test_run_defaults_to_reports_under_the_working_directory(capsys, tmp_path, monkeypatch
@@ -162,13 +174,11 @@ def test_run_defaults_to_reports_under_the_working_directory(capsys, tmp_path, m
     assert len(read_records([tmp_path / "reports" / "tiny"])) == 3
 
 
-def test_report_rebuilds_from_saved_records(capsys, tmp_path: Path) -> None:
-    spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY)
-    assert run(capsys, "run", str(spec), "--out", str(tmp_path / "first"), "--no-progress")[0] == 0
+def test_report_rebuilds_from_saved_records(capsys, tiny_run, tmp_path: Path) -> None:
+    assert tiny_run[0] == 0, tiny_run[2]
     saved = tmp_path / "saved"
     saved.mkdir()
-    shutil.copy(tmp_path / "first" / "records.jsonl", saved / "records.jsonl")
+    shutil.copy(tiny_run[3] / "records.jsonl", saved / "records.jsonl")
     status, out, _ = run(capsys, "report", str(saved / "records.jsonl"), "--out",
                          str(tmp_path / "rebuilt"))
     assert status == 0 and "6 records" in out
