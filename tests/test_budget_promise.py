@@ -12,9 +12,8 @@ import pytest
 
 import checkpoint_ad as ca
 from checkpoint_ad.chains.costs import ChainCosts
-from checkpoint_ad.chains.plans import forward_cost
+from checkpoint_ad.chains.replay import forward_cost, peak_bytes, predict_meter
 from checkpoint_ad.chains.policies import make_plan
-from checkpoint_ad.chains.replay import peak_bytes, predict_meter
 from checkpoint_ad.errors import BudgetError
 from checkpoint_ad.graphs.costs import budget_floor
 from checkpoint_ad.graphs.policies import exact

@@ -25,7 +25,7 @@ class ChainCosts:
     among its residuals (then a turn's transient tape holds it too; default False), and
     ``returns_output`` whether the chain's output ``x_n`` is returned before its cotangent is
     known (a chain inside a larger differentiated function, a torch module): stage n's tape is
-    then held, not turned (:func:`..plans.hold_last_tape`).
+    then held, not turned (:func:`..replay.hold_last_tape`).
     """
 
     n: int

@@ -44,7 +44,6 @@ from ..plans.plan_json import (dump_plan, load_plan, mapping_field, read_field, 
                                steps_field, text_field)
 from ..checks import whole_number
 from ..errors import PlanError
-from .costs import ChainCosts
 
 
 class Action(enum.Enum):
@@ -397,28 +396,3 @@ def check_plan(plan: Plan, slots: int | None = None) -> Counts:
     if leftovers:
         raise PlanError(f"the plan ends with states still stored: {leftovers}")
     return Counts(evaluations, peak)
-
-
-def forward_cost(plan: Plan, costs: ChainCosts) -> float:
-    """Sum of the stage costs ``u_t`` over every evaluation in the plan."""
-    prefix = [0.0]
-    for u in costs.compute:
-        prefix.append(prefix[-1] + u)
-    return sum(prefix[step.end] - prefix[step.stage - 1] for step in plan if step.evaluations)
-
-
-def hold_last_tape(plan: Plan) -> Plan:
-    """The same plan with its turn of stage n split into a held tape and a backward step.
-
-    Used when the chain's output must be returned before its cotangent is known (a chain
-    inside a larger differentiated function): ``x_n`` then lives in the held tape. This may
-    store one more item than ``plan``; the evaluation count is unchanged.
-    """
-    builder = PlanBuilder(plan.n)
-    for step in plan:
-        if step.action is Action.TURN and step.stage == plan.n:
-            builder.tape(step.stage)
-            builder.backward(step.stage)
-        else:
-            builder.add(step.action, step.stage, step.end)
-    return builder.build(plan.policy, dict(plan.params))

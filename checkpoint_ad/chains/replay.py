@@ -1,4 +1,8 @@
-"""Replay: a plan run on sized placeholders, for the bytes it will hold, before anything runs.
+"""Replay: what a plan costs and holds as it runs, known before anything runs.
+
+:func:`forward_cost` sums the stage costs of its evaluations; :func:`hold_last_tape` makes the
+plan of a chain that returns its output before its cotangent is known; and the plan runs on
+sized placeholders for the bytes it will hold.
 
 The executor runs the plan over a :class:`SymbolicRunner`, which evaluates nothing and returns
 placeholders sized from :class:`~.costs.ChainCosts`, so the Meter sees the very holds and
@@ -22,7 +26,32 @@ from ..errors import PlanError
 from ..plans.memory import Meter, Symbol
 from .costs import ChainCosts
 from .executor import Executor
-from .plans import Plan, hold_last_tape
+from .plans import Action, Plan, PlanBuilder
+
+
+def forward_cost(plan: Plan, costs: ChainCosts) -> float:
+    """Sum of the stage costs ``u_t`` over every evaluation in the plan."""
+    prefix = [0.0]
+    for u in costs.compute:
+        prefix.append(prefix[-1] + u)
+    return sum(prefix[step.end] - prefix[step.stage - 1] for step in plan if step.evaluations)
+
+
+def hold_last_tape(plan: Plan) -> Plan:
+    """The same plan with its turn of stage n split into a held tape and a backward step.
+
+    Used when the chain's output must be returned before its cotangent is known (a chain
+    inside a larger differentiated function): ``x_n`` then lives in the held tape. This may
+    store one more item than ``plan``; the evaluation count is unchanged.
+    """
+    builder = PlanBuilder(plan.n)
+    for step in plan:
+        if step.action is Action.TURN and step.stage == plan.n:
+            builder.tape(step.stage)
+            builder.backward(step.stage)
+        else:
+            builder.add(step.action, step.stage, step.end)
+    return builder.build(plan.policy, dict(plan.params))
 
 
 @dataclass

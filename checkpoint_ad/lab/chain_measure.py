@@ -33,9 +33,9 @@ from typing import Any
 from ..chains.backprop import Result, backprop, prepare_backprop
 from ..chains.chain import ChainProfile, profile_chain
 from ..chains.executor import Executor
-from ..chains.replay import SymbolicRunner
+from ..chains.replay import SymbolicRunner, forward_cost
 from ..chains.costs import ChainCosts
-from ..chains.plans import Plan, forward_cost
+from ..chains.plans import Plan
 from ..engine.trees import flatten
 from ..plans.memory import Meter, TracemallocProbe
 from ..records.schema import Record

@@ -34,8 +34,8 @@ from typing import Any
 from ..chains import policies as chain_policies
 from ..chains.chain import Chain, ChainProfile, profile_chain
 from ..chains.costs import ChainCosts
-from ..chains.plans import Plan, forward_cost
-from ..chains.replay import peak_bytes
+from ..chains.plans import Plan
+from ..chains.replay import forward_cost, peak_bytes
 from ..engine import rng
 from ..engine.primitives import sum as sum_all
 from ..checks import real_number, whole_number

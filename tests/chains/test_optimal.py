@@ -20,8 +20,9 @@ import pytest
 
 from checkpoint_ad.errors import BudgetError, PolicyError
 from checkpoint_ad.chains.costs import ChainCosts
-from checkpoint_ad.chains.plans import Action, Plan, check_plan, forward_cost
-from checkpoint_ad.chains.policies import make_plan, optimal, optimal_dp
+from checkpoint_ad.chains.plans import Action, Plan, check_plan
+from checkpoint_ad.chains.replay import forward_cost
+from checkpoint_ad.chains.policies import make_plan, optimal_dp
 from checkpoint_ad.chains.policies.optimal import SPEC, optimal_cost, plan_optimal
 from checkpoint_ad.chains.policies.optimal_table import default_resolution
 from closed_forms import griewank_advances

@@ -15,7 +15,8 @@ import pytest
 
 from checkpoint_ad.plans import limits
 from checkpoint_ad.chains.costs import ChainCosts
-from checkpoint_ad.chains.plans import check_plan, forward_cost
+from checkpoint_ad.chains.plans import check_plan
+from checkpoint_ad.chains.replay import forward_cost
 from checkpoint_ad.chains.policies import make_plan, optimal, optimal_table
 from checkpoint_ad.chains.policies.optimal_table import (OptimalTable, clear_cache,
                                                          default_resolution)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import checkpoint_ad as ca
-from checkpoint_ad.chains.plans import ChainCosts, Plan
+from checkpoint_ad.chains.costs import ChainCosts
+from checkpoint_ad.chains.plans import Plan
 
 POLICIES = [("store_all", {}), ("recompute_all", {}), ("sqrt_n", {}), ("sqrt_n", {"segments": 2}),
             ("revolve", {"slots": 3}), ("optimal", {"slots": 3}),

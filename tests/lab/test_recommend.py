@@ -10,7 +10,8 @@ from checkpoint_ad import backprop_graph
 from checkpoint_ad.chains import policies as chain_policies
 from checkpoint_ad.chains.backprop import backprop
 from checkpoint_ad.chains.chain import profile_chain
-from checkpoint_ad.chains.plans import check_plan, forward_cost
+from checkpoint_ad.chains.plans import check_plan
+from checkpoint_ad.chains.replay import forward_cost
 from checkpoint_ad.errors import ArgumentError, BudgetError, UnknownNameError
 from checkpoint_ad.graphs.plans import check_graph_plan
 from checkpoint_ad.graphs import policies as graph_policies

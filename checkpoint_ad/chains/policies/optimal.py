@@ -69,14 +69,14 @@ import numbers
 from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ..costs import ChainCosts
-from ..plans import Plan, forward_cost
-from ..replay import peak_bytes
+from ..plans import Plan
+from ..replay import forward_cost, peak_bytes
 from ...plans.registry import Parameter, PolicySpec, positive_int
 from ...plans.limits import Footprint, plan_bytes
 from . import optimal_budget
-from .optimal_dp import everything_bytes, table_footprint
+from .optimal_dp import everything_bytes
 from .optimal_table import (NAME, OptimalTable, _cached, _check_tapes, _everything_plan,
-                            _free_slots, _slots_table, default_resolution)
+                            _free_slots, _slots_table, default_resolution, table_footprint)
 
 # -- what a table takes ------------------------------------------------------------------------
 

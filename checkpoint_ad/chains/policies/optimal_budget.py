@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ...errors import BudgetError
-from ..plans import Plan, forward_cost
-from ..replay import peak_bytes
+from ..plans import Plan
+from ..replay import forward_cost, peak_bytes
 from . import recompute_all, revolve, sqrt_n, store_all
 from .optimal_table import NAME, OptimalTable
 

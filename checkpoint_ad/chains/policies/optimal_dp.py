@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...plans.limits import Footprint, plan_bytes
 from ..costs import ChainCosts
 from ..plans import PlanBuilder
 
@@ -392,14 +391,3 @@ class Rebuild:
     def _backward(self, stage: int) -> None:
         self.builder.backward(stage)
         self.working = None
-
-
-def table_footprint(n: int, width: int, tapes: bool) -> Footprint:
-    """Bytes and operations of the DP for n stages and free memory levels 0..width (float64
-    tables, the plan and its check included)."""
-    flags, levels = (2 if tapes else 1), width + 1
-    tables = 8 * (n + 1) ** 2 * levels * (flags + 1)
-    moves = 25 * (flags + 1) * n * levels  # hold targets as they are built
-    scratch = max(BLOCK_BYTES, 8 * flags * n * levels)
-    return Footprint(tables + moves + scratch + plan_bytes(n, 3 * n, n), 3 * n,
-                     flags * levels * n ** 3 // 6)

@@ -19,8 +19,9 @@ from ...errors import BudgetError, PolicyError
 from ..costs import ChainCosts
 from ..plans import Plan, PlanBuilder
 from ...plans.registry import positive_int
-from ...plans.limits import current, require, within
-from .optimal_dp import Grid, Problem, Tables, Rebuild, everything_bytes, solve, table_footprint
+from ...plans.limits import Footprint, current, plan_bytes, require, within
+from .optimal_dp import (BLOCK_BYTES, Grid, Problem, Tables, Rebuild, everything_bytes,
+                         solve)
 
 NAME = "optimal"
 MAX_RESOLUTION = 1000  # default levels of a byte table, for short chains ...
@@ -103,6 +104,17 @@ def _most_slots(costs: ChainCosts, tapes: bool) -> int:
 
 def _everything_cost(costs: ChainCosts, tapes: bool) -> float:
     return float(sum(costs.compute) + (0 if tapes else sum(costs.compute[:-1])))
+
+
+def table_footprint(n: int, width: int, tapes: bool) -> Footprint:
+    """Bytes and operations of the DP for n stages and free memory levels 0..width (float64
+    tables, the plan and its check included)."""
+    flags, levels = (2 if tapes else 1), width + 1
+    tables = 8 * (n + 1) ** 2 * levels * (flags + 1)
+    moves = 25 * (flags + 1) * n * levels  # hold targets as they are built
+    scratch = max(BLOCK_BYTES, 8 * flags * n * levels)
+    return Footprint(tables + moves + scratch + plan_bytes(n, 3 * n, n), 3 * n,
+                     flags * levels * n ** 3 // 6)
 
 
 # -- the table ---------------------------------------------------------------------------------
