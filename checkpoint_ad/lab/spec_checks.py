@@ -18,9 +18,10 @@ from .points import DERIVED
 
 
 LARGEST_WHOLE = 2**63 - 1  # numpy's largest integer: no count or parameter can exceed it
-EXCLUSIVE_PARAMETERS = (("slots", "budget_bytes"), ("slots", "budget_fraction"),
-                        ("budget_bytes", "budget_fraction"))  # each pair: two ways to say one thing
-NEEDS_ONE_OF = {"resolution": ("budget_bytes", "budget_fraction")}  # meaningless without them
+BUDGET_PARAMETERS = ("slots", "budget_bytes", "budget_fraction", "store_budget_bytes")
+EXCLUSIVE_PARAMETERS = tuple((first, second) for k, first in enumerate(BUDGET_PARAMETERS)
+                             for second in BUDGET_PARAMETERS[k + 1:])  # two budgets at once
+NEEDS_ONE_OF = {"resolution": ("budget_bytes", "budget_fraction", "store_budget_bytes")}
 def workload_spec(family: str, name: str) -> Any:
     """The registered workload ``name`` of ``family`` ("chain" or "graph"), or a user's
     ``FILE.py:FUNCTION`` (:class:`~checkpoint_ad.workloads.user.UserWorkload`, which answers

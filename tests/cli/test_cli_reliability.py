@@ -102,7 +102,8 @@ REFUSED = [
      "policies[1]: slots is set both in params and in sweep", "params_and_sweep"),
     # issue 16: meaningless or contradictory parameters, unbounded counts
     ({}, ["plan", "--policy", "optimal", "--n", "10", "--slots", "3", "--resolution", "5"],
-     "policy 'optimal': resolution applies only with budget_bytes or budget_fraction",
+     "policy 'optimal': resolution applies only with budget_bytes or budget_fraction or "
+     "store_budget_bytes",
      "resolution_with_slots"),
     ({}, ["plan", "--policy", "optimal", "--n", "10", "--slots", "3", "--resolution", "-5"],
      "argument --resolution: expected a positive whole number, got -5",
