@@ -163,14 +163,14 @@ def prediction_sentence(points: Sequence[Point]) -> str:
     """Whether predictions equal the exact peaks, and where the measured peak departs most
     (and least) from the prediction, relative to it."""
     exact = sum(p.predicted == p.peak for p in points)
-    text = f"Predicted peaks equal the exact ones in {exact} of {len(points)} configurations"
+    text = f"Predicted peaks are exact in {exact} of {len(points)} configurations"
     traced = [p for p in points if p.measured is not None and p.predicted > 0]
     if not traced:
         return text + "; none has a measured peak."
     def excess(p: Point) -> float:
         return p.measured / p.predicted - 1
     most, least = max(traced, key=excess), min(traced, key=excess)
-    return (text + f"; tracemalloc's peak departs from it most at {most.label} "
+    return (text + f"; tracemalloc's peak departs most at {most.label} "
             f"({format_bytes(most.measured)} against {format_bytes(most.predicted)}, "
             f"{100 * excess(most):+.0f}%), least at {least.label} ({100 * excess(least):+.0f}%).")
 
