@@ -23,7 +23,7 @@ from ..plans.registry import check_made_with
 from .costs import GraphCosts
 from .executor import HOST_KINDS, KINDS, ArrayGraphRunner, GraphExecutor, predict_meters
 from .plans import GraphPlan, check_graph_plan
-from .policies import get_policy, plan_graph
+from .policies import get_policy, plan_graph, without_transfers
 from .program import Program, compile_graph
 
 
@@ -151,13 +151,15 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
     :meth:`GraphPlan.from_json`) instead of planning: one of another policy or parameters is
     refused before ``fn`` runs, one that does not fit this function's graph (another graph,
     other sizes or costs) before anything else runs. Other keyword arguments are the policy's
-    parameters.
+    parameters; ``bandwidth`` (bytes per cost unit) lets ``optimal`` move values to host memory
+    and back (docs/offload_model.md), and the result's stats count host bytes apart.
     """
     _check_max_memory(max_memory)  # before the structure pass runs ``fn``
     if plan is not None:
         if not isinstance(plan, GraphPlan):
             raise PolicyError(f"backprop_graph: plan must be a GraphPlan, got "
                               f"{type(plan).__name__}")
+        params = without_transfers(policy, params)
         get_policy(policy).check_params(**params)  # planning would have refused them
         check_made_with("backprop_graph", plan.policy, plan.params, policy, params)
     traced = trace_function(fn, *args, argnums=argnums, seed=seed)
