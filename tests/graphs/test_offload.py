@@ -16,6 +16,7 @@ import pytest
 import checkpoint_ad as ca
 from checkpoint_ad import GraphAction, GraphCosts, GraphStep, check_graph_plan, plan_graph
 from checkpoint_ad.graphs.plans import replay
+from checkpoint_ad.graphs.policies.optimal import minimum_budget
 from graph_families import fig69_chain, random_dag, resnet, tanh_mlp, unet
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "offload_model.md"
@@ -255,3 +256,42 @@ def test_past_exact_search_the_plan_says_transfers_were_not_planned() -> None:
                       time_limit=5.0)
     assert plan.transfers == 0 and plan.status == "feasible"
     assert plan.details["transfers"] == "not planned past exact search"
+
+
+def sin_chain(x):
+    for _ in range(5):
+        x = ca.sin(x)
+    return ca.sum(x)
+
+
+def mlp(x, w1, w2, w3):
+    h = x
+    for w in (w1, w2, w3):
+        h = ca.tanh(h @ w)
+    return ca.sum(h * h)
+
+
+@pytest.mark.parametrize("function, budget_fraction", [(sin_chain, 0.0), (sin_chain, 0.5),
+                                                       (mlp, 0.0)])
+def test_the_executor_moves_values_and_gradients_stay_bit_identical(function,
+                                                                    budget_fraction) -> None:
+    import numpy as np
+    rng = np.random.default_rng(1)
+    args = ((rng.normal(size=(16, 8)),) if function is sin_chain else
+            (rng.normal(size=(4, 8)),) + tuple(rng.normal(size=(8, 8)) for _ in range(3)))
+    argnums = tuple(range(len(args)))
+    reference = ca.backprop_graph(function, *args, argnums=argnums, policy="store_all")
+    costs = reference.program.costs
+    least = minimum_budget(costs)
+    budget = least + int((reference.plan.peak_bytes - least) * budget_fraction)
+    for bandwidth in (8192, 1e9):  # bytes per unit op: slower and faster than recomputing
+        result = ca.backprop_graph(function, *args, argnums=argnums, policy="optimal",
+                                   budget_bytes=budget, bandwidth=bandwidth)
+        plan, stats = result.plan, result.stats
+        assert plan.transfers > 0  # the plan moves values, so the run does too
+        assert result.value == reference.value
+        assert all(np.array_equal(a, b) for a, b in zip(result.grads, reference.grads))
+        assert stats.peak_bytes == stats.predicted_peak_bytes == plan.peak_bytes <= budget
+        assert stats.host_peak_bytes == stats.predicted_host_peak_bytes == \
+            plan.host_peak_bytes > 0
+        assert check_graph_plan(costs, plan).time == plan.time
