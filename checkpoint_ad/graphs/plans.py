@@ -17,8 +17,7 @@ that applies these rules; the planners, the checker and the tests all go through
 from __future__ import annotations
 
 import enum
-import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -76,36 +75,41 @@ def replay(costs: GraphCosts, steps: Iterable[GraphStep],
     if isinstance(steps, (str, bytes)) or not isinstance(steps, Iterable):
         raise PlanError(f"the steps of a plan must be a sequence of (action, node) steps, "
                         f"got {shown(steps)}")
-    unpacked = [_unpack(step, number, len(costs)) for number, step in enumerate(steps)]
-    return _Replayer(costs, unpacked, bandwidth_value(bandwidth, "replay")).run()
+    steps = steps if isinstance(steps, (list, tuple)) else list(steps)
+    drops: dict[int, list[int]] = {}
+    if any(isinstance(step, tuple) and len(step) == 2 and step[0] in TRANSFER_ACTIONS
+           for step in steps):  # only then are host copies to follow (it takes memory)
+        steps = [_unpack(step, number, len(costs)) for number, step in enumerate(steps)]
+        drops = host_drops(steps)
+    return _Replayer(costs, steps, bandwidth_value(bandwidth, "replay"), drops).run()
 
 
 class _Replayer:
     """One replay: the device and host state, applied action by action."""
 
-    def __init__(self, costs: GraphCosts, steps: list[tuple[GraphAction, int]],
-                 bandwidth: float | None) -> None:
+    def __init__(self, costs: GraphCosts, steps: Sequence[object], bandwidth: float | None,
+                 drops: dict[int, list[int]]) -> None:
         count = len(costs)
         self.costs, self.steps, self.bandwidth = costs, steps, bandwidth
         self.resident = [costs.is_input(i) for i in range(count)]
         self.arriving: dict[int, None] = {}  # prefetched in the open step (ordered)
         self.leaving: dict[int, None] = {}   # offloaded in the open step
         self.on_host = [False] * count       # a finished host copy exists
-        self.drops = host_drops(steps)
+        self.drops = drops
         self.computed, self.since, self.stayed = [0] * count, [0] * count, [0] * count
-        self.offloaded: list[list[int]] = [[] for _ in range(count)]
-        self.prefetched: list[list[int]] = [[] for _ in range(count)]
+        self.offloaded: dict[int, list[int]] = {}
+        self.prefetched: dict[int, list[int]] = {}
         self.position = 0  # backward steps taken
         self.live = self.peak = self.host_live = self.host_peak = self.evaluations = 0
-        self.cost = 0.0
-        self.step_times: list[float] = []
+        self.cost = self.time = 0.0
         self.handlers = {GraphAction.COMPUTE: self.compute, GraphAction.FREE: self.free,
                          GraphAction.BACKWARD: self.backward, GraphAction.OFFLOAD: self.offload,
                          GraphAction.PREFETCH: self.prefetch, GraphAction.WAIT: self.wait}
 
     def run(self) -> Replay:
-        costs, timeline = self.costs, []
-        for number, (action, i) in enumerate(self.steps):
+        costs, timeline, count = self.costs, [], len(self.costs)
+        for number, step in enumerate(self.steps):
+            action, i = _unpack(step, number, count)
             self.number, self.where = number, f"step {number} ({action.value} v{i})"
             if costs.is_input(i):
                 raise PlanError(f"{self.where}: v{i} is an input; inputs are pinned")
@@ -113,9 +117,9 @@ class _Replayer:
             timeline.append(self.live)
         self.finish()
         return Replay(self.evaluations, self.cost, self.peak, tuple(self.computed),
-                      tuple(self.stayed), tuple(timeline), math.fsum(self.step_times),
-                      self.host_peak, tuple(map(tuple, self.offloaded)),
-                      tuple(map(tuple, self.prefetched)))
+                      tuple(self.stayed), tuple(timeline), self.time, self.host_peak,
+                      tuple(tuple(self.offloaded.get(i, ())) for i in range(count)),
+                      tuple(tuple(self.prefetched.get(i, ())) for i in range(count)))
 
     def readable(self, nodes: Iterable[int]) -> None:
         """Refuse the step unless every node is resident and not arriving."""
@@ -211,14 +215,14 @@ class _Replayer:
         """The step ends: its time is counted, offloaded values leave the device, prefetched
         ones become readable, and host copies no later step reads are dropped."""
         sizes = self.costs.sizes
-        self.step_times.append(step_time(action_time, sum(sizes[i] for i in self.leaving),
-                                         sum(sizes[i] for i in self.arriving), self.bandwidth))
+        self.time += step_time(action_time, sum(sizes[i] for i in self.leaving),
+                               sum(sizes[i] for i in self.arriving), self.bandwidth)
         for i in self.leaving:
             self.release(i)
             self.on_host[i] = True
-            self.offloaded[i].append(self.number)
+            self.offloaded.setdefault(i, []).append(self.number)
         for i in self.arriving:
-            self.prefetched[i].append(self.number + 1)
+            self.prefetched.setdefault(i, []).append(self.number + 1)
         self.leaving.clear()
         self.arriving.clear()
         for i in self.drops.get(self.number, ()):
