@@ -21,9 +21,9 @@ from ..errors import BudgetError, NonScalarOutputError, OpError, PlanError, Poli
 from ..plans.memory import Meter, TracemallocProbe
 from ..plans.registry import check_made_with
 from .costs import GraphCosts
-from .executor import KINDS, ArrayGraphRunner, GraphExecutor, predict_meter
+from .executor import HOST_KINDS, KINDS, ArrayGraphRunner, GraphExecutor, predict_meters
 from .plans import GraphPlan, check_graph_plan
-from .policies import get_policy, plan_graph
+from .policies import get_policy, plan_graph, without_transfers
 from .program import Program, compile_graph
 
 
@@ -40,6 +40,9 @@ class GraphStats:
       run's baseline (None when not traced; it also sees temporaries inside an op).
     * Reported apart: ``input_bytes`` (the differentiated arguments), ``gradient_bytes``
       (their gradients) and ``constant_bytes`` (constant operands the graph holds).
+    * ``host_peak_bytes``: the host Meter's peak (copies offloaded to host memory, never part
+      of ``peak_bytes``; docs/offload_model.md), and ``predicted_host_peak_bytes`` the same
+      predicted on placeholders.
     """
 
     forward_evals: int
@@ -53,6 +56,8 @@ class GraphStats:
     gradient_bytes: int
     constant_bytes: int
     timeline: list[int] = field(repr=False, default_factory=list)
+    host_peak_bytes: int = 0
+    predicted_host_peak_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,26 +91,27 @@ class Traced:
         program = self.program
         _check_max_memory(max_memory)
         check_graph_plan(program.costs, plan)
-        predicted = predict_meter(program, plan)
+        predicted, predicted_host = predict_meters(program, plan)
         if max_memory is not None and predicted.peak > max_memory:
             raise BudgetError(f"policy {plan.policy!r} is predicted to hold {predicted.peak} "
                               f"bytes of activations at its peak, more than "
                               f"max_memory={max_memory}")
         runner = ArrayGraphRunner(program, dict(enumerate(self.leaves)), verify=verify,
                                   finite=check_finite)
-        meter = Meter(record_timeline, KINDS)
+        meter, host = Meter(record_timeline, KINDS), Meter(False, HOST_KINDS)
         probe = TracemallocProbe()
         if trace_memory:
             probe.start()
         started = time.perf_counter()
-        value = GraphExecutor(program, plan, runner, meter).run()
+        value = GraphExecutor(program, plan, runner, meter, host).run()
         wall = time.perf_counter() - started
         measured = probe.stop() if trace_memory else None
         stats = GraphStats(runner.evaluations, plan.cost, meter.peak, predicted.peak, measured,
                            wall, dict(meter.peak_by_kind),
                            sum(int(v.nbytes) for v in self.leaves),
                            sum(int(g.nbytes) for g in runner.gradients.values()),
-                           program.constant_bytes, list(meter.timeline or []))
+                           program.constant_bytes, list(meter.timeline or []), host.peak,
+                           predicted_host.peak)
         return GraphResult(value, self._shaped(runner), plan, stats, program)
 
     def _shaped(self, runner: ArrayGraphRunner) -> Any:
@@ -145,13 +151,15 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
     :meth:`GraphPlan.from_json`) instead of planning: one of another policy or parameters is
     refused before ``fn`` runs, one that does not fit this function's graph (another graph,
     other sizes or costs) before anything else runs. Other keyword arguments are the policy's
-    parameters.
+    parameters; ``bandwidth`` (bytes per cost unit) lets ``optimal`` move values to host memory
+    and back (docs/offload_model.md), and the result's stats count host bytes apart.
     """
     _check_max_memory(max_memory)  # before the structure pass runs ``fn``
     if plan is not None:
         if not isinstance(plan, GraphPlan):
             raise PolicyError(f"backprop_graph: plan must be a GraphPlan, got "
                               f"{type(plan).__name__}")
+        params = without_transfers(policy, params)
         get_policy(policy).check_params(**params)  # planning would have refused them
         check_made_with("backprop_graph", plan.policy, plan.params, policy, params)
     traced = trace_function(fn, *args, argnums=argnums, seed=seed)

@@ -8,7 +8,8 @@ cotangent has the same size), ``costs[i]`` the cost of one computation of op i (
 default), ``residuals[i]`` the nodes backward(i) reads (a subset of its parents and itself; by
 default its parents, as most ops save their inputs), ``ops[i]`` the op's name (for op-type
 policies such as ``save_ops``). An op whose output carries no gradient (a comparison) has
-``differentiable[i]`` False.
+``differentiable[i]`` False. ``backward_costs[i]`` is the time of backward(i) in the same cost
+units (default ``2 * costs[i]``; docs/offload_model.md): it enters a plan's time, never its cost.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class GraphCosts:
     residuals: tuple[tuple[int, ...], ...] | None = None
     ops: tuple[str | None, ...] | None = None
     differentiable: tuple[bool, ...] | None = None
+    backward_costs: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         parents = _index_lists("parents", self.parents, None)
@@ -50,6 +52,10 @@ class GraphCosts:
         flags = self.differentiable if self.differentiable is not None else [True] * count
         set_(self, "differentiable", _column("differentiable", flags, count,
                                              lambda where, v: flag(v, where, error=PlanError)))
+        backward = (self.backward_costs if self.backward_costs is not None
+                    else [2 * c for c in self.costs])
+        set_(self, "backward_costs", _column("backward_costs", backward, count, _cost))
+        finite_total(self.backward_costs, "GraphCosts.backward_costs", error=PlanError)
         self._validate()
 
     def _validate(self) -> None:
@@ -139,9 +145,15 @@ class GraphCosts:
         """The cost of computing every op once (store_all's cost)."""
         return math.fsum(self.costs[i] for i in self.op_nodes)
 
+    @property
+    def total_backward_cost(self) -> float:
+        """The time of the backward steps, each taken once (docs/offload_model.md)."""
+        return math.fsum(self.backward_costs[i] for i in self.backward_order)
+
     def key(self) -> tuple:
         """A hashable identity of the graph (for caches)."""
-        return (self.parents, self.sizes, self.costs, self.residuals, self.differentiable)
+        return (self.parents, self.sizes, self.costs, self.residuals, self.differentiable,
+                self.backward_costs)
 
 
 def budget_floor(costs: GraphCosts) -> int:

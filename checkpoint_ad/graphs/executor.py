@@ -7,6 +7,12 @@ the live op cotangents (kind ``cotangent``), as docs/graph_model.md defines. Inp
 gradients and the constants the graph holds are reported apart; the temporaries inside one
 op's forward or VJP are not counted (tracemalloc sees them).
 
+Transfers (docs/offload_model.md) really move values: ``offload i`` copies i's value into a
+host pool (a separate buffer, counted by a second Meter, kind ``host``, never by the first)
+and releases the device copy when its step ends; ``prefetch i`` copies it back, held by the
+device Meter from that moment and readable once its step ends; a host copy is dropped as the
+last step that could read it ends (:func:`~checkpoint_ad.graphs.transfers.host_drops`).
+
 Two runners: :class:`ArrayGraphRunner` computes with arrays; :class:`SymbolicGraphRunner`
 returns sized placeholders, so the very same executor predicts the Meter before anything runs.
 """
@@ -22,8 +28,11 @@ from ..errors import NonFiniteError, OpError
 from ..plans.memory import Meter, Symbol
 from .plans import GraphAction, GraphPlan
 from .program import Program
+from .transfers import host_drops
 
 KINDS = ("value", "cotangent")
+HOST_KINDS = ("host",)
+STEP_ENDS = (GraphAction.COMPUTE, GraphAction.BACKWARD, GraphAction.WAIT)
 
 
 class GraphRunner(Protocol):
@@ -34,25 +43,35 @@ class GraphRunner(Protocol):
     def backward(self, node: int, values: dict[int, Any], cotangent: Any
                  ) -> Iterable[tuple[int, Any]]: ...
     def accumulate(self, total: Any, contribution: Any) -> None: ...
+    def copy(self, value: Any) -> Any: ...
 
 
 class GraphExecutor:
-    """Runs ``plan`` for ``program`` over ``runner`` under ``meter``; ``run()`` returns the
-    output's value (from its first computation)."""
+    """Runs ``plan`` for ``program`` over ``runner`` under ``meter`` (device bytes) and
+    ``host_meter`` (host bytes; a fresh one if not given); ``run()`` returns the output's value
+    (from its first computation)."""
 
     def __init__(self, program: Program, plan: GraphPlan, runner: GraphRunner,
-                 meter: Meter) -> None:
+                 meter: Meter, host_meter: Meter | None = None) -> None:
         self.program, self.plan, self.runner, self.meter = program, plan, runner, meter
+        self.host_meter = host_meter if host_meter is not None else Meter(False, HOST_KINDS)
         self.costs = program.costs
         self.values: dict[int, Any] = {}
         self.cotangents: dict[int, Any] = {}
+        self.host: dict[int, Any] = {}      # the host pool: one copy per offloaded value
+        self.leaving: list[int] = []        # offloaded in the open step
+        self.arriving: dict[int, Any] = {}  # prefetched in the open step, not yet readable
         self.output_value: Any = None
 
     def run(self) -> Any:
         handlers = {GraphAction.COMPUTE: self._compute, GraphAction.FREE: self._free,
-                    GraphAction.BACKWARD: self._backward}
-        for action, node in self.plan.steps:
+                    GraphAction.BACKWARD: self._backward, GraphAction.OFFLOAD: self._offload,
+                    GraphAction.PREFETCH: self._prefetch, GraphAction.WAIT: lambda node: None}
+        drops = host_drops(self.plan.steps)
+        for position, (action, node) in enumerate(self.plan.steps):
             handlers[action](node)
+            if action in STEP_ENDS:
+                self._end_step(drops.get(position, ()))
         return self.output_value
 
     def _compute(self, node: int) -> None:
@@ -61,6 +80,27 @@ class GraphExecutor:
         self.meter.hold(("value", node), "value", [value])
         if node == self.costs.output and self.output_value is None:
             self.output_value = value
+
+    def _offload(self, node: int) -> None:
+        self.host[node] = copied = self.runner.copy(self.values[node])
+        self.host_meter.hold(("host", node), "host", [copied])
+        self.leaving.append(node)
+
+    def _prefetch(self, node: int) -> None:
+        self.arriving[node] = copied = self.runner.copy(self.host[node])
+        self.meter.hold(("value", node), "value", [copied])
+
+    def _end_step(self, dropped: Iterable[int]) -> None:
+        """The open step ends: offloaded device copies are released, prefetched copies become
+        readable, and the host copies no later step reads are dropped."""
+        for node in self.leaving:
+            self._free(node)
+        self.leaving.clear()
+        self.values.update(self.arriving)
+        self.arriving.clear()
+        for node in dropped:
+            del self.host[node]
+            self.host_meter.release(("host", node))
 
     def _free(self, node: int) -> None:
         del self.values[node]
@@ -161,6 +201,11 @@ class ArrayGraphRunner:
     def accumulate(total: Any, contribution: Any) -> None:
         total += xp.reshape(contribution, total.shape)
 
+    @staticmethod
+    def copy(value: Any) -> Any:
+        """A transfer: a separate buffer holding the same bits."""
+        return xp.array(value, copy=True)
+
 
 def _owned(value: Any, copy: bool) -> Any:
     """``value`` as an array that owns its buffer (copied when asked, or when it is a view,
@@ -192,9 +237,19 @@ class SymbolicGraphRunner:
     def accumulate(self, total: Any, contribution: Any) -> None:
         """In place: no new bytes."""
 
+    def copy(self, value: Symbol) -> Symbol:
+        return Symbol(value.nbytes)
+
+
+def predict_meters(program: Program, plan: GraphPlan, record_timeline: bool = False
+                   ) -> tuple[Meter, Meter]:
+    """Run ``plan`` on placeholders: the device Meter (predicted peak, and timeline) and the
+    host Meter (predicted host peak)."""
+    meter, host = Meter(record_timeline, KINDS), Meter(False, HOST_KINDS)
+    GraphExecutor(program, plan, SymbolicGraphRunner(program), meter, host).run()
+    return meter, host
+
 
 def predict_meter(program: Program, plan: GraphPlan, record_timeline: bool = False) -> Meter:
     """Run ``plan`` on placeholders; the Meter holds the predicted peak (and timeline)."""
-    meter = Meter(record_timeline, KINDS)
-    GraphExecutor(program, plan, SymbolicGraphRunner(program), meter).run()
-    return meter
+    return predict_meters(program, plan, record_timeline)[0]

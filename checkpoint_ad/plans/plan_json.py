@@ -64,9 +64,13 @@ def reading(family: str) -> Iterator[None]:
         raise PlanError(f"{READERS[family]}: {error}") from None
 
 
-def load_plan(text: str | bytes, family: str, fields: tuple[str, ...]) -> dict[str, Any]:
+def load_plan(text: str | bytes, family: str, fields: tuple[str, ...],
+              optional: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The fields of a plan of ``family`` read from JSON ``text``: a JSON object with
-    ``schema_version`` 1, that family, and exactly ``fields`` besides; else :class:`PlanError`."""
+    ``schema_version`` 1, that family, exactly ``fields`` besides, and any of the ``optional``
+    fields (added to schema version 1 later: absent, they take the value given); else
+    :class:`PlanError`."""
+    optional = dict(optional or {})
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -85,13 +89,14 @@ def load_plan(text: str | bytes, family: str, fields: tuple[str, ...]) -> dict[s
         known = isinstance(other, str) and other in READERS
         reader = f"; read it with {READERS[other]}" if known else ""
         raise PlanError(f"family must be {family!r}, got {shown(other)}{reader}")
-    expected = {"schema_version", "family", *fields}
+    expected = {"schema_version", "family", *fields, *optional}
     missing = [name for name in fields if name not in data]
     unknown = sorted(set(data) - expected)
     if missing or unknown:
         problem = f"missing field {missing[0]!r}" if missing else f"unknown field {unknown[0]!r}"
-        raise PlanError(f"{problem} (a {family} plan has {', '.join(fields)})")
-    return data
+        also = f"; optional: {', '.join(optional)}" if optional else ""
+        raise PlanError(f"{problem} (a {family} plan has {', '.join(fields)}{also})")
+    return {**optional, **data}
 
 
 def read_field(data: Mapping[str, Any], name: str, check: Callable[..., Any], *,

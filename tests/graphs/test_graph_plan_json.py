@@ -69,7 +69,8 @@ BAD = {
     "unknown_family": (changed(family="tree"), "family must be 'graph', got 'tree'"),
     "missing_field": (changed(details=...), "missing field 'details' (a graph plan has policy, "
                                             "params, steps, forward_evals, cost, peak_bytes, "
-                                            "method, status, lower_bound, solve_s, details)"),
+                                            "method, status, lower_bound, solve_s, details; "
+                                            "optional: time, host_peak_bytes, bandwidth)"),
     "unknown_field": (changed(slots=3), "unknown field 'slots'"),
     "steps_not_array": (changed(steps={"compute": 1}), "steps must be a JSON array"),
     "step_of_three": (changed(steps=[["compute", 1, 1]]),

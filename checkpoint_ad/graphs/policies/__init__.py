@@ -6,9 +6,11 @@ numbers the replay gives.
 """
 from __future__ import annotations
 
+from ...errors import PolicyError
 from ...plans.registry import Registry
 from ..costs import GraphCosts, checked_costs
 from ..plans import GraphPlan
+from ..transfers import bandwidth_value
 from . import checkmate, checkmate_lp, chen, dtr, fixed, optimal
 from .footprint import require_fits
 
@@ -23,11 +25,30 @@ get_policy = REGISTRY.get
 
 def plan_graph(policy: str, costs: GraphCosts, **params: object) -> GraphPlan:
     """Plan ``costs`` with the graph policy named ``policy`` (see :func:`names`), refusing
-    first a graph whose planning would exceed the planner memory limit (:mod:`.footprint`)."""
+    first a graph whose planning would exceed the planner memory limit (:mod:`.footprint`).
+    ``bandwidth`` (docs/offload_model.md) goes to the policies that plan transfers; the others
+    take None or 0 (no offload) and refuse any other value (:func:`without_transfers`)."""
     checked_costs(costs, "plan_graph")
     spec = get_policy(policy)
+    params = without_transfers(policy, params)
     require_fits(policy, costs)
     return spec.plan(costs, **params)
 
 
-__all__ = ["REGISTRY", "get_policy", "names", "plan_graph"]
+def without_transfers(policy: str, params: dict[str, object]) -> dict[str, object]:
+    """``params`` for ``policy``: unchanged for a policy that plans transfers; for the others,
+    without a ``bandwidth`` of None or 0, and a :class:`PolicyError` naming the policies that
+    do for any other bandwidth."""
+    spec = get_policy(policy)
+    if "bandwidth" not in params or any(p.name == "bandwidth" for p in spec.parameters):
+        return params
+    rest = {name: value for name, value in params.items() if name != "bandwidth"}
+    if bandwidth_value(params["bandwidth"], f"policy {policy!r}", PolicyError) is None:
+        return rest
+    movers = [name for name in names()
+              if any(p.name == "bandwidth" for p in get_policy(name).parameters)]
+    raise PolicyError(f"policy {policy!r} does not plan transfers to host memory (bandwidth="
+                      f"{params['bandwidth']!r}); policies that do: {', '.join(movers)}")
+
+
+__all__ = ["REGISTRY", "get_policy", "names", "plan_graph", "without_transfers"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Iterable, Iterator
 import math
 import time
 
@@ -35,16 +36,19 @@ def table_bytes(costs: GraphCosts) -> int:
     return len(costs) * (len(costs) // 4 + 64)
 
 
-class _Space:
-    """Bitmask tables of a graph for the search (bit i = node i); building them stops with
-    :class:`SearchLimit` at ``deadline`` (they take time quadratic in the nodes)."""
+class Space:
+    """The search space of recompute-only plans: states (resident ops, backward steps taken),
+    moves between them and a heuristic; bitmask tables of a graph (bit i = node i). Building
+    them stops with :class:`SearchLimit` at ``deadline`` (they take time quadratic in the
+    nodes). :mod:`.exact_offload` extends it with host copies; :func:`search` runs on either.
+    """
 
     def __init__(self, costs: GraphCosts, deadline: float = math.inf) -> None:
         self.costs = costs
         self.order = costs.backward_order
         count = len(self.order)
-        self.parents = [_mask(p) for p in costs.op_parents]
-        self.residuals = [_mask(r) for r in costs.op_residuals]
+        self.parents = [mask_of(p) for p in costs.op_parents]
+        self.residuals = [mask_of(r) for r in costs.op_residuals]
         fresh = costs.new_cotangents
         self.added = [sum(costs.sizes[p] for p in fresh[b]) for b in range(len(costs))]
         alive = [0] * (count + 1)  # bytes of cotangents alive before backward step k
@@ -65,27 +69,52 @@ class _Space:
             self.needed[k] = self.needed[k + 1] | self._ancestors(self.residuals[b])
 
     def _ancestors(self, mask: int) -> int:
-        closure, stack = 0, list(_bits(mask))
+        closure, stack = 0, list(bits(mask))
         while stack:
             node = stack.pop()
             if closure >> node & 1:
                 continue
             closure |= 1 << node
-            stack.extend(_bits(self.parents[node]))
+            stack.extend(bits(self.parents[node]))
         return closure
 
-    def heuristic(self, mask: int, k: int) -> float:
-        return sum(self.costs.costs[i] for i in _bits(self.wanted[k] & ~mask))
+    start: tuple = (0, 0)
 
-    def moves(self, mask: int, k: int, memory: int
-              ) -> list[tuple[list[GraphStep], int, int, int, int, float]]:
+    def done(self, state: tuple) -> bool:
+        """All backward steps taken and nothing resident."""
+        return state[-1] == len(self.order) and state[0] == 0
+
+    def heuristic(self, state: tuple) -> float:
+        """A lower bound of the cost still to pay: the residuals still wanted that are not
+        resident, computed once each."""
+        mask, k = state
+        return sum(self.costs.costs[i] for i in bits(self.wanted[k] & ~mask))
+
+    def expand(self, steps: object) -> list[GraphStep]:
+        """The plan steps of a move (a move may describe them compactly until a plan is
+        built: most moves never are)."""
+        return steps  # type: ignore[return-value]
+
+    def estimate(self, state: tuple, cost: float, peak: float) -> tuple[float, float]:
+        """The A* key of ``state`` reached at ``cost`` with peak ``peak``: lower bounds of a
+        complete plan's cost and peak."""
+        return cost + self.heuristic(state), peak
+
+    def moves(self, state: tuple, memory: int) -> list[Move]:
+        """The moves from ``state`` holding ``memory`` bytes of values (see :data:`Move`)."""
+        mask, k = state
+        return [(steps, (new_mask, new_k), *rest)
+                for steps, new_mask, new_k, *rest in self.actions(mask, k, memory)]
+
+    def actions(self, mask: int, k: int, memory: int
+                ) -> list[tuple[list[GraphStep], int, int, int, int, float]]:
         """(steps, new mask, new k, new memory, step peak, step cost) from a state: a compute
         or a backward step, each followed by the frees of any subset of the values it read
         (every plan can be rewritten so that a value is freed right after its last use, at
         no cost in time or memory, so no other free needs considering)."""
         costs, found = self.costs, []
         base = memory + self.cotangents[k]
-        for node in _bits(self.needed[k] & ~mask):
+        for node in bits(self.needed[k] & ~mask):
             if self.parents[node] & ~mask:
                 continue
             size = costs.sizes[node]
@@ -102,19 +131,29 @@ class _Space:
 
     def _with_frees(self, step: GraphStep, read: int, mask: int, k: int, memory: int,
                     peak: int, cost: float) -> list:
-        options = list(_bits(read))
+        options = list(bits(read))
         found = []
         for chosen in range(1 << len(options)):
             freed = [options[j] for j in range(len(options)) if chosen >> j & 1]
             found.append(([step] + [GraphStep(GraphAction.FREE, f) for f in freed],
-                          mask & ~_mask(tuple(freed)), k,
+                          mask & ~mask_of(tuple(freed)), k,
                           memory - sum(self.costs.sizes[f] for f in freed), peak, cost))
         return found
 
-    def drop_dead(self, mask: int, k: int, memory: int) -> tuple[int, int, list[int]]:
+    def drop_dead(self, state: tuple, memory: int) -> tuple[tuple, int, list[int]]:
+        """``state`` without the resident values no remaining backward step can need (freed
+        at once: keeping them only costs memory), its memory, and the values freed."""
+        mask, *rest = state
+        k = rest[-1]
         dead = mask & ~self.needed[k]
-        nodes = list(_bits(dead))
-        return mask & ~dead, memory - sum(self.costs.sizes[i] for i in nodes), nodes
+        nodes = list(bits(dead))
+        return ((mask & ~dead, *rest), memory - sum(self.costs.sizes[i] for i in nodes), nodes)
+
+
+#: a move of the search: (the plan steps it takes, as :meth:`Space.expand` reads them, the new
+#: state, the bytes of values resident after it, its peak, its cost: the cost of its
+#: computation, or, with transfers, its time)
+Move = tuple[object, tuple, int, int, float]
 
 
 class SearchLimit(PolicyError):
@@ -122,17 +161,18 @@ class SearchLimit(PolicyError):
 
 
 def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATES,
-           minimise_peak: bool = False, deadline: float = math.inf
-           ) -> tuple[list[GraphStep], float, int]:
+           minimise_peak: bool = False, deadline: float = math.inf,
+           space: Space | None = None) -> tuple[list[GraphStep], float, int]:
     """The least-cost plan with peak <= ``budget``, the lower peak among equal costs (or, with
     ``minimise_peak``, the least peak, then the least cost): (steps, cost, peak). Raises
     BudgetError when no plan fits, :class:`SearchLimit` past ``max_states`` expanded states
-    or the ``deadline`` (a ``time.perf_counter()`` value)."""
-    space = _Space(costs, deadline)
-    goal = len(space.order)
-    start = (0, 0)
-    best: dict[tuple[int, int], tuple[float, float]] = {start: (0.0, 0)}
-    parent: dict[tuple[int, int], tuple[tuple[int, int], list[GraphStep]]] = {}
+    or the ``deadline`` (a ``time.perf_counter()`` value). ``space``: the states and moves to
+    search (default: the recompute-only :class:`Space` of ``costs``; with transfers, the
+    "cost" is the time)."""
+    space = space if space is not None else Space(costs, deadline)
+    start = space.start
+    best: dict[tuple, tuple[float, float]] = {start: (0.0, 0)}
+    parent: dict[tuple, tuple[tuple, list[GraphStep]]] = {}
     memory_of = {start: 0}
     tie = itertools.count()
     frontier = [((0.0, 0), next(tie), 0.0, 0, start)]
@@ -141,9 +181,8 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
         _, _, cost, peak, state = heapq.heappop(frontier)
         if _rank(cost, peak, minimise_peak) > best.get(state, _WORST):
             continue
-        mask, k = state
-        if k == goal and mask == 0:
-            return _path(parent, state), cost, peak
+        if space.done(state):
+            return _path(space, parent, state), cost, peak
         expanded += 1
         if expanded % 4096 == 0 and time.perf_counter() > deadline:
             raise SearchLimit(f"policy 'optimal': exact search ran out of its time limit after "
@@ -153,21 +192,19 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
                 f"policy 'optimal': exact search expanded {max_states:,} states without proving "
                 f"the optimum of this {len(costs.op_nodes)}-op graph; exact search handles "
                 "graphs up to about 20 ops at tight budgets (raise max_states)")
-        for steps, new_mask, new_k, memory, step_peak, step_cost in space.moves(
-                mask, k, memory_of[state]):
+        for steps, new_state, memory, step_peak, step_cost in space.moves(
+                state, memory_of[state]):
             if step_peak > budget:
                 continue
-            new_mask, memory, dead = space.drop_dead(new_mask, new_k, memory)
+            new_state, memory, dead = space.drop_dead(new_state, memory)
             new_cost, new_peak = cost + step_cost, max(peak, step_peak)
             rank = _rank(new_cost, new_peak, minimise_peak)
-            new_state = (new_mask, new_k)
             if rank < best.get(new_state, _WORST):
                 best[new_state] = rank
                 memory_of[new_state] = memory
-                parent[new_state] = (state, steps + [GraphStep(GraphAction.FREE, d)
-                                                     for d in dead])
+                parent[new_state] = (state, steps, dead)
                 estimate = (rank if minimise_peak else
-                            (new_cost + space.heuristic(*new_state), new_peak))
+                            space.estimate(new_state, new_cost, new_peak))
                 heapq.heappush(frontier, (estimate, next(tie), new_cost, new_peak, new_state))
     raise BudgetError("no plan fits")
 
@@ -179,22 +216,23 @@ def _rank(cost: float, peak: float, minimise_peak: bool) -> tuple[float, float]:
     return (peak, cost) if minimise_peak else (cost, peak)
 
 
-def _path(parent: dict, state: tuple[int, int]) -> list[GraphStep]:
+def _path(space: Space, parent: dict, state: tuple) -> list[GraphStep]:
     pieces = []
     while state in parent:
-        state, steps = parent[state]
-        pieces.append(steps)
+        state, steps, dead = parent[state]
+        pieces.append(space.expand(steps) + [GraphStep(GraphAction.FREE, d) for d in dead])
     return [step for steps in reversed(pieces) for step in steps]
 
 
-def _mask(nodes: tuple[int, ...]) -> int:
+def mask_of(nodes: Iterable[int]) -> int:
     mask = 0
     for node in nodes:
         mask |= 1 << node
     return mask
 
 
-def _bits(mask: int):
+def bits(mask: int) -> Iterator[int]:
+    """The nodes of ``mask``, lowest first."""
     while mask:
         low = mask & -mask
         yield low.bit_length() - 1

@@ -1,5 +1,6 @@
 """``optimal``: the least-cost graph plan under ``budget_bytes`` (exact search, see
-:mod:`.exact`)."""
+:mod:`.exact`); with a ``bandwidth``, the least-time plan that may also move values to host
+memory and back (docs/offload_model.md; exact search, see :mod:`.exact_offload`)."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,9 @@ from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts, budget_floor
 from ..plans import GraphPlan
+from ..transfers import bandwidth_value
 from . import exact
+from .exact_offload import OffloadSpace
 from .checkmate import plan_checkmate
 from .chen import plan_chen
 from .dtr import plan_dtr
@@ -24,14 +27,18 @@ MILP_OPS_LIMIT = 40  # Checkmate's MILP finds plans within seconds only on graph
 METHODS = ("auto", "hierarchical")
 
 
-def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES) -> int:
-    """The least peak of any plan: the smallest feasible budget, in bytes."""
-    return int(exact.search(costs, math.inf, max_states, minimise_peak=True)[2])
+def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES,
+                   bandwidth: float | None = None) -> int:
+    """The least peak of any plan (with transfers at ``bandwidth`` bytes per cost unit, when
+    given): the smallest feasible budget, in bytes."""
+    space = OffloadSpace(costs, bandwidth) if bandwidth else None
+    return int(exact.search(costs, math.inf, max_states, minimise_peak=True, space=space)[2])
 
 
 def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  max_states: int = exact.DEFAULT_MAX_STATES,
-                 time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto") -> GraphPlan:
+                 time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto",
+                 bandwidth: float | None = None) -> GraphPlan:
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
     proven by exact search when it finishes within ``max_states`` states and ``time_limit`` seconds
     (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of the
@@ -40,8 +47,14 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     ops, Checkmate's MILP, sharing the rest of ``time_limit`` (:func:`_past_exact_search`).
     ``method="hierarchical"``: the hierarchical plan alone, without exact search, within
     ``time_limit``. The limit bounds the whole call; a refusal for lack of time is a
-    :class:`~checkpoint_ad.errors.TimeLimitError`."""
+    :class:`~checkpoint_ad.errors.TimeLimitError`.
+
+    ``bandwidth`` (bytes per cost unit; None or 0: none) lets values move to host memory and
+    back: exact search then minimises the plan's **time** (docs/offload_model.md). Past exact
+    search, and with ``method="hierarchical"``, transfers are not planned: the plan is the
+    recompute-only one, and its details say so."""
     budget = budget_value("optimal", budget_bytes)
+    speed = bandwidth_value(bandwidth, "policy 'optimal'", PolicyError)
     max_states = positive_int("optimal", "max_states", max_states)
     limit = positive_seconds("optimal", "time_limit", time_limit)
     if method not in METHODS:
@@ -50,10 +63,12 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     params = {} if budget_bytes is None else {"budget_bytes": budget_bytes}
     if method != "auto":
         params["method"] = method
+    if bandwidth is not None:
+        params["bandwidth"] = bandwidth
     started = time.perf_counter()
     if method == "hierarchical":
         plan = plan_hierarchical(costs, budget, "optimal", params, limit)
-        return replace(plan, solve_s=time.perf_counter() - started)
+        return replace(plan, solve_s=time.perf_counter() - started, details=_unmoved(plan, speed))
     if budget >= plan_store_all(costs).peak_bytes:  # store_all fits: nothing to trade
         return GraphPlan.build(costs, plan_store_all(costs).steps, "optimal", params,
                                method="exact", status="optimal", lower_bound=costs.total_cost)
@@ -62,24 +77,40 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         if len(costs.op_nodes) > EXACT_OPS_LIMIT:
             raise exact.SearchLimit(f"the graph has {len(costs.op_nodes)} ops; exact search "
                                     f"handles graphs up to about {EXACT_OPS_LIMIT}")
-        steps, cost, _ = exact.search(costs, budget, max_states,
-                                      deadline=started + (limit / 2 if milp else limit))
+        deadline = started + (limit / 2 if milp else limit)
+        space = OffloadSpace(costs, speed, budget, deadline) if speed else None
+        steps, cost, _ = exact.search(costs, budget, max_states, deadline=deadline, space=space)
     except exact.SearchLimit as limit_reached:
-        return _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp)
+        plan = _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp)
+        return replace(plan, details=_unmoved(plan, speed))
     except BudgetError:
-        raise _below_minimum(costs, budget_bytes, max_states) from None
+        raise _below_minimum(costs, budget_bytes, max_states, speed) from None
+    if speed:  # ``cost`` is the least time; every plan computes each op at least once
+        return GraphPlan.build(costs, steps, "optimal", params, speed, method="exact",
+                               status="optimal", lower_bound=costs.total_cost,
+                               solve_s=time.perf_counter() - started,
+                               details={"objective": "time"})
     return GraphPlan.build(costs, steps, "optimal", params, method="exact", status="optimal",
                            lower_bound=cost, solve_s=time.perf_counter() - started)
+
+
+def _unmoved(plan: GraphPlan, bandwidth: float | None) -> dict:
+    """The details of a recompute-only plan made although a bandwidth was given: they say
+    that transfers were not planned."""
+    if not bandwidth:
+        return dict(plan.details)
+    return {**plan.details, "transfers": "not planned past exact search"}
 
 
 MINIMUM_SEARCH_STATES = 50_000  # naming the least budget is a courtesy: it must stay quick
 
 
-def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int) -> BudgetError:
+def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int,
+                   bandwidth: float | None = None) -> BudgetError:
     """The error for a budget exact search proved no plan meets, naming the least budget when
     a short search finds it."""
     try:
-        least = minimum_budget(costs, min(max_states, MINIMUM_SEARCH_STATES))
+        least = minimum_budget(costs, min(max_states, MINIMUM_SEARCH_STATES), bandwidth)
     except exact.SearchLimit:
         return BudgetError(f"policy 'optimal': no plan of this {len(costs.op_nodes)}-op graph "
                            f"fits budget_bytes={budget_bytes} (exact search proved it); give "
@@ -171,4 +202,8 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "past it, each an even share of the rest"),
                    Parameter("method", str, "auto",
                              "auto (exact search, then the cheapest of hierarchical, dtr, "
-                             "chen and the MILP) or hierarchical (the block plan alone)")))
+                             "chen and the MILP) or hierarchical (the block plan alone)"),
+                   Parameter("bandwidth", float, None,
+                             "bytes per cost unit between device and host memory: exact "
+                             "search then minimises time, offloading values too "
+                             "(docs/offload_model.md); default: no offload")))
