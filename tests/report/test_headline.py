@@ -74,7 +74,7 @@ def test_front_sentences_name_each_policy_on_the_front_and_its_savings() -> None
 
 def test_prediction_sentence_names_where_measurement_departs_most() -> None:
     text = hl.prediction_sentence(POINTS + [point("odd", 9.0, 100, predicted=90)])
-    assert "equal the exact ones in 7 of 8 configurations" in text
+    assert "are exact in 7 of 8 configurations" in text
     assert "most at recompute_all (60 B against 20 B, +200%)" in text
     assert "least at store_all (+10%)" in text
     assert hl.prediction_sentence([point("a", 1.0, 5)]).endswith("none has a measured peak.")
