@@ -41,7 +41,8 @@ class Problem:
     is x_i. A move from level m to free memory ``levels[m] + ...`` lands on the highest level not
     above it (:meth:`level_below`): rounding down, so the memory a plan really has is never less
     than its level says. ``compute[i]`` is u_{i+1} and ``prefix[t]`` is U(0, t), both in the
-    tables' dtype; ``tapes`` is False when held tapes are forbidden.
+    tables' dtype; ``tapes`` is False when held tapes are forbidden. ``round_up``: a move lands
+    on the lowest level not below it, a relaxation whose costs are lower bounds.
     """
 
     compute: np.ndarray
@@ -51,6 +52,7 @@ class Problem:
     tape_sizes: np.ndarray
     input_sizes: np.ndarray
     tapes: bool
+    round_up: bool = False
 
     @property
     def n(self) -> int:
@@ -62,8 +64,12 @@ class Problem:
         return len(self.levels) - 1
 
     def level_below(self, amounts: np.ndarray) -> np.ndarray:
-        """The highest level at most each amount (−1 below zero), capped at the top level."""
-        return np.searchsorted(self.levels, amounts, side="right") - 1
+        """The highest level at most each amount (−1 below zero), capped at the top level (which
+        keeps everything); with ``round_up`` the lowest level at least each amount."""
+        if not self.round_up:
+            return np.searchsorted(self.levels, amounts, side="right") - 1
+        above = np.minimum(np.searchsorted(self.levels, amounts, side="left"), self.free)
+        return np.where(amounts < 0, -1, above)
 
     @property
     def unreachable(self) -> np.generic:
@@ -157,9 +163,10 @@ class Grid:
         """The highest level at most ``free`` (which must be at least 0)."""
         return bisect.bisect_right(self.levels, free) - 1
 
-    def problem(self, costs: ChainCosts, width: int, tapes: bool) -> Problem:
-        """The DP over levels 0..width, with the chain's sizes in the grid's amounts (in slots:
-        one per state and per held tape, a tape's input shared with nothing)."""
+    def problem(self, costs: ChainCosts, width: int, tapes: bool, round_up: bool = False
+                ) -> Problem:
+        """The DP over levels 0..width (``round_up``: relaxed), with the chain's sizes in the
+        grid's amounts (in slots: one per state and per held tape, inputs shared with nothing)."""
         dtype = _table_dtype(costs.compute)
         prefix = np.concatenate(([0.0], np.cumsum(costs.compute, dtype=float)))
         n = costs.n
@@ -167,7 +174,7 @@ class Grid:
                  (costs.state_bytes, costs.tape_bytes, costs.tape_input_bytes))
         return Problem(np.asarray(costs.compute, dtype), prefix.astype(dtype),
                        np.asarray(self.levels[:width + 1], dtype=float),
-                       *(np.asarray(size, dtype=float) for size in sizes), tapes)
+                       *(np.asarray(size, dtype=float) for size in sizes), tapes, round_up)
 
 
 def _gap_ratio(smallest: float, count: int) -> float:

@@ -8,11 +8,12 @@ the plans of every level and a few more.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import numbers
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ...checks import flag, whole_number
 from ...errors import BudgetError, PolicyError
@@ -138,6 +139,7 @@ class OptimalTable:
     grid: Grid
     problem: Problem
     tables: Tables
+    _relaxed: list[Tables] = field(default_factory=list, repr=False)
 
     @classmethod
     def solve(cls, costs: ChainCosts, max_store_bytes: float | None = None, *,
@@ -235,6 +237,19 @@ class OptimalTable:
     def cost(self, budget: float) -> float:
         """The least forward cost (sum of u_t over evaluations) within ``budget``."""
         return self.level_cost(self.level(budget))
+
+    def lower_bound(self, budget: float) -> float:
+        """A lower bound on the forward cost of every persistent schedule (each checkpoint kept
+        until it is dead: the recursion's model) within store ``budget`` (bytes, or slots): the
+        same levels with every move rounded up (:class:`Problem`, ``round_up``), solved once.
+        Equal to :meth:`cost` when no move rounds (slots; sizes on the levels)."""
+        free = _free_slots(budget) if self.in_slots else _free_bytes(self.costs, budget)
+        if self.level(budget) is None:
+            return _everything_cost(self.costs, self.tapes)
+        if not self._relaxed:
+            self._relaxed.append(solve(replace(self.problem, round_up=True)))
+        level = min(bisect.bisect_left(self.grid.levels, free), self.width)
+        return float(self._relaxed[0].cost[self.problem.n, 0, 0, level])
 
     def level_cost(self, level: int | None) -> float:
         """The DP's least forward cost at store ``level`` (None: keeping everything)."""
