@@ -47,6 +47,7 @@ class Executor:
     def __init__(self, plan: Plan, runner: Runner, meter: Meter) -> None:
         self.counts = plan.counts  # validates the plan (once: cached) before anything runs
         self.plan, self.runner, self.meter = plan, runner, meter
+        self.pair_max = getattr(runner, "pair_max", None)  # placeholders that sum runs up
         self.steps = list(plan)
         self.split = next(i for i, s in enumerate(self.steps)
                           if s.action in (Action.TURN, Action.BACKWARD))
@@ -90,7 +91,7 @@ class Executor:
             self.meter.hold(WORKING, "working", [value])
 
     def _advance(self, step: Step) -> None:
-        pair_max = getattr(self.runner, "pair_max", None)
+        pair_max = self.pair_max
         if pair_max is None or step.end == step.stage:
             for t in range(step.stage, step.end + 1):
                 self._set_working(self.runner.advance(t, self.working))
