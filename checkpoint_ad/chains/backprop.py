@@ -20,7 +20,7 @@ from .chain import Chain, ChainProfile, Stage, profile_chain
 from ..errors import BudgetError, PlanError, PolicyError, StageError
 from .executor import ArrayRunner, Executor
 from .replay import predict_meter
-from ..plans.memory import Meter, TracemallocProbe
+from ..plans.memory import Meter, traced
 from ..plans.registry import check_made_with
 from ..engine.ops import Tracer
 from .costs import ChainCosts
@@ -110,14 +110,12 @@ class PreparedBackprop:
         if self._ran:
             raise StageError("a prepared backprop runs once; prepare another for another run")
         self._ran = True
-        probe = TracemallocProbe()
-        if trace_memory:
-            probe.start()
-        start = time.perf_counter()
-        self.executor.forward(self.x0)
-        grad_input = self.executor.reverse(self._seed_cotangent)
-        wall = time.perf_counter() - start
-        measured = probe.stop() if trace_memory else None
+        with traced(trace_memory) as probe:
+            start = time.perf_counter()
+            self.executor.forward(self.x0)
+            grad_input = self.executor.reverse(self._seed_cotangent)
+            wall = time.perf_counter() - start
+        measured = None if probe is None else probe.peak
         return self._result(grad_input, wall, measured)
 
     def _result(self, grad_input: Any, wall: float, measured: int | None) -> Result:

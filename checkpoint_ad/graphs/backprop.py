@@ -18,7 +18,7 @@ from ..checks import function, real_number
 from ..engine.autodiff import argument_numbers
 from ..engine.graph import structure
 from ..errors import BudgetError, NonScalarOutputError, OpError, PlanError, PolicyError
-from ..plans.memory import Meter, TracemallocProbe
+from ..plans.memory import Meter, traced
 from ..plans.registry import check_made_with
 from .costs import GraphCosts
 from .executor import HOST_KINDS, KINDS, ArrayGraphRunner, GraphExecutor, predict_meters
@@ -99,13 +99,11 @@ class Traced:
         runner = ArrayGraphRunner(program, dict(enumerate(self.leaves)), verify=verify,
                                   finite=check_finite)
         meter, host = Meter(record_timeline, KINDS), Meter(False, HOST_KINDS)
-        probe = TracemallocProbe()
-        if trace_memory:
-            probe.start()
-        started = time.perf_counter()
-        value = GraphExecutor(program, plan, runner, meter, host).run()
-        wall = time.perf_counter() - started
-        measured = probe.stop() if trace_memory else None
+        with traced(trace_memory) as probe:
+            started = time.perf_counter()
+            value = GraphExecutor(program, plan, runner, meter, host).run()
+            wall = time.perf_counter() - started
+        measured = None if probe is None else probe.peak
         stats = GraphStats(runner.evaluations, plan.cost, meter.peak, predicted.peak, measured,
                            wall, dict(meter.peak_by_kind),
                            sum(int(v.nbytes) for v in self.leaves),

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import tracemalloc
 from array import array
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +146,8 @@ class Symbol:
 
 
 class TracemallocProbe:
-    """Peak bytes allocated through Python's allocator between ``start`` and ``stop``."""
+    """Peak bytes allocated through Python's allocator between ``start`` and ``stop``; as a
+    context manager (:func:`traced`) it stops even when the run inside raises."""
 
     def __init__(self) -> None:
         self._started_here = False
@@ -165,3 +167,19 @@ class TracemallocProbe:
         if self._started_here:
             tracemalloc.stop()
         return self.peak
+
+
+@contextmanager
+def traced(enabled: bool) -> Iterator[TracemallocProbe | None]:
+    """tracemalloc around a run when ``enabled`` (else None), stopped when the run ends or
+    raises (a failed run must not leave allocation tracing on for the rest of the process);
+    the probe's ``peak`` holds the measurement afterwards."""
+    if not enabled:
+        yield None
+        return
+    probe = TracemallocProbe()
+    probe.start()
+    try:
+        yield probe
+    finally:
+        probe.stop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from checkpoint_ad.plans.memory import Meter
 
@@ -27,3 +28,29 @@ def test_replacing_a_holding_counts_both_at_the_peak() -> None:
     meter.hold("working", "working", [np.zeros(4)])  # new value computed before the old goes
     assert (meter.live, meter.peak, meter.timeline) == (32, 64, None)
     assert meter.peak_by_kind["working"] == 64
+
+
+def test_a_run_that_raises_leaves_no_allocation_tracing_on(monkeypatch) -> None:
+    import tracemalloc
+    import checkpoint_ad as ca
+    from checkpoint_ad.graphs import backprop as graph_backprop
+    calls = []
+
+    def fails_when_run(x, params):  # the profiling sweep's evaluation passes, the run's fails
+        calls.append(1)
+        if len(calls) > 1:
+            raise ValueError("a stage that fails")
+        return ca.sin(x)
+
+    assert not tracemalloc.is_tracing()
+    with pytest.raises(Exception, match="a stage that fails"):
+        ca.backprop([ca.Stage(fails_when_run)], np.ones(3), trace_memory=True)
+    assert not tracemalloc.is_tracing()
+
+    def broken(self):
+        raise RuntimeError("a graph run that fails")
+
+    monkeypatch.setattr(graph_backprop.GraphExecutor, "run", broken)
+    with pytest.raises(RuntimeError, match="a graph run that fails"):
+        ca.backprop_graph(lambda x: ca.sum(ca.sin(x)), np.ones(3), trace_memory=True)
+    assert not tracemalloc.is_tracing()
