@@ -140,7 +140,8 @@ def test_recommend_as_json_ranks_like_the_library() -> None:
     (["plan", "--workload", "unet", "--policy", "store_all", "--budget", "1000"],
      "policy 'store_all' has no parameter budget_bytes"),
     (["plan", "--workload", "unet", "--policy", "dtr", "--slots", "3"],
-     "policy 'dtr' has no parameter slots (accepted: budget_bytes, heuristic, time_limit)"),
+     "policy 'dtr' has no parameter slots (accepted: bandwidth, budget_bytes, heuristic, "
+     "time_limit)"),
     (["plan", *RESIDUAL, "--policy", "optimal", "--budget", "10"],
      "policy 'optimal': budget_bytes=10 is below the minimum of"),
     (["plan", *MLP, "--policy", "optimal", "--budget", "1KiB", "--budget-fraction", "0.5"],
