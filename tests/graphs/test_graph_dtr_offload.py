@@ -10,6 +10,7 @@ import pytest
 
 import checkpoint_ad as ca
 from checkpoint_ad import check_graph_plan, plan_graph
+from checkpoint_ad.graphs.policies.dtr_offload import OffloadRun
 from checkpoint_ad.graphs.policies.optimal import minimum_budget
 from graph_families import fig69_chain, random_dag, resnet, tanh_mlp, unet
 
@@ -73,6 +74,17 @@ def test_a_slow_link_keeps_the_recompute_only_plan() -> None:
     assert plan.details["transfers"] == "none saved time" and plan.bandwidth is None
 
 
+def test_where_the_run_with_transfers_is_slower_the_recompute_only_plan_is_kept() -> None:
+    costs, budget, bandwidth = random_dag(8, 528), 19, 0.5
+    run = OffloadRun(costs, budget, budget, "dtr", None, bandwidth=bandwidth)
+    moving = ca.GraphPlan.build(costs, run.run(), "dtr", {}, bandwidth)
+    alone = plan_graph("dtr", costs, budget_bytes=budget)
+    assert moving.transfers and moving.time > alone.time  # offloading led DTR astray here
+    plan = plan_graph("dtr", costs, budget_bytes=budget, bandwidth=bandwidth)
+    assert plan.steps == alone.steps and plan.time == alone.time
+    assert plan.details["transfers"] == "none saved time"
+
+
 @pytest.mark.parametrize("bandwidth", [None, 0, 0.0])
 def test_no_bandwidth_gives_todays_plan(bandwidth: object) -> None:
     costs = resnet(3)
@@ -80,7 +92,8 @@ def test_no_bandwidth_gives_todays_plan(bandwidth: object) -> None:
         alone = plan_graph("dtr", costs, budget_bytes=6, heuristic=heuristic)
         plan = plan_graph("dtr", costs, budget_bytes=6, heuristic=heuristic,
                           bandwidth=bandwidth)
-        assert (plan.steps, plan.details) == (alone.steps, alone.details)
+        assert (plan.steps, plan.details, plan.params) == (alone.steps, alone.details,
+                                                           alone.params)
         assert "transfers" not in plan.details
 
 

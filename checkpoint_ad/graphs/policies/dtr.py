@@ -80,7 +80,7 @@ def plan_dtr(costs: GraphCosts, budget_bytes: int | None = None,
     params: dict[str, object] = {"heuristic": heuristic}
     if budget_bytes is not None:
         params["budget_bytes"] = budget_bytes
-    if bandwidth is not None:
+    if speed:  # None or 0: the plan of no bandwidth, its params too
         params["bandwidth"] = bandwidth
     run = DtrRun(costs, budget, budget_bytes, heuristic, seconds, deadline)
     if not speed:
