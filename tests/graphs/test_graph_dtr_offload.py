@@ -13,6 +13,8 @@ from checkpoint_ad import check_graph_plan, plan_graph
 from checkpoint_ad.graphs.policies.dtr_offload import OffloadRun
 from checkpoint_ad.graphs.policies.optimal import minimum_budget
 from graph_families import fig69_chain, random_dag, resnet, tanh_mlp, unet
+from test_offload import BANDWIDTHS, table
+from test_offload import FAMILIES as TRUTH_FAMILIES
 
 FAMILIES = {"fig69_chain(6)": fig69_chain(6), "tanh_mlp(3)": tanh_mlp(3),
             "resnet(3)": resnet(3), "unet(3)": unet(3), "fig69_chain(20)": fig69_chain(20)}
@@ -64,6 +66,18 @@ def test_a_chain_at_its_least_budget_reaches_the_exact_optimum() -> None:
         plan = plan_graph("dtr", costs, budget_bytes=3, bandwidth=bandwidth)
         assert plan.time == least == plan_graph("optimal", costs, budget_bytes=3,
                                                 bandwidth=bandwidth).time
+
+
+def test_against_the_ground_truth_never_below_and_as_the_docs_count() -> None:
+    rows, equal, worst = table(), 0, 0.0
+    for name, budget, times in rows:
+        for bandwidth, least in zip(BANDWIDTHS, times[1:]):
+            time = plan_graph("dtr", TRUTH_FAMILIES[name], budget_bytes=budget,
+                              bandwidth=bandwidth).time
+            assert time >= least  # exact search's least time is a floor
+            equal += time == least
+            worst = max(worst, time / least - 1)
+    assert (equal, len(rows) * len(BANDWIDTHS), round(worst, 2)) == (34, 48, 0.14)
 
 
 def test_a_slow_link_keeps_the_recompute_only_plan() -> None:
