@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import decimal
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -109,6 +110,18 @@ def number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def bandwidth(text: str) -> float:
+    """``--bandwidth``: a finite number of bytes per cost unit >= 0 (0: no offload)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of bytes per cost unit "
+                                         f">= 0 (0: no offload), got {text!r}")
+    return value
 
 
 def literal(text: str) -> Any:

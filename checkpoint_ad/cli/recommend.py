@@ -9,8 +9,8 @@ from typing import Any, TextIO
 
 from ..lab.recommend import DEFAULT_TIME_LIMIT, Candidate, Recommendation, recommend
 from ..workloads.graph_models import FAMILIES
-from .options import (BYTES_HELP, add_input_options, add_size_options, byte_count, doing,
-                      given_sizes, new_command, number)
+from .options import (BYTES_HELP, add_input_options, add_size_options, bandwidth, byte_count,
+                      doing, given_sizes, new_command, number)
 from .output import write_json
 
 
@@ -48,17 +48,31 @@ def _params(candidate: Candidate, budget: int) -> str:
 
 RECOMMEND_COLUMNS = ("rank", "family", "policy", "params", "predicted peak", "overhead",
                      "evals", "solve s", "skipped because")
+TIME_COLUMN = "time overhead"  # with --bandwidth, after "overhead"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _rows(found: Recommendation) -> list[tuple[str, ...]]:
+    """The table's rows; with a bandwidth, the time overhead after the overhead."""
     rows = []
     for rank, c in enumerate(found.candidates, 1):
+        timed = (_ratio(c.time_overhead),) if found.bandwidth else ()
         rows.append((str(rank) if c.fits else "-", c.family, c.policy,
-                     _params(c, found.budget_bytes),
-                     _bytes(c.peak_bytes), "-" if c.overhead is None else f"{c.overhead:.3f}",
-                     "-" if c.forward_evals is None else f"{c.forward_evals:,}",
+                     _params(c, found.budget_bytes), _bytes(c.peak_bytes), _ratio(c.overhead),
+                     *timed, "-" if c.forward_evals is None else f"{c.forward_evals:,}",
                      f"{c.solve_s:.2f}", c.skipped or ""))
     return rows
+
+
+def _columns(found: Recommendation) -> tuple[str, ...]:
+    """The table's columns: :data:`RECOMMEND_COLUMNS`, with a bandwidth the time overhead."""
+    if not found.bandwidth:
+        return RECOMMEND_COLUMNS
+    at = RECOMMEND_COLUMNS.index("overhead") + 1
+    return RECOMMEND_COLUMNS[:at] + (TIME_COLUMN,) + RECOMMEND_COLUMNS[at:]
 
 
 def _table(rows: list[tuple[str, ...]], columns: tuple[str, ...]) -> str:
@@ -75,7 +89,8 @@ def command_recommend(args: argparse.Namespace, out: TextIO) -> int:
     progress = None if args.no_progress else Progress()
     with doing(f"planning every policy for {args.workload}"):
         found = recommend(args.workload, sizes, args.budget, args.family, args.seed,
-                          args.dtype, args.costs, chosen, args.time_limit, progress)
+                          args.dtype, args.costs, chosen, args.time_limit, progress,
+                          args.bandwidth)
     best = found.require_best()  # nothing fits: one line naming the least peak, exit 2
     if args.json:
         return write_json(found.to_dict(), out)
@@ -85,8 +100,11 @@ def command_recommend(args: argparse.Namespace, out: TextIO) -> int:
               f"best: {best.family} {best.policy} ({_params(best, found.budget_bytes)}), "
               f"predicted peak "
               f"{best.peak_bytes:,} bytes, overhead {best.overhead:.3f}x store_all's forward "
-              f"cost, {best.forward_evals:,} forward evaluations\n\n")
-    out.write(_table(_rows(found), RECOMMEND_COLUMNS) + "\n")
+              f"cost, {best.forward_evals:,} forward evaluations"
+              + (f", time overhead {best.time_overhead:.3f}x store_all's time at bandwidth "
+                 f"{found.bandwidth:g} bytes per cost unit" if found.bandwidth else "")
+              + "\n\n")
+    out.write(_table(_rows(found), _columns(found)) + "\n")
     return 0
 
 
@@ -117,6 +135,12 @@ def add_recommend_command(commands: Any) -> None:
                         metavar="SECONDS",
                         help="seconds for each slow graph planner (optimal's exact search, "
                              "checkmate, checkmate_lp; default %(default)s)")
+    advice.add_argument("--bandwidth", type=bandwidth, metavar="B",
+                        help="bytes per cost unit between device and host memory: the graph "
+                             "policies that plan transfers (optimal, dtr) may offload values, "
+                             "and candidates are ranked by predicted time over store_all's "
+                             "(a `time overhead` column); default or 0: no offload, ranked by "
+                             "overhead")
     add_input_options(advice, "chain stage costs the planners see and overheads count "
                               "(default: the workload's cost model); graph ops cost 1 each")
     advice.add_argument("--json", action="store_true",

@@ -149,8 +149,9 @@ def backprop_graph(fn: Callable[..., Any], *args: Any, argnums: int | tuple[int,
     :meth:`GraphPlan.from_json`) instead of planning: one of another policy or parameters is
     refused before ``fn`` runs, one that does not fit this function's graph (another graph,
     other sizes or costs) before anything else runs. Other keyword arguments are the policy's
-    parameters; ``bandwidth`` (bytes per cost unit) lets ``optimal`` move values to host memory
-    and back (docs/offload_model.md), and the result's stats count host bytes apart.
+    parameters; ``bandwidth`` (bytes per cost unit) lets ``optimal`` and ``dtr`` move values
+    to host memory and back (docs/offload_model.md), and the result's stats count host bytes
+    apart.
     """
     _check_max_memory(max_memory)  # before the structure pass runs ``fn``
     if plan is not None:

@@ -19,6 +19,14 @@ in the same family (1.0 = nothing recomputed). Chain costs are the planning cost
 ``costs`` ("model", "unit" or "measure", as in experiments); graph ops cost 1 each. Candidates
 that fit are ranked by overhead, then peak; the others say why they were skipped.
 
+With a ``bandwidth`` (bytes per cost unit, docs/offload_model.md) the graph policies that take
+one (``optimal`` and ``dtr``) get it and may move values to host memory, and candidates are
+ranked by their **time overhead** first: predicted time over store_all's in the same family.
+A graph plan's time is its ``.time``; a chain plan holds no transfer, and its time is its
+forward cost plus the backward steps at twice the forward cost of each stage (the offload
+model's default, which graph plans without transfers follow too), so that both families are
+ranked alike.
+
 ``budget_bytes`` means the same in both families, the executor's full activation peak, so the
 budget-driven planners of both get the budget itself.
 """
@@ -39,13 +47,14 @@ from ..chains.replay import forward_cost, peak_bytes
 from ..engine import rng
 from ..engine.primitives import sum as sum_all
 from ..checks import real_number, whole_number
-from ..errors import BudgetError, CheckpointADError, UnknownNameError
+from ..errors import ArgumentError, BudgetError, CheckpointADError, UnknownNameError
 from ..graphs import policies as graph_policies
 from ..graphs.backprop import trace_function
 from ..graphs.executor import predict_meter as predict_graph
 from ..graphs.plans import GraphPlan
 from ..graphs.policies.dtr import HEURISTICS
 from ..graphs.program import Program
+from ..graphs.transfers import bandwidth_value
 from ..workloads import chain_models
 from ..workloads.graph_models import GraphWorkload
 from ..workloads.user import build_workload, family_of
@@ -57,14 +66,30 @@ Progress = Callable[[int, int, str], None]  # (done, total, what comes next)
 # how a configuration is planned: a call giving (plan, predicted peak, cost), or why it is not
 Make = Callable[[], tuple[Any, int, float]] | str
 Configurations = Iterator[tuple[str, dict[str, Any], Make]]
+BACKWARD_FACTOR = 2  # a chain stage's backward step over its forward cost (docs/offload_model.md)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """store_all's forward ``cost`` and ``time`` in one family (cost units of that family)."""
+
+    cost: float
+    time: float
+
+    def time_of(self, plan: Any, cost: float) -> float:
+        """The predicted time of ``plan`` of forward cost ``cost``: a graph plan's ``.time``;
+        else (a chain plan, no transfer) ``cost`` plus the backward time store_all's has."""
+        time = getattr(plan, "time", None)
+        return cost + self.time - self.cost if time is None else float(time)
 
 
 @dataclass(frozen=True)
 class Candidate:
     """One planned configuration. ``peak_bytes`` (predicted, see the module docstring),
-    ``overhead`` (cost over store_all's in the same family), ``cost`` and ``forward_evals``
-    are None when no plan was made; ``skipped`` is None for a plan within the budget, else
-    why it was skipped (over budget, infeasible, error). ``solve_s``: planning seconds."""
+    ``overhead`` (cost over store_all's in the same family), ``cost``, ``forward_evals``,
+    ``time`` (predicted, cost units) and ``time_overhead`` (time over store_all's in the same
+    family) are None when no plan was made; ``skipped`` is None for a plan within the budget,
+    else why it was skipped (over budget, infeasible, error). ``solve_s``: planning seconds."""
 
     family: str
     policy: str
@@ -76,6 +101,8 @@ class Candidate:
     solve_s: float
     skipped: str | None = None
     plan: Plan | GraphPlan | None = field(default=None, repr=False, compare=False)
+    time: float | None = None
+    time_overhead: float | None = None
 
     @property
     def fits(self) -> bool:
@@ -89,7 +116,8 @@ class Candidate:
         return {"family": self.family, "policy": self.policy,
                 "params": plain_params(_listed(self.params)), "peak_bytes": self.peak_bytes,
                 "overhead": self.overhead, "cost": self.cost,
-                "forward_evals": self.forward_evals, "solve_s": round(self.solve_s, 6),
+                "forward_evals": self.forward_evals, "time": self.time,
+                "time_overhead": self.time_overhead, "solve_s": round(self.solve_s, 6),
                 "fits": self.fits, "skipped": self.skipped}
 
 
@@ -100,13 +128,15 @@ def _listed(params: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Recommendation:
     """The ranked candidates for ``workload`` (its ``family`` and resolved ``sizes``) under
-    ``budget_bytes``: those that fit first, by overhead then peak; the skipped ones after."""
+    ``budget_bytes``: those that fit first, by overhead then peak (with a ``bandwidth``, bytes
+    per cost unit: by time overhead, then overhead, then peak); the skipped ones after."""
 
     workload: str
     family: str
     sizes: dict[str, Any]
     budget_bytes: int
     candidates: tuple[Candidate, ...]
+    bandwidth: float | None = None
 
     @property
     def best(self) -> Candidate | None:
@@ -130,7 +160,8 @@ class Recommendation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"workload": self.workload, "family": self.family, "sizes": dict(self.sizes),
-                "budget_bytes": self.budget_bytes, "least_peak_bytes": self.least_peak,
+                "budget_bytes": self.budget_bytes, "bandwidth": self.bandwidth,
+                "least_peak_bytes": self.least_peak,
                 "best": None if self.best is None else self.best.to_dict(),
                 "candidates": [c.to_dict() for c in self.candidates]}
 
@@ -172,7 +203,7 @@ def trace_program(workload: GraphWorkload, seed: int = 0) -> Program:
 # -- planning one configuration -------------------------------------------------------------------
 
 def _planned(family: str, policy: str, params: dict[str, Any], budget: int,
-             make: Make, reference: float) -> Candidate:
+             make: Make, reference: Reference) -> Candidate:
     """``make()`` → (plan, predicted peak, cost), as a candidate; the package's own errors
     become the reason it was skipped (``make`` a string: why it is not tried)."""
     started = time.perf_counter()
@@ -186,8 +217,11 @@ def _planned(family: str, policy: str, params: dict[str, Any], budget: int,
         return Candidate(family, policy, params, None, None, None, None,
                          time.perf_counter() - started, f"{kind}: {' '.join(str(error).split())}")
     over = None if peak <= budget else f"over budget: predicted peak {peak:,} bytes"
-    return Candidate(family, policy, {**params, **dict(plan.params)}, int(peak), cost / reference,
-                     cost, plan.forward_evals, time.perf_counter() - started, over, plan)
+    predicted = reference.time_of(plan, cost)
+    return Candidate(family, policy, {**params, **dict(plan.params)}, int(peak),
+                     cost / reference.cost, cost, plan.forward_evals,
+                     time.perf_counter() - started, over, plan, predicted,
+                     predicted / reference.time)
 
 
 def _small_counts(n: int) -> list[int]:
@@ -215,9 +249,14 @@ def _chain_candidates(profile: ChainProfile, costs: ChainCosts, budget: int
         yield "optimal", {"tapes": tapes}, fixed("optimal", budget_bytes=budget, tapes=tapes)
 
 
-def _graph_candidates(program: Program, budget: int, time_limit: float) -> Configurations:
-    """(policy, params, make) of every graph configuration."""
+def _graph_candidates(program: Program, budget: int, time_limit: float,
+                      bandwidth: float | None = None) -> Configurations:
+    """(policy, params, make) of every graph configuration; the policies that take a
+    ``bandwidth`` (bytes per cost unit) get it, when given."""
     def planned(policy: str, **params: Any) -> Callable[[], tuple]:
+        if bandwidth and _takes_bandwidth(policy):
+            params["bandwidth"] = bandwidth
+
         def make() -> tuple:
             plan = graph_policies.plan_graph(policy, program.costs, **params)
             return plan, predict_graph(program, plan).peak, plan.cost
@@ -238,6 +277,11 @@ def _graph_candidates(program: Program, budget: int, time_limit: float) -> Confi
         params = {"budget_bytes": budget, "heuristic": heuristic}
         yield "dtr", params, planned("dtr", **params)
     yield "chen", {"budget_bytes": budget}, planned("chen", budget_bytes=budget)
+
+
+def _takes_bandwidth(policy: str) -> bool:
+    """Whether graph policy ``policy`` plans transfers (has a ``bandwidth`` parameter)."""
+    return any(p.name == "bandwidth" for p in graph_policies.get_policy(policy).parameters)
 
 
 # -- the recommendation ---------------------------------------------------------------------------
@@ -262,46 +306,63 @@ def _check_policies(policies: Iterable[str] | None, families: Iterable[str]) -> 
     return chosen
 
 
-def _reference_cost(plan_cost: Callable[[], float], family: str) -> float:
+def _reference(plan_cost: Callable[[], float], backward: float, family: str) -> Reference:
+    """store_all's forward cost and time (its cost plus ``backward``, the time of its backward
+    steps) in ``family``; refused unless the cost is positive."""
     cost = plan_cost()
     if not cost > 0:
         raise BudgetError(f"recommend: store_all's forward cost on the {family} is {cost}; "
                           f"overheads need a positive cost")
-    return cost
+    return Reference(cost, cost + backward)
+
+
+def _rank(candidate: Candidate, by_time: bool) -> tuple:
+    """The sort key: those that fit first, by time overhead (when ``by_time``), overhead, then
+    peak; the others by whether a plan was made, then peak."""
+    if candidate.fits:
+        return (False, candidate.time_overhead if by_time else 0.0, candidate.overhead,
+                False, candidate.peak_bytes)
+    return (True, 0.0, 0.0, candidate.peak_bytes is None, candidate.peak_bytes or 0)
 
 
 def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
               family: str | None = None, seed: int = 0, dtype: str = "float64",
               costs: str = "model", policies: Iterable[str] | None = None,
               time_limit: float = DEFAULT_TIME_LIMIT,
-              progress: Progress | None = None) -> Recommendation:
+              progress: Progress | None = None,
+              bandwidth: float | None = None) -> Recommendation:
     """Plan every applicable policy configuration for ``workload`` (a registered name, its
     ``family`` resolved by :func:`~.graph_models.workload_family`, or a user's
     ``FILE.py:FUNCTION``, see :mod:`~checkpoint_ad.workloads.user`) with ``sizes``, ``seed``
     and ``dtype`` under ``budget_bytes`` (predicted full activation peak, bytes), and rank them
     (see the module docstring). ``costs`` is the chain planning cost mode; ``policies`` restricts the policy
     names (in either family); ``time_limit`` is given to each slow graph planner (seconds);
-    ``progress(done, total, next label)`` is called before each configuration is planned."""
+    ``progress(done, total, next label)`` is called before each configuration is planned.
+    ``bandwidth`` (bytes per cost unit; None or 0: no offload) goes to the graph policies that
+    take one, and ranks by predicted time (see the module docstring)."""
     budget_bytes = whole_number(budget_bytes, "recommend: budget_bytes (bytes)", minimum=1)
     time_limit = real_number(time_limit, "recommend: time_limit (seconds)")
+    speed = bandwidth_value(bandwidth, "recommend", ArgumentError)
     built = build_workload(workload, sizes, seed, dtype, family)
     kind = family_of(built)
     families = ("chain", "graph") if kind == "chain" else ("graph",)
     chosen = _check_policies(policies, families)
-    jobs: list[tuple[str, str, dict[str, Any], Make, float]] = []
+    jobs: list[tuple[str, str, dict[str, Any], Make, Reference]] = []
     if isinstance(built, chain_models.Workload):
         profile = profile_chain(built.chain, built.x0, seed)
         chain_costs = profile.costs(planning_costs(built, costs))
-        reference = _reference_cost(lambda: math.fsum(chain_costs.compute), "chain")
+        forward = math.fsum(chain_costs.compute)
+        reference = _reference(lambda: forward, BACKWARD_FACTOR * forward, "chain")
         jobs += [("chain", *config, reference) for config in
                  _selected(_chain_candidates(profile, chain_costs, budget_bytes), chosen)]
         traced, resolved = chain_as_graph(built, seed), dict(built.sizes)
     else:
         traced, resolved = built, dict(built.sizes)
     program = trace_program(traced, seed)
-    reference = _reference_cost(lambda: program.costs.total_cost, "graph")
+    reference = _reference(lambda: program.costs.total_cost, program.costs.total_backward_cost,
+                           "graph")
     jobs += [("graph", *config, reference) for config in
-             _selected(_graph_candidates(program, budget_bytes, time_limit), chosen)]
+             _selected(_graph_candidates(program, budget_bytes, time_limit, speed), chosen)]
     found = []
     for done, (where, policy, params, make, cost) in enumerate(jobs):
         if progress is not None:
@@ -309,6 +370,5 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
         found.append(_planned(where, policy, params, budget_bytes, make, cost))
     if progress is not None:
         progress(len(jobs), len(jobs), "done")
-    ranked = sorted(found, key=lambda c: (not c.fits, c.overhead if c.fits else 0.0,
-                                          c.peak_bytes is None, c.peak_bytes or 0))
-    return Recommendation(workload, kind, resolved, budget_bytes, tuple(ranked))
+    ranked = sorted(found, key=partial(_rank, by_time=speed is not None))
+    return Recommendation(workload, kind, resolved, budget_bytes, tuple(ranked), speed)

@@ -123,6 +123,23 @@ def test_recommend_as_json_ranks_like_the_library() -> None:
                                            if c["peak_bytes"] is not None)
 
 
+def test_recommend_with_a_bandwidth_shows_and_ranks_by_time(capsys) -> None:
+    argv = ["recommend", "--workload", "unet", "--family", "graph", "--n", "2", "--width", "8",
+            "--batch", "4", "--budget", "1600", "--policies", "store_all,dtr,chen",
+            "--no-progress"]
+    assert cli.main([*argv, "--bandwidth", "256"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "time overhead" in lines[1] and "bandwidth 256 bytes per cost unit" in lines[1]
+    head = lines[3].split("  ")
+    assert "time overhead" in [cell.strip() for cell in head]
+    at = lines[3].index("time overhead")
+    ranked = [line for line in lines[5:] if line[0].isdigit()]
+    times = [float(line[at:].split()[0]) for line in ranked]
+    assert ranked and times == sorted(times) and times[0] < times[-1]
+    assert cli.main([*argv, "--bandwidth", "0"]) == 0
+    assert "time overhead" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["recommend", *MLP, "--budget", "10", "--policies", "store_all,recompute_all"],
      "recommend: no plan of mlp fits budget 10 bytes; the least peak any plan reaches is "),
@@ -132,6 +149,14 @@ def test_recommend_as_json_ranks_like_the_library() -> None:
     (["recommend", "--workload", "mlp"], "required: --budget"),
     (["recommend", "--workload", "unet", "--budget", "1MiB", "--policies", "revolve"],
      "recommend: unknown policy 'revolve'; policies for this workload: store_all"),
+    (["recommend", "--workload", "mlp", "--budget", "1MiB", "--bandwidth", "-1"],
+     "argument --bandwidth: expected a finite number of bytes per cost unit >= 0 (0: no "
+     "offload), got '-1'"),
+    (["recommend", "--workload", "mlp", "--budget", "1MiB", "--bandwidth", "nan"],
+     "argument --bandwidth: expected a finite number of bytes per cost unit >= 0"),
+    (["recommend", "--workload", "mlp", "--budget", "1MiB", "--bandwidth", "fast"],
+     "argument --bandwidth: expected a finite number of bytes per cost unit >= 0 (0: no "
+     "offload), got 'fast'"),
     (["recommend", "--workload", "mlp", "--budget", "1MiB", "--time-limit", "0"],
      "recommend: time_limit (seconds) must be a finite number > 0, got 0.0"),
     (["plan", "--workload", "unet", "--family", "chain", "--policy", "dtr"],
@@ -140,7 +165,8 @@ def test_recommend_as_json_ranks_like_the_library() -> None:
     (["plan", "--workload", "unet", "--policy", "store_all", "--budget", "1000"],
      "policy 'store_all' has no parameter budget_bytes"),
     (["plan", "--workload", "unet", "--policy", "dtr", "--slots", "3"],
-     "policy 'dtr' has no parameter slots (accepted: budget_bytes, heuristic, time_limit)"),
+     "policy 'dtr' has no parameter slots (accepted: bandwidth, budget_bytes, heuristic, "
+     "time_limit)"),
     (["plan", *RESIDUAL, "--policy", "optimal", "--budget", "10"],
      "policy 'optimal': budget_bytes=10 is below the minimum of"),
     (["plan", *MLP, "--policy", "optimal", "--budget", "1KiB", "--budget-fraction", "0.5"],

@@ -228,6 +228,51 @@ def test_policies_restrict_the_candidates() -> None:
     assert {c.policy for c in found.candidates} == {"revolve", "dtr"}
 
 
+# -- with a bandwidth (docs/offload_model.md) ------------------------------------------------------
+
+OFFLOAD_UNET = {"n": 2, "width": 8, "batch": 4}  # store_all's peak 2,048 bytes; 1,600 needs dtr
+FAST_PICKS = ["store_all", "recompute_all", "dtr", "chen"]  # optimal's exact search takes seconds
+
+
+def test_a_bandwidth_ranks_by_time_and_the_best_moves_values_as_predicted() -> None:
+    found = recommend("unet", OFFLOAD_UNET, 1600, seed=SEED, policies=FAST_PICKS,
+                      bandwidth=256)
+    alone = recommend("unet", OFFLOAD_UNET, 1600, seed=SEED, policies=FAST_PICKS)
+    assert found.bandwidth == 256 and alone.bandwidth is None
+    fits = [c for c in found.candidates if c.fits]
+    keys = [(c.time_overhead, c.overhead, c.peak_bytes) for c in fits]
+    assert keys == sorted(keys) and found.candidates[:len(fits)] == tuple(fits)
+    assert all(c.params["bandwidth"] == 256 for c in found.candidates if c.policy == "dtr")
+    assert all("bandwidth" not in c.params for c in found.candidates if c.policy != "dtr")
+    best, before = found.require_best(), alone.require_best()
+    assert best.plan.transfers and best.time_overhead < before.time_overhead
+    assert best.time == best.plan.time and found.to_dict()["best"]["time"] == best.time
+    traced = graph_models.build_graph("unet", OFFLOAD_UNET, SEED)
+    result = _run_graph(traced, best)
+    assert result.stats.peak_bytes == result.stats.predicted_peak_bytes == best.peak_bytes
+    assert result.stats.host_peak_bytes == best.plan.host_peak_bytes > 0
+    assert best.peak_bytes <= 1600
+
+
+def test_times_of_both_families_count_the_backward_alike() -> None:
+    found = recommend("mlp", MLP, 10**6, seed=SEED, policies=["store_all", "recompute_all"],
+                      bandwidth=1e9)
+    for candidate in found.candidates:  # no transfer: backward steps at twice the forward
+        assert candidate.time_overhead == pytest.approx((candidate.overhead + 2) / 3)
+    assert {c.time_overhead for c in found.candidates if c.policy == "store_all"} == {1.0}
+
+
+@pytest.mark.parametrize("bandwidth", [None, 0])
+def test_no_bandwidth_ranks_as_before(bandwidth) -> None:
+    found = recommend("unet", OFFLOAD_UNET, 1600, seed=SEED, policies=FAST_PICKS,
+                      bandwidth=bandwidth)
+    assert found.bandwidth is None
+    assert all("bandwidth" not in c.params for c in found.candidates)
+    fits = [c for c in found.candidates if c.fits]
+    assert [(c.overhead, c.peak_bytes) for c in fits] == sorted((c.overhead, c.peak_bytes)
+                                                                for c in fits)
+
+
 # -- what cannot be recommended -------------------------------------------------------------------
 
 def test_nothing_fits_names_the_least_peak() -> None:
@@ -251,6 +296,12 @@ def test_nothing_fits_names_the_least_peak() -> None:
     (lambda: recommend("mlp", MLP, 1.5), ArgumentError, "must be a positive integer, got 1.5"),
     (lambda: recommend("mlp", MLP, 10**6, time_limit=0), ArgumentError,
      r"recommend: time_limit \(seconds\) must be a finite number > 0, got 0"),
+    (lambda: recommend("mlp", MLP, 10**6, bandwidth=-1), ArgumentError,
+     r"recommend: bandwidth \(bytes per cost unit\) must be a finite number >= 0, got -1"),
+    (lambda: recommend("mlp", MLP, 10**6, bandwidth=float("nan")), ArgumentError,
+     "must be a finite number >= 0, got nan"),
+    (lambda: recommend("mlp", MLP, 10**6, bandwidth="fast"), ArgumentError,
+     "must be a finite number >= 0, got 'fast'"),
 ])
 def test_bad_arguments_get_the_package_error(call, error, message) -> None:
     with pytest.raises(error, match=message):

@@ -34,259 +34,84 @@ Staleness is counted in program and recomputation steps since the value was last
 read. During the backward pass, values above the next backward step can never be read again
 and leave their classes. The run is a plan of the vocabulary, built and replayed by
 :meth:`GraphPlan.build`; ``details`` gives the evictions in order.
+
+With a ``bandwidth`` (docs/offload_model.md) evictions may go to host memory where the
+transfer hides behind compute (:mod:`.dtr_offload`), and the faster of the plans with and
+without transfers is kept. The simulation itself is :mod:`.dtr_run`.
 """
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
-from ...errors import BudgetError, PolicyError, TimeLimitError
+from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
-from ..costs import GraphCosts, budget_floor
-from ..plans import GraphAction, GraphPlan, GraphStep
+from ..costs import GraphCosts
+from ..plans import GraphPlan
+from ..transfers import bandwidth_value
+from .dtr_offload import OffloadRun
+from .dtr_run import THRASH_FACTOR, DtrRun
 
-COMPUTE, FREE, BACKWARD = GraphAction.COMPUTE, GraphAction.FREE, GraphAction.BACKWARD
 HEURISTICS = ("dtr", "local", "lru", "size", "next_use")
-THRASH_FACTOR = 50  # op evaluations per op beyond which a run is declared thrashing
-
-
-class _Classes:
-    """Union-find over evicted values (h_DTR_eq): each root holds the cost of its class."""
-
-    def __init__(self, costs: GraphCosts) -> None:
-        self.costs = costs
-        self.neighbours = [costs.op_parents[i] + costs.consumers[i] for i in range(len(costs))]
-        self.member: list[int | None] = [None] * len(costs)  # value -> its class element
-        self.up: list[int] = []
-        self.cost: list[float] = []
-
-    def root(self, element: int) -> int:
-        while self.up[element] != element:
-            self.up[element] = self.up[self.up[element]]
-            element = self.up[element]
-        return element
-
-    def evict(self, node: int) -> None:
-        element = len(self.up)
-        self.up.append(element)
-        self.cost.append(self.costs.costs[node])
-        self.member[node] = element
-        for other in self.neighbours[node]:
-            if self.member[other] is not None:
-                a, b = self.root(element), self.root(self.member[other])
-                if a != b:
-                    self.up[b] = a
-                    self.cost[a] += self.cost[b]
-
-    def leave(self, node: int) -> None:
-        """``node`` is resident again, or can never be read again."""
-        element = self.member[node]
-        if element is not None:
-            self.cost[self.root(element)] -= self.costs.costs[node]
-            self.member[node] = None
-
-    def neighbourhood_cost(self, node: int) -> float:
-        roots = {self.root(self.member[o]) for o in self.neighbours[node]
-                 if self.member[o] is not None}
-        return math.fsum(self.cost[r] for r in roots)
-
-
-class _Run:
-    """The simulation's state: residency, pins, remaining reads, staleness, emitted steps."""
-
-    def __init__(self, costs: GraphCosts, budget: float, budget_bytes: object,
-                 heuristic: str, seconds: float | None) -> None:
-        self.costs, self.budget, self.budget_bytes, self.heuristic = (costs, budget,
-                                                                      budget_bytes, heuristic)
-        self.seconds = seconds
-        self.deadline = math.inf if seconds is None else time.perf_counter() + seconds
-        count = len(costs)
-        self.resident: set[int] = set()
-        self.pins = [0] * count
-        self.reads = [0] * count  # remaining program steps that read each value
-        self.read_at: list[list[int]] = [[] for _ in range(count)]  # their program positions
-        program = [*(costs.op_parents[i] for i in costs.op_nodes),
-                   *(costs.op_residuals[b] for b in costs.backward_order)]
-        self.length = len(program)
-        for position, needs in enumerate(program):
-            for p in needs:
-                self.reads[p] += 1
-                self.read_at[p].append(position)
-        self.position = 0  # the program step running
-        self.last = [0] * count
-        self.clock = 1
-        self.live = 0
-        self.steps: list[GraphStep] = []
-        self.evaluations = 0
-        self.limit = THRASH_FACTOR * len(costs.op_nodes)
-        self.evicted: list[int] = []
-        self.classes = _Classes(costs)
-        self.horizon = count  # values at or above it can never be read again
-
-    def run(self) -> list[GraphStep]:
-        costs = self.costs
-        for i in costs.op_nodes:
-            self.program_step(COMPUTE, i, costs.op_parents[i])
-        order = costs.backward_order
-        for k, b in enumerate(order):
-            self.program_step(BACKWARD, b, costs.op_residuals[b])
-            self.retire_above(order[k + 1] if k + 1 < len(order) else -1)
-        return self.steps
-
-    def program_step(self, action: GraphAction, node: int, needs: tuple[int, ...]) -> None:
-        self.position += 1
-        for p in needs:
-            self.pins[p] += 1
-        for p in needs:
-            if p not in self.resident:
-                self.rematerialise(p)
-        if action is COMPUTE:
-            self.compute(node)
-        else:
-            self.backward(node)
-        for p in needs:
-            self.pins[p] -= 1
-            self.reads[p] -= 1
-            self.release_if_dead(p)
-
-    def rematerialise(self, target: int) -> None:
-        """Compute ``target`` and its evicted op ancestors, parents first (explicit stack);
-        the parents of a value being recomputed stay pinned until it is computed."""
-        parents, touched = self.costs.op_parents, []
-        stack = [(target, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                self.compute(node)
-                for p in parents[node]:
-                    self.pins[p] -= 1
-                touched.append(node)
-            elif node not in self.resident:
-                stack.append((node, True))
-                for p in parents[node]:
-                    self.pins[p] += 1
-                stack.extend((p, False) for p in parents[node] if p not in self.resident)
-        for node in touched:
-            for p in parents[node]:
-                self.release_if_dead(p)
-
-    def compute(self, node: int) -> None:
-        size = self.costs.sizes[node]
-        self.make_room(size, f"computing v{node}")
-        self.steps.append(GraphStep(COMPUTE, node))
-        self.resident.add(node)
-        self.live += size
-        self.classes.leave(node)
-        self.evaluations += 1
-        if self.evaluations > self.limit:
-            raise BudgetError(f"policy 'dtr': budget_bytes={self.budget_bytes} thrashes: more "
-                              f"than {THRASH_FACTOR} evaluations per op ({self.limit} for "
-                              f"{len(self.costs.op_nodes)} ops) before the end; raise the budget "
-                              f"(no plan fits below {budget_floor(self.costs):,} bytes)")
-        self.touch((node,) + self.costs.op_parents[node])
-
-    def backward(self, node: int) -> None:
-        costs = self.costs
-        seed = costs.sizes[node] if node == costs.output else 0
-        added = sum(costs.sizes[p] for p in costs.new_cotangents[node])
-        self.make_room(seed + added, f"backward v{node}")
-        self.steps.append(GraphStep(BACKWARD, node))
-        self.live += added - (0 if seed else costs.sizes[node])
-        self.touch(costs.op_residuals[node])
-
-    def touch(self, nodes: tuple[int, ...]) -> None:
-        for p in nodes:
-            self.last[p] = self.clock
-        self.clock += 1
-
-    def make_room(self, extra: int, what: str) -> None:
-        while self.live + extra > self.budget:
-            self.check_clock()
-            victim = self.choose()
-            if victim is None:
-                raise BudgetError(
-                    f"policy 'dtr': budget_bytes={self.budget_bytes} is too small: {what} needs "
-                    f"{self.live + extra} bytes at once (the values it and any pending "
-                    f"recomputation read, the live cotangents and the new bytes)")
-            self.evicted.append(victim)
-            self.free(victim)
-
-    def check_clock(self) -> None:
-        """Refuse once past the deadline: a run cut short is not a plan."""
-        if time.perf_counter() > self.deadline:
-            raise TimeLimitError(f"policy 'dtr': time_limit={self.seconds:g} s ran out at program "
-                              f"step {self.position:,} of {self.length:,} ({len(self.evicted):,} "
-                              f"evictions); raise time_limit")
-
-    def choose(self) -> int | None:
-        sizes, best, best_key = self.costs.sizes, None, None
-        for node in self.resident:
-            if self.pins[node] or not sizes[node]:
-                continue
-            key = (self.score(node), self.last[node], node)
-            if best_key is None or key < best_key:
-                best, best_key = node, key
-        return best
-
-    def score(self, node: int) -> float:
-        """Lower is evicted first; a value the program reads no more goes first."""
-        if not self.reads[node]:
-            return -math.inf
-        size, staleness = self.costs.sizes[node], self.clock - self.last[node]
-        if self.heuristic == "lru":
-            return -staleness
-        if self.heuristic == "size":
-            return -size
-        cost = self.costs.costs[node]
-        if self.heuristic == "next_use":
-            reads = self.read_at[node]
-            # read_at counts steps from 0 and position the running one from 1: the next
-            # step's read is at distance 2, one more than the steps to it
-            distance = reads[len(reads) - self.reads[node]] - self.position + 2
-            return (cost + self.classes.neighbourhood_cost(node)) / (size * distance)
-        if self.heuristic == "dtr":
-            cost += self.classes.neighbourhood_cost(node)
-        return cost / (size * staleness)
-
-    def release_if_dead(self, node: int) -> None:
-        if node in self.resident and not self.reads[node] and not self.pins[node]:
-            self.free(node)
-
-    def free(self, node: int) -> None:
-        self.steps.append(GraphStep(FREE, node))
-        self.resident.discard(node)
-        self.live -= self.costs.sizes[node]
-        if node < self.horizon:
-            self.classes.evict(node)
-
-    def retire_above(self, node: int) -> None:
-        """After a backward step: values above the next one (``node``) are never read again."""
-        for i in range(node + 1, self.horizon):
-            self.classes.leave(i)
-        self.horizon = min(self.horizon, node + 1)
 
 
 def plan_dtr(costs: GraphCosts, budget_bytes: int | None = None,
-             heuristic: str = "dtr", time_limit: float | None = None) -> GraphPlan:
+             heuristic: str = "dtr", time_limit: float | None = None,
+             bandwidth: float | None = None) -> GraphPlan:
     """DTR's run of the program under ``budget_bytes`` (None: no limit, then it equals
     store_all) with eviction ``heuristic`` (one of :data:`HEURISTICS`), refused when it
     lasts more than ``time_limit`` seconds (None: no limit). Each eviction scans the resident
     values (their scores change with the clock), so a run takes time quadratic in the ops
-    when about half of them stay resident."""
+    when about half of them stay resident.
+
+    ``bandwidth`` (bytes per cost unit; None or 0: none, the plan is the one above) lets
+    evictions go to host memory where the transfer hides behind compute
+    (:mod:`.dtr_offload`); the plan is then the one of least **time** of the runs with and
+    without transfers (the recompute-only one among equals), and its details say which."""
     budget = budget_value("dtr", budget_bytes)
     seconds = None if time_limit is None else positive_seconds("dtr", "time_limit", time_limit)
+    speed = bandwidth_value(bandwidth, "policy 'dtr'", PolicyError)
     if heuristic not in HEURISTICS:
         raise PolicyError(f"policy 'dtr': heuristic must be one of {', '.join(HEURISTICS)}, "
                           f"got {heuristic!r}")
     started = time.perf_counter()
-    run = _Run(costs, budget, budget_bytes, heuristic, seconds)
-    steps = run.run()
+    deadline = math.inf if seconds is None else started + seconds
     params: dict[str, object] = {"heuristic": heuristic}
     if budget_bytes is not None:
         params["budget_bytes"] = budget_bytes
-    return GraphPlan.build(costs, steps, "dtr", params, method="heuristic",
-                           solve_s=time.perf_counter() - started,
-                           details={"evictions": tuple(run.evicted)})
+    if speed:  # None or 0: the plan of no bandwidth, its params too
+        params["bandwidth"] = bandwidth
+    run = DtrRun(costs, budget, budget_bytes, heuristic, seconds, deadline)
+    if not speed:
+        return GraphPlan.build(costs, run.run(), "dtr", params, method="heuristic",
+                               solve_s=time.perf_counter() - started,
+                               details={"evictions": tuple(run.evicted)})
+    moving = OffloadRun(costs, budget, budget_bytes, heuristic, seconds, deadline,
+                        bandwidth=speed)
+    return _faster(costs, params, speed, started, run, moving)
+
+
+def _faster(costs: GraphCosts, params: dict, bandwidth: float, started: float,
+            *runs: DtrRun) -> GraphPlan:
+    """The plan of least time (cost units) of ``runs`` (the first among equals); a run that
+    finds no plan within the budget is left out, unless none finds one."""
+    plans, refusal = [], None
+    for run in runs:
+        try:
+            steps = run.run()
+        except BudgetError as error:
+            refusal = refusal or error
+            continue
+        moved = tuple(getattr(run, "offloaded", ()))
+        plans.append(GraphPlan.build(costs, steps, "dtr", params, bandwidth,
+                                     method="heuristic", details={
+                                         "evictions": tuple(run.evicted), "offloaded": moved}))
+    if not plans:
+        raise refusal  # type: ignore[misc]
+    best = min(plans, key=lambda plan: plan.time)  # type: ignore[arg-type, return-value]
+    return replace(best, solve_s=time.perf_counter() - started, details={
+        **best.details, "transfers": "planned" if best.transfers else "none saved time"})
 
 
 SPEC = PolicySpec("dtr", "online eviction under a byte budget (Dynamic Tensor "
@@ -298,4 +123,11 @@ SPEC = PolicySpec("dtr", "online eviction under a byte budget (Dynamic Tensor "
                              "next_use (offline: h_DTR_eq with the distance to the next read "
                              "for staleness)"),
                    Parameter("time_limit", float, None, "seconds the run may take before it "
-                             "is refused; default: no limit")))
+                             "is refused; default: no limit"),
+                   Parameter("bandwidth", float, None,
+                             "bytes per cost unit between device and host memory: evictions "
+                             "go to the host where the transfer hides behind compute, and "
+                             "the faster of the plans with and without transfers is kept "
+                             "(docs/offload_model.md); default: no offload")))
+
+__all__ = ["HEURISTICS", "SPEC", "THRASH_FACTOR", "plan_dtr"]

@@ -25,7 +25,7 @@ from ...plans import limits
 from ...errors import PolicyError
 from ..costs import GraphCosts
 from .checkmate_model import model_bytes
-from .dtr import THRASH_FACTOR
+from .dtr_run import THRASH_FACTOR
 from .hierarchical import MAX_BLOCKS, MAX_CELLS
 
 STEP_BYTES = 200  # a GraphStep in a list: the tuple, its slot, its replayed counters (~160)

@@ -51,7 +51,8 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
 
     ``bandwidth`` (bytes per cost unit; None or 0: none) lets values move to host memory and
     back: exact search then minimises the plan's **time** (docs/offload_model.md). Past exact
-    search, and with ``method="hierarchical"``, transfers are not planned: the plan is the
+    search the portfolio's ``dtr`` members plan transfers too, and the plan of least time is
+    chosen; with ``method="hierarchical"`` transfers are not planned: the plan is the
     recompute-only one, and its details say so."""
     budget = budget_value("optimal", budget_bytes)
     speed = bandwidth_value(bandwidth, "policy 'optimal'", PolicyError)
@@ -81,7 +82,8 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         space = OffloadSpace(costs, speed, budget, deadline) if speed else None
         steps, cost, _ = exact.search(costs, budget, max_states, deadline=deadline, space=space)
     except exact.SearchLimit as limit_reached:
-        plan = _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp)
+        plan = _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp,
+                                  speed)
         return replace(plan, details=_unmoved(plan, speed))
     except BudgetError:
         raise _below_minimum(costs, budget_bytes, max_states, speed) from None
@@ -95,9 +97,9 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
 
 
 def _unmoved(plan: GraphPlan, bandwidth: float | None) -> dict:
-    """The details of a recompute-only plan made although a bandwidth was given: they say
-    that transfers were not planned."""
-    if not bandwidth:
+    """The details of a plan past exact search: when a bandwidth was given but the plan
+    holds no transfer, they say that transfers were not planned."""
+    if not bandwidth or plan.transfers:
         return dict(plan.details)
     return {**plan.details, "transfers": "not planned past exact search"}
 
@@ -120,16 +122,19 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int,
 
 
 def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
-                       clock: tuple[float, float], reason: Exception, milp: bool) -> GraphPlan:
+                       clock: tuple[float, float], reason: Exception, milp: bool,
+                       bandwidth: float | None = None) -> GraphPlan:
     """Past exact search: the cheapest of the plans of ``dtr`` (its online h_DTR_eq and its
     offline ``next_use``), ``chen``, the hierarchical plan and, where ``milp``, Checkmate's
     MILP at the same budget (so never worse than any), each replayed and checked; ``method``
     names the one chosen. ``clock`` is (start, time_limit): they run fastest first, each
     within an even share of the time left (a member that finishes early leaves its time to
-    the next); one out of time is left out, and the plan's details name it."""
+    the next); one out of time is left out, and the plan's details name it. With a
+    ``bandwidth`` (bytes per cost unit) the ``dtr`` members may move values to host memory and
+    the plan of least **time** is chosen (``tried`` then gives each one's time)."""
     started, limit = clock
     candidates, refusals, late = [], [f"exact search could not decide ({reason})"], []
-    members = _members(costs, int(budget), milp)
+    members = _members(costs, int(budget), milp, bandwidth)
     for count, (method, planner) in enumerate(members):
         share = (started + limit - time.perf_counter()) / (len(members) - count)
         try:
@@ -143,9 +148,10 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
             refusals.append(f"{method}: {error}")
     if not candidates:
         raise _nothing_fits(costs, int(budget), limit, late, refusals)
-    method, best = min(candidates, key=lambda found: (found[1].cost, found[1].peak_bytes,
-                                                      PREFERENCE.index(found[0])))
-    details = {"tried": {m: p.cost for m, p in candidates}}
+    method, best = min(candidates, key=lambda found: (
+        found[1].time if bandwidth else found[1].cost, found[1].peak_bytes,
+        PREFERENCE.index(found[0])))
+    details = {"tried": {m: p.time if bandwidth else p.cost for m, p in candidates}}
     if late:
         details["out_of_time"] = tuple(late)
     return replace(best, policy="optimal", params=params, method=method, status="feasible",
@@ -156,13 +162,16 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
 PREFERENCE = ("hierarchical", "dtr", "dtr:next_use", "chen", "milp")  # among equal plans
 
 
-def _members(costs: GraphCosts, budget_bytes: int, milp: bool
+def _members(costs: GraphCosts, budget_bytes: int, milp: bool, bandwidth: float | None = None
              ) -> list[tuple[str, Callable[[float], GraphPlan]]]:
-    """The planners past exact search, fastest first: (method, planner of a time limit)."""
+    """The planners past exact search, fastest first: (method, planner of a time limit);
+    the ``dtr`` members get ``bandwidth``."""
     members = [
-        ("dtr", lambda seconds: plan_dtr(costs, budget_bytes=budget_bytes, time_limit=seconds)),
+        ("dtr", lambda seconds: plan_dtr(costs, budget_bytes=budget_bytes, time_limit=seconds,
+                                         bandwidth=bandwidth)),
         ("dtr:next_use", lambda seconds: plan_dtr(costs, budget_bytes=budget_bytes,
-                                                  heuristic="next_use", time_limit=seconds)),
+                                                  heuristic="next_use", time_limit=seconds,
+                                                  bandwidth=bandwidth)),
         ("chen", lambda seconds: plan_chen(costs, budget_bytes=budget_bytes,
                                            time_limit=seconds)),
         ("hierarchical", lambda seconds: plan_hierarchical(costs, budget_bytes,
@@ -205,5 +214,6 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "chen and the MILP) or hierarchical (the block plan alone)"),
                    Parameter("bandwidth", float, None,
                              "bytes per cost unit between device and host memory: exact "
-                             "search then minimises time, offloading values too "
+                             "search then minimises time, offloading values too; "
+                             "past it, dtr's plans with transfers compete on time "
                              "(docs/offload_model.md); default: no offload")))
