@@ -46,6 +46,7 @@ DEFAULT_COMPUTATIONS = 2
 MINIMUM_SEARCH_STATES = 50_000  # naming the least budget is a courtesy: it must stay quick
 MINIMUM_SEARCH_OPS = 40
 COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is this small
+LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
 @dataclass
@@ -168,17 +169,18 @@ def coverage_literals(costs: GraphCosts, capacity: list) -> float:
     return edges + sum(capacity[r] for b in costs.backward_order for r in costs.op_residuals[b])
 
 
-def _next_round(search: _Search) -> tuple[list[int], float]:
-    """The capacities and deadline of the next round: the complete model (capacities at the
-    ceilings) with all the time left when it is small enough (:data:`COMPLETE_LITERALS`),
-    else the current capacities with half of it (the other half for the rounds after, hinted
-    with what this one finds)."""
+def _next_round(search: _Search) -> tuple[list[int], float, bool]:
+    """The capacities, deadline and exactness of the next round: the complete, exact model
+    (capacities at the ceilings) with all the time left when it is small enough
+    (:data:`COMPLETE_LITERALS`), else the current capacities in a model that is not exact
+    (:mod:`.cpsat_model`) with half of it (the other half for the rounds after, hinted with
+    what this one finds)."""
     costs, left = search.costs, search.deadline - time.perf_counter()
     ceiling = [int(c) if math.isfinite(c) else 0 for c in search.ceiling]
     if all(math.isfinite(search.ceiling[v]) for v in costs.op_nodes) and \
             coverage_literals(costs, ceiling) <= COMPLETE_LITERALS:
-        return ceiling, search.deadline
-    return list(search.capacity), time.perf_counter() + left / 2
+        return ceiling, search.deadline, True
+    return list(search.capacity), time.perf_counter() + left / 2, False
 
 
 def _round(search: _Search, workers: int, seed: int, effort: list[float] | None) -> bool:
@@ -189,9 +191,9 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     from .checkmate_model import OutOfTime
     from .cpsat_model import IntervalModel
     costs = search.costs
-    capacity, deadline = _next_round(search)
+    capacity, deadline, exact = _next_round(search)
     try:
-        model = IntervalModel(costs, search.budget, capacity, search.deadline)
+        model = IntervalModel(costs, search.budget, capacity, search.deadline, exact)
     except OutOfTime:
         return False
     if search.best is not None:
@@ -200,6 +202,8 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     solver.parameters.max_time_in_seconds = max(0.0, deadline - time.perf_counter())
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
+    if len(costs.op_nodes) > LP_OPS_LIMIT:  # its LP would take the time limit to load
+        solver.parameters.linearization_level = 0
     if effort is not None:
         solver.parameters.max_deterministic_time = effort[0]
     status = solver.Solve(model.model)

@@ -19,7 +19,12 @@ that allocates it (``costs.new_cotangents``; the output's seed at its own step) 
 slot of backward(p). At a compute slot this counts the resident values and the new one; at a
 backward step it counts the resident values, the live cotangents and the new ones, exactly
 the peaks of :func:`~checkpoint_ad.graphs.plans.replay`. Sizes are divided by their gcd; the
-capacity is the budget in those units. Slots are distinct (``NoOverlap`` of unit intervals).
+capacity is the budget in those units. In an **exact** model slots are distinct (``NoOverlap``
+of unit intervals) and events fill the first slots. A model that is not exact (used to improve
+a plan on large graphs: CP-SAT's neighbourhood search then has room to move events) lets
+independent events share a slot, and has twice as many slots: the memory of a shared slot
+counts all its events at once, which only overestimates the peak, so every solution is still
+a plan within the budget, but some plans are missed and its bound bounds nothing.
 
 **What it restricts.** Only the number of computations of each op (``capacity``), and the
 horizon, ``sum(capacity) + len(backward_order)`` slots, which any such plan fits. Any plan
@@ -49,6 +54,7 @@ from .steps import free_after_last_use
 
 COST_UNITS = 10**6  # fractional costs: the largest becomes about this many integer units
 CHECKED_OPS = 256  # ops added between two readings of the clock
+SPREAD = 2  # slots per event of the hint in a model that is not exact (room to insert events)
 
 
 def cost_scale(costs: GraphCosts) -> float:
@@ -104,10 +110,13 @@ class IntervalModel:
     :class:`~.checkmate_model.OutOfTime` at ``deadline`` (a ``time.perf_counter()`` value)."""
 
     def __init__(self, costs: GraphCosts, budget: float, capacity: Sequence[int],
-                 deadline: float = math.inf) -> None:
+                 deadline: float = math.inf, exact: bool = True) -> None:
         self.costs, self.capacity, self.deadline = costs, list(capacity), deadline
         self.order = costs.backward_order
-        self.horizon = sum(self.capacity[v] for v in costs.op_nodes) + len(self.order)
+        self.exact = exact
+        self.spread = 1 if exact else SPREAD
+        self.horizon = self.spread * (sum(self.capacity[v] for v in costs.op_nodes)
+                                      + len(self.order))
         self.unit = math.gcd(*(costs.sizes[v] for v in costs.op_nodes)) or 1
         self.scale = cost_scale(costs)
         self.model = cp_model.CpModel()
@@ -116,6 +125,7 @@ class IntervalModel:
         self.last: dict[int, list] = {}
         self.value_intervals: list[tuple[object, int]] = []
         self.events: list[object] = []
+        self.choices: list[tuple[int, tuple, list]] = []  # (node, reader, literals) to hint
         self._computations()
         self._backward_steps()
         self._memory(budget)
@@ -147,11 +157,12 @@ class IntervalModel:
                 raise OutOfTime
             for c in range(self.capacity[u]):
                 for p in self.costs.op_parents[u]:
-                    self._covered(p, self.start[u][c], self.present[u][c])
+                    self._covered(p, self.start[u][c], self.present[u][c], ("compute", u, c))
 
-    def _covered(self, node: int, slot, when) -> None:
+    def _covered(self, node: int, slot, when, reader: tuple) -> None:
         """Some computation of ``node`` is resident at ``slot`` (computed before it, not yet
-        freed), whenever the literal ``when`` holds."""
+        freed), whenever the literal ``when`` holds; ``reader`` names the slot's event (for
+        hints)."""
         m = self.model
         if self.capacity[node] == 1:
             m.Add(self.start[node][0] < slot).OnlyEnforceIf(when)
@@ -165,11 +176,12 @@ class IntervalModel:
             m.Add(self.last[node][c] >= slot).OnlyEnforceIf(y)
             choices.append(y)
         m.AddBoolOr(choices).OnlyEnforceIf(when)
+        self.choices.append((node, reader, choices))
 
     def _backward_steps(self) -> None:
         m, ops = self.model, len(self.costs.op_nodes)
         # the first backward step needs the output, hence every op, computed before it
-        self.step = [m.NewIntVar(ops + j, self.horizon - len(self.order) + j, f"t{j}")
+        self.step = [m.NewIntVar(ops + j, self.horizon - 1 - (len(self.order) - 1 - j), f"t{j}")
                      for j in range(len(self.order))]
         true = m.NewConstant(1)
         for j, b in enumerate(self.order):
@@ -177,8 +189,9 @@ class IntervalModel:
             if j:
                 m.Add(self.step[j] > self.step[j - 1])
             for r in self.costs.op_residuals[b]:
-                self._covered(r, self.step[j], true)
-        self._no_gaps()
+                self._covered(r, self.step[j], true, ("backward", j, 0))
+        if self.exact:
+            self._no_gaps()
 
     def _no_gaps(self) -> None:
         """Events fill the first slots and the last backward step comes last: a plan can
@@ -212,7 +225,8 @@ class IntervalModel:
         capacity = everything if not math.isfinite(budget) else min(
             everything, int(budget) // self.unit)
         self.model.AddCumulative([i for i, _ in entries], [u for _, u in entries], capacity)
-        self.model.AddNoOverlap(self.events)
+        if self.exact:
+            self.model.AddNoOverlap(self.events)
 
     def _objective(self) -> None:
         self.units_of = {v: math.floor(self.costs.costs[v] * self.scale + 1e-9)
@@ -232,7 +246,7 @@ class IntervalModel:
             if action is GraphAction.FREE:
                 open_.pop(node)[1:] = [slot]
                 continue
-            slot += 1
+            slot += self.spread if slot >= 0 else 1
             if action is GraphAction.BACKWARD:
                 taken.append(slot)
             else:
@@ -251,7 +265,23 @@ class IntervalModel:
                 m.AddHint(self.last[v][c], e)
         for variable, value in zip(self.step, taken):
             m.AddHint(variable, value)
+        self._hint_choices(found, taken)
         return True
+
+    def _hint_choices(self, found: dict[int, list[list[int]]], taken: list[int]) -> None:
+        """Hint the covering literals: the computation of the node resident at the reader's
+        slot (readers that are absent computations cover nothing)."""
+        for node, (kind, who, c), literals in self.choices:
+            if kind == "backward":
+                slot = taken[who]
+            elif c < len(found[who]):
+                slot = found[who][c][0]
+            else:
+                slot = None
+            for k, literal in enumerate(literals):
+                record = found[node][k] if k < len(found[node]) else None
+                self.model.AddHint(literal, slot is not None and record is not None
+                                   and record[0] < slot <= record[1])
 
     def decode(self, solver: cp_model.CpSolver) -> list[GraphStep]:
         """The plan of the solver's best solution: its events in slot order, each value freed
@@ -262,7 +292,10 @@ class IntervalModel:
         for v in self.costs.op_nodes:
             events += [(solver.Value(s), GraphStep(GraphAction.COMPUTE, v))
                        for x, s in zip(self.present[v], self.start[v]) if solver.Value(x)]
-        events.sort(key=lambda event: event[0])
+        # events sharing a slot (a model that is not exact) are independent: computations
+        # first, in index order, then the backward step; the slot's memory counted them all
+        events.sort(key=lambda event: (event[0], event[1].action is GraphAction.BACKWARD,
+                                       event[1].node))
         return free_after_last_use(self.costs, [step for _, step in events])
 
     def counts(self, solver: cp_model.CpSolver) -> dict[int, int]:
