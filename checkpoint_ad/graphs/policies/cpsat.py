@@ -34,6 +34,7 @@ from ...checks import whole_number
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
+from ..floors import least_peak_floor, retention_bound
 from ..plans import GraphPlan
 from . import exact
 from .checkmate import within_budget
@@ -46,6 +47,7 @@ DEFAULT_COMPUTATIONS = 2
 MINIMUM_SEARCH_STATES = 50_000  # naming the least budget is a courtesy: it must stay quick
 MINIMUM_SEARCH_OPS = 40
 COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is this small
+GROWTH = 2  # a first round improves the hint when the complete model is this much larger
 LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
@@ -103,7 +105,6 @@ def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
 
 def _refuse_below_floor(costs: GraphCosts, budget: float, budget_bytes: object) -> None:
     """BudgetError for a budget below what every plan needs (:func:`.least_peak_floor`)."""
-    from .cpsat_model import least_peak_floor  # imports OR-Tools: only when planning
     floor = least_peak_floor(costs)
     if budget < floor:
         raise _below_minimum(costs, budget_bytes, floor)
@@ -158,7 +159,7 @@ def _start(costs: GraphCosts, budget: float, deadline: float, hint: GraphPlan | 
                else [math.inf] * len(costs))
     capacity = [int(min(max(computations, counts[v]), ceiling[v])) if v in costs.op_nodes
                 else 0 for v in range(len(costs))]
-    valid = max(costs.total_cost, bound if bound is not None else -math.inf)
+    valid = max(retention_bound(costs, budget), bound if bound is not None else -math.inf)
     return _Search(costs, budget, deadline, best, capacity, ceiling, valid)
 
 
@@ -172,14 +173,17 @@ def coverage_literals(costs: GraphCosts, capacity: list) -> float:
 def _next_round(search: _Search) -> tuple[list[int], float, bool]:
     """The capacities, deadline and exactness of the next round: the complete, exact model
     (capacities at the ceilings) with all the time left when it is small enough
-    (:data:`COMPLETE_LITERALS`), else the current capacities in a model that is not exact
-    (:mod:`.cpsat_model`) with half of it (the other half for the rounds after, hinted with
-    what this one finds)."""
+    (:data:`COMPLETE_LITERALS`) and, in the first round, not much larger than the model at the
+    hint's capacities; else the current capacities in a model that is not exact
+    (:mod:`.cpsat_model`) with half of the time left (the rest for the rounds after, hinted
+    with what this one finds, at ceilings lowered by it)."""
     costs, left = search.costs, search.deadline - time.perf_counter()
-    ceiling = [int(c) if math.isfinite(c) else 0 for c in search.ceiling]
-    if all(math.isfinite(search.ceiling[v]) for v in costs.op_nodes) and \
-            coverage_literals(costs, ceiling) <= COMPLETE_LITERALS:
-        return ceiling, search.deadline, True
+    if all(math.isfinite(search.ceiling[v]) for v in costs.op_nodes):
+        ceiling = [int(c) for c in search.ceiling]
+        size = coverage_literals(costs, ceiling)
+        first = search.rounds == 0 and size > GROWTH * coverage_literals(costs, search.capacity)
+        if size <= COMPLETE_LITERALS and not first:
+            return ceiling, search.deadline, True
     return list(search.capacity), time.perf_counter() + left / 2, False
 
 
@@ -205,7 +209,7 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     if len(costs.op_nodes) > LP_OPS_LIMIT:  # its LP would take the time limit to load
         solver.parameters.linearization_level = 0
     if effort is not None:
-        solver.parameters.max_deterministic_time = effort[0]
+        solver.parameters.max_deterministic_time = effort[0] if exact else effort[0] / 2
     status = solver.Solve(model.model)
     if effort is not None:
         effort[0] -= solver.deterministic_time
@@ -263,7 +267,6 @@ def _finish(search: _Search, params: dict, hint: GraphPlan | None, budget_bytes:
     costs = search.costs
     if search.best is None:
         if search.proven:
-            from .cpsat_model import least_peak_floor
             raise _below_minimum(costs, budget_bytes, least_peak_floor(costs))
         raise TimeLimitError(f"policy 'cpsat': no plan of this {len(costs.op_nodes)}-op graph "
                              f"within budget_bytes={budget_bytes} was found within time_limit="

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from ortools.sat.python import cp_model
 
 from ..costs import GraphCosts
+from ..floors import retention_bound
 from ..plans import GraphAction, GraphStep
 from .checkmate_model import OutOfTime
 from .steps import free_after_last_use
@@ -79,31 +80,6 @@ def complete_capacity(costs: GraphCosts, upper: float) -> list[float]:
     return found
 
 
-def cotangent_bytes(costs: GraphCosts) -> list[int]:
-    """Bytes of cotangents live at backward step j (``at_step``: the seed and the new
-    cotangents included), per step of ``costs.backward_order``."""
-    sizes, live, found = costs.sizes, set(), []
-    for b in costs.backward_order:
-        seed = sizes[b] if b == costs.output else 0
-        fresh = costs.new_cotangents[b]
-        found.append(sum(sizes[p] for p in live) + seed + sum(sizes[p] for p in fresh))
-        live.discard(b)
-        live.update(fresh)
-    return found
-
-
-def least_peak_floor(costs: GraphCosts) -> int:
-    """A lower bound of every plan's peak, in bytes: the forward computation of each op
-    holds its op parents and itself (every op is computed before the first backward step,
-    when no cotangent exists yet), and each backward step holds its op residuals and the
-    cotangents live then."""
-    sizes = costs.sizes
-    computing = max(sizes[v] + sum(sizes[p] for p in costs.op_parents[v]) for v in costs.op_nodes)
-    stepping = max((sum(sizes[r] for r in costs.op_residuals[b]) + at
-                    for b, at in zip(costs.backward_order, cotangent_bytes(costs))), default=0)
-    return max(computing, stepping)
-
-
 class IntervalModel:
     """The model of the module docstring for ``costs`` under ``budget`` bytes (``math.inf``:
     no limit), with ``capacity[v]`` computations allowed for op v. Building stops with
@@ -129,7 +105,7 @@ class IntervalModel:
         self._computations()
         self._backward_steps()
         self._memory(budget)
-        self._objective()
+        self._objective(budget)
 
     def _units(self, node: int) -> int:
         return self.costs.sizes[node] // self.unit
@@ -228,11 +204,15 @@ class IntervalModel:
         if self.exact:
             self.model.AddNoOverlap(self.events)
 
-    def _objective(self) -> None:
-        self.units_of = {v: math.floor(self.costs.costs[v] * self.scale + 1e-9)
-                         for v in self.costs.op_nodes}
-        self.model.Minimize(sum(self.units_of[v] * x for v in self.costs.op_nodes
-                                for x in self.present[v]))
+    def _objective(self, budget: float) -> None:
+        """Minimise the scaled cost; it is at least the retention bound (valid for every plan,
+        :mod:`~checkpoint_ad.graphs.floors`), which helps the solver prove optima."""
+        units = {v: math.floor(self.costs.costs[v] * self.scale + 1e-9)
+                 for v in self.costs.op_nodes}
+        objective = sum(units[v] * x for v in self.costs.op_nodes for x in self.present[v])
+        if self.scale == 1:
+            self.model.Add(objective >= math.ceil(retention_bound(self.costs, budget) - 1e-9))
+        self.model.Minimize(objective)
 
     # -- hints and decoding ------------------------------------------------------------------
 
