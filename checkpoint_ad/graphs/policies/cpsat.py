@@ -3,8 +3,9 @@ model of :mod:`.cpsat_model` (the live-values model of docs/graph_model.md, exac
 most a few computations of each op), anytime and warm-started.
 
 * **Warm start.** The solver is hinted with a plan (``hint``; by default the cheapest of
-  ``dtr``, offline ``dtr`` (``next_use``) and ``chen`` at the same budget), so its answer is
-  never dearer than the hint: the hint is returned when the solver finds nothing better.
+  ``dtr``, offline ``dtr`` (``next_use``), ``chen``, the hierarchical plan of ``optimal`` and
+  ``recompute_all`` that fits the budget), so its answer is never dearer than the hint: the
+  hint is returned when the solver finds nothing better.
 * **Capacity.** Op v may be computed ``max(computations, the hint's count of v)`` times, and
   never more than a plan as cheap as the hint can use (``1 + (U - total) / costs[v]``, U the
   hint's cost). When the solver finishes early (proven optimal, or infeasible, for this
@@ -40,7 +41,8 @@ from . import exact
 from .checkmate import within_budget
 from .chen import plan_chen
 from .dtr import plan_dtr
-from .fixed import plan_store_all
+from .fixed import plan_recompute_all, plan_store_all
+from .hierarchical import plan_hierarchical
 
 DEFAULT_TIME_LIMIT = 10.0
 DEFAULT_COMPUTATIONS = 2
@@ -48,6 +50,7 @@ MINIMUM_SEARCH_STATES = 50_000  # naming the least budget is a courtesy: it must
 MINIMUM_SEARCH_OPS = 40
 COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is this small
 GROWTH = 2  # a first round improves the hint when the complete model is this much larger
+FIRST_SHARE = 0.125  # of the time (and effort) left, for that round
 LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
@@ -96,11 +99,17 @@ def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
                                solve_s=time.perf_counter() - started)
     _refuse_below_floor(costs, budget, budget_bytes)
     hint = hint if hint is not None else _heuristic_hint(costs, budget, started + limit / 4)
+    if hint is None:  # no heuristic fits: on a small graph, exact search names the least budget
+        least = _least_budget(costs)
+        if least is not None and budget < least:
+            raise BudgetError(f"policy 'cpsat': budget_bytes={budget_bytes} is below the "
+                              f"minimum of {least} bytes for this graph")
     search = _start(costs, budget, started + limit, hint, computations, bound)
     left = None if effort is None else [effort]  # deterministic time left, across rounds
     while _round(search, workers, seed, left):
         pass
-    return _finish(search, params, hint, budget_bytes, limit, started)
+    limits = f"time_limit={limit:g} s" + ("" if effort is None else f" and effort={effort:g}")
+    return _finish(search, params, hint, budget_bytes, limits, started)
 
 
 def _refuse_below_floor(costs: GraphCosts, budget: float, budget_bytes: object) -> None:
@@ -110,28 +119,38 @@ def _refuse_below_floor(costs: GraphCosts, budget: float, budget_bytes: object) 
         raise _below_minimum(costs, budget_bytes, floor)
 
 
+def _least_budget(costs: GraphCosts) -> int | None:
+    """The least peak of any plan by a short exact search, on graphs of at most
+    :data:`MINIMUM_SEARCH_OPS` ops; None when out of its reach."""
+    if len(costs.op_nodes) > MINIMUM_SEARCH_OPS:
+        return None
+    try:
+        return int(exact.search(costs, math.inf, MINIMUM_SEARCH_STATES, minimise_peak=True)[2])
+    except exact.SearchLimit:
+        return None
+
+
 def _below_minimum(costs: GraphCosts, budget_bytes: object, floor: int) -> BudgetError:
     """The refusal of a budget no plan meets: it names the least budget (exact search, on
     graphs small enough for a quick one), else the floor every plan needs."""
-    if len(costs.op_nodes) <= MINIMUM_SEARCH_OPS:
-        try:
-            least = int(exact.search(costs, math.inf, MINIMUM_SEARCH_STATES,
-                                     minimise_peak=True)[2])
-            return BudgetError(f"policy 'cpsat': budget_bytes={budget_bytes} is below the "
-                               f"minimum of {least} bytes for this graph")
-        except exact.SearchLimit:
-            pass
+    least = _least_budget(costs)
+    if least is not None:
+        return BudgetError(f"policy 'cpsat': budget_bytes={budget_bytes} is below the minimum "
+                           f"of {least} bytes for this graph")
     return BudgetError(f"policy 'cpsat': budget_bytes={budget_bytes} is below the minimum of "
                        f"at least {floor} bytes for this graph (what its largest step holds)")
 
 
 def _heuristic_hint(costs: GraphCosts, budget: float, deadline: float) -> GraphPlan | None:
-    """The cheapest of dtr, offline dtr and chen at ``budget`` within ``deadline`` (None when
+    """The cheapest plan within ``budget`` of dtr, offline dtr, chen, the hierarchical plan
+    of ``optimal`` and recompute_all, each in the time left before ``deadline`` (None when
     none fits)."""
     planners: list[Callable[[float], GraphPlan]] = [
         lambda s: plan_dtr(costs, budget_bytes=int(budget), time_limit=s),
         lambda s: plan_dtr(costs, budget_bytes=int(budget), heuristic="next_use", time_limit=s),
-        lambda s: plan_chen(costs, budget_bytes=int(budget), time_limit=s)]
+        lambda s: plan_chen(costs, budget_bytes=int(budget), time_limit=s),
+        lambda s: plan_hierarchical(costs, budget, "cpsat", time_limit=s),
+        lambda s: plan_recompute_all(costs)]
     found = []
     for planner in planners:
         left = deadline - time.perf_counter()
@@ -141,7 +160,8 @@ def _heuristic_hint(costs: GraphCosts, budget: float, deadline: float) -> GraphP
             found.append(planner(left))
         except PolicyError:  # BudgetError and TimeLimitError included: the hint is optional
             continue
-    return min(found, key=lambda plan: plan.cost, default=None)
+    fitting = [plan for plan in found if plan.peak_bytes <= budget]
+    return min(fitting, key=lambda plan: plan.cost, default=None)
 
 
 def _start(costs: GraphCosts, budget: float, deadline: float, hint: GraphPlan | None,
@@ -171,20 +191,24 @@ def coverage_literals(costs: GraphCosts, capacity: list) -> float:
 
 
 def _next_round(search: _Search) -> tuple[list[int], float, bool]:
-    """The capacities, deadline and exactness of the next round: the complete, exact model
-    (capacities at the ceilings) with all the time left when it is small enough
+    """The capacities, share of the time (and effort) left and exactness of the next round:
+    the complete, exact model (capacities at the ceilings) with all the time left when it is
+    small enough
     (:data:`COMPLETE_LITERALS`) and, in the first round, not much larger than the model at the
     hint's capacities; else the current capacities in a model that is not exact
-    (:mod:`.cpsat_model`) with half of the time left (the rest for the rounds after, hinted
-    with what this one finds, at ceilings lowered by it)."""
-    costs, left = search.costs, search.deadline - time.perf_counter()
+    (:mod:`.cpsat_model`), hinted with the best plan, to improve it and so lower the ceilings:
+    for :data:`FIRST_SHARE` of the time left when the complete model comes next, else half
+    of it (the rest for the rounds after)."""
+    costs = search.costs
     if all(math.isfinite(search.ceiling[v]) for v in costs.op_nodes):
         ceiling = [int(c) for c in search.ceiling]
         size = coverage_literals(costs, ceiling)
         first = search.rounds == 0 and size > GROWTH * coverage_literals(costs, search.capacity)
-        if size <= COMPLETE_LITERALS and not first:
-            return ceiling, search.deadline, True
-    return list(search.capacity), time.perf_counter() + left / 2, False
+        if size <= COMPLETE_LITERALS:
+            if not first:
+                return ceiling, 1.0, True
+            return list(search.capacity), FIRST_SHARE, False
+    return list(search.capacity), 0.5, False
 
 
 def _round(search: _Search, workers: int, seed: int, effort: list[float] | None) -> bool:
@@ -195,7 +219,8 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     from .checkmate_model import OutOfTime
     from .cpsat_model import IntervalModel
     costs = search.costs
-    capacity, deadline, exact = _next_round(search)
+    capacity, share, exact = _next_round(search)
+    deadline = time.perf_counter() + share * (search.deadline - time.perf_counter())
     try:
         model = IntervalModel(costs, search.budget, capacity, search.deadline, exact)
     except OutOfTime:
@@ -209,7 +234,7 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     if len(costs.op_nodes) > LP_OPS_LIMIT:  # its LP would take the time limit to load
         solver.parameters.linearization_level = 0
     if effort is not None:
-        solver.parameters.max_deterministic_time = effort[0] if exact else effort[0] / 2
+        solver.parameters.max_deterministic_time = effort[0] * share
     status = solver.Solve(model.model)
     if effort is not None:
         effort[0] -= solver.deterministic_time
@@ -262,15 +287,15 @@ def _relax(search: _Search, counts: dict[int, int]) -> None:
 
 
 def _finish(search: _Search, params: dict, hint: GraphPlan | None, budget_bytes: object,
-            limit: float, started: float) -> GraphPlan:
+            limits: str, started: float) -> GraphPlan:
     """The plan of the search, or the refusal when it found none."""
     costs = search.costs
     if search.best is None:
         if search.proven:
             raise _below_minimum(costs, budget_bytes, least_peak_floor(costs))
         raise TimeLimitError(f"policy 'cpsat': no plan of this {len(costs.op_nodes)}-op graph "
-                             f"within budget_bytes={budget_bytes} was found within time_limit="
-                             f"{limit:g} s (solver status {search.status}); raise time_limit")
+                             f"within budget_bytes={budget_bytes} was found within {limits} "
+                             f"(solver status {search.status}); raise them")
     steps, cost = search.best
     bound = min(search.bound, cost) if search.bound <= cost + 1e-9 * max(1.0, cost) else search.bound
     status = "optimal" if (search.proven or bound >= cost) else "feasible"

@@ -133,7 +133,7 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
         details["out_of_time"] = tuple(late)
     bound = retention_bound(costs, budget)  # valid for every plan (..floors)
     best = replace(best, lower_bound=bound, status="optimal" if bound >= best.cost else "feasible")
-    if len(costs.op_nodes) <= CPSAT_OPS_LIMIT:
+    if len(costs.op_nodes) <= CPSAT_OPS_LIMIT and best.status != "optimal":
         method, best = _certified(costs, budget, best, method, started + limit, workers,
                                   details)
     return replace(best, policy="optimal", params=params, method=method,
