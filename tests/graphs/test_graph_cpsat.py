@@ -118,10 +118,11 @@ def test_never_worse_than_its_hint_and_a_tiny_time_limit_returns_it() -> None:
 
 
 def test_the_same_call_gives_the_same_plan() -> None:
-    costs = resnet(3)
-    first, second = (plan_cpsat(costs, 5, time_limit=WALL, effort=0.1,
+    """Stopped by its effort before it proves anything, from the same poor hint, twice."""
+    costs = GROUND_TRUTH["unet(3)"][0]
+    first, second = (plan_cpsat(costs, 8, time_limit=WALL, effort=0.1,
                                 hint=plan_graph("recompute_all", costs)) for _ in range(2))
-    assert first.steps == second.steps and first.cost < 31  # recompute_all's
+    assert first.steps == second.steps and first.cost < 46  # recompute_all's
 
 
 @pytest.mark.parametrize("name", GROUND_TRUTH)
