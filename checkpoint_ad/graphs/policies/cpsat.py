@@ -237,7 +237,7 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
         solver.parameters.max_deterministic_time = effort[0] * share
     status = solver.Solve(model.model)
     if effort is not None:
-        effort[0] -= solver.deterministic_time
+        effort[0] -= solver.ResponseProto().deterministic_time
     search.rounds += 1
     search.status = solver.StatusName(status)
     search.capacity = list(capacity)
@@ -311,7 +311,7 @@ def _finish(search: _Search, params: dict, hint: GraphPlan | None, budget_bytes:
 
 SPEC = PolicySpec(
     "cpsat", "OR-Tools CP-SAT on an interval model of the live-values model, warm-started "
-    "from dtr and chen, anytime, with a lower bound valid for every plan",
+    "from the heuristic planners, anytime, with a lower bound valid for every plan",
     plan_cpsat,
     (Parameter("budget_bytes", int, None, "byte budget for activations (values and "
                "cotangents); default: no limit"),
