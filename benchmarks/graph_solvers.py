@@ -7,8 +7,8 @@ forward evaluations), the lower bound it proves **for every plan** where it has 
 (cost / bound - 1) and its wall time. The portfolio is ``optimal`` as it was before CP-SAT
 joined it: the cheapest of its hierarchical plan, ``dtr`` (both heuristics), ``chen`` (and
 the MILP on graphs of at most 40 ops), with the bound it had then (every op once). The
-retention bound (``checkpoint_ad.graphs.floors``) is shown on its own; ``cpsat``'s bound
-includes it. ``cpsat`` is given the
+closure bound (``checkpoint_ad.graphs.floors``, which includes the retention bound) is shown
+on its own; ``cpsat``'s bound includes it. ``cpsat`` is given the
 portfolio's plan as its hint and ``--time-limit`` seconds of its own. Checkmate's MILP
 (``--time-limit`` seconds, graphs of at most ``--milp-ops`` ops) prints HiGHS's dual bound in
 brackets: it bounds Checkmate's restricted formulation only, not every plan. A solver that
@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 
 import checkpoint_ad as ca
-from checkpoint_ad.graphs.floors import retention_bound
+from checkpoint_ad.graphs.floors import closure_bound
 from checkpoint_ad.graphs.policies import optimal
 from checkpoint_ad.graphs.policies.cpsat import plan_cpsat
 from checkpoint_ad.workloads.graph_models import build_graph
@@ -82,7 +82,7 @@ def main() -> None:
                         help="largest graph (ops) Checkmate's MILP is run on")
     parser.add_argument("--workers", type=int, default=1, help="CP-SAT's workers")
     arguments = parser.parse_args()
-    print("| workload | ops | budget | portfolio | every op once | gap | s | retention bound | "
+    print("| workload | ops | budget | portfolio | every op once | gap | s | closure bound | "
           "cpsat | bound | gap | s | MILP | [its bound] | | s |\n|---|---:|---:|---:|---:|---:|"
           "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for ops in arguments.ops:
@@ -104,7 +104,7 @@ def main() -> None:
                         time_limit=arguments.time_limit))
                 print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | "
                       f"{cell(before, before_s, costs.total_cost)} | "
-                      f"{retention_bound(costs, budget):.4g} | {cell(solved, solved_s)} | "
+                      f"{closure_bound(costs, budget):.4g} | {cell(solved, solved_s)} | "
                       f"{cell(milp, milp_s, every_plan=False)} |", flush=True)
 
 

@@ -17,6 +17,11 @@ cost nothing to keep.
 from __future__ import annotations
 
 import math
+import time
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import coo_array
 
 from .costs import GraphCosts
 
@@ -50,24 +55,29 @@ def least_peak_floor(costs: GraphCosts) -> int:
 def retention_bound(costs: GraphCosts, budget: float) -> float:
     """The retention bound of the module docstring on the cost of every plan whose peak is at
     most ``budget`` bytes (``math.inf``: ``costs.total_cost``). Time O(V^2) for V ops."""
-    total = costs.total_cost
     if not math.isfinite(budget):
-        return total
+        return costs.total_cost
+    return costs.total_cost + max(_knapsack_terms(costs, budget), default=0.0)
+
+
+def _knapsack_terms(costs: GraphCosts, budget: float) -> list[float]:
+    """Per backward step j, the fractional knapsack's least cost of the later residuals left
+    out of the room at step j (0 where no plan fits the step)."""
     order, sizes = costs.backward_order, costs.sizes
     at_step = cotangent_bytes(costs)
     ranked = sorted(costs.op_nodes, key=lambda v: costs.costs[v] / max(sizes[v], 1),
                     reverse=True)  # the fractional knapsack keeps the most cost per byte first
     later = [False] * len(costs)  # v is in N_j: an op residual of a step after j
-    best = 0.0
+    terms = [0.0] * len(order)
     for j in reversed(range(len(order))):
         here = set(costs.op_residuals[order[j]])
         room = budget - at_step[j] - sum(sizes[r] for r in here)
         if room >= 0:  # else no plan fits this step at all; the budget is refused elsewhere
             wanted = [v for v in ranked if later[v] and v not in here]
-            best = max(best, _unkept_cost(costs, wanted, room))
+            terms[j] = _unkept_cost(costs, wanted, room)
         for r in here:
             later[r] = True
-    return total + best
+    return terms
 
 
 def _unkept_cost(costs: GraphCosts, ranked: list[int], room: float) -> float:
@@ -80,3 +90,96 @@ def _unkept_cost(costs: GraphCosts, ranked: list[int], room: float) -> float:
         room -= kept * size
         left += (1 - kept) * costs.costs[v]
     return left
+
+
+# -- the closure bound: the retention bound with what recomputation itself needs -----------------
+
+CLOSURE_STEPS = 12  # backward steps whose LP is solved: the knapsack's best, then spread ones
+
+
+def closure_bound(costs: GraphCosts, budget: float, deadline: float = math.inf) -> float:
+    """The retention bound strengthened by what recomputing needs, valid for every plan.
+
+    At backward step j, let K be the values resident then (beside step j's residuals, within
+    the room of the retention bound) and R the values computed after step j. Every residual
+    of a later step is in K or R; a value in R has each op parent in K or R (at its first
+    computation after step j the parent is resident: computed after step j, or resident ever
+    since); every plan costs at least ``total + cost(R)``. The linear relaxation of the least
+    cost(R) (HiGHS) is no larger than the least cost(R), so ``total`` plus it is a bound. It
+    is solved for :data:`CLOSURE_STEPS` steps (those whose knapsack term is largest, and steps
+    spread over the order) until ``deadline``. With whole-number op costs every plan's cost is
+    a whole number, so the bound is rounded up. Never below :func:`retention_bound`."""
+    if not math.isfinite(budget):
+        return costs.total_cost
+    terms = _knapsack_terms(costs, budget)
+    best = costs.total_cost + max(terms, default=0.0)
+    at_step = cotangent_bytes(costs)
+    for j in _closure_steps(terms):
+        if time.perf_counter() > deadline:
+            break
+        best = max(best, costs.total_cost + _closure_lp(costs, budget - at_step[j], j))
+    if all(float(costs.costs[v]).is_integer() for v in costs.op_nodes):
+        best = math.ceil(best - 1e-6)
+    return best
+
+
+def _closure_steps(terms: list[float]) -> list[int]:
+    """The backward steps to solve the closure LP at: half of them the ones whose knapsack
+    term is largest, half spread evenly over the order."""
+    count = len(terms)
+    scored = sorted(range(count), key=lambda j: -terms[j])
+    spread = [round(k * (count - 1) / max(CLOSURE_STEPS // 2 - 1, 1))
+              for k in range(CLOSURE_STEPS // 2)]
+    return list(dict.fromkeys(scored[:CLOSURE_STEPS // 2] + spread))
+
+
+def _later_residuals(costs: GraphCosts, j: int) -> tuple[set[int], set[int], int]:
+    """(N_j: the op residuals of the steps after j that are not step j's, step j's op
+    residuals, their bytes)."""
+    order = costs.backward_order
+    here = set(costs.op_residuals[order[j]])
+    later = {r for b in order[j + 1:] for r in costs.op_residuals[b]} - here
+    return later, here, sum(costs.sizes[r] for r in here)
+
+
+def _closure_lp(costs: GraphCosts, values_room: float, j: int) -> float:
+    """The LP of :func:`closure_bound` at backward step j, where resident values may take
+    ``values_room`` bytes: the least cost(R), fractional."""
+    later, here, held = _later_residuals(costs, j)
+    room = values_room - held
+    if room < 0 or not later:
+        return 0.0
+    nodes = _ancestors(costs, later) - here  # values that can matter; step j's are kept free
+    index = {v: i for i, v in enumerate(sorted(nodes))}
+    n = len(index)  # columns: k_v (kept) 0..n-1, r_v (recomputed) n..2n-1
+    rows, cols, data, upper = [], [], [], []
+    for v in later:  # k_v + r_v >= 1, as -k_v - r_v <= -1
+        rows += [len(upper)] * 2; cols += [index[v], n + index[v]]; data += [-1.0, -1.0]
+        upper.append(-1.0)
+    for v in nodes:  # r_v <= k_p + r_p for each op parent p that is not kept free
+        for p in costs.op_parents[v]:
+            if p in here:
+                continue
+            rows += [len(upper)] * 3; cols += [n + index[v], index[p], n + index[p]]
+            data += [1.0, -1.0, -1.0]
+            upper.append(0.0)
+    rows += [len(upper)] * n; cols += list(range(n))
+    data += [float(costs.sizes[v]) for v in sorted(nodes)]
+    upper.append(float(room))
+    objective = np.zeros(2 * n)
+    objective[n:] = [costs.costs[v] for v in sorted(nodes)]
+    matrix = coo_array((data, (rows, cols)), shape=(len(upper), 2 * n)).tocsr()
+    result = linprog(objective, A_ub=matrix, b_ub=upper, bounds=(0, 1), method="highs")
+    # HiGHS's optimum of a minimisation: its value less a tolerance stays a bound
+    return max(0.0, result.fun - 1e-6 * max(1.0, abs(result.fun))) if result.status == 0 else 0.0
+
+
+def _ancestors(costs: GraphCosts, nodes: set[int]) -> set[int]:
+    """``nodes`` and their op ancestors."""
+    found, stack = set(), list(nodes)
+    while stack:
+        v = stack.pop()
+        if v not in found:
+            found.add(v)
+            stack.extend(costs.op_parents[v])
+    return found

@@ -35,7 +35,7 @@ from ...checks import whole_number
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
-from ..floors import least_peak_floor, retention_bound
+from ..floors import closure_bound, least_peak_floor
 from ..plans import GraphPlan
 from . import exact
 from .checkmate import within_budget
@@ -106,7 +106,8 @@ def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
                               f"minimum of {least} bytes for this graph")
     search = _start(costs, budget, started + limit, hint, computations, bound)
     left = None if effort is None else [effort]  # deterministic time left, across rounds
-    while _round(search, workers, seed, left):
+    proven = search.best is not None and search.bound >= search.best[1]  # the hint is optimal
+    while not proven and _round(search, workers, seed, left):
         pass
     limits = f"time_limit={limit:g} s" + ("" if effort is None else f" and effort={effort:g}")
     return _finish(search, params, hint, budget_bytes, limits, started)
@@ -179,7 +180,8 @@ def _start(costs: GraphCosts, budget: float, deadline: float, hint: GraphPlan | 
                else [math.inf] * len(costs))
     capacity = [int(min(max(computations, counts[v]), ceiling[v])) if v in costs.op_nodes
                 else 0 for v in range(len(costs))]
-    valid = max(retention_bound(costs, budget), bound if bound is not None else -math.inf)
+    valid = max(closure_bound(costs, budget, deadline),
+                bound if bound is not None else -math.inf)
     return _Search(costs, budget, deadline, best, capacity, ceiling, valid)
 
 
@@ -222,7 +224,8 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     capacity, share, exact = _next_round(search)
     deadline = time.perf_counter() + share * (search.deadline - time.perf_counter())
     try:
-        model = IntervalModel(costs, search.budget, capacity, search.deadline, exact)
+        model = IntervalModel(costs, search.budget, capacity, search.deadline, exact,
+                              search.bound)
     except OutOfTime:
         return False
     if search.best is not None:

@@ -48,7 +48,6 @@ from collections.abc import Sequence
 from ortools.sat.python import cp_model
 
 from ..costs import GraphCosts
-from ..floors import retention_bound
 from ..plans import GraphAction, GraphStep
 from .checkmate_model import OutOfTime
 from .steps import free_after_last_use
@@ -86,7 +85,7 @@ class IntervalModel:
     :class:`~.checkmate_model.OutOfTime` at ``deadline`` (a ``time.perf_counter()`` value)."""
 
     def __init__(self, costs: GraphCosts, budget: float, capacity: Sequence[int],
-                 deadline: float = math.inf, exact: bool = True) -> None:
+                 deadline: float = math.inf, exact: bool = True, floor: float = 0.0) -> None:
         self.costs, self.capacity, self.deadline = costs, list(capacity), deadline
         self.order = costs.backward_order
         self.exact = exact
@@ -105,7 +104,7 @@ class IntervalModel:
         self._computations()
         self._backward_steps()
         self._memory(budget)
-        self._objective(budget)
+        self._objective(floor)
 
     def _units(self, node: int) -> int:
         return self.costs.sizes[node] // self.unit
@@ -204,14 +203,14 @@ class IntervalModel:
         if self.exact:
             self.model.AddNoOverlap(self.events)
 
-    def _objective(self, budget: float) -> None:
-        """Minimise the scaled cost; it is at least the retention bound (valid for every plan,
-        :mod:`~checkpoint_ad.graphs.floors`), which helps the solver prove optima."""
+    def _objective(self, floor: float) -> None:
+        """Minimise the scaled cost; it is at least ``floor``, a bound valid for every plan
+        (:mod:`~checkpoint_ad.graphs.floors`), which helps the solver prove optima."""
         units = {v: math.floor(self.costs.costs[v] * self.scale + 1e-9)
                  for v in self.costs.op_nodes}
         objective = sum(units[v] * x for v in self.costs.op_nodes for x in self.present[v])
         if self.scale == 1:
-            self.model.Add(objective >= math.ceil(retention_bound(self.costs, budget) - 1e-9))
+            self.model.Add(objective >= math.ceil(floor - 1e-9))
         self.model.Minimize(objective)
 
     # -- hints and decoding ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import replace
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
 from ..costs import GraphCosts
-from ..floors import retention_bound
+from ..floors import closure_bound
 from ..plans import GraphPlan
 from . import exact
 from .checkmate import plan_checkmate
@@ -131,7 +131,7 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     details = {"tried": {m: p.cost for m, p in candidates}}
     if late:
         details["out_of_time"] = tuple(late)
-    bound = retention_bound(costs, budget)  # valid for every plan (..floors)
+    bound = closure_bound(costs, budget, started + limit)  # valid for every plan (..floors)
     best = replace(best, lower_bound=bound, status="optimal" if bound >= best.cost else "feasible")
     if len(costs.op_nodes) <= CPSAT_OPS_LIMIT and best.status != "optimal":
         method, best = _certified(costs, budget, best, method, started + limit, workers,
