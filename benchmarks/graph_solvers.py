@@ -65,7 +65,8 @@ def cell(result: ca.GraphPlan | str, seconds: float, bound: float | None = None,
     bound = result.lower_bound if bound is None else bound
     shown = "" if bound is None else (f"{bound:.4g}" if every_plan else f"[{bound:.4g}]")
     gap = "" if bound is None or not every_plan else f"{result.cost / bound - 1:.1%}"
-    status = " (optimal)" if result.status == "optimal" and every_plan else ""
+    own = every_plan and bound == result.lower_bound  # the status goes with the plan's bound
+    status = " (optimal)" if result.status == "optimal" and own else ""
     return f"{result.cost:g}{status} | {shown} | {gap} | {seconds:.1f}"
 
 
