@@ -13,9 +13,10 @@ most a few computations of each op), anytime and warm-started.
   capacity the solution uses up, else for all) and the model solved again, hinted with the
   best plan so far, until the time limit.
 * **Bound.** ``lower_bound`` is valid for **every** plan: the solver's bound when the model is
-  complete (every capacity at the ceiling above, so the model holds an optimal plan), else the
-  largest bound known to hold for every plan (every op once, or the ``bound`` given). The plan
-  is "optimal" when the solver proves the optimum of a complete model.
+  complete (every capacity at the ceiling above, so the model holds an optimal plan), or the
+  closure bound of :mod:`~checkpoint_ad.graphs.floors` (or the ``bound`` given), whichever is
+  larger. The plan is "optimal" when the solver proves the optimum of a complete model or
+  the bound meets its cost (when it meets the hint's, the solver is not run).
 * **Time.** ``time_limit`` bounds the whole call in wall time (the hint's planners, building
   the model, solving); ``effort`` optionally stops the solver after that much deterministic
   time (CP-SAT's own unit, about a second of work), which with ``workers=1`` and a fixed
