@@ -15,7 +15,7 @@ from checkpoint_ad.chains.costs import ChainCosts
 from checkpoint_ad.chains.replay import forward_cost, peak_bytes, predict_meter
 from checkpoint_ad.chains.policies import make_plan
 from checkpoint_ad.errors import BudgetError
-from checkpoint_ad.graphs.costs import budget_floor
+from checkpoint_ad.graphs.floors import least_peak_floor
 from checkpoint_ad.graphs.policies import exact
 from graph_families import GROUND_TRUTH, random_dag
 
@@ -143,7 +143,7 @@ def small_graphs() -> list[ca.GraphCosts]:
 def test_graph_planners_keep_within_the_budget_and_refusals_name_a_floor(index: int) -> None:
     costs = small_graphs()[index]
     least = exact.search(costs, float("inf"), exact.DEFAULT_MAX_STATES, minimise_peak=True)[2]
-    floor = budget_floor(costs)
+    floor = least_peak_floor(costs)
     assert floor <= least
     top = ca.plan_graph("store_all", costs).peak_bytes
     for policy, params in GRAPH_POLICIES:

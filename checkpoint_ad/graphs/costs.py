@@ -156,22 +156,6 @@ class GraphCosts:
                 self.backward_costs)
 
 
-def budget_floor(costs: GraphCosts) -> int:
-    """A lower bound (bytes) on the peak of every plan of the graph, so on the least budget
-    any planner meets: every op is computed once with its op parents resident (their bytes
-    and its own), and every backward step runs with its op residuals resident while the
-    cotangents live then (fixed by the reverse order alone) and those it allocates are held."""
-    sizes = costs.sizes
-    floor = max(sizes[i] + sum(sizes[p] for p in costs.op_parents[i]) for i in costs.op_nodes)
-    live = 0  # cotangent bytes before the step
-    for node in costs.backward_order:
-        live += sizes[node] if node == costs.output else 0  # the seed comes first
-        new = sum(sizes[p] for p in costs.new_cotangents[node])
-        floor = max(floor, sum(sizes[r] for r in costs.op_residuals[node]) + live + new)
-        live += new - sizes[node]
-    return floor
-
-
 def _index_lists(name: str, lists: Any, count: int | None) -> list[tuple[int, ...]]:
     """``GraphCosts.<name>``: one sequence of node indices per node (``count`` of them; None:
     any number, as ``parents`` defines the count)."""

@@ -8,7 +8,7 @@ families planned (nothing run beyond the profiling or structure pass), predicted
   held tapes, given the budget), *and* the graph policies
   on the same chain traced as a graph (:func:`chain_as_graph`);
 * for a **graph** workload: the graph policies (``store_all``, ``recompute_all``, ``save_ops``,
-  and the budget-driven ``optimal``, ``checkmate``, ``checkmate_lp``, ``dtr`` with each
+  and the budget-driven ``optimal``, ``cpsat``, ``checkmate``, ``checkmate_lp``, ``dtr`` with each
   heuristic, ``chen``, given the budget itself).
 
 Every candidate carries the **predicted peak**: the executor's full activation peak (stored
@@ -265,9 +265,9 @@ def _graph_candidates(program: Program, budget: int, time_limit: float,
     for policy in ("store_all", "recompute_all", "save_ops"):
         yield policy, {}, planned(policy)
     ops = len(program.costs.op_nodes)
-    for policy in ("optimal", "checkmate", "checkmate_lp"):
+    for policy in ("optimal", "cpsat", "checkmate", "checkmate_lp"):
         params = {"budget_bytes": budget, "time_limit": time_limit}
-        if policy != "optimal" and ops > MILP_OPS_LIMIT:
+        if policy.startswith("checkmate") and ops > MILP_OPS_LIMIT:
             yield policy, params, (f"{ops} ops, more than the {MILP_OPS_LIMIT} for which "
                                    f"HiGHS keeps to its time limit; plan it alone with "
                                    f"`checkpoint-ad plan --policy {policy}`")

@@ -138,8 +138,8 @@ def test_larger_graphs_replay_and_are_never_worse_than_dtr_or_chen(name: str,
     except ca.BudgetError:
         assert name.startswith("unet")  # few cuts: one large block
     if others:
-        best = plan_graph("optimal", costs, budget_bytes=budget, max_states=500)
-        assert best.method in ("hierarchical", "dtr", "dtr:next_use", "chen", "milp")
+        best = plan_graph("optimal", costs, budget_bytes=budget, max_states=500, time_limit=3)
+        assert best.method in ("hierarchical", "dtr", "dtr:next_use", "chen", "milp", "cpsat")
         assert all(best.cost <= cost for cost in others.values())
         assert simulate(costs, list(best.steps))[2] == best.peak_bytes <= budget
 

@@ -11,12 +11,12 @@ from ...plans.registry import Registry
 from ..costs import GraphCosts, checked_costs
 from ..plans import GraphPlan
 from ..transfers import bandwidth_value
-from . import checkmate, checkmate_lp, chen, dtr, fixed, optimal
+from . import checkmate, checkmate_lp, chen, cpsat, dtr, fixed, optimal
 from .footprint import require_fits
 
 REGISTRY = Registry("graph policy")
 for _spec in (fixed.STORE_ALL, fixed.RECOMPUTE_ALL, fixed.SAVE_OPS, optimal.SPEC, checkmate.SPEC,
-              checkmate_lp.SPEC, dtr.SPEC, chen.SPEC):
+              checkmate_lp.SPEC, dtr.SPEC, chen.SPEC, cpsat.SPEC):
     REGISTRY.register(_spec)
 
 names = REGISTRY.names

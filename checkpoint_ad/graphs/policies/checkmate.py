@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
-from ..costs import GraphCosts, budget_floor
+from ..costs import GraphCosts
+from ..floors import least_peak_floor
 from ..plans import GraphPlan
 from .checkmate_model import Model, OutOfTime, Solution
 from .fixed import plan_store_all
@@ -57,7 +58,7 @@ def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
     if plan is None:
         raise BudgetError(f"policy 'checkmate': HiGHS found no schedule within time_limit="
                           f"{seconds:g} s ({solution.status}; no plan fits below "
-                          f"{budget_floor(costs):,} bytes); raise time_limit, or use "
+                          f"{least_peak_floor(costs):,} bytes); raise time_limit, or use "
                           "'checkmate_lp'")
     return within_budget(replace(plan, solve_s=time.perf_counter() - started), budget)
 
@@ -119,7 +120,7 @@ def budget_error(policy: str, model: Model, budget_bytes: object, seconds: float
         return BudgetError(f"policy {policy!r}: budget_bytes={budget_bytes} is below what "
                            "Checkmate's formulation needs on this graph (its least peak was "
                            f"not found within time_limit={seconds:g} s; no plan fits below "
-                           f"{budget_floor(model.costs):,} bytes)")
+                           f"{least_peak_floor(model.costs):,} bytes)")
     what = "the minimum" if proven else "the least peak found within time_limit"
     rounded = "" if model.exact else (f" with sizes rounded up to multiples of {model.unit} "
                                       "bytes (to keep HiGHS's numbers exact)")

@@ -19,7 +19,8 @@ import numpy as np
 from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
-from ..costs import GraphCosts, budget_floor
+from ..costs import GraphCosts
+from ..floors import least_peak_floor
 from ..plans import GraphPlan, replay
 from .checkmate import (DEFAULT_TIME_LIMIT, budget_error, capped, out_of_time,
                          store_all_if_cheaper)
@@ -60,7 +61,7 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
     if plan is None:
         raise BudgetError(f"policy 'checkmate_lp': no rounding of the LP relaxation fits "
                           f"budget_bytes={budget_bytes} (no plan fits below "
-                          f"{budget_floor(costs):,} bytes); use 'checkmate' (the MILP)")
+                          f"{least_peak_floor(costs):,} bytes); use 'checkmate' (the MILP)")
     if plan.method == "lp rounding":  # the LP bounds the formulation only when exact
         plan = replace(plan, lower_bound=capped(bound, plan.cost) if model.exact else None)
     return replace(plan, solve_s=time.perf_counter() - started)

@@ -10,7 +10,8 @@ import math
 import time
 
 from ...errors import BudgetError, TimeLimitError
-from ..costs import GraphCosts, budget_floor
+from ..costs import GraphCosts
+from ..floors import least_peak_floor
 from ..plans import GraphAction, GraphStep
 
 COMPUTE, FREE, BACKWARD = GraphAction.COMPUTE, GraphAction.FREE, GraphAction.BACKWARD
@@ -166,7 +167,7 @@ class DtrRun:
             raise BudgetError(f"policy 'dtr': budget_bytes={self.budget_bytes} thrashes: more "
                               f"than {THRASH_FACTOR} evaluations per op ({self.limit} for "
                               f"{len(self.costs.op_nodes)} ops) before the end; raise the budget "
-                              f"(no plan fits below {budget_floor(self.costs):,} bytes)")
+                              f"(no plan fits below {least_peak_floor(self.costs):,} bytes)")
         self.touch((node,) + self.costs.op_parents[node])
 
     def backward(self, node: int) -> None:

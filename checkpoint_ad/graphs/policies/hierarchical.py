@@ -31,7 +31,8 @@ from functools import reduce
 import numpy as np
 
 from ...errors import BudgetError, TimeLimitError
-from ..costs import GraphCosts, budget_floor
+from ..costs import GraphCosts
+from ..floors import least_peak_floor
 from ..plans import GraphAction, GraphPlan, GraphStep
 from .block_options import Block, graph_blocks
 from .block_plans import EXACT_BLOCK_OPS
@@ -226,7 +227,7 @@ def plan_hierarchical(costs: GraphCosts, budget: float, policy: str = "optimal",
     if table is None:
         raise BudgetError(f"policy {policy!r}: budget_bytes={int(budget)} is below what the "
                           f"hierarchical plan can reach on this graph ({clock.blocks} blocks; "
-                          f"no plan fits below {budget_floor(costs):,} bytes)")
+                          f"no plan fits below {least_peak_floor(costs):,} bytes)")
     steps = table.steps(KEEP, 0, table.n, table.units)
     return GraphPlan.build(costs, steps, policy, params or {}, method="hierarchical",
                            status="feasible", lower_bound=costs.total_cost,

@@ -1,5 +1,6 @@
 """``optimal``: the least-cost graph plan under ``budget_bytes`` (exact search, see
-:mod:`.exact`); with a ``bandwidth``, the least-time plan that may also move values to host
+:mod:`.exact`; past it a portfolio of heuristics improved and bounded by CP-SAT, see
+:mod:`.cpsat`); with a ``bandwidth``, the least-time plan that may also move values to host
 memory and back (docs/offload_model.md; exact search, see :mod:`.exact_offload`)."""
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
-from ..costs import GraphCosts, budget_floor
+from ..costs import GraphCosts
+from ..floors import closure_bound, least_peak_floor
 from ..plans import GraphPlan
 from ..transfers import bandwidth_value
 from . import exact
 from .exact_offload import OffloadSpace
 from .checkmate import plan_checkmate
 from .chen import plan_chen
+from .cpsat import plan_cpsat
 from .dtr import plan_dtr
 from .fixed import plan_store_all
 from .hierarchical import plan_hierarchical
@@ -24,6 +27,7 @@ from .hierarchical import plan_hierarchical
 DEFAULT_TIME_LIMIT = 10.0
 EXACT_OPS_LIMIT = 40  # past this, the state space is out of reach: plan hierarchically at once
 MILP_OPS_LIMIT = 40  # Checkmate's MILP finds plans within seconds only on graphs this small
+CPSAT_OPS_LIMIT = 100_000  # CP-SAT improves the portfolio's plan on graphs up to this size
 METHODS = ("auto", "hierarchical")
 
 
@@ -38,14 +42,16 @@ def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES
 def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  max_states: int = exact.DEFAULT_MAX_STATES,
                  time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto",
-                 bandwidth: float | None = None) -> GraphPlan:
+                 bandwidth: float | None = None, workers: int = 1) -> GraphPlan:
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
     proven by exact search when it finishes within ``max_states`` states and ``time_limit`` seconds
     (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of the
     hierarchical plan (a sequence of blocks, several options each; :mod:`.hierarchical`), ``dtr``
     (online, and offline ``next_use``), ``chen`` and, on graphs of at most :data:`MILP_OPS_LIMIT`
-    ops, Checkmate's MILP, sharing the rest of ``time_limit`` (:func:`_past_exact_search`).
-    ``method="hierarchical"``: the hierarchical plan alone, without exact search, within
+    ops, Checkmate's MILP, sharing the rest of ``time_limit`` (:func:`_past_exact_search`), then
+    CP-SAT (:mod:`.cpsat`, ``workers`` threads) hinted with the cheapest of them, in the time
+    left, which returns a plan never dearer than its hint, a lower bound valid for every plan
+    and status "optimal" when it proves it. ``method="hierarchical"``: the hierarchical plan alone, without exact search, within
     ``time_limit``. The limit bounds the whole call; a refusal for lack of time is a
     :class:`~checkpoint_ad.errors.TimeLimitError`.
 
@@ -58,6 +64,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     speed = bandwidth_value(bandwidth, "policy 'optimal'", PolicyError)
     max_states = positive_int("optimal", "max_states", max_states)
     limit = positive_seconds("optimal", "time_limit", time_limit)
+    workers = positive_int("optimal", "workers", workers)
     if method not in METHODS:
         raise PolicyError(f"policy 'optimal': method must be one of {', '.join(METHODS)}, "
                           f"got {method!r}")
@@ -66,6 +73,8 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         params["method"] = method
     if bandwidth is not None:
         params["bandwidth"] = bandwidth
+    if workers != 1:
+        params["workers"] = workers
     started = time.perf_counter()
     if method == "hierarchical":
         plan = plan_hierarchical(costs, budget, "optimal", params, limit)
@@ -83,7 +92,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         steps, cost, _ = exact.search(costs, budget, max_states, deadline=deadline, space=space)
     except exact.SearchLimit as limit_reached:
         plan = _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp,
-                                  speed)
+                                  speed, workers)
         return replace(plan, details=_unmoved(plan, speed))
     except BudgetError:
         raise _below_minimum(costs, budget_bytes, max_states, speed) from None
@@ -116,27 +125,31 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int,
     except exact.SearchLimit:
         return BudgetError(f"policy 'optimal': no plan of this {len(costs.op_nodes)}-op graph "
                            f"fits budget_bytes={budget_bytes} (exact search proved it); give "
-                           f"a larger budget (none fits below {budget_floor(costs):,} bytes)")
+                           f"a larger budget (none fits below {least_peak_floor(costs):,} bytes)")
     return BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the minimum "
                        f"of {least} bytes for this graph")
 
 
 def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
                        clock: tuple[float, float], reason: Exception, milp: bool,
-                       bandwidth: float | None = None) -> GraphPlan:
+                       bandwidth: float | None = None, workers: int = 1) -> GraphPlan:
     """Past exact search: the cheapest of the plans of ``dtr`` (its online h_DTR_eq and its
     offline ``next_use``), ``chen``, the hierarchical plan and, where ``milp``, Checkmate's
     MILP at the same budget (so never worse than any), each replayed and checked; ``method``
     names the one chosen. ``clock`` is (start, time_limit): they run fastest first, each
     within an even share of the time left (a member that finishes early leaves its time to
-    the next); one out of time is left out, and the plan's details name it. With a
-    ``bandwidth`` (bytes per cost unit) the ``dtr`` members may move values to host memory and
-    the plan of least **time** is chosen (``tried`` then gives each one's time)."""
+    the next); one out of time is left out, and the plan's details name it. Then CP-SAT
+    improves the cheapest in the time left (:func:`_certified`). With a ``bandwidth`` (bytes
+    per cost unit) the ``dtr`` members may move values to host memory and the plan of least
+    **time** is chosen (``tried`` then gives each one's time; CP-SAT, which plans cost, is not
+    run, and the bound stays every op once)."""
     started, limit = clock
     candidates, refusals, late = [], [f"exact search could not decide ({reason})"], []
     members = _members(costs, int(budget), milp, bandwidth)
+    certify = not bandwidth and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
+    shares = len(members) + certify  # CP-SAT's share last
     for count, (method, planner) in enumerate(members):
-        share = (started + limit - time.perf_counter()) / (len(members) - count)
+        share = (started + limit - time.perf_counter()) / (shares - count)
         try:
             if share <= 0:
                 raise TimeLimitError(f"policy 'optimal': no time left for {method}")
@@ -154,12 +167,45 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     details = {"tried": {m: p.time if bandwidth else p.cost for m, p in candidates}}
     if late:
         details["out_of_time"] = tuple(late)
-    return replace(best, policy="optimal", params=params, method=method, status="feasible",
-                   lower_bound=costs.total_cost, solve_s=time.perf_counter() - started,
-                   details=details)  # already replayed
+    if bandwidth:  # least time: CP-SAT plans cost; every plan computes each op once
+        best = replace(best, lower_bound=costs.total_cost, status="feasible")
+    else:
+        bound = closure_bound(costs, budget, started + limit)  # valid for every plan (..floors)
+        best = replace(best, lower_bound=bound,
+                       status="optimal" if bound >= best.cost else "feasible")
+    if certify and best.status != "optimal":
+        method, best = _certified(costs, budget, best, method, started + limit, workers,
+                                  details)
+    return replace(best, policy="optimal", params=params, method=method,
+                   solve_s=time.perf_counter() - started, details=details)  # already replayed
 
 
-PREFERENCE = ("hierarchical", "dtr", "dtr:next_use", "chen", "milp")  # among equal plans
+def _certified(costs: GraphCosts, budget: float, best: GraphPlan, method: str,
+               deadline: float, workers: int, details: dict) -> tuple[str, GraphPlan]:
+    """CP-SAT hinted with ``best`` until ``deadline``: (method, plan) of the cheaper of the
+    two, carrying CP-SAT's lower bound (valid for every plan) and status. ``details`` gets
+    CP-SAT's cost, bound and whether its model was complete."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        details.setdefault("out_of_time", ())
+        details["out_of_time"] += ("cpsat",)
+        return method, best
+    try:
+        solved = plan_cpsat(costs, int(budget), time_limit=left, workers=workers, hint=best)
+    except PolicyError as error:  # out of time building its model: the portfolio's plan
+        details["cpsat"] = str(error)
+        return method, best
+    details["tried"]["cpsat"] = solved.cost
+    details["cpsat"] = {key: solved.details.get(key) for key in
+                        ("complete", "solver_status", "solver_bound", "max_computations")}
+    bound = max(best.lower_bound or 0, solved.lower_bound or 0)
+    if solved.cost < best.cost:
+        return "cpsat", replace(solved, lower_bound=bound)
+    return method, replace(best, lower_bound=bound,
+                           status="optimal" if bound >= best.cost else best.status)
+
+
+PREFERENCE = ("hierarchical", "dtr", "dtr:next_use", "chen", "milp", "cpsat")  # among equal plans
 
 
 def _members(costs: GraphCosts, budget_bytes: int, milp: bool, bandwidth: float | None = None
@@ -193,13 +239,14 @@ def _nothing_fits(costs: GraphCosts, budget_bytes: int, limit: float, late: list
                               f"({', '.join(late)} ran out of time); raise time_limit; "
                               + "; ".join(refusals))
     return BudgetError(f"policy 'optimal': no planner fits budget_bytes={budget_bytes} on "
-                       f"{where} (no plan fits below {budget_floor(costs):,} bytes); "
+                       f"{where} (no plan fits below {least_peak_floor(costs):,} bytes); "
                        + "; ".join(refusals))
 
 
 SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact search; past "
                   "its limits the cheapest of a hierarchical plan, dtr, chen and, up to "
-                  f"{MILP_OPS_LIMIT} ops, Checkmate's MILP)", plan_optimal,
+                  f"{MILP_OPS_LIMIT} ops, Checkmate's MILP, improved and bounded by CP-SAT)",
+                  plan_optimal,
                   (Parameter("budget_bytes", int, None, "byte budget for activations "
                              "(values and cotangents); default: no limit"),
                    Parameter("max_states", int, exact.DEFAULT_MAX_STATES,
@@ -211,9 +258,13 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "past it, each an even share of the rest"),
                    Parameter("method", str, "auto",
                              "auto (exact search, then the cheapest of hierarchical, dtr, "
-                             "chen and the MILP) or hierarchical (the block plan alone)"),
+                             "chen and the MILP, improved by CP-SAT) or hierarchical (the "
+                             "block plan alone)"),
                    Parameter("bandwidth", float, None,
                              "bytes per cost unit between device and host memory: exact "
                              "search then minimises time, offloading values too; "
                              "past it, dtr's plans with transfers compete on time "
-                             "(docs/offload_model.md); default: no offload")))
+                             "(docs/offload_model.md); default: no offload"),
+                   Parameter("workers", int, 1,
+                             "CP-SAT's search threads past exact search (1: deterministic "
+                             "up to the time limit)")))
