@@ -256,6 +256,7 @@ def test_checkmates_estimate_covers_the_resident_memory_it_takes() -> None:
     amount of work that depends on the machine's load."""
     done = run_capped("""
         import re, checkpoint_ad as ca
+        import scipy.optimize, scipy.sparse  # imported once per process: not the model's memory
         from checkpoint_ad.graphs.policies.checkmate_model import Model
         from checkpoint_ad.graphs.policies.footprint import estimate
 
