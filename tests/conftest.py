@@ -24,3 +24,14 @@ def _no_tracemalloc_left_running() -> Iterator[None]:
     yield
     if not tracing and tracemalloc.is_tracing():
         tracemalloc.stop()
+
+
+@pytest.fixture
+def small_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports drawn small, for tests about what a report holds and where it goes, not its
+    pixels (tests/report/test_plotting.py checks full-size figures)."""
+    from checkpoint_ad import plotting
+    from checkpoint_ad.report import graphs
+    from helpers import draw_small
+    monkeypatch.setattr(plotting, "save_png", draw_small)
+    monkeypatch.setattr(graphs, "save_png", draw_small)
