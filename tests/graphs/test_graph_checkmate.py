@@ -217,7 +217,7 @@ def test_optimal_past_exact_search_tries_the_milp_on_small_graphs(name: str) -> 
     for budget, want in table.items():
         if budget >= store_all:  # store_all fits: no search at all
             continue
-        plan = plan_graph("optimal", costs, budget_bytes=budget, max_states=5, time_limit=3)
+        plan = plan_graph("optimal", costs, budget_bytes=budget, max_states=5, time_limit=8)
         check_graph_plan(costs, plan)
         assert plan.details["tried"]["milp"] == want == plan.cost
         assert plan.lower_bound <= want and plan.peak_bytes <= budget
