@@ -141,7 +141,8 @@ class CheckpointedSequential(torch.nn.Module):
         if prepared is None:
             costs = profile(self.stages, x, repeats=self.repeats)
             if self.costs != "measure":
-                costs = replace(costs, compute=costs.profile.costs(self.costs).compute)
+                costs = replace(costs, compute=costs.profile.costs(self.costs).compute,
+                                backward_costs=())
             plan = policies.make_plan(self.policy, costs, **self.params)
             prepared = self._prepared[key] = Prepared(costs, plan, predict_meter(plan, costs))
         return prepared

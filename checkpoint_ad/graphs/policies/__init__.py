@@ -10,7 +10,7 @@ from ...errors import PolicyError
 from ...plans.registry import Registry
 from ..costs import GraphCosts, checked_costs
 from ..plans import GraphPlan
-from ..transfers import bandwidth_value
+from ...plans.transfers import bandwidth_value
 from . import checkmate, checkmate_lp, chen, cpsat, dtr, fixed, optimal
 from .footprint import require_fits
 
