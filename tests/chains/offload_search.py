@@ -25,7 +25,9 @@ def sequences(n: int, moves: bool) -> Iterator[list[Block]]:
         kinds = [KEEP] + ([MOVE] if moves and t < n - 1 else [])
         for kind in kinds:
             pending.append((t, kind, blocks + [Block(kind, t, t)]))
-        if previous == MOVE:
+        if previous == MOVE:  # a segment restarting from the moved tape, not ending the chain
+            for k in range(t, n):
+                pending.append((k, SEGMENT, blocks + [Block(SEGMENT, t, k)]))
             continue
         for k in range(t, n + 1):
             pending.append((k, SEGMENT, blocks + [Block(SEGMENT, t, k)]))

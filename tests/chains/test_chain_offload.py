@@ -122,7 +122,8 @@ def _plan(costs, blocks):
 def test_the_search_counts_block_sequences() -> None:
     # n = 3: keep|move|segment choices; a move is never right before the last stage
     assert sum(1 for _ in sequences(3, False)) == 13
-    assert sum(1 for _ in sequences(3, True)) == 17  # + move 1 (2 ways), moved segment 2
+    # with moves: + move 1 then keep 2 (2 ways), move 1 then segment 2 (2 ways), moved segment 2
+    assert sum(1 for _ in sequences(3, True)) == 19
 
 
 def test_optimal_with_a_bandwidth_never_takes_longer() -> None:
@@ -161,3 +162,25 @@ def test_other_policies_refuse_a_bandwidth() -> None:
     assert ca.plan("sqrt_n", costs=costs, bandwidth=0).steps == ca.plan("sqrt_n", costs=costs).steps
     with pytest.raises(PolicyError, match="bandwidth plans transfers under budget_bytes"):
         ca.plan("optimal", costs=costs, slots=3, bandwidth=1)
+
+
+GROUND_TRUTH = {  # budget: recompute only, then (least, optimal) at bandwidths 1, 2, 4
+    12: (30, (30, 30), (30, 30), (30, 30)), 14: (29, (29, 29), (27, 29), (27, 29)),
+    16: (28, (28, 28), (27, 27), (24.5, 24.5)), 18: (26, (26, 26), (25, 25), (24.5, 24.5)),
+    20: (26, (26, 26), (24, 25), (24, 24.5)), 22: (25, (25, 25), (24, 24), (24, 24)),
+    25: (24, (24, 24), (24, 24), (24, 24)),
+}
+
+
+def test_the_ground_truth_table_of_the_docs() -> None:
+    costs = ca.ChainCosts(5, (1.0, 3.0, 1.0, 2.0, 1.0), (2, 1, 3, 1, 2, 1), (4, 6, 3, 5, 3))
+    assert peak_bytes(ca.plan("store_all", costs=costs), costs) == 25
+    for bandwidth_index, bandwidth in enumerate((1, 2, 4), 1):
+        replayed = [(peak_bytes(plan, costs), plan_time(plan, costs, bandwidth))
+                    for plan in (_plan(costs, blocks) for blocks in sequences(5, True))]
+        for budget, row in GROUND_TRUTH.items():
+            alone = plan_time(ca.plan("optimal", costs=costs, budget_bytes=budget), costs)
+            least = min([alone] + [time for peak, time in replayed if peak <= budget])
+            planned = ca.plan("optimal", costs=costs, budget_bytes=budget, bandwidth=bandwidth)
+            assert (alone, (least, plan_time(planned, costs))) == (
+                row[0], row[bandwidth_index]), (budget, bandwidth)

@@ -73,6 +73,8 @@ class BlockProblem:
             if self.rate is not None and t < n - 1:
                 yield Block(MOVE, t, t), first + last, peak, (t, stored, MOVE, b[t - 1])
         if kind == MOVE:
+            for k in range(t, n):
+                yield self._after_move(i, k, stored, leaving)
             return
         own = a[i] if kind == SEGMENT else 0
         for k in range(t, n + 1):
@@ -97,6 +99,17 @@ class BlockProblem:
             advance = max(span, self.moved(own))
             yield (Block(MOVED_SEGMENT, i + 1, k), advance + reverse, peak,
                    (k, stored, SEGMENT, own))
+
+
+    def _after_move(self, i: int, k: int, stored: int, tape: int
+                    ) -> tuple[Block, float, int, tuple]:
+        """The segment i+1..k restarting from the moved tape of stage i: its advance overlaps
+        the tape's offload, and the tape comes back during the next block's last step (before
+        this segment's reversal restores x_i from it)."""
+        span = self.prefix[k] - self.prefix[i]
+        held = self.tapes[k - 1] - self.tapes[i]
+        time = max(span, self.moved(tape)) + span + sum(self.bc[i:k])
+        return Block(SEGMENT, i + 1, k), time, stored + tape + held, (k, stored, SEGMENT, tape)
 
 
 Point = tuple  # (store need g, time, block, next state or None, index in its front)
@@ -220,10 +233,14 @@ def _fetched(blocks: list[Block], index: int) -> int | None:
     """The stage whose item the block before ``index`` moved (prefetched during the last step
     of block ``index``), or None."""
     previous = blocks[index - 1] if index else None
-    if previous is not None and previous.kind == MOVE:
-        return previous.last
-    if previous is not None and previous.kind == MOVED_SEGMENT:
+    if previous is None:
+        return None
+    if previous.kind == MOVE:  # a segment after a move fetched it before its own reversal
+        return previous.last if blocks[index].kind in (KEEP, MOVE) else None
+    if previous.kind == MOVED_SEGMENT:
         return previous.first - 1
+    if index > 1 and previous.kind == SEGMENT and blocks[index - 2].kind == MOVE:
+        return blocks[index - 2].last
     return None
 
 
