@@ -139,6 +139,9 @@ class Executor:
     def _end_step(self, dropped: Any) -> None:
         """The open step ends: offloaded device copies are released, prefetched copies become
         readable, and the host copies no later step reads are dropped."""
+        finish = getattr(self.runner, "finish_transfers", None)
+        if finish is not None:
+            finish()  # copies made on a side stream are complete
         for t in self.leaving:
             if t in self.checkpoints:
                 del self.checkpoints[t]
