@@ -226,7 +226,9 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
     made earlier for this chain by ``policy`` (with the same costs and parameters, as a sweep
     that plans every point first does, or read by :meth:`Plan.from_json`) instead of planning
     again; it is checked before the profiling sweep runs: a plan for another number of stages,
-    of another policy or parameters, or not valid, is refused.
+    of another policy or parameters, or not valid, is refused. ``bandwidth`` (bytes per cost
+    unit, with ``optimal``) lets the plan move held tapes and checkpoints to host memory
+    (docs/chain_offload.md): ``stats.host_peak_bytes`` is then the host copies' peak.
     """
     return prepare_backprop(chain, x0, loss, policy, seed=seed, costs=costs, verify=verify,
                             check_finite=check_finite, max_memory=max_memory,
