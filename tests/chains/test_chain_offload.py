@@ -162,6 +162,8 @@ def test_other_policies_refuse_a_bandwidth() -> None:
     assert ca.plan("sqrt_n", costs=costs, bandwidth=0).steps == ca.plan("sqrt_n", costs=costs).steps
     with pytest.raises(PolicyError, match="bandwidth plans transfers under budget_bytes"):
         ca.plan("optimal", costs=costs, slots=3, bandwidth=1)
+    with pytest.raises(PolicyError, match="up to 64 stages .* this chain has 65: plan it"):
+        ca.plan("optimal", costs=ca.ChainCosts(65), budget_bytes=20, bandwidth=1)
 
 
 GROUND_TRUTH = {  # budget: recompute only, then (least, optimal) at bandwidths 1, 2, 4

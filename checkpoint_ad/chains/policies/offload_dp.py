@@ -20,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ...errors import BudgetError
+from ...errors import BudgetError, PolicyError
 from ..costs import ChainCosts
 from ..plans import PlanBuilder
 
 KEEP, MOVE, SEGMENT, MOVED_SEGMENT = "keep", "move", "segment", "moved segment"
 START = "start"
+MAX_STAGES = 64  # the longest chain planned with transfers (about 30 s here, its ladder's
+# dozen fronts included; the DP takes about n³ steps)
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,14 @@ class BlockProblem:
         self.u, self.bc = costs.compute, costs.backward_costs
         self.a, self.b = costs.state_bytes, costs.tape_bytes
         self.rate = bandwidth
-        self.prefix = [0.0]
-        self.tapes = [0]
+        if costs.n > MAX_STAGES:
+            raise PolicyError(f"policy 'optimal': planning transfers covers chains of up to "
+                              f"{MAX_STAGES} stages (its DP takes about n³ steps, a minute at "
+                              f"200); this chain has {costs.n:,}: plan it without a bandwidth")
+        self.prefix, self.backward, self.tapes = [0.0], [0.0], [0]
         for t in range(costs.n):
             self.prefix.append(self.prefix[-1] + self.u[t])
+            self.backward.append(self.backward[-1] + self.bc[t])
             self.tapes.append(self.tapes[-1] + self.b[t])
 
     def moved(self, size: int) -> float:
@@ -86,7 +92,7 @@ class BlockProblem:
         and moved when x_i is a checkpoint of its own and the segment does not end the chain."""
         u, bc, b = self.u, self.bc, self.b
         span = self.prefix[k] - self.prefix[i]
-        backward = sum(bc[i:k])
+        backward = self.backward[k] - self.backward[i]
         last = bc[i] if k > i + 1 else u[k - 1] + bc[k - 1]
         reverse = span + backward - last + max(last, self.moved(prefetch))
         held = self.tapes[k - 1] - self.tapes[i]
@@ -108,7 +114,7 @@ class BlockProblem:
         this segment's reversal restores x_i from it)."""
         span = self.prefix[k] - self.prefix[i]
         held = self.tapes[k - 1] - self.tapes[i]
-        time = max(span, self.moved(tape)) + span + sum(self.bc[i:k])
+        time = max(span, self.moved(tape)) + span + self.backward[k] - self.backward[i]
         return Block(SEGMENT, i + 1, k), time, stored + tape + held, (k, stored, SEGMENT, tape)
 
 
