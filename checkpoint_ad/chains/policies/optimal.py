@@ -83,7 +83,8 @@ from .optimal_table import (NAME, OptimalTable, _cached, _check_tapes, _everythi
 # -- what a table takes ------------------------------------------------------------------------
 
 def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
-              resolution: object = None, store_budget_bytes: object = None) -> Footprint:
+              resolution: object = None, store_budget_bytes: object = None,
+              bandwidth: object = None) -> Footprint:
     """What planning an n-stage chain of unit stages takes (:mod:`..limits`): no table when the
     budget keeps everything (n slots or stored bytes; the whole peak adds at most the working
     value, a new one, and two cotangents)."""
