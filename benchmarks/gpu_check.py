@@ -2,10 +2,12 @@
 
 Runs unchanged on a machine with a GPU: the same models, configurations and measurements as
 benchmarks/torch_models.py, on ``cuda`` (activation peaks from ``torch.cuda.max_memory_allocated``
-over each step's start, times after ``torch.cuda.synchronize``), then a plain-text summary. On a
+over each step's start, times after ``torch.cuda.synchronize``), the offload row among them
+(``optimal +offload``: pinned host memory and a side stream), then a plain-text summary. On a
 machine without CUDA (or without torch) it says so in one line and exits 0.
 
     PYTHONPATH=. python benchmarks/gpu_check.py [--repeats 5] [--models mlp resnet gpt]
+        [--bandwidth 12e9]
 """
 from __future__ import annotations
 

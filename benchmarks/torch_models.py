@@ -15,7 +15,11 @@ Side by side, for each model, in one process (one after another, never two at on
   *predicted* activation peak (Meter, before running) is at most X's measured one — the same
   memory, fewer evaluations;
 * ``optimal =evals(X)``: the smallest budget whose plan evaluates no more stages than X —
-  the same recomputation, less memory.
+  the same recomputation, less memory;
+* ``optimal +offload =mem(sqrt)``: ``optimal`` at the budget of ``optimal =mem(sqrt)`` with
+  ``--bandwidth`` (bytes per second, default 12e9: PCIe 3.0 x16) on measured stage times, so
+  that tapes and checkpoints may move to host memory (docs/chain_offload.md; pinned memory and
+  a side stream on CUDA, a second buffer on the CPU, where it shows the copies' cost only).
 
 Measured the same way for every configuration: ``time`` is the median of ``--repeats`` steps
 (forward + backward, gradients set to None before each) after a warm-up; ``evals`` counts stage
@@ -129,9 +133,12 @@ def optimal(stages: list[Any], budget: int) -> Any:
 def fit_budget(stages: list[Any], x: Any, accept: Callable[[Any], bool]) -> int | None:
     """The largest budget (bytes, to 0.5 %) whose prepared plan ``accept`` takes, ``accept``
     holding for small budgets and not for large ones; None if it fails at the least budget."""
+    import dataclasses
+    from checkpoint_ad import minimum_budget
     from checkpoint_ad.torch import profile
     costs = profile(stages, x)
-    low = costs.state_bytes[0] + costs.tape_bytes[-1]
+    unit = dataclasses.replace(costs, compute=(1.0,) * costs.n, backward_costs=())
+    low = max(costs.state_bytes[0] + costs.tape_bytes[-1], minimum_budget(unit))
     high = low + sum(costs.tape_bytes)
     if not accept(optimal(stages, low).prepare(x)):
         return None
@@ -144,7 +151,8 @@ def fit_budget(stages: list[Any], x: Any, accept: Callable[[Any], bool]) -> int 
     return low
 
 
-def run_model(name: str, repeats: int, device: str) -> list[dict[str, Any]]:
+def run_model(name: str, repeats: int, device: str, bandwidth: float = 12e9
+              ) -> list[dict[str, Any]]:
     import torch
     stages, x = build(name, device)
     counter = count_evaluations(stages)
@@ -172,6 +180,14 @@ def run_model(name: str, repeats: int, device: str) -> list[dict[str, Any]]:
             model = optimal(stages, budget)
             rows.append({"config": config, "budget": budget,
                          **measure(model, stages, x, counter, repeats, device)})
+    budget = next((row.get("budget") for row in rows if row["config"] == "optimal =mem(sqrt)"),
+                  None)
+    if budget is not None:
+        from checkpoint_ad.torch import CheckpointedSequential
+        model = CheckpointedSequential(stages, "optimal", budget_bytes=budget,
+                                       bandwidth=bandwidth)
+        rows.append({"config": "optimal +offload =mem(sqrt)", "budget": budget,
+                     **measure(model, stages, x, counter, repeats, device)})
     return rows
 
 
@@ -231,6 +247,8 @@ def main(argv: list[str] | None = None, device: str = "cpu") -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--bandwidth", type=float, default=12e9,
+                        help="bytes per second between device and host (the offload row)")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -244,7 +262,7 @@ def main(argv: list[str] | None = None, device: str = "cpu") -> int:
           f"command: {' '.join(sys.argv)}", flush=True)
     lines = []
     for name in args.models:
-        rows = run_model(name, args.repeats, device)
+        rows = run_model(name, args.repeats, device, args.bandwidth)
         print_table(name, rows)
         lines += summary(name, rows)
     print("\nsummary (ratios to checkpoint_sequential):\n" + "\n".join(lines))

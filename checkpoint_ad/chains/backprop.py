@@ -18,7 +18,7 @@ from ..engine.autodiff import as_float_array, value_and_grad
 from ..engine.backend import buffer_root, xp
 from .chain import Chain, ChainProfile, Stage, profile_chain
 from ..errors import BudgetError, PlanError, PolicyError, StageError
-from .executor import ArrayRunner, Executor
+from .executor import HOST_KINDS, ArrayRunner, Executor
 from .replay import predict_meter
 from ..plans.memory import Meter, traced
 from ..plans.registry import check_made_with
@@ -38,6 +38,8 @@ class Stats:
     * ``forward_evals``, ``peak_stored``, ``peak_bytes``, ``peak_bytes_by_kind``,
       ``predicted_peak_bytes``, ``measured_peak_bytes`` (None when not traced),
       ``parameter_bytes``, ``parameter_gradient_bytes``: as docs/cost_model.md defines them.
+    * ``host_peak_bytes``, ``predicted_host_peak_bytes``: the peak bytes of the host copies
+      (measured by the host Meter; predicted by the replay), docs/chain_offload.md.
     """
 
     forward_evals: int
@@ -50,6 +52,8 @@ class Stats:
     parameter_bytes: int
     parameter_gradient_bytes: int
     timeline: list[tuple[int, int]] = field(repr=False, default_factory=list)
+    host_peak_bytes: int = 0
+    predicted_host_peak_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,10 @@ class PreparedBackprop:
     sweeps only, so that probes wrapped around it see the run and nothing else."""
 
     def __init__(self, chain: Chain, x0: Any, plan: Plan, predicted: Meter, runner: ArrayRunner,
-                 meter: Meter, loss: Loss | None) -> None:
+                 meter: Meter, loss: Loss | None, predicted_host: Meter | None = None) -> None:
         self.chain, self.x0, self.plan, self.predicted = chain, x0, plan, predicted
         self.runner, self.meter = runner, meter
+        self.predicted_host = predicted_host if predicted_host is not None else Meter(False)
         self.executor = Executor(plan, runner, meter)
         self._objective = value_and_grad(loss or sum_all)
         self._value: Any = None
@@ -126,7 +131,7 @@ class PreparedBackprop:
         stats = Stats(runner.evaluations, self.executor.peak_stored, meter.peak,
                       self.predicted.peak, measured, wall, dict(meter.peak_by_kind),
                       _nbytes(groups), _nbytes(runner.gradients),
-                      timeline)
+                      timeline, self.executor.host_meter.peak, self.predicted_host.peak)
         grad_params = [None if s.params is None else gradients[id(s.params)]
                        for s in self.chain.stages]
         return Result(self._value, grad_input, grad_params, stats, self.plan)
@@ -188,13 +193,15 @@ def prepare_backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None 
     chain_costs = profile.costs(costs)
     chosen = (policies.make_plan(policy, chain_costs, **policy_params) if plan is None
               else plan)
-    predicted = predict_meter(chosen, chain_costs, record_timeline=record_timeline)
+    predicted_host = Meter(False, HOST_KINDS)
+    predicted = predict_meter(chosen, chain_costs, record_timeline=record_timeline,
+                              host_meter=predicted_host)
     if max_memory is not None and predicted.peak > max_memory:
         raise BudgetError(f"policy {policy!r} is predicted to hold {predicted.peak} bytes of "
                           f"activations at its peak, more than max_memory={max_memory}")
     runner = ArrayRunner(chain, seed, profile, verify=verify, finite=check_finite)
     return PreparedBackprop(chain, x0, chosen, predicted, runner,
-                            Meter(record_timeline=record_timeline), loss)
+                            Meter(record_timeline=record_timeline), loss, predicted_host)
 
 
 def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
@@ -219,7 +226,9 @@ def backprop(chain: Chain | Sequence[Stage], x0: Any, loss: Loss | None = None,
     made earlier for this chain by ``policy`` (with the same costs and parameters, as a sweep
     that plans every point first does, or read by :meth:`Plan.from_json`) instead of planning
     again; it is checked before the profiling sweep runs: a plan for another number of stages,
-    of another policy or parameters, or not valid, is refused.
+    of another policy or parameters, or not valid, is refused. ``bandwidth`` (bytes per cost
+    unit, with ``optimal``) lets the plan move held tapes and checkpoints to host memory
+    (docs/chain_offload.md): ``stats.host_peak_bytes`` is then the host copies' peak.
     """
     return prepare_backprop(chain, x0, loss, policy, seed=seed, costs=costs, verify=verify,
                             check_finite=check_finite, max_memory=max_memory,

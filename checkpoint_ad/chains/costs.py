@@ -20,6 +20,10 @@ class ChainCosts:
     ``tape_input_bytes[t-1]`` the part of it that is the stage's input ``x_{t-1}`` (0 unless the
     tape keeps its input, whose memory it then shares with a stored ``x_{t-1}``).
 
+    ``backward_costs[t-1]`` is the time of stage t's backward step in the same units, by
+    default ``2 * compute[t-1]`` (a VJP does about twice a stage's work); only the time of a
+    plan with transfers reads it (docs/chain_offload.md).
+
     Two more facts serve the whole activation peak (:mod:`..replay`, what ``budget_bytes``
     bounds): ``tape_keeps_output[t-1]`` says whether stage t's tape keeps its output ``x_t``
     among its residuals (then a turn's transient tape holds it too; default False), and
@@ -35,6 +39,7 @@ class ChainCosts:
     tape_input_bytes: tuple[int, ...] = ()
     tape_keeps_output: tuple[bool, ...] = ()
     returns_output: bool = False
+    backward_costs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         n = whole_number(self.n, "ChainCosts.n (the number of stages)", minimum=1, error=PlanError)
@@ -54,6 +59,12 @@ class ChainCosts:
         object.__setattr__(self, "tape_keeps_output", _keeps_output(n, self.tape_keeps_output))
         object.__setattr__(self, "returns_output",
                            flag(self.returns_output, "ChainCosts.returns_output", error=PlanError))
+        backward = sequence(self.backward_costs, "ChainCosts.backward_costs", error=PlanError)
+        if backward:
+            sequence(backward, "ChainCosts.backward_costs", length=n, error=PlanError)
+            backward = _checked_entries("compute", backward, "backward_costs")
+        object.__setattr__(self, "backward_costs",
+                           backward or tuple(2 * u for u in self.compute))
 
     @classmethod
     def unit(cls, n: int) -> ChainCosts:
@@ -88,7 +99,7 @@ def _keeps_output(n: int, given: object) -> tuple[bool, ...]:
                  for index, keep in enumerate(keeps))
 
 
-def _checked_entries(name: str, values: tuple) -> tuple:
+def _checked_entries(name: str, values: tuple, label: str = "compute") -> tuple:
     """Costs as finite floats >= 0, sizes as integers >= 0 (bytes); else :class:`PlanError`.
 
     Plain Python floats (costs) or ints (sizes) are checked in bulk (million-stage chains);
@@ -96,10 +107,10 @@ def _checked_entries(name: str, values: tuple) -> tuple:
     if name == "compute":
         if all(type(v) is float for v in values) and min(values) >= 0 and math.isfinite(sum(values)):
             return values
-        checked = tuple(real_number(value, f"ChainCosts.compute[{index}] (the cost of stage "
+        checked = tuple(real_number(value, f"ChainCosts.{label}[{index}] (the cost of stage "
                                            f"{index + 1})", positive=False, error=PlanError)
                         for index, value in enumerate(values))
-        finite_total(checked, "ChainCosts.compute", error=PlanError)
+        finite_total(checked, f"ChainCosts.{label}", error=PlanError)
         return checked
     if all(type(v) is int for v in values) and min(values) >= 0:
         return values

@@ -7,6 +7,13 @@ executor on it predicts, before anything runs, the exact bytes the real run will
 
 The Meter counts exactly what docs/cost_model.md lists under ``peak_bytes``, each buffer once,
 by kind.
+
+Transfers (docs/offload_model.md, section "Chains") really move values: ``offload t`` copies
+checkpoint ``x_t`` or stage t's held tape into a host pool (separate buffers, counted by a
+second Meter, kind ``host``, never by the first) and releases the device copy when its step
+ends; ``prefetch t`` copies it back, held by the device Meter from that moment and readable once
+its step ends; a host copy is dropped as the last step that could read it ends
+(:func:`~checkpoint_ad.plans.transfers.host_drops`).
 """
 from __future__ import annotations
 
@@ -18,11 +25,15 @@ from .chain import (Chain, ChainProfile, TapedStage, check_finite, digest, evalu
                     evaluate_taped)
 from ..errors import StageError
 from ..plans.memory import Meter
+from ..plans.transfers import host_drops
 from ..engine.backend import buffer_root, xp
+from .actions import STEP_END_NAMES, STEP_ENDS
+from .host import copy_array, copy_tape_arrays, install_tape, strip_tape
 from .plans import Action, Plan, Step
 from ..engine.trees import flatten
 
 WORKING, COTANGENT, NEXT_COTANGENT, TRANSIENT = "working", "cotangent", "next cotangent", "turn"
+HOST_KINDS = ("host",)
 
 
 class Runner(Protocol):
@@ -34,6 +45,11 @@ class Runner(Protocol):
     def output(self, taped: Any) -> Any: ...
     def residuals(self, taped: Any) -> list[Any]: ...
     def backward(self, t: int, taped: Any, cotangent: Any) -> Any: ...
+    def copy(self, value: Any) -> Any: ...
+    def offload_tape(self, taped: Any) -> Any: ...
+    def host_arrays(self, host_tape: Any) -> list[Any]: ...
+    def release_tape(self, taped: Any) -> None: ...
+    def prefetch_tape(self, taped: Any, host_tape: Any) -> Any: ...
 
 
 class Executor:
@@ -44,9 +60,11 @@ class Executor:
     returns ``dL/dx_n``. It returns ``dL/dx_0``.
     """
 
-    def __init__(self, plan: Plan, runner: Runner, meter: Meter) -> None:
+    def __init__(self, plan: Plan, runner: Runner, meter: Meter,
+                 host_meter: Meter | None = None) -> None:
         self.counts = plan.counts  # validates the plan (once: cached) before anything runs
         self.plan, self.runner, self.meter = plan, runner, meter
+        self.host_meter = host_meter if host_meter is not None else Meter(False, HOST_KINDS)
         self.pair_max = getattr(runner, "pair_max", None)  # placeholders that sum runs up
         self.steps = list(plan)
         self.split = next(i for i, s in enumerate(self.steps)
@@ -57,6 +75,13 @@ class Executor:
         self.cotangent: Any = None
         self.seed: Callable[[Any], Any] | None = None
         self.peak_stored = 0
+        self.host: dict[int, Any] = {}      # the host pool: stage -> its copy
+        self.stripped: dict[int, Any] = {}  # stage -> its held tape while on the host
+        self.leaving: list[int] = []        # offloaded in the open step
+        self.arriving: dict[int, Any] = {}  # prefetched in the open step, not yet readable
+        self.position = 0
+        self.drops = (host_drops([(s.action.value, s.stage) for s in self.steps], STEP_END_NAMES)
+                      if any(s.action is Action.OFFLOAD for s in self.steps) else {})
 
     def forward(self, x0: Any) -> Any:
         x0 = self.runner.own_input(x0)
@@ -81,7 +106,57 @@ class Executor:
 
     def _run(self, step: Step) -> None:
         _HANDLERS[step.action](self, step)
-        self.peak_stored = max(self.peak_stored, len(self.checkpoints) + len(self.held))
+        self.peak_stored = max(self.peak_stored,
+                               len(self.checkpoints) + len(self.held) + len(self.arriving))
+        if step.action in STEP_ENDS and (self.leaving or self.arriving or self.drops):
+            self._end_step(self.drops.get(self.position, ()))
+        self.position += 1
+
+    def _offload(self, step: Step) -> None:
+        t = step.stage
+        if t in self.checkpoints:
+            copied = self.runner.copy(self.checkpoints[t])
+            arrays = [copied]
+        else:
+            copied = self.runner.offload_tape(self.held[t])
+            arrays = self.runner.host_arrays(copied)
+        self.host[t] = copied
+        self.host_meter.hold(("host", t), "host", arrays)
+        self.leaving.append(t)
+
+    def _prefetch(self, step: Step) -> None:
+        t = step.stage
+        if t in self.stripped:
+            taped = self.runner.prefetch_tape(self.stripped.pop(t), self.host[t])
+            self.arriving[t] = ("tape", taped)
+            self.meter.hold(("tape", t), "tape",
+                            self.runner.residuals(taped) + [self.runner.output(taped)])
+        else:
+            value = self.runner.copy(self.host[t])
+            self.arriving[t] = ("checkpoint", value)
+            self.meter.hold(("checkpoint", t), "checkpoint", [value])
+
+    def _end_step(self, dropped: Any) -> None:
+        """The open step ends: offloaded device copies are released, prefetched copies become
+        readable, and the host copies no later step reads are dropped."""
+        finish = getattr(self.runner, "finish_transfers", None)
+        if finish is not None:
+            finish()  # copies made on a side stream are complete
+        for t in self.leaving:
+            if t in self.checkpoints:
+                del self.checkpoints[t]
+                self.meter.release(("checkpoint", t))
+            else:
+                self.stripped[t] = taped = self.held.pop(t)
+                self.meter.release(("tape", t))
+                self.runner.release_tape(taped)
+        self.leaving.clear()
+        for t, (kind, value) in self.arriving.items():
+            (self.held if kind == "tape" else self.checkpoints)[t] = value
+        self.arriving.clear()
+        for t in dropped:
+            del self.host[t]
+            self.host_meter.release(("host", t))
 
     def _set_working(self, value: Any) -> None:
         self.working = value
@@ -152,6 +227,8 @@ _HANDLERS = {
     Action.ADVANCE: Executor._advance, Action.TAPE: Executor._tape, Action.TURN: Executor._turn,
     Action.BACKWARD: Executor._backward_held, Action.SAVE: Executor._save,
     Action.RESTORE: Executor._restore, Action.FREE: Executor._free,
+    Action.OFFLOAD: Executor._offload, Action.PREFETCH: Executor._prefetch,
+    Action.WAIT: lambda executor, step: None,
 }
 
 
@@ -230,6 +307,22 @@ class ArrayRunner:
         """The tape's residual arrays, parameters excluded (they are counted apart)."""
         return [r for r in taped.residual_arrays()
                 if id(buffer_root(r)) not in self.parameter_roots]
+
+    def copy(self, value: Any) -> Any:
+        """A host (or device) copy of a state, in a buffer of its own."""
+        return copy_array(value)
+
+    def offload_tape(self, taped: TapedStage) -> Any:
+        return copy_tape_arrays(taped, self.parameter_roots)
+
+    def host_arrays(self, host_tape: Any) -> list[Any]:
+        return host_tape.arrays()
+
+    def release_tape(self, taped: TapedStage) -> None:
+        strip_tape(taped)
+
+    def prefetch_tape(self, taped: TapedStage, host_tape: Any) -> TapedStage:
+        return install_tape(taped, host_tape, self.parameter_roots)
 
     def backward(self, t: int, taped: TapedStage, cotangent: Any) -> Any:
         grad_x, grads = taped.backward(cotangent)

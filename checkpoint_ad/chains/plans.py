@@ -23,64 +23,38 @@ evaluations, forward cost, stored and ``peak_stored``); this docstring gives the
   SAVE      store the working value ``x_stage`` as a checkpoint                   0
   RESTORE   working value := ``x_stage``, from a checkpoint or a held tape        0
   FREE      drop checkpoint ``x_stage`` (never ``x_0``)                           0
+  OFFLOAD   copy checkpoint ``x_stage`` or the held tape of ``stage`` to host     0
+            memory; its device bytes are released when the step ends
+  PREFETCH  copy it back from its host copy; readable once the step ends          0
+  WAIT      end a step that holds transfers alone                                 0
   ========  ===================================================================  =========
+
+Transfers, steps and their times: docs/offload_model.md, section "Chains". ADVANCE, TAPE, TURN,
+BACKWARD and WAIT each end a step; the transfers listed before one run during it.
 
 A plan is valid (:func:`check_plan`) when every stage is reversed exactly once, from n down to 1;
 every step finds what it needs (the working value, a checkpoint, a held tape); nothing is used
 after it was freed; no state is stored twice; no more than ``slots`` items are ever stored; and at
-the end only ``x_0`` remains stored.
+the end only ``x_0`` remains stored and no transfer is in flight.
 """
 from __future__ import annotations
 
-import enum
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
-
 from ..plans.plan_json import (dump_plan, load_plan, mapping_field, read_field, reading,
                                steps_field, text_field)
 from ..checks import whole_number
 from ..errors import PlanError
+from .actions import (ACTIONS as _ACTIONS, ADVANCE as _ADVANCE, BACKWARD as _BACKWARD,
+                      CODE as _CODE, FREE as _FREE, OFFLOAD as _OFFLOAD,
+                      PREFETCH as _PREFETCH, RESTORE as _RESTORE, SAVE as _SAVE, TAPE as _TAPE,
+                      TURN as _TURN, WAIT as _WAIT, Action, Step)
+from .checker import Counts, check_plan
 
-
-class Action(enum.Enum):
-    """The closed vocabulary of plan steps (see the module docstring)."""
-
-    ADVANCE = "advance"
-    TAPE = "tape"
-    TURN = "turn"
-    BACKWARD = "backward"
-    SAVE = "save"
-    RESTORE = "restore"
-    FREE = "free"
-
-
-_ACTIONS = tuple(Action)
-_CODE = {action: code for code, action in enumerate(_ACTIONS)}
-_ADVANCE, _TAPE, _TURN, _BACKWARD, _SAVE, _RESTORE, _FREE = (_CODE[a] for a in _ACTIONS)
-
-
-class Step(NamedTuple):
-    """One plan step; ``end`` differs from ``stage`` only for a run of advances."""
-
-    action: Action
-    stage: int
-    end: int
-
-    @property
-    def evaluations(self) -> int:
-        """Forward evaluations this step performs."""
-        if self.action is Action.ADVANCE:
-            return self.end - self.stage + 1
-        return 1 if self.action in (Action.TAPE, Action.TURN) else 0
-
-    def __str__(self) -> str:
-        if self.action is Action.ADVANCE and self.end != self.stage:
-            return f"advance {self.stage}..{self.end}"
-        return f"{self.action.value} {self.stage}"
+__all__ = ["Action", "CHAIN_PLAN_FIELDS", "Counts", "Plan", "PlanBuilder", "Step", "check_plan"]
 
 
 class PlanBuilder:
@@ -124,6 +98,15 @@ class PlanBuilder:
 
     def free(self, index: int) -> None:
         self._append(_FREE, index, index)
+
+    def offload(self, index: int) -> None:
+        self._append(_OFFLOAD, index, index)
+
+    def prefetch(self, index: int) -> None:
+        self._append(_PREFETCH, index, index)
+
+    def wait(self, index: int) -> None:
+        self._append(_WAIT, index, index)
 
     def build(self, policy: str, params: Mapping[str, object] | None = None,
               slots: int | None = None) -> Plan:
@@ -261,138 +244,3 @@ def _json_step(number: int, step: list, n: int) -> tuple[str, int, int]:
     return action, stage, end
 
 
-class Counts(NamedTuple):
-    """What :func:`check_plan` counts: forward evaluations and peak stored items."""
-
-    forward_evals: int
-    peak_stored: int
-
-
-class _PlanState:
-    """The checker's view of a run: what is stored, what the working value is, what is next.
-
-    Each action's method applies the step and returns None, or returns why it is invalid
-    (messages are built only then: the checker runs over million-step plans).
-    """
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.checkpoints = {0}
-        self.held_tapes: set[int] = set()
-        self.working: int | None = 0
-        self.next_reverse = n
-
-    @property
-    def stored(self) -> int:
-        return len(self.checkpoints) + len(self.held_tapes)
-
-    def _working_name(self) -> str:
-        return "gone" if self.working is None else f"x_{self.working}"
-
-    def _evaluation_error(self, stage: int, end: int) -> str | None:
-        if stage < 1:
-            return "there is no stage 0"
-        if self.working != stage - 1:
-            return f"needs the working value x_{stage - 1}, but it is {self._working_name()}"
-        if end > self.next_reverse:
-            return (f"evaluates past stage {self.next_reverse}, whose successors are already "
-                    "reversed")
-        return None
-
-    def _reverse(self, stage: int) -> str | None:
-        if stage != self.next_reverse:
-            return f"reverses stage {stage}, but the next stage to reverse is {self.next_reverse}"
-        self.next_reverse -= 1
-        self.working = None
-        return None
-
-    def advance(self, stage: int, end: int) -> str | None:
-        error = self._evaluation_error(stage, end)
-        if error is None:
-            self.working = end
-        return error
-
-    def tape(self, stage: int, end: int) -> str | None:
-        error = self._evaluation_error(stage, end)
-        if error is None and stage in self.held_tapes:
-            error = "this tape is already held"
-        if error is None:
-            self.held_tapes.add(stage)
-            self.working = stage
-        return error
-
-    def turn(self, stage: int, end: int) -> str | None:
-        return self._evaluation_error(stage, end) or self._reverse(stage)
-
-    def backward(self, stage: int, end: int) -> str | None:
-        if stage not in self.held_tapes:
-            return "no held tape of this stage"
-        error = self._reverse(stage)
-        if error is None:
-            self.held_tapes.discard(stage)
-        return error
-
-    def save(self, stage: int, end: int) -> str | None:
-        if self.working != stage:
-            return f"the working value is {self._working_name()}"
-        if stage in self.checkpoints or stage in self.held_tapes:
-            return "this state is already stored"
-        if stage >= self.next_reverse:
-            return "saves a state that is never used again"
-        self.checkpoints.add(stage)
-        return None
-
-    def restore(self, stage: int, end: int) -> str | None:
-        if stage not in self.checkpoints and stage not in self.held_tapes:
-            return "this state is not stored (never saved, or already freed)"
-        self.working = stage
-        return None
-
-    def free(self, stage: int, end: int) -> str | None:
-        if stage == 0:
-            return "x_0 is never freed"
-        if stage not in self.checkpoints:
-            return "this checkpoint is not stored"
-        self.checkpoints.discard(stage)
-        return None
-
-
-_METHODS = tuple(getattr(_PlanState, action.value) for action in _ACTIONS)
-
-
-def check_plan(plan: Plan, slots: int | None = None) -> Counts:
-    """Validate ``plan`` step by step and return its counts.
-
-    Raises :class:`PlanError` naming the first step that breaks an invariant. ``slots``
-    (default: the plan's own promise) bounds the stored items at every moment.
-    """
-    limit = plan.slots if slots is None else slots
-    if limit is not None and limit < 1:
-        raise PlanError(f"a plan needs at least 1 slot (x_0 is always stored), got {limit}")
-    state = _PlanState(plan.n)
-    evaluations, peak, n = 0, state.stored, plan.n
-    rows = zip(plan._actions, plan._stages, plan._ends)
-    for number, (code, stage, end) in enumerate(rows, 1):
-        error = None
-        if not (0 <= stage <= end <= n) or (code != _ADVANCE and end != stage):
-            error = f"index out of range 0..{n}"
-        if error is None:
-            error = _METHODS[code](state, stage, end)
-        if error is not None:
-            raise PlanError(f"step {number} ({Step(_ACTIONS[code], stage, end)}): {error}")
-        if code == _ADVANCE:
-            evaluations += end - stage + 1
-        elif code == _TAPE or code == _TURN:
-            evaluations += 1
-        stored = len(state.checkpoints) + len(state.held_tapes)
-        if stored > peak:
-            peak = stored
-            if limit is not None and stored > limit:
-                raise PlanError(f"step {number} ({Step(_ACTIONS[code], stage, end)}): {stored} "
-                                f"items stored, more than the {limit} slots allowed")
-    if state.next_reverse != 0:
-        raise PlanError(f"the plan ends before stage {state.next_reverse} is reversed")
-    leftovers = sorted(state.checkpoints - {0}) + sorted(state.held_tapes)
-    if leftovers:
-        raise PlanError(f"the plan ends with states still stored: {leftovers}")
-    return Counts(evaluations, peak)

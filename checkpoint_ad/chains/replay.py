@@ -24,8 +24,10 @@ from typing import Any
 
 from ..errors import PlanError
 from ..plans.memory import Meter, Symbol
+from ..plans.transfers import bandwidth_value, step_time
+from .actions import STEP_ENDS
 from .costs import ChainCosts
-from .executor import Executor
+from .executor import HOST_KINDS, Executor
 from .plans import Action, Plan, PlanBuilder
 
 
@@ -105,6 +107,25 @@ class SymbolicRunner:
     def backward(self, t: int, taped: _SymbolicTape, cotangent: Any) -> Symbol:
         return Symbol(self.sizes[t - 1])
 
+    def copy(self, value: Symbol) -> Symbol:
+        return Symbol(value.nbytes)
+
+    def offload_tape(self, taped: _SymbolicTape) -> _SymbolicTape:
+        copies: dict[int, Symbol] = {}
+
+        def copied(symbol: Symbol) -> Symbol:
+            return copies.setdefault(id(symbol), Symbol(symbol.nbytes))
+        return _SymbolicTape(copied(taped.output), [copied(r) for r in taped.residuals])
+
+    def host_arrays(self, host_tape: _SymbolicTape) -> list[Symbol]:
+        return host_tape.residuals + [host_tape.output]
+
+    def release_tape(self, taped: _SymbolicTape) -> None:
+        pass
+
+    def prefetch_tape(self, taped: _SymbolicTape, host_tape: _SymbolicTape) -> _SymbolicTape:
+        return self.offload_tape(host_tape)
+
 
 class RunSummingRunner(SymbolicRunner):
     """A :class:`SymbolicRunner` whose runs of advances the executor sums up at once (the same
@@ -132,13 +153,57 @@ def as_run(plan: Plan, costs: ChainCosts) -> Plan:
     return hold_last_tape(plan) if costs.returns_output else plan
 
 
-def predict_meter(plan: Plan, costs: ChainCosts, record_timeline: bool = True) -> Meter:
-    """Run ``plan`` symbolically; the returned Meter holds the predicted peak and timeline."""
+def predict_meter(plan: Plan, costs: ChainCosts, record_timeline: bool = True,
+                  host_meter: Meter | None = None) -> Meter:
+    """Run ``plan`` symbolically; the returned Meter holds the predicted peak and timeline (of
+    device bytes); ``host_meter``, if given, receives the host copies' bytes."""
     meter = Meter(record_timeline=record_timeline)
-    executor = Executor(plan, SymbolicRunner(costs), meter)
+    executor = Executor(plan, SymbolicRunner(costs), meter, host_meter)
     executor.forward(None)
     executor.reverse(lambda x_n: Symbol(costs.state_bytes[-1]))
     return meter
+
+
+def host_peak_bytes(plan: Plan, costs: ChainCosts) -> int:
+    """The peak bytes of the host copies ``plan`` holds on the chain of ``costs``
+    (docs/chain_offload.md); 0 for a plan without transfers."""
+    if not any(step.action is Action.OFFLOAD for step in plan):
+        return 0
+    host = Meter(False, HOST_KINDS)
+    predict_meter(as_run(plan, costs), costs, record_timeline=False, host_meter=host)
+    return host.peak
+
+
+def plan_time(plan: Plan, costs: ChainCosts, bandwidth: object = None) -> float:
+    """The time of ``plan`` on the chain of ``costs``, in cost units (docs/chain_offload.md):
+    the sum of its steps' times, transfers timed at ``bandwidth`` bytes per cost unit (default:
+    the plan's own ``bandwidth`` parameter). A plan without transfers takes its forward cost
+    plus the sum of the backward costs."""
+    if bandwidth is None:
+        bandwidth = dict(plan.params).get("bandwidth")
+    rate = bandwidth_value(bandwidth, "plan_time")
+    prefix = [0.0]
+    for u in costs.compute:
+        prefix.append(prefix[-1] + u)
+    backward, held, on_host = costs.backward_costs, set(), {}
+    total, offloaded, prefetched = 0.0, 0, 0
+    for step in as_run(plan, costs):
+        action, t = step.action, step.stage
+        if action is Action.OFFLOAD or action is Action.PREFETCH:
+            if action is Action.OFFLOAD:
+                on_host[t] = t in held
+            size = costs.tape_bytes[t - 1] if on_host[t] else costs.state_bytes[t]
+            offloaded += size if action is Action.OFFLOAD else 0
+            prefetched += size if action is Action.PREFETCH else 0
+            continue
+        if action not in STEP_ENDS:
+            continue
+        held.add(t) if action is Action.TAPE else held.discard(t)
+        action_time = (prefix[step.end] - prefix[t - 1] if step.evaluations else 0.0) + (
+            backward[t - 1] if action in (Action.TURN, Action.BACKWARD) else 0.0)
+        total += step_time(action_time, offloaded, prefetched, rate)
+        offloaded = prefetched = 0
+    return total
 
 
 def peak_bytes(plan: Plan, costs: ChainCosts) -> int:

@@ -11,7 +11,7 @@ Transfers (docs/offload_model.md) really move values: ``offload i`` copies i's v
 host pool (a separate buffer, counted by a second Meter, kind ``host``, never by the first)
 and releases the device copy when its step ends; ``prefetch i`` copies it back, held by the
 device Meter from that moment and readable once its step ends; a host copy is dropped as the
-last step that could read it ends (:func:`~checkpoint_ad.graphs.transfers.host_drops`).
+last step that could read it ends (:func:`~checkpoint_ad.plans.transfers.host_drops`).
 
 Two runners: :class:`ArrayGraphRunner` computes with arrays; :class:`SymbolicGraphRunner`
 returns sized placeholders, so the very same executor predicts the Meter before anything runs.
@@ -28,7 +28,7 @@ from ..errors import NonFiniteError, OpError
 from ..plans.memory import Meter, Symbol
 from .plans import GraphAction, GraphPlan
 from .program import Program
-from .transfers import host_drops
+from ..plans.transfers import host_drops
 
 KINDS = ("value", "cotangent")
 HOST_KINDS = ("host",)

@@ -26,7 +26,7 @@ from ..errors import PlanError
 from ..plans.plan_json import (dump_plan, json_able, load_plan, mapping_field, read_field,
                                reading, steps_field, text_field)
 from .costs import GraphCosts, checked_costs
-from .transfers import bandwidth_value, host_drops, step_time
+from ..plans.transfers import bandwidth_value, host_drops, step_time
 
 
 class GraphAction(enum.Enum):

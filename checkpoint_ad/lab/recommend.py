@@ -54,7 +54,7 @@ from ..graphs.executor import predict_meter as predict_graph
 from ..graphs.plans import GraphPlan
 from ..graphs.policies.dtr import HEURISTICS
 from ..graphs.program import Program
-from ..graphs.transfers import bandwidth_value
+from ..plans.transfers import bandwidth_value
 from ..workloads import chain_models
 from ..workloads.graph_models import GraphWorkload
 from ..workloads.user import build_workload, family_of

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..checks import plain, whole_number
 from ..errors import PolicyError, UnknownNameError
+from .transfers import bandwidth_value
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,22 @@ class Registry:
             plural = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known {plural}: "
                                    f"{', '.join(self._specs)}") from None
+
+    def without_transfers(self, policy: str, params: dict[str, object]) -> dict[str, object]:
+        """``params`` for ``policy``: unchanged for a policy that plans transfers (it takes a
+        ``bandwidth``); for the others, without a ``bandwidth`` of None or 0, and a
+        :class:`PolicyError` naming the policies that do for any other bandwidth
+        (docs/offload_model.md)."""
+        spec = self.get(policy)
+        if "bandwidth" not in params or any(p.name == "bandwidth" for p in spec.parameters):
+            return params
+        rest = {name: value for name, value in params.items() if name != "bandwidth"}
+        if bandwidth_value(params["bandwidth"], f"policy {policy!r}", PolicyError) is None:
+            return rest
+        movers = [name for name in self.names()
+                  if any(p.name == "bandwidth" for p in self.get(name).parameters)]
+        raise PolicyError(f"policy {policy!r} does not plan transfers to host memory (bandwidth="
+                          f"{params['bandwidth']!r}); policies that do: {', '.join(movers)}")
 
 
 def positive_int(policy: str, name: str, value: object) -> int:

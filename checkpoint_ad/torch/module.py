@@ -19,7 +19,7 @@ import torch
 
 from checkpoint_ad.chains import policies
 from checkpoint_ad.chains.backprop import Stats
-from checkpoint_ad.chains.executor import Executor
+from checkpoint_ad.chains.executor import HOST_KINDS, Executor
 from checkpoint_ad.chains.plans import Plan
 from checkpoint_ad.chains.replay import predict_meter
 from checkpoint_ad.plans.memory import Meter
@@ -35,6 +35,7 @@ class Prepared:
     costs: TorchChainCosts
     plan: Plan
     predicted: Meter
+    predicted_host: Meter
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,10 @@ class _Step:
         costs = prepared.costs
         self.device = torch.device(costs.device)
         self.runner = TorchRunner(owner.stages, costs.profile, costs.random_stages,
-                                  cuda_devices(self.device))
+                                  cuda_devices(self.device), self.device)
         self.meter = Meter(record_timeline=False, buffer_root=storage_of)
-        self.executor = Executor(prepared.plan, self.runner, self.meter)
+        self.host_meter = Meter(False, HOST_KINDS, buffer_root=storage_of)
+        self.executor = Executor(prepared.plan, self.runner, self.meter, self.host_meter)
         self.seconds = 0.0
         self.cuda_start = 0
 
@@ -84,7 +86,8 @@ class _Step:
         return TorchStats(self.runner.evaluations, self.executor.peak_stored, self.meter.peak,
                           self.prepared.predicted.peak, measured, self.seconds,
                           dict(self.meter.peak_by_kind), storage_bytes(tensors),
-                          storage_bytes(gradients))
+                          storage_bytes(gradients), [], self.host_meter.peak,
+                          self.prepared.predicted_host.peak)
 
 
 class _Checkpointed(torch.autograd.Function):
@@ -119,6 +122,12 @@ class CheckpointedSequential(torch.nn.Module):
     :class:`TorchStats` (evaluations; the Meter's peak of activation bytes, its split by kind
     and the prediction made before the run; on CUDA the allocator's peak too).
 
+    ``bandwidth`` (with ``optimal`` and ``budget_bytes``, docs/chain_offload.md) lets the plan
+    move held tapes and checkpoints to host memory: in bytes per cost unit, so bytes per
+    second with measured costs (e.g. ``12e9`` for PCIe 3.0). On the CPU a host copy is a
+    second buffer; on CUDA pinned memory, copied on a side stream. ``stats`` then reports the
+    host copies' peak beside the device's (``host_peak_bytes``, and its prediction).
+
     Without autograd (``torch.no_grad()``, or neither input nor parameters requiring grad) the
     modules simply run in sequence.
     """
@@ -141,9 +150,12 @@ class CheckpointedSequential(torch.nn.Module):
         if prepared is None:
             costs = profile(self.stages, x, repeats=self.repeats)
             if self.costs != "measure":
-                costs = replace(costs, compute=costs.profile.costs(self.costs).compute)
+                costs = replace(costs, compute=costs.profile.costs(self.costs).compute,
+                                backward_costs=())
             plan = policies.make_plan(self.policy, costs, **self.params)
-            prepared = self._prepared[key] = Prepared(costs, plan, predict_meter(plan, costs))
+            host = Meter(False, HOST_KINDS)
+            predicted = predict_meter(plan, costs, host_meter=host)
+            prepared = self._prepared[key] = Prepared(costs, plan, predicted, host)
         return prepared
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch
 
 from checkpoint_ad.chains.chain import ChainProfile
 from checkpoint_ad.errors import StageError
+from checkpoint_ad.torch.transfers import HostTape, Mover, Saved
 
 # torch.autograd.backward accepts a GradientEdge from torch 2.7 on: a tape then needs only the
 # edge, not its output tensor. Before, the tape keeps its output (the profile says so).
@@ -94,12 +95,14 @@ def call_stage(module: torch.nn.Module, t: int, x: torch.Tensor) -> torch.Tensor
 @dataclass
 class TorchTape:
     """One taped evaluation: the input leaf, the output (None once not kept), what backward
-    starts from (a gradient edge, or the output itself before torch 2.7), the saved tensors."""
+    starts from (a gradient edge, or the output itself before torch 2.7), the saved tensors
+    (parameters left out), and the holders autograd keeps them in (:mod:`.transfers`)."""
 
     leaf: torch.Tensor
     output: torch.Tensor | None
     start: Any
     residuals: list[torch.Tensor]
+    holders: list[Saved]
 
 
 def tape_stage(module: torch.nn.Module, t: int, x: torch.Tensor, excluded: set[int],
@@ -107,11 +110,11 @@ def tape_stage(module: torch.nn.Module, t: int, x: torch.Tensor, excluded: set[i
     """Evaluate stage t with autograd on, recording what it saves (storages in ``excluded``,
     the parameters' keys, left out; each storage once)."""
     leaf = x.detach().requires_grad_(True)
-    saved: list[torch.Tensor] = []
+    holders: list[Saved] = []
 
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        saved.append(tensor)
-        return tensor
+    def pack(tensor: torch.Tensor) -> Saved:
+        holders.append(Saved(tensor))
+        return holders[-1]
 
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
         output = call_stage(module, t, leaf)
@@ -121,16 +124,26 @@ def tape_stage(module: torch.nn.Module, t: int, x: torch.Tensor, excluded: set[i
         raise StageError(f"{stage_name(module, t)} returned a tensor outside autograd's graph "
                          "(detached or constant); a checkpointed stage must compute its output "
                          "from its input or parameters")
-    residuals = list({key: tensor for tensor in saved
-                      if (key := storage_key(tensor)) not in excluded}.values())
     start = torch.autograd.graph.get_gradient_edge(output) if EDGE_BACKWARD else output
-    if not EDGE_BACKWARD and storage_key(output) not in map(storage_key, residuals):
+    taped = TorchTape(leaf, output.detach() if keep_output else None, start, [], holders)
+    taped.residuals = saved_residuals(taped, excluded, output)
+    return taped
+
+
+def saved_residuals(taped: TorchTape, excluded: set, output: torch.Tensor | None = None
+                    ) -> list[torch.Tensor]:
+    """The tensors ``taped``'s holders keep, each storage once, those in ``excluded`` (the
+    parameters' storages) left out; before torch 2.7 the output too (backward starts there)."""
+    residuals = list({key: holder.tensor for holder in taped.holders
+                      if (key := storage_key(holder.tensor)) not in excluded}.values())
+    if not EDGE_BACKWARD and output is not None and \
+            storage_key(output) not in map(storage_key, residuals):
         residuals.append(output)
-    return TorchTape(leaf, output.detach() if keep_output else None, start, residuals)
+    return residuals
 
 
-def _unpack(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
+def _unpack(holder: Saved) -> torch.Tensor:
+    return holder.tensor
 
 
 def module_tensors(modules: Sequence[torch.nn.Module]) -> list[torch.Tensor]:
@@ -172,10 +185,12 @@ class TorchRunner:
     """
 
     def __init__(self, modules: Sequence[torch.nn.Module], profile: ChainProfile,
-                 random_stages: Sequence[int], cuda_devices: Sequence[int]) -> None:
+                 random_stages: Sequence[int], cuda_devices: Sequence[int],
+                 device: torch.device | None = None) -> None:
         self.modules, self.profile = list(modules), profile
         self.excluded = {storage_key(p) for p in module_tensors(self.modules)}
         self.replay = RandomReplay(random_stages, cuda_devices)
+        self.mover = Mover(device if device is not None else torch.device("cpu"))
         self.evaluations = 0
 
     def _checked(self, t: int, output: torch.Tensor) -> torch.Tensor:
@@ -220,3 +235,46 @@ class TorchRunner:
         torch.autograd.backward(taped.start, cotangent)
         gradient = taped.leaf.grad
         return torch.zeros_like(taped.leaf) if gradient is None else gradient
+
+    # -- transfers (docs/chain_offload.md, :mod:`.transfers`) --------------------------------
+
+    def copy(self, value: torch.Tensor) -> torch.Tensor:
+        """A state's copy: to the host from the device, or back (on the CPU, a clone)."""
+        return self.mover.copy([value], to_host=value.device.type != "cpu")[0]
+
+    def offload_tape(self, taped: TorchTape) -> HostTape:
+        if not EDGE_BACKWARD:
+            raise StageError(f"moving a held tape to host memory needs torch 2.7 or later "
+                             f"(gradient edges), not {torch.__version__}")
+        saved = {storage_key(holder.tensor) for holder in taped.holders}
+        leaf = taped.leaf.detach() if storage_key(taped.leaf) in saved else None
+        moved = self.mover.copy([h.tensor for h in taped.holders] + [taped.output, leaf],
+                                to_host=True, keep=self.excluded)
+        return HostTape(moved[:-2], moved[-2], moved[-1], tuple(taped.leaf.shape))
+
+    def host_arrays(self, host: HostTape) -> list[torch.Tensor]:
+        return [tensor for tensor in host.saved + [host.output, host.leaf]
+                if tensor is not None and storage_key(tensor) not in self.excluded]
+
+    def release_tape(self, taped: TorchTape) -> None:
+        """Drop the device tensors of a tape that left (the holders keep the parameters)."""
+        for holder in taped.holders:
+            if storage_key(holder.tensor) not in self.excluded:
+                holder.tensor = None
+        taped.residuals, taped.output = [], None
+        taped.leaf.data = torch.empty(0, dtype=taped.leaf.dtype, device=taped.leaf.device)
+
+    def prefetch_tape(self, taped: TorchTape, host: HostTape) -> TorchTape:
+        moved = self.mover.copy(host.saved + [host.output, host.leaf], to_host=False,
+                                keep=self.excluded)
+        for holder, tensor in zip(taped.holders, moved):
+            holder.tensor = tensor
+        taped.output = moved[-2]
+        # an input autograd did not save is never read: a zero-stride stand-in of its shape
+        taped.leaf.data = moved[-1] if moved[-1] is not None else torch.zeros(
+            (), dtype=taped.leaf.dtype, device=self.mover.device).expand(host.shape)
+        taped.residuals = saved_residuals(taped, self.excluded)
+        return taped
+
+    def finish_transfers(self) -> None:
+        self.mover.finish()

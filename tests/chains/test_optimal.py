@@ -330,7 +330,7 @@ def test_registered() -> None:
     assert [default_resolution(n) for n in (1, 35, 36, 157, 500, 1000, 3000)] == [
         1000, 1000, 972, 227, 71, 35, 16]
     assert {parameter.name for parameter in SPEC.parameters} == {
-        "slots", "budget_bytes", "tapes", "resolution", "store_budget_bytes"}
+        "slots", "budget_bytes", "tapes", "resolution", "store_budget_bytes", "bandwidth"}
 
 
 def test_budget_below_minimum_names_it() -> None:

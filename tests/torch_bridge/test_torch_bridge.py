@@ -263,3 +263,32 @@ def test_the_cli_compares_policies_on_torch_modules(capsys):
     assert [(r["policy"], r["backend"], r["forward_evals"]) for r in records] == \
         [("store_all", "torch", 3), ("recompute_all", "torch", 6)]
     assert all(r["max_grad_diff"] == 0.0 for r in records)
+
+
+@pytest.mark.parametrize("depth", [5, 10])
+def test_offload_plans_move_values_and_keep_torchs_gradients(depth):
+    modules, x = models.mlp(depth, 8, seed=1, dtype=DOUBLE), torch.randn(3, 8, dtype=DOUBLE)
+    expected, _ = gradients(modules, x)
+    low = profile(modules, x)
+    everything = low.state_bytes[0] + sum(low.tape_bytes)
+    moved = 0
+    for fraction in (0.4, 0.7):
+        params = {"budget_bytes": int(everything * fraction), "bandwidth": 1e12,
+                  "costs": "unit"}
+        try:
+            got, model = gradients(modules, x, "optimal", params)
+        except BudgetError:
+            continue
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+        stats = model.stats
+        assert stats.peak_bytes == stats.predicted_peak_bytes <= params["budget_bytes"]
+        assert stats.host_peak_bytes == stats.predicted_host_peak_bytes
+        moved += stats.host_peak_bytes > 0
+    assert moved  # some plan really moved tapes or checkpoints to the host
+
+
+def test_a_bandwidth_with_another_policy_is_refused():
+    modules, x = tiny_mlp()
+    from checkpoint_ad.errors import PolicyError
+    with pytest.raises(PolicyError, match="policies that do: optimal"):
+        gradients(modules, x, "sqrt_n", {"bandwidth": 1e9})

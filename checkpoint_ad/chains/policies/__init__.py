@@ -28,10 +28,12 @@ get_policy = REGISTRY.get
 
 def make_plan(name: str, costs: ChainCosts | int, **params: object) -> Plan:
     """Plan ``name`` for ``costs`` (an int n means a homogeneous chain of unit costs), as it
-    runs on that chain (:func:`..replay.as_run`: stage n's tape held when the chain returns
+    runs on that chain; ``bandwidth`` (docs/chain_offload.md) goes to ``optimal``, the others
+    take None or 0 and refuse any other value (:func:`..replay.as_run`: stage n's tape held when the chain returns
     its output before its cotangent is known)."""
     if isinstance(costs, int):
         costs = ChainCosts.unit(costs)
+    params = REGISTRY.without_transfers(name, params)
     return as_run(get_policy(name).plan(costs, **params), costs)
 
 
@@ -49,8 +51,9 @@ def check_fits(name: str, n: int, **params: object) -> limits.Footprint | None:
 
 
 def check_params(name: str, **params: object) -> None:
-    """Refuse an unknown policy, unknown parameters or bad values before any costs are known."""
-    get_policy(name).check_params(**params)
+    """Refuse an unknown policy, unknown parameters or bad values before any costs are known
+    (a ``bandwidth`` > 0 given to a policy that plans no transfers among them)."""
+    get_policy(name).check_params(**REGISTRY.without_transfers(name, params))
 
 
 __all__ = ["check_fits", "check_params", "Parameter", "PolicySpec", "REGISTRY", "get_policy",

@@ -75,13 +75,16 @@ from ...plans.registry import Parameter, PolicySpec, positive_int
 from ...plans.limits import Footprint, plan_bytes
 from . import optimal_budget
 from .optimal_dp import everything_bytes
+from .optimal_offload import plan_with_transfers
+from ...plans.transfers import bandwidth_value
 from .optimal_table import (NAME, OptimalTable, _cached, _check_tapes, _everything_plan,
                             _free_slots, _slots_table, default_resolution, table_footprint)
 
 # -- what a table takes ------------------------------------------------------------------------
 
 def footprint(n: int, slots: object = None, budget_bytes: object = None, tapes: object = True,
-              resolution: object = None, store_budget_bytes: object = None) -> Footprint:
+              resolution: object = None, store_budget_bytes: object = None,
+              bandwidth: object = None) -> Footprint:
     """What planning an n-stage chain of unit stages takes (:mod:`..limits`): no table when the
     budget keeps everything (n slots or stored bytes; the whole peak adds at most the working
     value, a new one, and two cotangents)."""
@@ -104,8 +107,14 @@ def _byte_budget(name: str, value: object) -> None:
 
 
 def check_optimal(slots: object = None, budget_bytes: object = None, tapes: object = True,
-                  resolution: object = None, store_budget_bytes: object = None) -> None:
+                  resolution: object = None, store_budget_bytes: object = None,
+                  bandwidth: object = None) -> None:
     """Refuse parameters that are wrong, or meaningless together, before any costs are known."""
+    rate = bandwidth_value(bandwidth, f"policy {NAME!r}", PolicyError)
+    if rate is not None and (slots is not None or tapes is False):
+        raise PolicyError(f"policy {NAME!r}: bandwidth plans transfers under budget_bytes or "
+                          f"store_budget_bytes, with held tapes (got slots={slots!r}, "
+                          f"tapes={tapes!r})")
     given = [name for name, value in (("slots", slots), ("budget_bytes", budget_bytes),
                                       ("store_budget_bytes", store_budget_bytes))
              if value is not None]
@@ -168,9 +177,22 @@ def optimal_cost(costs: ChainCosts, slots: int | None = None, budget_bytes: floa
 
 def plan_optimal(costs: ChainCosts, slots: int | None = None, budget_bytes: float | None = None,
                  tapes: bool = True, resolution: int | None = None,
-                 store_budget_bytes: float | None = None) -> Plan:
-    """The plan of least forward cost within the budget (see the module docstring)."""
-    check_optimal(slots, budget_bytes, tapes, resolution, store_budget_bytes)
+                 store_budget_bytes: float | None = None, bandwidth: float | None = None) -> Plan:
+    """The plan of least forward cost within the budget (see the module docstring); with a
+    ``bandwidth`` > 0, the plan of least time (docs/chain_offload.md)."""
+    check_optimal(slots, budget_bytes, tapes, resolution, store_budget_bytes, bandwidth)
+    rate = bandwidth_value(bandwidth, f"policy {NAME!r}", PolicyError)
+    if rate is not None:
+        params = {"budget_bytes" if store_budget_bytes is None else "store_budget_bytes":
+                  budget_bytes if store_budget_bytes is None else store_budget_bytes,
+                  "tapes": tapes, "bandwidth": bandwidth}
+        if resolution is not None:
+            params["resolution"] = resolution
+        return plan_with_transfers(
+            costs, rate, params, budget_bytes, store_budget_bytes,
+            lambda: plan_optimal(costs, None, budget_bytes, tapes, resolution,
+                                 store_budget_bytes),
+            lambda: minimum_budget(costs, tapes, resolution))
     if _keeps_everything(costs, slots, budget_bytes, tapes, store_budget_bytes):
         builder = _everything_plan(costs, tapes)
         if slots is not None:
@@ -216,5 +238,9 @@ SPEC = PolicySpec(
      Parameter("store_budget_bytes", float, None,
                "budget in bytes for checkpoints and held tapes alone, x_0 included, sized by "
                "costs.state_bytes and costs.tape_bytes (the recursion's own memory; the "
-               "working value and cotangents come on top)")),
+               "working value and cotangents come on top)"),
+     Parameter("bandwidth", float, None,
+               "bytes per cost unit between device and host memory: with a bandwidth > 0 the "
+               "plan of least time, keeping, recomputing or moving to the host each block of "
+               "the forward sweep (docs/chain_offload.md); None or 0: no transfer")),
     check_optimal)

@@ -6,11 +6,9 @@ numbers the replay gives.
 """
 from __future__ import annotations
 
-from ...errors import PolicyError
 from ...plans.registry import Registry
 from ..costs import GraphCosts, checked_costs
 from ..plans import GraphPlan
-from ..transfers import bandwidth_value
 from . import checkmate, checkmate_lp, chen, cpsat, dtr, fixed, optimal
 from .footprint import require_fits
 
@@ -39,16 +37,7 @@ def without_transfers(policy: str, params: dict[str, object]) -> dict[str, objec
     """``params`` for ``policy``: unchanged for a policy that plans transfers; for the others,
     without a ``bandwidth`` of None or 0, and a :class:`PolicyError` naming the policies that
     do for any other bandwidth."""
-    spec = get_policy(policy)
-    if "bandwidth" not in params or any(p.name == "bandwidth" for p in spec.parameters):
-        return params
-    rest = {name: value for name, value in params.items() if name != "bandwidth"}
-    if bandwidth_value(params["bandwidth"], f"policy {policy!r}", PolicyError) is None:
-        return rest
-    movers = [name for name in names()
-              if any(p.name == "bandwidth" for p in get_policy(name).parameters)]
-    raise PolicyError(f"policy {policy!r} does not plan transfers to host memory (bandwidth="
-                      f"{params['bandwidth']!r}); policies that do: {', '.join(movers)}")
+    return REGISTRY.without_transfers(policy, params)
 
 
 __all__ = ["REGISTRY", "get_policy", "names", "plan_graph", "without_transfers"]

@@ -49,7 +49,7 @@ from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan
-from ..transfers import bandwidth_value
+from ...plans.transfers import bandwidth_value
 from .dtr_offload import OffloadRun
 from .dtr_run import THRASH_FACTOR, DtrRun
 

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..plans import GraphAction, GraphStep
-from ..transfers import step_time
+from ...plans.transfers import step_time
 from .dtr_run import DtrRun
 
 OFFLOAD, PREFETCH, WAIT = GraphAction.OFFLOAD, GraphAction.PREFETCH, GraphAction.WAIT

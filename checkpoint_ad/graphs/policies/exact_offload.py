@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphStep
-from ..transfers import step_time
+from ...plans.transfers import step_time
 from .exact import Move, Space, bits
 
 OFFLOAD, PREFETCH, WAIT = GraphAction.OFFLOAD, GraphAction.PREFETCH, GraphAction.WAIT

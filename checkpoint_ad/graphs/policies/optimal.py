@@ -15,7 +15,7 @@ from .. import solvers
 from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
 from ..plans import GraphPlan
-from ..transfers import bandwidth_value
+from ...plans.transfers import bandwidth_value
 from . import exact
 from .exact_offload import OffloadSpace
 from .checkmate import plan_checkmate

@@ -1,6 +1,7 @@
-"""What transfers between device and host memory mean in a graph plan (docs/offload_model.md),
-the parts that the replay, the executor and the planners share: the bandwidth, how actions
-group into steps, when host copies are dropped, and the time of a step.
+"""What transfers between device and host memory mean in a plan of either family
+(docs/offload_model.md), the parts that the replays, the executors and the planners share: the
+bandwidth, how actions group into steps, when host copies are dropped, and the time of a step.
+Each family names the actions that end its steps (graphs: :data:`STEP_ENDS`; chains: theirs).
 
 Units: bytes for sizes, **cost units** for times, bytes per cost unit for ``bandwidth``.
 """
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from ..checks import real_number
 from ..errors import PlanError
 
-#: the actions that end a step (by value: this module sits below the plans' enum)
+#: the actions that end a graph plan's step (by value: this module sits below the plans' enums)
 STEP_ENDS = ("compute", "backward", "wait")
 TRANSFERS = ("offload", "prefetch")
 
@@ -38,25 +39,28 @@ def step_time(action_time: float, offloaded: int, prefetched: int,
     return max(action_time, offloaded / bandwidth, prefetched / bandwidth)
 
 
-def step_ends(steps: Sequence[tuple[object, int]]) -> list[int]:
+def step_ends(steps: Sequence[tuple[object, int]],
+              enders: Iterable[str] = STEP_ENDS) -> list[int]:
     """For each action of ``steps`` (pairs of an action and a node), the position of the action
     that ends its step (the position past the end when no action ends it: a transfer in
-    flight when the plan ends)."""
+    flight when the plan ends); ``enders`` names the actions that end a step."""
+    enders = frozenset(enders)
     ends = [len(steps)] * len(steps)
     end = len(steps)
     for position in reversed(range(len(steps))):
-        if _name(steps[position][0]) in STEP_ENDS:
+        if _name(steps[position][0]) in enders:
             end = position
         ends[position] = end
     return ends
 
 
-def host_drops(steps: Sequence[tuple[object, int]]) -> dict[int, list[int]]:
+def host_drops(steps: Sequence[tuple[object, int]],
+               enders: Iterable[str] = STEP_ENDS) -> dict[int, list[int]]:
     """When host copies are dropped: the position of a step-ending action -> the nodes whose
     host copy is dropped as that step ends. A copy made by ``offload i`` lives until the step
     of the last ``prefetch i`` before i is offloaded again (or the plan ends); with no such
     prefetch, until the end of the offload's own step."""
-    ends = step_ends(steps)
+    ends = step_ends(steps, enders)
     last_read: dict[int, int] = {}  # node -> end of the last step that could read its copy
     drops: dict[int, list[int]] = {}
     for position, (action, node) in enumerate(steps):
