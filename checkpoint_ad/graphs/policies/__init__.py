@@ -10,7 +10,7 @@ from ...errors import PolicyError
 from ...plans.registry import Registry
 from ..costs import GraphCosts, checked_costs
 from ..plans import GraphPlan
-from ..transfers import bandwidth_value
+from ..transfers import bandwidth_value, host_budget_value
 from . import checkmate, checkmate_lp, chen, cpsat, dtr, fixed, optimal
 from .footprint import require_fits
 
@@ -37,10 +37,16 @@ def plan_graph(policy: str, costs: GraphCosts, **params: object) -> GraphPlan:
 
 def without_transfers(policy: str, params: dict[str, object]) -> dict[str, object]:
     """``params`` for ``policy``: unchanged for a policy that plans transfers; for the others,
-    without a ``bandwidth`` of None or 0, and a :class:`PolicyError` naming the policies that
-    do for any other bandwidth."""
+    without a ``bandwidth`` of None or 0 and without a valid ``host_budget_bytes`` (a plan
+    without transfers holds no host bytes), and a :class:`PolicyError` naming the policies
+    that do for any other bandwidth."""
     spec = get_policy(policy)
-    if "bandwidth" not in params or any(p.name == "bandwidth" for p in spec.parameters):
+    if any(p.name == "bandwidth" for p in spec.parameters):
+        return params
+    if "host_budget_bytes" in params:
+        host_budget_value(params["host_budget_bytes"], f"policy {policy!r}", PolicyError)
+        params = {name: value for name, value in params.items() if name != "host_budget_bytes"}
+    if "bandwidth" not in params:
         return params
     rest = {name: value for name, value in params.items() if name != "bandwidth"}
     if bandwidth_value(params["bandwidth"], f"policy {policy!r}", PolicyError) is None:
