@@ -27,6 +27,7 @@ from .hierarchical import plan_hierarchical
 DEFAULT_TIME_LIMIT = 10.0
 EXACT_OPS_LIMIT = 40  # past this, the state space is out of reach: plan hierarchically at once
 MILP_OPS_LIMIT = 40  # Checkmate's MILP finds plans within seconds only on graphs this small
+OFFLOAD_EXACT_OPS_LIMIT = 12  # with transfers, one state has up to 4**resident moves
 CPSAT_OPS_LIMIT = 100_000  # CP-SAT improves the portfolio's plan on graphs up to this size
 METHODS = ("auto", "hierarchical")
 
@@ -92,9 +93,11 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                                method="exact", status="optimal", lower_bound=costs.total_cost)
     milp = len(costs.op_nodes) <= MILP_OPS_LIMIT
     try:
-        if len(costs.op_nodes) > EXACT_OPS_LIMIT:
+        most = OFFLOAD_EXACT_OPS_LIMIT if speed else EXACT_OPS_LIMIT
+        if len(costs.op_nodes) > most:
             raise exact.SearchLimit(f"the graph has {len(costs.op_nodes)} ops; exact search "
-                                    f"handles graphs up to about {EXACT_OPS_LIMIT}")
+                                    f"handles graphs up to about {most}"
+                                    + (" with transfers" if speed else ""))
         deadline = started + (limit / 2 if milp else limit)
         space = OffloadSpace(costs, speed, budget, deadline, host) if speed else None
         steps, cost, _ = exact.search(costs, budget, max_states, deadline=deadline, space=space)
