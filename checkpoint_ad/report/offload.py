@@ -183,7 +183,7 @@ def _swept(group: Sequence[Record]) -> set[float]:
 def _plan_figures(record: Record, folder: Path, name: str) -> list[tuple[str, Path]]:
     """The plan of ``record`` as R/S matrices and as the graph, offloaded values in green."""
     parents, steps = record.graph["parents"], record.graph_steps  # type: ignore[index]
-    title = (f"{_workload(record)}: {offload_planner(record)} at {_budget_label(record)} of "
+    title = (f"{_workload(record)}: {record.policy} at {_budget_label(record)} of "
              f"store_all's peak, bandwidth {bandwidth_label(record.bandwidth)}"  # type: ignore
              f" ({record.time_overhead:.2f}x store_all's time)")
     computed, kept = stages(parents, steps)  # type: ignore[arg-type]
