@@ -57,10 +57,10 @@ def test_the_sweep_and_where_offload_starts_paying(base) -> None:
     assert break_even([moved(base, b, 130.0) for b in times]) == (None, 4096.0)
     legend, bullet = offload_headline(sweep + other)
     assert legend.startswith("Offload (docs/offload_model.md)")
-    assert bullet == (f"residual (50 ops) at 0.30 of store_all's peak (31.2 KiB): time over "
-                      f"store_all's by bandwidth (bytes per op time): 0: 1.30x, 256: 1.30x, "
-                      f"1024: 1.21x, 4096: 1.00x; offload pays from bandwidth 1024 and stops "
-                      f"paying at 256 and below.")
+    assert bullet == ("residual (50 ops) at 0.30 of store_all's peak (31.2 KiB): time over "
+                      "store_all's by bandwidth (bytes per op time): 0: 1.30x, 256: 1.30x, "
+                      "1024: 1.21x, 4096: 1.00x; offload pays from bandwidth 1024 and stops "
+                      "paying at 256 and below.")
     assert sweep_of(other) == (None, [])  # two bandwidths make no sweep
 
 
