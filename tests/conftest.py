@@ -24,3 +24,23 @@ def _no_tracemalloc_left_running() -> Iterator[None]:
     yield
     if not tracing and tracemalloc.is_tracing():
         tracemalloc.stop()
+
+
+@pytest.fixture
+def small_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports drawn small, for tests about what a report holds and where it goes, not its
+    pixels (tests/report/test_plotting.py checks full-size figures)."""
+    from checkpoint_ad import plotting
+    from checkpoint_ad.report import graphs
+    from helpers import draw_small
+    monkeypatch.setattr(plotting, "save_png", draw_small)
+    monkeypatch.setattr(graphs, "save_png", draw_small)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _solver_libraries_loaded() -> None:
+    """The solver libraries imported once per test process, as a planner does before its clock
+    starts: tests that time a planner's call from outside then time its work, not an import
+    (tests/test_packaging.py checks that ``import checkpoint_ad`` does not load them)."""
+    from checkpoint_ad.graphs import solvers
+    solvers.load(solvers.EVERY)

@@ -1,6 +1,8 @@
 """The wheel ships every package: pyproject.toml lists each one that exists on disk."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -27,3 +29,16 @@ def test_every_listed_package_imports() -> None:
         except ModuleNotFoundError:
             assert name == "checkpoint_ad.experiments", name
             assert (ROOT / "experiments" / "__init__.py").is_file()
+
+
+def test_importing_the_package_and_running_a_chain_imports_no_heavy_library() -> None:
+    """torch is an optional extra; scipy, OR-Tools, networkx and matplotlib take about a second
+    each to import and only some planners and the reports need them: every worker process of
+    an experiment and every command starts without them."""
+    script = ("import sys, numpy as np, checkpoint_ad as ca\n"
+              "ca.backprop([ca.Stage(lambda x, p: ca.tanh(x))] * 3, np.ones(4), policy='sqrt_n')\n"
+              "heavy = ('torch', 'scipy', 'ortools', 'networkx', 'matplotlib')\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from ..errors import BudgetError
 from ..plans import limits
 from ..plans.registry import budget_value, positive_int, positive_seconds
+from . import solvers
 from .costs import GraphCosts, checked_costs
 from .policies import exact, optimal
 from .policies.checkmate import DEFAULT_TIME_LIMIT, capped
@@ -55,6 +56,7 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
     budget = budget_value("graph_lower_bound", budget_bytes)
     seconds = positive_seconds("graph_lower_bound", "time_limit", time_limit)
     max_states = positive_int("graph_lower_bound", "max_states", max_states)
+    solvers.load(solvers.HIGHS)
     deadline = time.perf_counter() + seconds
     allowance = limits.current().memory_bytes
     if exact.table_bytes(costs) <= allowance:

@@ -20,8 +20,6 @@ import math
 import time
 
 import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import coo_array
 
 from .costs import GraphCosts
 
@@ -168,6 +166,8 @@ def _closure_lp(costs: GraphCosts, values_room: float, j: int) -> float:
     upper.append(float(room))
     objective = np.zeros(2 * n)
     objective[n:] = [costs.costs[v] for v in sorted(nodes)]
+    from scipy.optimize import linprog  # imported when used: it takes a second
+    from scipy.sparse import coo_array
     matrix = coo_array((data, (rows, cols)), shape=(len(upper), 2 * n)).tocsr()
     result = linprog(objective, A_ub=matrix, b_ub=upper, bounds=(0, 1), method="highs")
     # HiGHS's optimum of a minimisation: its value less a tolerance stays a bound

@@ -4,6 +4,7 @@ the Meter and tracemalloc give the exact numbers beside them.
 """
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -54,10 +55,21 @@ def rss_run(run: Callable[[], Any]) -> tuple[int, int | None]:
     before = memory_usage(-1, interval=RSS_INTERVAL_S, max_iterations=1)[0]
     exact = _reset_high_water()
     before_exact = _high_water_bytes() if exact else None
+    before_children = set(multiprocessing.active_children())
     peak = memory_usage((run, (), {}), interval=RSS_INTERVAL_S, max_usage=True,
                         max_iterations=1)
+    _join_new_children(before_children)
     after_exact = _high_water_bytes() if exact else None
     sampled = max(0, int((peak - before) * MIB))
     high_water = (None if before_exact is None or after_exact is None
                   else max(0, after_exact - before_exact))
     return sampled, high_water
+
+
+def _join_new_children(before: set) -> None:
+    """Wait for the sampling processes memory-profiler forked to end. It joins them for only a
+    few intervals; one still alive holds every file the run had open, the output folder's lock
+    included (a lock taken with ``flock`` is shared with forked children), and would refuse the
+    next run into that folder for a moment after this one ended."""
+    for child in set(multiprocessing.active_children()) - before:
+        child.join()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint_ad import plotting
 from checkpoint_ad.cli import main as cli
 from checkpoint_ad.errors import ExperimentError
 from checkpoint_ad.graphs.policies import plan_graph
@@ -18,8 +19,10 @@ from checkpoint_ad.lab import experiment as ex
 from checkpoint_ad.lab import specs
 from checkpoint_ad.lab.graph_measure import store_all_peak, trace_task
 from checkpoint_ad.records.files import scan_records, scan_results
+from checkpoint_ad.report import graphs as graph_report
 from checkpoint_ad.report.markdown import build_report
 from checkpoint_ad.records.schema import Record
+from helpers import draw_small
 
 TINY_GRAPHS = """\
 family = "graph"
@@ -62,7 +65,10 @@ def quick_records(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Record
     out = tmp_path_factory.mktemp("graph_budget")
     experiment = specs.load_experiment("graph_budget", quick=True)
     records = ex.run_experiment(experiment, out, isolate=False)
-    build_report(records, out, [out / "records.jsonl"])
+    with pytest.MonkeyPatch.context() as patch:  # what the report holds, not its pixels
+        patch.setattr(graph_report, "save_png", draw_small)
+        patch.setattr(plotting, "save_png", draw_small)
+        build_report(records, out, [out / "records.jsonl"])
     return records, out
 
 

@@ -5,6 +5,7 @@ subprocess; the others check the pieces in-process."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -264,3 +265,14 @@ def test_an_interrupt_before_any_point_writes_nothing(tmp_path, monkeypatch, cap
     assert capsys.readouterr().err.splitlines() == [
         "checkpoint-ad: interrupted; nothing was written"]
     assert not (tmp_path / "out").exists()
+
+
+def test_no_sampling_process_outlives_a_measurement() -> None:
+    """memory-profiler forks a sampling process per measurement and waits for it only a few
+    milliseconds; one left alive shares the output folder's lock and refuses the next run."""
+    from checkpoint_ad.lab.rss import rss_run
+    before = set(multiprocessing.active_children())
+    for _ in range(5):
+        rss_run(lambda: sum(range(10_000)))
+        assert {child.pid for child in multiprocessing.active_children()} == {
+            child.pid for child in before}

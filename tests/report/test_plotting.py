@@ -73,7 +73,8 @@ def test_byte_and_time_labels() -> None:
 
 
 def test_a_report_is_rebuilt_from_records_alone(records: list[Record], tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                small_figures: None) -> None:
     source = write_records(tmp_path / "saved" / "records.jsonl", records)
 
     def forbidden(*args: object, **kwargs: object) -> None:
@@ -93,8 +94,8 @@ def test_a_report_is_rebuilt_from_records_alone(records: list[Record], tmp_path:
     assert "\n- Peak and time against store_all's" in text
 
 
-def test_report_of_several_experiments_uses_one_folder_each(records: list[Record],
-                                                            tmp_path: Path) -> None:
+def test_report_of_several_experiments_uses_one_folder_each(records: list[Record], tmp_path: Path,
+                                                            small_figures: None) -> None:
     other = [Record(**{**r.to_dict(), "experiment": "again"}) for r in records]
     build_report(list(records) + other, tmp_path)
     assert (tmp_path / "plots" / "memory_vs_n.png").exists()

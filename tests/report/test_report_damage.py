@@ -5,7 +5,6 @@ property test mutates a real records file at random (bytes and JSON values). doc
 lists the cases."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import textwrap
@@ -20,7 +19,7 @@ from checkpoint_ad import plotting
 from checkpoint_ad.cli import main as cli
 from checkpoint_ad.lab import experiment as ex
 from checkpoint_ad.lab import specs
-from helpers import TINY_EXPERIMENT, run_cli, snapshot
+from helpers import TINY_EXPERIMENT, draw_small, run_cli, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -158,13 +157,6 @@ def mutated_files(draw: st.DrawFn, lines: list[str]) -> bytes:
     return bytes(data)
 
 
-def rendered_small(figure: Any, path: Path) -> None:
-    """Every figure is still drawn in full (a bad value fails there), at a tenth of the pixels
-    and without the palette pass, so that many files can be tried."""
-    figure.savefig(io.BytesIO(), format="png", dpi=12)
-    path.write_bytes(b"drawn")
-
-
 @settings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                   HealthCheck.too_slow])
 @given(data=st.data())
@@ -172,7 +164,7 @@ def test_report_never_raises_on_mutated_records(tmp_path_factory, lines, data) -
     folder = tmp_path_factory.mktemp("mutated")
     (folder / "records.jsonl").write_bytes(data.draw(mutated_files(lines)))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plotting, "save_png", rendered_small)
+        patch.setattr(plotting, "save_png", draw_small)
         status = cli.main(["report", str(folder / "records.jsonl"), "--out",
                            str(folder / "out")])
     assert status in (0, 2)

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
+from .. import solvers
 from ..costs import GraphCosts
 from ..floors import least_peak_floor
 from ..plans import GraphPlan
@@ -41,6 +42,7 @@ def plan_checkmate(costs: GraphCosts, budget_bytes: int | None = None,
     costs less (see :func:`store_all_if_cheaper`)."""
     budget = budget_value("checkmate", budget_bytes)
     seconds = positive_seconds("checkmate", "time_limit", time_limit)
+    solvers.load(solvers.HIGHS)
     started = time.perf_counter()
     params = {"time_limit": seconds} if budget_bytes is None else {
         "budget_bytes": budget_bytes, "time_limit": seconds}

@@ -19,6 +19,7 @@ import numpy as np
 from ...checks import whole_number
 from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
+from .. import solvers
 from ..costs import GraphCosts
 from ..floors import least_peak_floor
 from ..plans import GraphPlan, replay
@@ -44,6 +45,7 @@ def plan_checkmate_lp(costs: GraphCosts, budget_bytes: int | None = None,
                           f"{', '.join(ROUNDINGS)}, got {rounding!r}")
     seed = whole_number(seed, "policy 'checkmate_lp': seed", error=PolicyError,
                         noun="whole number")
+    solvers.load(solvers.HIGHS)
     started = time.perf_counter()
     try:
         model = Model(costs, started + seconds)

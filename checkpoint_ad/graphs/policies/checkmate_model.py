@@ -38,8 +38,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
 
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphStep
@@ -270,6 +268,8 @@ class Model:
         what is left before the deadline once the matrix is assembled."""
         if np.any(low > high):  # a budget below the cotangent bytes alone
             return None
+        from scipy.optimize import Bounds, LinearConstraint, milp  # imported when used
+        from scipy.sparse import coo_array
         data, row_index, col_index = [], [], []
         for r, (terms, _, _) in enumerate(rows):
             if r % CHECKED_ROWS == 0:

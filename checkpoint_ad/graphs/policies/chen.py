@@ -33,10 +33,9 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-import networkx as nx
-
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
+from .. import solvers
 from ..costs import GraphCosts
 from ..plans import GraphPlan, GraphStep
 from .steps import keep_and_recompute
@@ -47,6 +46,7 @@ GRID = 64  # points of the linear threshold grid; the geometric grid has 2 * 8 +
 
 def candidate_checkpoints(costs: GraphCosts) -> tuple[int, ...]:
     """The ops at which the graph splits into a sequence of blocks (see module docstring)."""
+    import networkx as nx  # imported when used: the package imports faster
     graph = nx.Graph()
     graph.add_nodes_from(costs.op_nodes)
     graph.add_edges_from((p, i) for i in costs.op_nodes for p in costs.op_parents[i])
@@ -142,6 +142,7 @@ def plan_chen(costs: GraphCosts, segments: int | None = None,
     if segments is not None and budget_bytes is not None:
         raise PolicyError("policy 'chen': give segments or budget_bytes, not both "
                           f"(got segments={segments!r}, budget_bytes={budget_bytes!r})")
+    solvers.load(solvers.NETWORKX)
     started = time.perf_counter()
     candidates = candidate_checkpoints(costs)
     if budget_bytes is not None:

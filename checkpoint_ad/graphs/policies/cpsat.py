@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from ...checks import whole_number
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
+from .. import solvers
 from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
 from ..plans import GraphPlan
@@ -88,6 +89,7 @@ def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
     computations = positive_int("cpsat", "computations", computations)
     seed = whole_number(seed, "policy 'cpsat': seed", error=PolicyError, noun="whole number")
     effort = None if effort is None else positive_seconds("cpsat", "effort", effort)
+    solvers.load(solvers.CPSAT)
     started = time.perf_counter()
     params = {"time_limit": limit, "workers": workers, "seed": seed,
               "computations": computations}

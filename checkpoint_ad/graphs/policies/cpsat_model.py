@@ -44,13 +44,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
 from ..costs import GraphCosts
 from ..plans import GraphAction, GraphStep
 from .checkmate_model import OutOfTime
 from .steps import free_after_last_use
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 COST_UNITS = 10**6  # fractional costs: the largest becomes about this many integer units
 CHECKED_OPS = 256  # ops added between two readings of the clock
@@ -94,6 +96,7 @@ class IntervalModel:
                                       + len(self.order))
         self.unit = math.gcd(*(costs.sizes[v] for v in costs.op_nodes)) or 1
         self.scale = cost_scale(costs)
+        from ortools.sat.python import cp_model  # imported when used: it takes a second
         self.model = cp_model.CpModel()
         self.present: dict[int, list] = {}
         self.start: dict[int, list] = {}

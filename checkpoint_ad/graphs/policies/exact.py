@@ -28,6 +28,8 @@ from ..costs import GraphCosts
 from ..plans import GraphAction, GraphStep
 
 DEFAULT_MAX_STATES = 1_000_000
+CLOCK_EVERY = 64  # states expanded between two readings of the clock: an expansion of a graph
+# of hundreds of ops takes about a millisecond, so 4,096 of them overran a 1 s limit by seconds
 
 
 def table_bytes(costs: GraphCosts) -> int:
@@ -184,7 +186,7 @@ def search(costs: GraphCosts, budget: float, max_states: int = DEFAULT_MAX_STATE
         if space.done(state):
             return _path(space, parent, state), cost, peak
         expanded += 1
-        if expanded % 64 == 0 and time.perf_counter() > deadline:
+        if expanded % CLOCK_EVERY == 0 and time.perf_counter() > deadline:
             raise SearchLimit(f"policy 'optimal': exact search ran out of its time limit after "
                               f"{expanded:,} states on this {len(costs.op_nodes)}-op graph")
         if expanded > max_states:

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
+from .. import solvers
 from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
 from ..plans import GraphPlan
@@ -84,6 +85,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     asked, speed = speed, (speed if host else None)  # no host memory: no transfer
     if workers != 1:
         params["workers"] = workers
+    solvers.load(solvers.EVERY)  # its members' libraries, before its clock starts
     started = time.perf_counter()
     if method == "hierarchical":
         plan = plan_hierarchical(costs, budget, "optimal", params, limit)
