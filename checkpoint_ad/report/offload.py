@@ -113,7 +113,31 @@ def offload_headline(records: Sequence[Record]) -> list[str]:
         bullet = _bullet(group[0].workload, group)
         if bullet:
             bullets.append(bullet)
-    return bullets
+    saved = _savings_bullet(moving)
+    return bullets + ([saved] if saved else [])
+
+
+def _savings_bullet(moving: Sequence[Record]) -> str | None:
+    """The most time each bandwidth of the budget sweeps saves over bandwidth 0 at the same
+    workload, planner and budget (in store_all's times), and where; None without sweeps."""
+    base = {(_workload(r), offload_planner(r), r.budget_bytes): r for r in moving
+            if not r.bandwidth}
+    swept = set().union(*(_swept(group) for group in
+                          group_records(moving, _workload).values())) - {0.0}
+    parts = []
+    for bandwidth in sorted(swept):
+        gains = [((alone.predicted_time - r.predicted_time) / r.store_all_time, r)
+                 for r in moving if r.bandwidth == bandwidth
+                 and (alone := base.get((_workload(r), offload_planner(r), r.budget_bytes)))]
+        if not gains:
+            continue
+        gain, where = max(gains, key=lambda item: item[0])
+        parts.append(f"{bandwidth:g}: none" if gain <= 0 else
+                     f"{bandwidth:g}: {gain:.2f} ({where.workload} at {_budget_label(where)})")
+    if not parts:
+        return None
+    return ("Across the budget sweeps, the most time offload saves over bandwidth 0 at the "
+            "same budget, in store_all's times, by bandwidth: " + "; ".join(parts) + ".")
 
 
 def offload_rows(records: Sequence[Record]) -> list[dict[str, str]]:

@@ -55,7 +55,7 @@ def test_the_sweep_and_where_offload_starts_paying(base) -> None:
     assert break_even(found) == (1024.0, 256.0)
     assert break_even([r for r in found if r.bandwidth != 0.0]) == (None, None)
     assert break_even([moved(base, b, 130.0) for b in times]) == (None, 4096.0)
-    legend, bullet = offload_headline(sweep + other)
+    legend, bullet, _ = offload_headline(sweep + other)  # and the savings bullet
     assert legend.startswith("Offload (docs/offload_model.md)")
     assert bullet == ("residual (50 ops) at 0.30 of store_all's peak (31.2 KiB): time over "
                       "store_all's by bandwidth (bytes per op time): 0: 1.30x, 256: 1.30x, "
@@ -100,3 +100,24 @@ def test_the_offload_figure_draws_one_or_two_panels() -> None:
              for b in (0.0, 256.0, 512.0, 1e12)]
     assert len(offload_figure(rows, sweep, "t", 10, 1e12).axes) == 2
     assert len(offload_figure([], sweep, "t", 10).axes) == 1
+
+
+def test_the_savings_bullet_takes_the_most_saved_at_each_swept_bandwidth(base) -> None:
+    records = [moved(base, b, t, budget=budget) for budget, times in
+               ((100, {0.0: 140.0, 512.0: 140.0, 1e12: 100.0}),
+                (200, {0.0: 120.0, 512.0: 120.0, 1e12: 100.0}))
+               for b, t in times.items()]
+    assert offload_headline(records)[-1] == (
+        "Across the budget sweeps, the most time offload saves over bandwidth 0 at the same "
+        "budget, in store_all's times, by bandwidth: 512: none; 1e+12: 0.40 (residual at "
+        f"{100 / base.store_all_peak_bytes:.2f}).")
+
+
+def test_the_committed_offload_report_opens_with_its_headline() -> None:
+    folder = RECORDS.parents[1] / "offload"
+    records = read_records([folder / "records.jsonl"])
+    bullets = offload_headline(records)
+    assert len(bullets) == 5 and "stops paying" in bullets[1]
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    assert all(f"- {bullet}\n" in report for bullet in bullets)
+    assert all(r.host_peak_bytes == r.predicted_host_peak_bytes for r in records)
