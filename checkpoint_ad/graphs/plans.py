@@ -26,7 +26,7 @@ from ..errors import PlanError
 from ..plans.plan_json import (dump_plan, json_able, load_plan, mapping_field, read_field,
                                reading, steps_field, text_field)
 from .costs import GraphCosts, checked_costs
-from ..plans.transfers import bandwidth_value, host_drops, step_time
+from ..plans.transfers import bandwidth_value, check_host_budget, host_drops, step_time
 
 
 class GraphAction(enum.Enum):
@@ -293,6 +293,7 @@ class GraphPlan:
         steps = tuple(steps)
         bandwidth = bandwidth_value(bandwidth, f"policy {policy!r}")
         counted = replay(costs, steps, bandwidth)
+        check_host_budget(counted.host_peak_bytes, params, policy)
         if not any(step.action in TRANSFER_ACTIONS for step in steps):
             bandwidth = None  # timed without one: the plan reads the same at any bandwidth
         return cls(policy, dict(params), steps, counted.forward_evals, counted.cost,
@@ -395,8 +396,9 @@ def _json_step(number: int, step: list) -> GraphStep:
 
 def check_graph_plan(costs: GraphCosts, plan: GraphPlan) -> Replay:
     """Validate ``plan`` against ``costs``: every step legal (transfers timed at
-    ``plan.bandwidth``), and the evaluations, cost, peak, host peak and time (unless None) it
-    reports equal to its replay. Returns the replay; raises :class:`PlanError`."""
+    ``plan.bandwidth``), its host peak within its ``host_budget_bytes`` param (if any), and the
+    evaluations, cost, peak, host peak and time (unless None) it reports equal to its replay.
+    Returns the replay; raises :class:`PlanError`."""
     checked_costs(costs, "check_graph_plan")
     if not isinstance(plan, GraphPlan):
         raise PlanError(f"expected a GraphPlan, got {type(plan).__name__}")
@@ -409,6 +411,7 @@ def check_graph_plan(costs: GraphCosts, plan: GraphPlan) -> Replay:
     if moved != (counted.host_peak_bytes, counted.time):
         raise PlanError(f"plan {plan.label()} reports (host peak, time) = {moved}, but its "
                         f"replay gives {(counted.host_peak_bytes, counted.time)}")
+    check_host_budget(counted.host_peak_bytes, plan.params, plan.label())
     return counted
 
 

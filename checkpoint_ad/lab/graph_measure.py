@@ -85,6 +85,19 @@ def proven_bound(plan: GraphPlan, bound: GraphLowerBound) -> GraphLowerBound:
     return bound
 
 
+def record_bound(costs: GraphCosts, params: Mapping[str, Any], plan: GraphPlan
+                 ) -> GraphLowerBound:
+    """The lower bound a record carries: :func:`point_bound` (improved by :func:`proven_bound`);
+    for a planner given a bandwidth, every op once (docs/offload_model.md: a value moved to
+    the host and back is not computed again, so the bounds of recompute-only plans do not
+    hold)."""
+    if params.get("bandwidth"):
+        return GraphLowerBound(float(costs.total_cost), "all plans", "every op once",
+                               "a plan may move values to host memory: bounds of "
+                               "recompute-only plans do not hold")
+    return proven_bound(plan, point_bound(costs, bound_budget(params, plan)))
+
+
 def peak_values(plan: GraphPlan) -> int:
     """The most op values a plan holds resident at once (at least 1)."""
     resident: set[int] = set()
@@ -108,14 +121,27 @@ def _timed_run(traced: Traced, plan: GraphPlan, task: PointTask) -> GraphResult:
                       record_timeline=task.detail)
 
 
+def offload_fields(params: Mapping[str, Any], plan: GraphPlan, stats: Any,
+                   costs: GraphCosts) -> dict[str, Any]:
+    """A graph record's offload fields (docs/offload_model.md): the bandwidth the planner was
+    given (bytes per cost unit, None if none), the plan's predicted time and store_all's (cost
+    units), and its host peak predicted (the executor on sized placeholders) and measured by the
+    host Meter."""
+    bandwidth = params.get("bandwidth")
+    return {"bandwidth": None if bandwidth is None else float(bandwidth),
+            "predicted_time": float(plan.time if plan.time is not None else plan.cost),
+            "store_all_time": float(costs.total_cost + costs.total_backward_cost),
+            "predicted_host_peak_bytes": stats.predicted_host_peak_bytes,
+            "host_peak_bytes": stats.host_peak_bytes}
+
+
 def measure_graph_point(task: PointTask) -> Record:
     """Measure graph point ``task`` in this process (see the module docstring)."""
     workload, traced = trace_task(task)
     costs = traced.program.costs
     params = graph_parameters(task.policy, task.params, costs)
     plan = task.plan if task.plan is not None else plan_graph(task.policy, costs, **params)
-    bound = task.bound if task.bound is not None else proven_bound(
-        plan, point_bound(costs, bound_budget(params, plan)))
+    bound = task.bound if task.bound is not None else record_bound(costs, params, plan)
     rss_sampled, rss_high_water = rss_run(lambda: traced.run(plan, trace_memory=False))
     result = _timed_run(traced, plan, task)
     times = [result.stats.wall_s]
@@ -147,6 +173,6 @@ def measure_graph_point(task: PointTask) -> Record:
         store_all_cost=float(costs.total_cost), budget_bytes=params.get("budget_bytes"),
         store_all_peak_bytes=store_all_peak(costs), method=plan.method, status=plan.status,
         lower_bound=bound.value, bound_formulation=bound.formulation, bound_note=bound.note,
-        solve_s=plan.solve_s,
+        solve_s=plan.solve_s, **offload_fields(params, plan, stats, costs),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **worker_environment(task.environment), **detail)

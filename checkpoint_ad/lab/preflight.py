@@ -60,7 +60,7 @@ def check_points(tasks: Iterable[PointTask], source: str | None = None,
     """
     checks: list[PointCheck] = []
     built: dict[str, Any] = {}  # the grid point being checked: its workload, profile or trace
-    bounds: dict[tuple[str, int], Any] = {}  # graph points: (point, bound's budget) -> bound
+    bounds: dict[tuple[str, int, bool], Any] = {}  # (point, bound's budget, moving) -> bound
     for task in tasks:
         if task.backend == "torch":  # refused before anything runs: no torch, no equivalent
             torch_backend().check_workload(task.workload)
@@ -96,24 +96,26 @@ def _point_key(task: PointTask) -> str:
     return repr((task.family, task.workload, sorted(task.sizes.items()), task.seed, task.dtype))
 
 
-def _strongest_bound(check: PointCheck, bounds: dict[tuple[str, int], Any]) -> PointCheck:
+def _strongest_bound(check: PointCheck, bounds: dict[tuple[str, int, bool], Any]
+                     ) -> PointCheck:
     """A graph check with the strongest bound of its point and budget (an exact plan of a
-    later policy may have proved a stronger one)."""
+    later policy may have proved a stronger one), apart for plans that may move values."""
     if check.task.family != "graph":
         return check
     from .graph_measure import bound_budget
 
-    bound = bounds[_point_key(check.task), bound_budget(check.params, check.task.plan)]
+    bound = bounds[_point_key(check.task), bound_budget(check.params, check.task.plan),
+                   bool(check.params.get("bandwidth"))]
     return replace(check, task=replace(check.task, bound=bound))
 
 
 def _check_graph_point(task: PointTask, built: dict[str, Any],
-                       bounds: dict[tuple[str, int], Any], where: str,
+                       bounds: dict[tuple[str, int, bool], Any], where: str,
                        unplanned: list[str] | None) -> PointCheck | None:
     """:func:`check_points` for a graph point (``built`` caches the trace of its grid point;
     ``bounds`` collects the best lower bound of each point and budget)."""
     from .graph_measure import (bound_budget, graph_parameters, point_bound, proven_bound,
-                                trace_task)
+                                record_bound, trace_task)
     from ..graphs.executor import predict_meter
     from ..graphs.policies import plan_graph
 
@@ -135,9 +137,12 @@ def _check_graph_point(task: PointTask, built: dict[str, Any],
         unplanned.append(f"{where} {configuration_label(task.policy, task.params)}: {error}")
         return None
     peak = predict_meter(program, plan).peak
-    budget = bound_budget(params, plan)
-    known = bounds.get((key, budget)) or point_bound(program.costs, budget)
-    bounds[key, budget] = proven_bound(plan, known)
+    budget, moving = bound_budget(params, plan), bool(params.get("bandwidth"))
+    if moving:  # a plan that may move values: bounds of recompute-only plans do not hold
+        bounds[key, budget, moving] = record_bound(program.costs, params, plan)
+    else:
+        known = bounds.get((key, budget, moving)) or point_bound(program.costs, budget)
+        bounds[key, budget, moving] = proven_bound(plan, known)
     return PointCheck(replace(task, plan=plan), built["sizes"], plain_params(params), int(peak))
 
 

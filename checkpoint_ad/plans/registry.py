@@ -15,7 +15,7 @@ from typing import Any
 
 from ..checks import plain, whole_number
 from ..errors import PolicyError, UnknownNameError
-from .transfers import bandwidth_value
+from .transfers import bandwidth_value, host_budget_value
 
 
 @dataclass(frozen=True)
@@ -115,11 +115,17 @@ class Registry:
 
     def without_transfers(self, policy: str, params: dict[str, object]) -> dict[str, object]:
         """``params`` for ``policy``: unchanged for a policy that plans transfers (it takes a
-        ``bandwidth``); for the others, without a ``bandwidth`` of None or 0, and a
+        ``bandwidth``); for the others, without a ``bandwidth`` of None or 0 and without a
+        valid ``host_budget_bytes`` (a plan without transfers holds no host bytes), and a
         :class:`PolicyError` naming the policies that do for any other bandwidth
         (docs/offload_model.md)."""
         spec = self.get(policy)
-        if "bandwidth" not in params or any(p.name == "bandwidth" for p in spec.parameters):
+        if any(p.name == "bandwidth" for p in spec.parameters):
+            return params
+        if "host_budget_bytes" in params:
+            host_budget_value(params["host_budget_bytes"], f"policy {policy!r}", PolicyError)
+            params = {name: value for name, value in params.items() if name != "host_budget_bytes"}
+        if "bandwidth" not in params:
             return params
         rest = {name: value for name, value in params.items() if name != "bandwidth"}
         if bandwidth_value(params["bandwidth"], f"policy {policy!r}", PolicyError) is None:

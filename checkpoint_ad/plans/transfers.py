@@ -7,9 +7,10 @@ Units: bytes for sizes, **cost units** for times, bytes per cost unit for ``band
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
-from ..checks import real_number
+from ..checks import real_number, whole_number
 from ..errors import PlanError
 
 #: the actions that end a graph plan's step (by value: this module sits below the plans' enums)
@@ -26,6 +27,25 @@ def bandwidth_value(bandwidth: object, what: str, error: type[Exception] = PlanE
     value = real_number(bandwidth, f"{what}: bandwidth (bytes per cost unit)", positive=False,
                         error=error)
     return value or None
+
+
+def host_budget_value(host_budget_bytes: object, what: str,
+                      error: type[Exception] = PlanError) -> float:
+    """``host_budget_bytes``: a whole number of bytes >= 0 as itself, None (no host budget)
+    as infinity; anything else raises ``error`` naming ``what``."""
+    if host_budget_bytes is None:
+        return math.inf
+    return whole_number(host_budget_bytes, f"{what}: host_budget_bytes", error=error,
+                        noun="whole number of bytes")
+
+
+def check_host_budget(host_peak_bytes: int, params: Mapping[str, object], label: str) -> None:
+    """Raise :class:`PlanError` when the plan ``label``, of these ``params``, holds more host
+    bytes at once than its ``host_budget_bytes`` (docs/offload_model.md)."""
+    limit = params.get("host_budget_bytes")
+    if limit is not None and host_peak_bytes > host_budget_value(limit, f"plan {label}"):
+        raise PlanError(f"plan {label} holds {host_peak_bytes} bytes in host memory at once, "
+                        f"above its host_budget_bytes={limit}")
 
 
 def step_time(action_time: float, offloaded: int, prefetched: int,

@@ -25,6 +25,8 @@ from .style import DPI, color, format_bytes, format_seconds
 
 COMPUTED_COLORS = ("#d9d9d9", "#9ecae1", "#fdae6b", "#e6550d", "#a50f15")  # 0, 1, 2, 3, 4+
 SKIP_COLOR = "#6b8fb3"
+OFFLOAD_COLOR = "#31a354"  # a value moved to host memory (docs/offload_model.md)
+ON_HOST = 2  # in :func:`stages`' S: the value is in host memory as the stage starts
 BOUND_LABEL = "lower bound of every plan"  # Checkmate's bounds hold for its plans only: not drawn
 
 
@@ -36,20 +38,33 @@ def stages(parents: Sequence[Sequence[int]], steps: Sequence[Sequence[Any]]
            ) -> tuple[numpy.ndarray, numpy.ndarray]:
     """Checkmate's matrices for a plan: stage k runs from backward step k-1 to backward step k
     (stage 0 is the forward pass). ``R[k, i]`` counts the computations of node i in stage k;
-    ``S[k, i]`` is 1 when node i is resident as stage k starts (kept from before)."""
+    ``S[k, i]`` is 1 when node i is resident as stage k starts (kept from before), and
+    :data:`ON_HOST` when it is in host memory instead (offloaded, not yet prefetched:
+    docs/offload_model.md)."""
     count = len(parents)
     rows_r, rows_s = [numpy.zeros(count, int)], [numpy.zeros(count, int)]
     resident = numpy.zeros(count, int)
     for action, node in steps:
-        if action == "compute":
-            rows_r[-1][node] += 1
+        if action == "compute" or action == "prefetch":
+            rows_r[-1][node] += action == "compute"
             resident[node] = 1
         elif action == "free":
             resident[node] = 0
-        else:
+        elif action == "offload":
+            resident[node] = ON_HOST
+        elif action == "backward":
             rows_r.append(numpy.zeros(count, int))
             rows_s.append(resident.copy())
     return numpy.array(rows_r[:-1] or rows_r), numpy.array(rows_s[:-1] or rows_s)
+
+
+def offloaded_nodes(count: int, steps: Sequence[Sequence[Any]]) -> list[bool]:
+    """For each of ``count`` nodes, whether the plan's ``steps`` offload it at least once."""
+    moved = [False] * count
+    for action, node in steps:
+        if action == "offload":
+            moved[node] = True
+    return moved
 
 
 def recompute_matrix(parents: Sequence[Sequence[int]], steps: Sequence[Sequence[Any]],
@@ -58,11 +73,13 @@ def recompute_matrix(parents: Sequence[Sequence[int]], steps: Sequence[Sequence[
     computed, kept = stages(parents, steps)
     figure = Figure(figsize=(11, 5.2), dpi=DPI, layout="constrained")
     axes = figure.subplots(1, 2, sharey=True)
-    panels = ((computed, "R: computed in the stage", "#d62728"),
-              (kept, "S: kept into the stage", "#1f77b4"))
-    for axis, (matrix, label, shade) in zip(axes, panels):
-        axis.imshow(numpy.minimum(matrix, 1), aspect="auto", interpolation="nearest",
-                    cmap=ListedColormap(["white", shade]), vmin=0, vmax=1)
+    moved = bool((kept == ON_HOST).any())
+    panels = ((numpy.minimum(computed, 1), "R: computed in the stage", ["white", "#d62728"]),
+              (kept, "S: kept into the stage" + (" (green: in host memory)" if moved else ""),
+               ["white", "#1f77b4", OFFLOAD_COLOR]))
+    for axis, (matrix, label, shades) in zip(axes, panels):
+        axis.imshow(matrix, aspect="auto", interpolation="nearest",
+                    cmap=ListedColormap(shades), vmin=0, vmax=len(shades) - 1)
         axis.set_title(label)
         axis.set_xlabel("node (topological order)")
     axes[0].set_ylabel("stage (0 = forward; k = up to the k-th backward step)")
@@ -163,10 +180,14 @@ def _figure_size(place: Layout) -> tuple[float, float]:
 
 
 def graph_drawing(parents: Sequence[Sequence[int]], ops: Sequence[str | None],
-                  computed: Sequence[int], kept: Sequence[bool], title: str) -> Figure:
+                  computed: Sequence[int], kept: Sequence[bool], title: str,
+                  offloaded: Sequence[bool] | None = None) -> Figure:
     """The graph laid out by :func:`layout` (inputs left, the loss right, skips on lanes above
     the ops they pass); each op labelled with its name and coloured by how many times the
-    plan computed it, ringed when it was kept for a backward step."""
+    plan computed it, ringed when it was kept for a backward step; an op the plan
+    ``offloaded`` to host memory is green (ringed too when also kept, darker when also
+    recomputed)."""
+    moved = list(offloaded) if offloaded is not None else [False] * len(parents)
     place = layout(parents)
     figure = Figure(figsize=_figure_size(place), dpi=DPI, layout="constrained")
     axis = figure.subplots()
@@ -178,8 +199,7 @@ def graph_drawing(parents: Sequence[Sequence[int]], ops: Sequence[str | None],
                  color="black", zorder=2)
     op_nodes = [n for n in range(len(parents)) if parents[n]]
     axis.scatter([place.x[n] for n in op_nodes], [place.y[n] for n in op_nodes], s=70, zorder=2,
-                 c=[COMPUTED_COLORS[min(computed[n], len(COMPUTED_COLORS) - 1)]
-                    for n in op_nodes],
+                 c=[_node_color(computed[n], moved[n]) for n in op_nodes],
                  edgecolors=["black" if kept[n] else "none" for n in op_nodes], linewidths=1.2)
     for node in op_nodes:
         axis.annotate(ops[node] or "", (place.x[node], place.y[node]), xytext=(0, -6),
@@ -189,6 +209,9 @@ def graph_drawing(parents: Sequence[Sequence[int]], ops: Sequence[str | None],
     axis.set_axis_off()
     handles = [Patch(color=COMPUTED_COLORS[k], label=f"computed {k}{'+' if k == 4 else ''}x")
                for k in range(1, len(COMPUTED_COLORS))]
+    if any(moved):
+        handles += [Patch(color=OFFLOAD_COLOR, label="offloaded to host memory"),
+                    Patch(color=OFFLOAD_RECOMPUTED, label="offloaded and recomputed")]
     handles += [Line2D([], [], marker="o", color="none", markeredgecolor="black",
                        markerfacecolor="white", label="kept for a backward step"),
                 Line2D([], [], marker="s", color="none", markerfacecolor="black",
@@ -198,6 +221,16 @@ def graph_drawing(parents: Sequence[Sequence[int]], ops: Sequence[str | None],
                 frameon=False)
     _title(figure, title, f"{len(op_nodes)} ops, {sum(computed)} computations")
     return figure
+
+
+OFFLOAD_RECOMPUTED = "#006d2c"
+
+
+def _node_color(computed: int, offloaded: bool) -> str:
+    """An op's colour: green shades when offloaded, else by how often it was computed."""
+    if offloaded:
+        return OFFLOAD_RECOMPUTED if computed > 1 else OFFLOAD_COLOR
+    return COMPUTED_COLORS[min(computed, len(COMPUTED_COLORS) - 1)]
 
 
 def overhead_vs_budget(rows: Sequence[dict], title: str) -> Figure:

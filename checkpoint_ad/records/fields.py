@@ -208,7 +208,10 @@ FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "schedule": _schedule, "family": _family, "ops": _count(1),
     "store_all_cost": _optional_number, "budget_bytes": _count(1),
     "store_all_peak_bytes": _count(0), "lower_bound": _optional_number,
-    "solve_s": _optional_number, "graph": _graph, "graph_steps": _graph_steps}
+    "solve_s": _optional_number, "graph": _graph, "graph_steps": _graph_steps,
+    "bandwidth": _optional_number, "predicted_time": _optional_number,
+    "store_all_time": _optional_number, "predicted_host_peak_bytes": _count(0),
+    "host_peak_bytes": _count(0)}
 
 
 GRAPH_FIELDS = ("ops", "store_all_cost", "store_all_peak_bytes")  # a graph record has them all

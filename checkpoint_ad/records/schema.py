@@ -63,6 +63,12 @@ class Record:
       within that effort, e.g. Checkmate's model too large; None when nothing was cut
       short); on the detail point ``graph`` ({"parents": [[...], ...], "ops": [name or
       null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan).
+    * Offload (docs/offload_model.md; None in records written before, and ``bandwidth`` None
+      for a planner given none): ``bandwidth`` (bytes per cost unit between device and host
+      the planner was given; 0: none), ``predicted_time`` (the plan's time in cost units:
+      its steps' times, transfers overlapping compute), ``store_all_time`` (store_all's:
+      every op once plus every backward step), ``predicted_host_peak_bytes`` (the replay's
+      peak of host copies) and ``host_peak_bytes`` (the host Meter's, measured).
     """
 
     experiment: str
@@ -114,6 +120,11 @@ class Record:
     solve_s: float | None = None
     graph: dict[str, Any] | None = None
     graph_steps: list[list[Any]] | None = None
+    bandwidth: float | None = None
+    predicted_time: float | None = None
+    store_all_time: float | None = None
+    predicted_host_peak_bytes: int | None = None
+    host_peak_bytes: int | None = None
 
     @property
     def n(self) -> int:
@@ -123,6 +134,13 @@ class Record:
     def overhead(self) -> float | None:
         """A graph record's cost over store_all's (1.0: nothing recomputed), else None."""
         return self.forward_cost / self.store_all_cost if self.store_all_cost else None
+
+    @property
+    def time_overhead(self) -> float | None:
+        """A graph record's predicted time over store_all's (1.0: as fast), else None."""
+        if self.predicted_time is None or not self.store_all_time:
+            return None
+        return self.predicted_time / self.store_all_time
 
     @property
     def gap(self) -> float | None:

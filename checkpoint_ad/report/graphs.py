@@ -15,8 +15,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..plotting import format_bytes, format_seconds, save_png
-from ..plotting.graphs import (graph_drawing, overhead_vs_budget, recompute_matrix,
-                               solve_time_vs_size, stages)
+from ..plotting.graphs import (graph_drawing, offloaded_nodes, overhead_vs_budget,
+                               recompute_matrix, solve_time_vs_size, stages)
 from ..records.schema import Record, configuration_label, group_records
 from .headline import MOST_BULLETS
 
@@ -196,7 +196,8 @@ def plan_figures(record: Record) -> tuple[Figure, Figure]:
              f"{format_bytes(budget_of(record))} ({record.overhead:.2f}x store_all's cost)")
     computed, kept = stages(parents, steps)
     drawing = graph_drawing(parents, record.graph["ops"], list(computed.sum(axis=0)),
-                            list(kept.any(axis=0)), title)
+                            list((kept == 1).any(axis=0)), title,
+                            offloaded_nodes(len(parents), steps))
     return recompute_matrix(parents, steps, title), drawing
 
 

@@ -178,6 +178,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
                             out: Path) -> str:
     """The Markdown of one graph experiment's records (see :mod:`.graphs`)."""
     from .graphs import GRAPH_COLUMNS, graph_headline, graph_rows
+    from .offload import OFFLOAD_COLUMNS, offload_headline, offload_rows
 
     first = records[0]
     workloads = ", ".join(dict.fromkeys(r.workload for r in records))
@@ -185,7 +186,8 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
     lines = [f"## {first.experiment}", "",
              f"Graph workloads **{workloads}**; planners {planners}; {len(records)} records, "
              f"{first.repeats} timed repeats each, seed {first.seed}, {first.dtype}.", "",
-             _environment(records), ""] + _headline(graph_headline(records))
+             _environment(records), ""] + _headline(offload_headline(records)
+                                                  or graph_headline(records))
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
     above = [r for r in records if r.lower_bound is not None and r.lower_bound > r.forward_cost]
@@ -193,6 +195,10 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
         f"- Every plan was replayed by the checker before it ran; lower bounds above their "
         f"record's cost: {len(above)} (a bound above a cost would be a bug).",
         "", "### All records", "", markdown_table(graph_rows(records), GRAPH_COLUMNS), ""]
+    moving = offload_rows(records)
+    if moving:
+        lines += ["### Offload: time, and which values each plan moves", "",
+                  markdown_table(moving, OFFLOAD_COLUMNS), ""]
     return "\n".join(lines)
 
 
@@ -200,7 +206,10 @@ def _section(name: str, group: Sequence[Record], folder: Path, out: Path) -> str
     """One experiment's section (its figures written under ``folder``)."""
     if group[0].family == "graph":
         from .graphs import save_graph_figures
-        return graph_experiment_report(group, save_graph_figures(group, folder), out)
+        from .offload import offload_records, save_offload_figures
+        figures = (save_offload_figures(group, folder) if offload_records(group)
+                   else save_graph_figures(group, folder))
+        return graph_experiment_report(group, figures, out)
     return experiment_report(group, save_figures(group, folder), out)
 
 
@@ -230,7 +239,10 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
     definitions = [DEFINITIONS] if any(r.family == "chain" for r in records) else []
     if any(r.family == "graph" for r in records):
         from .graphs import GRAPH_DEFINITIONS
+        from .offload import OFFLOAD_DEFINITIONS, offload_records
         definitions.append(GRAPH_DEFINITIONS)
+        if offload_records(records):
+            definitions.append(OFFLOAD_DEFINITIONS)
     text = "\n".join([title, "", intro + ".", ""] + sections
                      + ["## What the numbers mean", "", "\n".join(definitions), ""])
     path = out / REPORT_FILE

@@ -166,7 +166,7 @@ def test_recommend_with_a_bandwidth_shows_and_ranks_by_time(capsys) -> None:
      "policy 'store_all' has no parameter budget_bytes"),
     (["plan", "--workload", "unet", "--policy", "dtr", "--slots", "3"],
      "policy 'dtr' has no parameter slots (accepted: bandwidth, budget_bytes, heuristic, "
-     "time_limit)"),
+     "host_budget_bytes, time_limit)"),
     (["plan", *RESIDUAL, "--policy", "optimal", "--budget", "10"],
      "policy 'optimal': budget_bytes=10 is below the minimum of"),
     (["plan", *MLP, "--policy", "optimal", "--budget", "1KiB", "--budget-fraction", "0.5"],

@@ -35,8 +35,8 @@ def plan_graph(policy: str, costs: GraphCosts, **params: object) -> GraphPlan:
 
 def without_transfers(policy: str, params: dict[str, object]) -> dict[str, object]:
     """``params`` for ``policy``: unchanged for a policy that plans transfers; for the others,
-    without a ``bandwidth`` of None or 0, and a :class:`PolicyError` naming the policies that
-    do for any other bandwidth."""
+    without a ``bandwidth`` of None or 0 and without a valid ``host_budget_bytes``, and a
+    :class:`PolicyError` naming the policies that do for any other bandwidth."""
     return REGISTRY.without_transfers(policy, params)
 
 

@@ -49,7 +49,7 @@ from ...errors import BudgetError, PolicyError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_seconds
 from ..costs import GraphCosts
 from ..plans import GraphPlan
-from ...plans.transfers import bandwidth_value
+from ...plans.transfers import bandwidth_value, host_budget_value
 from .dtr_offload import OffloadRun
 from .dtr_run import THRASH_FACTOR, DtrRun
 
@@ -58,7 +58,8 @@ HEURISTICS = ("dtr", "local", "lru", "size", "next_use")
 
 def plan_dtr(costs: GraphCosts, budget_bytes: int | None = None,
              heuristic: str = "dtr", time_limit: float | None = None,
-             bandwidth: float | None = None) -> GraphPlan:
+             bandwidth: float | None = None,
+             host_budget_bytes: int | None = None) -> GraphPlan:
     """DTR's run of the program under ``budget_bytes`` (None: no limit, then it equals
     store_all) with eviction ``heuristic`` (one of :data:`HEURISTICS`), refused when it
     lasts more than ``time_limit`` seconds (None: no limit). Each eviction scans the resident
@@ -68,10 +69,13 @@ def plan_dtr(costs: GraphCosts, budget_bytes: int | None = None,
     ``bandwidth`` (bytes per cost unit; None or 0: none, the plan is the one above) lets
     evictions go to host memory where the transfer hides behind compute
     (:mod:`.dtr_offload`); the plan is then the one of least **time** of the runs with and
-    without transfers (the recompute-only one among equals), and its details say which."""
+    without transfers (the recompute-only one among equals), and its details say which.
+    ``host_budget_bytes`` (None: no limit) bounds the host copies alive at once; 0 plans as
+    without a bandwidth."""
     budget = budget_value("dtr", budget_bytes)
     seconds = None if time_limit is None else positive_seconds("dtr", "time_limit", time_limit)
     speed = bandwidth_value(bandwidth, "policy 'dtr'", PolicyError)
+    host = host_budget_value(host_budget_bytes, "policy 'dtr'", PolicyError)
     if heuristic not in HEURISTICS:
         raise PolicyError(f"policy 'dtr': heuristic must be one of {', '.join(HEURISTICS)}, "
                           f"got {heuristic!r}")
@@ -82,13 +86,15 @@ def plan_dtr(costs: GraphCosts, budget_bytes: int | None = None,
         params["budget_bytes"] = budget_bytes
     if speed:  # None or 0: the plan of no bandwidth, its params too
         params["bandwidth"] = bandwidth
+        if host_budget_bytes is not None:
+            params["host_budget_bytes"] = host_budget_bytes
     run = DtrRun(costs, budget, budget_bytes, heuristic, seconds, deadline)
-    if not speed:
+    if not speed or not host:
         return GraphPlan.build(costs, run.run(), "dtr", params, method="heuristic",
                                solve_s=time.perf_counter() - started,
                                details={"evictions": tuple(run.evicted)})
     moving = OffloadRun(costs, budget, budget_bytes, heuristic, seconds, deadline,
-                        bandwidth=speed)
+                        bandwidth=speed, host_budget=host)
     return _faster(costs, params, speed, started, run, moving)
 
 
@@ -128,6 +134,9 @@ SPEC = PolicySpec("dtr", "online eviction under a byte budget (Dynamic Tensor "
                              "bytes per cost unit between device and host memory: evictions "
                              "go to the host where the transfer hides behind compute, and "
                              "the faster of the plans with and without transfers is kept "
-                             "(docs/offload_model.md); default: no offload")))
+                             "(docs/offload_model.md); default: no offload"),
+                   Parameter("host_budget_bytes", int, None,
+                             "byte budget for host copies (with a bandwidth); default: no "
+                             "limit")))
 
 __all__ = ["HEURISTICS", "SPEC", "THRASH_FACTOR", "plan_dtr"]

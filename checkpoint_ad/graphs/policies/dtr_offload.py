@@ -21,6 +21,13 @@ the plan stays valid and the step's time does not grow:
   is no longer than computing v again (v and its ancestors that are neither resident nor on
   the host, once each); else it recomputes v.
 
+* **host budget**: with ``host_budget_bytes``, an offload is placed only where the host copies
+  counted from its step on, plus the value's bytes, stay within it. The run counts a copy from
+  its offload until the program reads the value no more (it does not know the copy's last
+  prefetch in advance; the model drops it then, never later), and a value whose copy it
+  stopped counting is recomputed, never prefetched: so the plan's host peak is at most the
+  budget.
+
 So a hidden transfer never lengthens a step, and a stall is taken only where it is shorter
 than the recomputation it replaces. Evicting to the host changes which values DTR evicts
 next, so the run can still end slower than the recompute-only one: :func:`plan_dtr` keeps
@@ -41,8 +48,8 @@ OFFLOAD, PREFETCH, WAIT = GraphAction.OFFLOAD, GraphAction.PREFETCH, GraphAction
 @dataclass
 class _Group:
     """One step of the plan: its transfers, its action (None: before the first step), the
-    frees after it; its action's time (cost units), the bytes it moves each way and its
-    device peak (bytes)."""
+    frees after it; its action's time (cost units), the bytes it moves each way, its device
+    peak and the host bytes counted during it (bytes)."""
 
     action: GraphStep | None = None
     action_time: float = 0.0
@@ -51,6 +58,7 @@ class _Group:
     frees: list[GraphStep] = field(default_factory=list)
     out_bytes: int = 0
     in_bytes: int = 0
+    host: int = 0
 
     def time(self, bandwidth: float) -> float:
         """The step's time in cost units."""
@@ -66,12 +74,14 @@ class _Group:
 
 class OffloadRun(DtrRun):
     """A DTR run that may evict to the host and prefetch back (module docstring);
-    ``bandwidth`` in bytes per cost unit."""
+    ``bandwidth`` in bytes per cost unit, ``host_budget`` in bytes."""
 
-    def __init__(self, *args: object, bandwidth: float, **kwargs: object) -> None:
+    def __init__(self, *args: object, bandwidth: float, host_budget: float = math.inf,
+                 **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         count = len(self.costs)
-        self.bandwidth = bandwidth
+        self.bandwidth, self.host_budget = bandwidth, host_budget
+        self.host_live = 0  # host bytes counted now (module docstring)
         self.groups = [_Group()]
         self.ready = [0] * count      # the group in which each value last became resident
         self.read_in = [0] * count    # the last group whose action read it
@@ -92,7 +102,7 @@ class OffloadRun(DtrRun):
         costs, node = self.costs, step.node
         compute = step.action is GraphAction.COMPUTE
         action_time = costs.costs[node] if compute else costs.backward_costs[node]
-        self.groups.append(_Group(step, action_time, peak))
+        self.groups.append(_Group(step, action_time, peak, host=self.host_live))
         here = len(self.groups) - 1
         for read in costs.op_parents[node] if compute else costs.op_residuals[node]:
             self.read_in[read] = here
@@ -105,17 +115,34 @@ class OffloadRun(DtrRun):
         if not self.reads[node] or self.on_host[node]:
             self.free(node)
             return
+        highest = self.host_live
         for k in range(len(self.groups) - 1, max(self.ready[node] + 1, self.read_in[node]) - 1,
                        -1):
             group = self.groups[k]
+            highest = max(highest, group.host)
+            if highest + size > self.host_budget:
+                break
             if group.hides(self.bandwidth, out_bytes=size):
                 group.transfers.append(GraphStep(OFFLOAD, node))
                 group.out_bytes += size
+                for later in self.groups[k:]:
+                    later.host += size
+                self.host_live += size
                 self.on_host[node], self.gone[node] = True, k
                 self.offloaded.append(node)
                 self.forget(node)
                 return
         self.free(node)
+
+    def program_step(self, action: GraphAction, node: int, needs: tuple[int, ...]) -> None:
+        """As :meth:`DtrRun.program_step`; under a host budget, a host copy stops being
+        counted once the program reads its value no more (and is not prefetched again)."""
+        super().program_step(action, node, needs)
+        if self.host_budget < math.inf:
+            for read in needs:
+                if self.on_host[read] and not self.reads[read]:
+                    self.on_host[read] = False
+                    self.host_live -= self.costs.sizes[read]
 
     def fetched(self, node: int) -> bool:
         """Bring ``node`` back from the host: prefetched where it hides, else by a stall when
@@ -129,7 +156,8 @@ class OffloadRun(DtrRun):
                 return False
             self.make_room(size, f"prefetching v{node}")
             self.groups.append(_Group(GraphStep(WAIT, node), 0.0, self.live + size,
-                                      [GraphStep(PREFETCH, node)], in_bytes=size))
+                                      [GraphStep(PREFETCH, node)], in_bytes=size,
+                                      host=self.host_live))
             group = len(self.groups) - 1
         self.ready[node] = group
         self.resident.add(node)

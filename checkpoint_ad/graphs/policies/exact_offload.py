@@ -7,7 +7,10 @@ any set of prefetches of values with a host copy, and a compute, a backward step
 there are transfers, a ``wait`` — followed by the frees of any subset of the values the step's
 action read. The pruning of :mod:`.exact` carries over: values (and host copies) no remaining
 backward step can need are dropped at once, and frees come right after a last read. A host
-copy is kept until no remaining step can need it, so a value is never offloaded twice. The
+copy is kept until no remaining step can need it, so a value is never offloaded twice —
+unless a host budget is given: then a step that prefetches values may also drop their host
+copies (the model drops a copy as the step of its last prefetch ends), and a step's host bytes
+(the copies kept and those it makes) must fit the host budget. The
 heuristic is the time of the remaining backward steps plus the cost of computing, once each,
 the residuals still wanted that are neither resident nor on the host: every plan pays it.
 """
@@ -27,14 +30,15 @@ OFFLOAD, PREFETCH, WAIT = GraphAction.OFFLOAD, GraphAction.PREFETCH, GraphAction
 class OffloadSpace(Space):
     """States (resident ops, ops with a host copy, backward steps taken); move costs are step
     times in cost units at ``bandwidth`` bytes per cost unit. ``budget`` (bytes) prunes moves
-    early; the search checks it too."""
+    early; the search checks it too. ``host_budget`` (bytes) bounds the host copies alive at
+    once (docs/offload_model.md)."""
 
     start: tuple = (0, 0, 0)
 
     def __init__(self, costs: GraphCosts, bandwidth: float, budget: float = math.inf,
-                 deadline: float = math.inf) -> None:
+                 deadline: float = math.inf, host_budget: float = math.inf) -> None:
         super().__init__(costs, deadline)
-        self.bandwidth, self.budget = bandwidth, budget
+        self.bandwidth, self.budget, self.host_budget = bandwidth, budget, host_budget
         left = [0.0] * (len(self.order) + 1)
         for k in reversed(range(len(self.order))):
             left[k] = left[k + 1] + costs.backward_costs[self.order[k]]
@@ -77,8 +81,11 @@ class OffloadSpace(Space):
         sizes_of, base, budget = self.bytes_of, memory + self.cotangents[k], self.budget
         found: list[Move] = []
         actions = self._step_actions(mask, k)
+        bounded = self.host_budget < math.inf
         for outs in _submasks(mask & self.needed[k] & ~host):
             out_bytes = sizes_of(outs)
+            if bounded and sizes_of(host | outs) > self.host_budget:
+                continue
             for ins in _submasks(host & self.needed[k] & ~mask):
                 in_bytes = sizes_of(ins)
                 here = actions if outs | ins else actions[:-1]  # wait: only with transfers
@@ -89,9 +96,10 @@ class OffloadSpace(Space):
                     time = step_time(action_time, out_bytes, in_bytes, self.bandwidth)
                     after = (mask | ins | made) & ~outs
                     held = memory + in_bytes - out_bytes + sizes_of(made)
-                    for freed in _submasks(read & ~outs):
-                        found.append(((outs, ins, step, freed), (after & ~freed, host | outs,
-                                      new_k), held - sizes_of(freed), peak, time))
+                    for kept in _kept_copies(host | outs, ins, bounded):
+                        for freed in _submasks(read & ~outs):
+                            found.append(((outs, ins, step, freed), (after & ~freed, kept,
+                                          new_k), held - sizes_of(freed), peak, time))
         return found
 
     def bytes_of(self, mask: int) -> int:
@@ -130,6 +138,16 @@ class OffloadSpace(Space):
         """As :meth:`Space.drop_dead`, and host copies no remaining step can need dropped."""
         (mask, host, k), memory, dead = super().drop_dead(state, memory)
         return (mask, host & self.needed[k], k), memory, dead
+
+
+def _kept_copies(host: int, prefetched: int, bounded: bool) -> Iterator[int]:
+    """The host copies after a step: all of ``host``; under a host budget also without any
+    subset of the ``prefetched`` ones (their last prefetch: the model drops them then)."""
+    if not bounded:
+        yield host
+        return
+    for dropped in _submasks(prefetched):
+        yield host & ~dropped
 
 
 def _submasks(mask: int) -> Iterator[int]:

@@ -15,7 +15,7 @@ from .. import solvers
 from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
 from ..plans import GraphPlan
-from ...plans.transfers import bandwidth_value
+from ...plans.transfers import bandwidth_value, host_budget_value
 from . import exact
 from .exact_offload import OffloadSpace
 from .checkmate import plan_checkmate
@@ -28,22 +28,25 @@ from .hierarchical import plan_hierarchical
 DEFAULT_TIME_LIMIT = 10.0
 EXACT_OPS_LIMIT = 40  # past this, the state space is out of reach: plan hierarchically at once
 MILP_OPS_LIMIT = 40  # Checkmate's MILP finds plans within seconds only on graphs this small
+OFFLOAD_EXACT_OPS_LIMIT = 12  # with transfers, one state has up to 4**resident moves
 CPSAT_OPS_LIMIT = 100_000  # CP-SAT improves the portfolio's plan on graphs up to this size
 METHODS = ("auto", "hierarchical")
 
 
 def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES,
-                   bandwidth: float | None = None) -> int:
+                   bandwidth: float | None = None, host_budget: float = math.inf) -> int:
     """The least peak of any plan (with transfers at ``bandwidth`` bytes per cost unit, when
-    given): the smallest feasible budget, in bytes."""
-    space = OffloadSpace(costs, bandwidth) if bandwidth else None
+    given, and host copies within ``host_budget`` bytes): the smallest feasible budget, in
+    bytes."""
+    space = OffloadSpace(costs, bandwidth, host_budget=host_budget) if bandwidth else None
     return int(exact.search(costs, math.inf, max_states, minimise_peak=True, space=space)[2])
 
 
 def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  max_states: int = exact.DEFAULT_MAX_STATES,
                  time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto",
-                 bandwidth: float | None = None, workers: int = 1) -> GraphPlan:
+                 bandwidth: float | None = None, workers: int = 1,
+                 host_budget_bytes: int | None = None) -> GraphPlan:
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
     proven by exact search when it finishes within ``max_states`` states and ``time_limit`` seconds
     (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of the
@@ -60,9 +63,12 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     back: exact search then minimises the plan's **time** (docs/offload_model.md). Past exact
     search the portfolio's ``dtr`` members plan transfers too, and the plan of least time is
     chosen; with ``method="hierarchical"`` transfers are not planned: the plan is the
-    recompute-only one, and its details say so."""
+    recompute-only one, and its details say so. ``host_budget_bytes`` (None: no limit) bounds
+    the host copies alive at once, in exact search and past it; 0 plans as without a
+    bandwidth."""
     budget = budget_value("optimal", budget_bytes)
     speed = bandwidth_value(bandwidth, "policy 'optimal'", PolicyError)
+    host = host_budget_value(host_budget_bytes, "policy 'optimal'", PolicyError)
     max_states = positive_int("optimal", "max_states", max_states)
     limit = positive_seconds("optimal", "time_limit", time_limit)
     workers = positive_int("optimal", "workers", workers)
@@ -74,6 +80,9 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         params["method"] = method
     if bandwidth is not None:
         params["bandwidth"] = bandwidth
+    if host_budget_bytes is not None:
+        params["host_budget_bytes"] = host_budget_bytes
+    asked, speed = speed, (speed if host else None)  # no host memory: no transfer
     if workers != 1:
         params["workers"] = workers
     solvers.load(solvers.EVERY)  # its members' libraries, before its clock starts
@@ -86,18 +95,20 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                                method="exact", status="optimal", lower_bound=costs.total_cost)
     milp = len(costs.op_nodes) <= MILP_OPS_LIMIT
     try:
-        if len(costs.op_nodes) > EXACT_OPS_LIMIT:
+        most = OFFLOAD_EXACT_OPS_LIMIT if speed else EXACT_OPS_LIMIT
+        if len(costs.op_nodes) > most:
             raise exact.SearchLimit(f"the graph has {len(costs.op_nodes)} ops; exact search "
-                                    f"handles graphs up to about {EXACT_OPS_LIMIT}")
+                                    f"handles graphs up to about {most}"
+                                    + (" with transfers" if speed else ""))
         deadline = started + (limit / 2 if milp else limit)
-        space = OffloadSpace(costs, speed, budget, deadline) if speed else None
+        space = OffloadSpace(costs, speed, budget, deadline, host) if speed else None
         steps, cost, _ = exact.search(costs, budget, max_states, deadline=deadline, space=space)
     except exact.SearchLimit as limit_reached:
         plan = _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp,
-                                  speed, workers)
+                                  (speed, host), workers)
         return replace(plan, details=_unmoved(plan, speed))
     except BudgetError:
-        raise _below_minimum(costs, budget_bytes, max_states, speed) from None
+        raise _below_minimum(costs, budget_bytes, max_states, asked, host) from None
     if speed:  # ``cost`` is the least time; every plan computes each op at least once
         return GraphPlan.build(costs, steps, "optimal", params, speed, method="exact",
                                status="optimal", lower_bound=costs.total_cost,
@@ -119,11 +130,28 @@ MINIMUM_SEARCH_STATES = 50_000  # naming the least budget is a courtesy: it must
 
 
 def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int,
-                   bandwidth: float | None = None) -> BudgetError:
+                   bandwidth: float | None = None, host_budget: float = math.inf
+                   ) -> BudgetError:
     """The error for a budget exact search proved no plan meets, naming the least budget when
-    a short search finds it."""
+    a short search finds it; under a host budget that a larger one would lift, naming the
+    least host budget that works (:func:`least_host_budget`), or saying why it cannot."""
+    states = min(max_states, MINIMUM_SEARCH_STATES)
+    if bandwidth and host_budget < sum(costs.sizes[i] for i in costs.op_nodes):
+        try:
+            least = least_host_budget(costs, int(budget_bytes), bandwidth,  # type: ignore
+                                      states)
+            return BudgetError(f"policy 'optimal': no plan fits budget_bytes={budget_bytes} "
+                               f"within host_budget_bytes={host_budget:g}; the least host "
+                               f"budget that works at this budget is {least} bytes")
+        except exact.SearchLimit:
+            return BudgetError(f"policy 'optimal': no plan fits budget_bytes={budget_bytes} "
+                               f"within host_budget_bytes={host_budget:g} (exact search "
+                               f"proved it); whether a larger host budget would, a search "
+                               f"of {states:,} states could not tell")
+        except BudgetError:
+            pass  # no host budget is enough: the device budget is too small
     try:
-        least = minimum_budget(costs, min(max_states, MINIMUM_SEARCH_STATES), bandwidth)
+        least = minimum_budget(costs, states, bandwidth, host_budget)
     except exact.SearchLimit:
         return BudgetError(f"policy 'optimal': no plan of this {len(costs.op_nodes)}-op graph "
                            f"fits budget_bytes={budget_bytes} (exact search proved it); give "
@@ -132,9 +160,34 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int,
                        f"of {least} bytes for this graph")
 
 
+def least_host_budget(costs: GraphCosts, budget_bytes: int, bandwidth: float,
+                      max_states: int = MINIMUM_SEARCH_STATES) -> int:
+    """The least host budget (bytes) under which some plan with transfers at ``bandwidth``
+    fits ``budget_bytes`` of device memory: host budgets 1, 2, 4, ... then a bisection, each
+    decided by exact search of the least device peak (small host budgets decide fastest).
+    Raises :class:`.exact.SearchLimit` when a search gives up, and BudgetError when no host
+    budget is enough (one copy of every op value at once is the most any plan holds)."""
+    def fits(host: int) -> bool:
+        try:
+            return minimum_budget(costs, max_states, bandwidth, host) <= budget_bytes
+        except BudgetError:
+            return False
+    total, low, high = sum(costs.sizes[i] for i in costs.op_nodes), 0, 1
+    while not fits(high):
+        if high >= total:
+            raise BudgetError(f"policy 'optimal': no host budget makes budget_bytes="
+                              f"{budget_bytes} fit")
+        low, high = high + 1, min(2 * high, total)
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle + 1, high)
+    return low
+
+
 def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
                        clock: tuple[float, float], reason: Exception, milp: bool,
-                       bandwidth: float | None = None, workers: int = 1) -> GraphPlan:
+                       transfer: tuple[float | None, float] = (None, math.inf),
+                       workers: int = 1) -> GraphPlan:
     """Past exact search: the cheapest of the plans of ``dtr`` (its online h_DTR_eq and its
     offline ``next_use``), ``chen``, the hierarchical plan and, where ``milp``, Checkmate's
     MILP at the same budget (so never worse than any), each replayed and checked; ``method``
@@ -144,10 +197,12 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     improves the cheapest in the time left (:func:`_certified`). With a ``bandwidth`` (bytes
     per cost unit) the ``dtr`` members may move values to host memory and the plan of least
     **time** is chosen (``tried`` then gives each one's time; CP-SAT, which plans cost, is not
-    run, and the bound stays every op once)."""
+    run, and the bound stays every op once). ``transfer`` is (bandwidth in bytes per cost
+    unit or None, host budget in bytes)."""
     started, limit = clock
+    bandwidth, host_budget = transfer
     candidates, refusals, late = [], [f"exact search could not decide ({reason})"], []
-    members = _members(costs, int(budget), milp, bandwidth)
+    members = _members(costs, int(budget), milp, bandwidth, host_budget)
     certify = not bandwidth and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
     shares = len(members) + certify  # CP-SAT's share last
     for count, (method, planner) in enumerate(members):
@@ -210,16 +265,17 @@ def _certified(costs: GraphCosts, budget: float, best: GraphPlan, method: str,
 PREFERENCE = ("hierarchical", "dtr", "dtr:next_use", "chen", "milp", "cpsat")  # among equal plans
 
 
-def _members(costs: GraphCosts, budget_bytes: int, milp: bool, bandwidth: float | None = None
-             ) -> list[tuple[str, Callable[[float], GraphPlan]]]:
+def _members(costs: GraphCosts, budget_bytes: int, milp: bool, bandwidth: float | None = None,
+             host_budget: float = math.inf) -> list[tuple[str, Callable[[float], GraphPlan]]]:
     """The planners past exact search, fastest first: (method, planner of a time limit);
-    the ``dtr`` members get ``bandwidth``."""
+    the ``dtr`` members get ``bandwidth`` and ``host_budget`` (bytes)."""
+    host = None if host_budget == math.inf else int(host_budget)
     members = [
         ("dtr", lambda seconds: plan_dtr(costs, budget_bytes=budget_bytes, time_limit=seconds,
-                                         bandwidth=bandwidth)),
+                                         bandwidth=bandwidth, host_budget_bytes=host)),
         ("dtr:next_use", lambda seconds: plan_dtr(costs, budget_bytes=budget_bytes,
                                                   heuristic="next_use", time_limit=seconds,
-                                                  bandwidth=bandwidth)),
+                                                  bandwidth=bandwidth, host_budget_bytes=host)),
         ("chen", lambda seconds: plan_chen(costs, budget_bytes=budget_bytes,
                                            time_limit=seconds)),
         ("hierarchical", lambda seconds: plan_hierarchical(costs, budget_bytes,
@@ -267,6 +323,9 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "search then minimises time, offloading values too; "
                              "past it, dtr's plans with transfers compete on time "
                              "(docs/offload_model.md); default: no offload"),
+                   Parameter("host_budget_bytes", int, None,
+                             "byte budget for host copies (with a bandwidth): the plan's host "
+                             "peak stays within it; default: no limit"),
                    Parameter("workers", int, 1,
                              "CP-SAT's search threads past exact search (1: deterministic "
                              "up to the time limit)")))
