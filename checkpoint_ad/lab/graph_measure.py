@@ -69,7 +69,7 @@ def bound_budget(params: Mapping[str, Any], plan: GraphPlan) -> int:
 def point_bound(costs: GraphCosts, budget_bytes: int) -> GraphLowerBound:
     """The lower bound a record carries: :func:`~checkpoint_ad.graph_lower_bound` at
     ``budget_bytes`` (see :func:`bound_budget`) with a small effort (exact when the search
-    finishes, else the larger of every op once and Checkmate's relaxation bounds) within
+    finishes, else the closure bound, every op once or Checkmate's relaxation bounds) within
     :data:`BOUND_TIME_LIMIT` seconds and :data:`BOUND_MEMORY` bytes (its ``note`` says what
     was cut short)."""
     with limits.limited(memory_bytes=min(BOUND_MEMORY, limits.current().memory_bytes)):

@@ -87,6 +87,32 @@ def test_the_combinatorial_bounds_never_exceed_the_exhaustive_optimum(seed: int)
         assert costs.total_cost <= retention <= closure_bound(costs, budget) <= least
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_graph_lower_bound_past_exact_search_never_exceeds_the_exhaustive_optimum(
+        seed: int) -> None:
+    """With exact search cut off at 2 states, graph_lower_bound falls back to the closure
+    bound (every plan) or Checkmate's (its formulation only): the former is never above the
+    least cost of all plans, and is at least the closure bound."""
+    costs = random_dag(4 + seed % 6, 700 + seed)
+    peak = plan_graph("store_all", costs).peak_bytes
+    for budget in range(minimum_budget(costs), peak + 1):
+        least = plan_graph("optimal", costs, budget_bytes=budget).cost
+        bound = ca.graph_lower_bound(costs, budget, max_states=2)
+        assert bound.value >= closure_bound(costs, budget)
+        if bound.formulation == "all plans":
+            assert bound.method in ("closure bound", "every op once") and bound.value <= least
+
+
+def test_graph_lower_bound_takes_the_closure_bound_on_the_table() -> None:
+    """On the rows where the closure bound meets the least cost, graph_lower_bound past exact
+    search proves it for every plan."""
+    costs, _, _, table = GROUND_TRUTH["tanh_mlp(3)"]
+    for budget in (4, 5):
+        bound = ca.graph_lower_bound(costs, budget, max_states=2)
+        assert (bound.value, bound.formulation, bound.method) == (table[budget], "all plans",
+                                                                  "closure bound")
+
+
 def test_the_retention_bound_is_tight_on_some_rows_of_the_table() -> None:
     """It counts what the values left out at a backward step cost to compute again: on these
     rows that is all the recomputation the least-cost plan does."""
