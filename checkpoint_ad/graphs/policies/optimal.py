@@ -42,7 +42,8 @@ def minimum_budget(costs: GraphCosts, max_states: int = exact.DEFAULT_MAX_STATES
 def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  max_states: int = exact.DEFAULT_MAX_STATES,
                  time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto",
-                 bandwidth: float | None = None, workers: int = 1) -> GraphPlan:
+                 bandwidth: float | None = None, workers: int = 1,
+                 cpsat: bool = True) -> GraphPlan:
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
     proven by exact search when it finishes within ``max_states`` states and ``time_limit`` seconds
     (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of the
@@ -59,7 +60,9 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     back: exact search then minimises the plan's **time** (docs/offload_model.md). Past exact
     search the portfolio's ``dtr`` members plan transfers too, and the plan of least time is
     chosen; with ``method="hierarchical"`` transfers are not planned: the plan is the
-    recompute-only one, and its details say so."""
+    recompute-only one, and its details say so. ``cpsat=False`` leaves CP-SAT out: past exact
+    search the plan is the portfolio's, bounded by the closure bound alone (what ``optimal``
+    was before CP-SAT; benchmarks compare the two)."""
     budget = budget_value("optimal", budget_bytes)
     speed = bandwidth_value(bandwidth, "policy 'optimal'", PolicyError)
     max_states = positive_int("optimal", "max_states", max_states)
@@ -75,6 +78,8 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         params["bandwidth"] = bandwidth
     if workers != 1:
         params["workers"] = workers
+    if not cpsat:
+        params["cpsat"] = False
     started = time.perf_counter()
     if method == "hierarchical":
         plan = plan_hierarchical(costs, budget, "optimal", params, limit)
@@ -92,7 +97,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         steps, cost, _ = exact.search(costs, budget, max_states, deadline=deadline, space=space)
     except exact.SearchLimit as limit_reached:
         plan = _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp,
-                                  speed, workers)
+                                  speed, workers if cpsat else 0)
         return replace(plan, details=_unmoved(plan, speed))
     except BudgetError:
         raise _below_minimum(costs, budget_bytes, max_states, speed) from None
@@ -132,7 +137,8 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, max_states: int,
 
 def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
                        clock: tuple[float, float], reason: Exception, milp: bool,
-                       bandwidth: float | None = None, workers: int = 1) -> GraphPlan:
+                       bandwidth: float | None = None, workers: int = 1,
+                 cpsat: bool = True) -> GraphPlan:
     """Past exact search: the cheapest of the plans of ``dtr`` (its online h_DTR_eq and its
     offline ``next_use``), ``chen``, the hierarchical plan and, where ``milp``, Checkmate's
     MILP at the same budget (so never worse than any), each replayed and checked; ``method``
@@ -142,11 +148,11 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     improves the cheapest in the time left (:func:`_certified`). With a ``bandwidth`` (bytes
     per cost unit) the ``dtr`` members may move values to host memory and the plan of least
     **time** is chosen (``tried`` then gives each one's time; CP-SAT, which plans cost, is not
-    run, and the bound stays every op once)."""
+    run, and the bound stays every op once). ``workers`` 0: CP-SAT is not run."""
     started, limit = clock
     candidates, refusals, late = [], [f"exact search could not decide ({reason})"], []
     members = _members(costs, int(budget), milp, bandwidth)
-    certify = not bandwidth and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
+    certify = workers > 0 and not bandwidth and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
     shares = len(members) + certify  # CP-SAT's share last
     for count, (method, planner) in enumerate(members):
         share = (started + limit - time.perf_counter()) / (shares - count)
@@ -267,4 +273,7 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "(docs/offload_model.md); default: no offload"),
                    Parameter("workers", int, 1,
                              "CP-SAT's search threads past exact search (1: deterministic "
-                             "up to the time limit)")))
+                             "up to the time limit)"),
+                   Parameter("cpsat", bool, True,
+                             "past exact search, improve and bound the portfolio's plan with "
+                             "CP-SAT (false: the portfolio's plan and the closure bound)")))
