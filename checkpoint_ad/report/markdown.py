@@ -178,6 +178,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
                             out: Path) -> str:
     """The Markdown of one graph experiment's records (see :mod:`.graphs`)."""
     from .graphs import GRAPH_COLUMNS, graph_headline, graph_rows
+    from .solvers import solver_section
 
     first = records[0]
     workloads = ", ".join(dict.fromkeys(r.workload for r in records))
@@ -186,6 +187,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
              f"Graph workloads **{workloads}**; planners {planners}; {len(records)} records, "
              f"{first.repeats} timed repeats each, seed {first.seed}, {first.dtype}.", "",
              _environment(records), ""] + _headline(graph_headline(records))
+    lines += solver_section(records)
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
     above = [r for r in records if r.lower_bound is not None and r.lower_bound > r.forward_cost]
@@ -200,7 +202,10 @@ def _section(name: str, group: Sequence[Record], folder: Path, out: Path) -> str
     """One experiment's section (its figures written under ``folder``)."""
     if group[0].family == "graph":
         from .graphs import save_graph_figures
-        return graph_experiment_report(group, save_graph_figures(group, folder), out)
+        from .solvers import save_anytime
+        folder.mkdir(parents=True, exist_ok=True)
+        figures = save_anytime(group, folder) + save_graph_figures(group, folder)
+        return graph_experiment_report(group, figures, out)
     return experiment_report(group, save_figures(group, folder), out)
 
 
