@@ -142,7 +142,7 @@ def goal_bullets(records: Sequence[Record]) -> list[str]:
                _goal(f"About 200 ops ({MEDIUM_OPS[0] + 1}-{MEDIUM_OPS[1]}), certified gap "
                      f"at most {MEDIUM_GAP:.0%}", medium, MEDIUM_GAP, GOAL_SECONDS)]
     worse = [c for c in every if _dearer_than_portfolio(c)]
-    bullets.append(f"Never dearer than the portfolio (optimal before CP-SAT): "
+    bullets.append("Never dearer than the portfolio (optimal before CP-SAT): "
                    + ("**met** on every case." if not worse else
                       f"**missed** on {len(worse)} of {len(every)} cases: " + "; ".join(
                           f"{_graph(c[0])} at {_fraction(c[0])}" for c in worse[:4]) + "."))
