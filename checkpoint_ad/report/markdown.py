@@ -187,7 +187,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
              f"Graph workloads **{workloads}**; planners {planners}; {len(records)} records, "
              f"{first.repeats} timed repeats each, seed {first.seed}, {first.dtype}.", "",
              _environment(records), ""] + _headline(graph_headline(records))
-    lines += solver_section(records)
+    lines += solver_section(records, markdown_table)
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
     above = [r for r in records if r.lower_bound is not None and r.lower_bound > r.forward_cost]

@@ -8,7 +8,7 @@ minus 1. Nothing here runs a planner.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..plotting import save_png
@@ -94,9 +94,13 @@ def gap_rows(records: Sequence[Record]) -> list[dict[str, str]]:
 
 
 def _limit(records: Sequence[Record], policy: str) -> str:
-    limits = sorted({r.params.get("time_limit") for r in records if r.policy == policy
-                     and r.params.get("time_limit") is not None})
-    return "/".join(f"{t:g}" for t in limits) or "default"
+    """The time limits (seconds) the policy's records were given, its default where none."""
+    from ..graphs.policies import get_policy
+
+    default = {p.name: p.default for p in get_policy(policy).parameters}.get("time_limit")
+    limits = sorted({r.params.get("time_limit", default) for r in records
+                     if r.policy == policy} - {None})
+    return "/".join(f"{t:g}" for t in limits) or "no"
 
 
 def _certified(case: Sequence[Record]) -> tuple[float | None, float]:
@@ -157,38 +161,42 @@ def _dearer_than_portfolio(case: Sequence[Record]) -> bool:
     return bool(mine and theirs and mine[0] > theirs[0])
 
 
-def anytime_rows(records: Sequence[Record]) -> tuple[list[dict], int]:
-    """The panels of :func:`~checkpoint_ad.plotting.anytime.anytime_figure` (one per case)
-    and the number of budgets (its columns)."""
+def anytime_rows(records: Sequence[Record]) -> list[dict]:
+    """The panels of :func:`~checkpoint_ad.plotting.anytime.anytime_figure`: one per case,
+    a row of panels per graph, a column per budget fraction."""
+    every = cases(records)
+    graphs = list(dict.fromkeys(_graph(c[0]) for c in every))
+    fractions = sorted({_fraction(c[0]) for c in every}, key=lambda text: float(text.rstrip("%")))
     rows = []
-    for case in cases(records):
+    for case in every:
         first = case[0]
         rows.append({"title": f"{_graph(first)} ({first.ops} ops), {_fraction(first)}",
+                     "row": graphs.index(_graph(first)),
+                     "column": fractions.index(_fraction(first)),
                      "scale": first.store_all_cost, "bound": best_bound(case),
                      "curves": {solver(r): r.trajectory for r in case if r.trajectory},
-                     "points": [(solver(r), r.solve_s or 0.0, r.forward_cost) for r in case]})
-    budgets = len({_fraction(c[0]) for c in cases(records)})
-    return rows, max(1, budgets)
+                     "points": [(solver(r), r.solve_s or 0.0, r.forward_cost) for r in case],
+                     "framing": ("portfolio", "cpsat")})
+    return rows
 
 
 def save_anytime(records: Sequence[Record], folder: Path) -> list[tuple[str, Path]]:
     """Write the anytime figure; (caption, path) pairs (none without trajectories)."""
     if not has_solvers(records):
         return []
-    rows, columns = anytime_rows(records)
     policies = {solver(r): r.policy for r in records if r.budget_bytes is not None}
     ordered = {name: policies[name] for name in _solvers(records)}
-    figure = anytime_figure(rows, ordered, columns,
+    figure = anytime_figure(anytime_rows(records), ordered,
                             "cost and bound against solve time, over store_all's cost")
     path = folder / "anytime.png"
     save_png(figure, path)
     return [("Anytime curves: cost and bound against solve time, per case", path)]
 
 
-def solver_section(records: Sequence[Record]) -> list[str]:
-    """The Markdown lines of the solver comparison (empty without trajectories)."""
-    from .markdown import markdown_table
-
+def solver_section(records: Sequence[Record],
+                   markdown_table: Callable[[list[dict[str, str]]], str]) -> list[str]:
+    """The Markdown lines of the solver comparison (empty without trajectories); tables are
+    drawn by ``markdown_table`` (:func:`.markdown.markdown_table`)."""
     if not has_solvers(records):
         return []
     limits = ", ".join(f"{name} {_limit(records, policy)} s" for name, policy in
@@ -197,6 +205,7 @@ def solver_section(records: Sequence[Record]) -> list[str]:
     return ["### Goals", ""] + [f"- {line}" for line in goal_bullets(records)] + [
         "", "### Gaps per case and solver", "",
         f"Cost (sum of op costs) and gap to the best bound of every plan at that budget; `*`: "
-        f"the solver proved its plan optimal; `-`: not run or no plan. Time limits: {limits}.",
+        f"the solver reports its plan optimal (Checkmate's MILP: among the plans of its "
+        f"formulation); `-`: not run or no plan. Time limits: {limits}.",
         "", markdown_table(gap_rows(records)), ""]
 
