@@ -38,7 +38,7 @@ OPS_PER_UNIT = {"residual": 4, "unet": 5, "transformer": 38, "densenet": 3}
 
 def graph_costs(workload: str, ops: int) -> ca.GraphCosts:
     """The traced workload with about ``ops`` ops (width 16, batch 8); ``layered``: the random
-    layered DAG of ``ops`` nodes (seed 0; it has about 1.3-1.5 times as many ops)."""
+    layered DAG of ``ops`` nodes (seed 0; it has 1.3 to 1.8 times as many ops)."""
     units = ops if workload == "layered" else max(1, round(ops / OPS_PER_UNIT[workload]))
     built = build_graph(workload, {"n": units, "width": 16, "batch": 8})
     return ca.graph_costs(ca.trace(built.fn, *built.args))

@@ -9,20 +9,15 @@ from pathlib import Path
 import pytest
 
 from checkpoint_ad.errors import ExperimentError
-from checkpoint_ad.lab import experiment as ex
 from checkpoint_ad.lab import specs
 from checkpoint_ad.records.schema import Record
-from checkpoint_ad.report.markdown import build_report
 from checkpoint_ad.report.solvers import best_bound, cases, gap_rows, goal_bullets
+from test_graph_experiment import quick_run
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Record], Path]:
-    out = tmp_path_factory.mktemp("graph_solvers")
-    experiment = specs.load_experiment("graph_solvers", quick=True)
-    records = ex.run_experiment(experiment, out, isolate=False)
-    build_report(records, out, [out / "records.jsonl"])
-    return records, out
+    return quick_run("graph_solvers", tmp_path_factory)
 
 
 def test_every_solver_plans_every_workload_soundly(quick) -> None:
