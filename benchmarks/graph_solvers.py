@@ -1,12 +1,15 @@
 """Certified graph plans side by side: ``optimal``'s portfolio before CP-SAT, ``cpsat`` (hinted
-with that portfolio's plan) and Checkmate's MILP (HiGHS), on traced graph workloads of about
-50, 200 and 1,000 ops at fractions of store_all's peak.
+with that portfolio's plan) and Checkmate's MILP (HiGHS), on traced graph workloads (residual,
+U-Net, transformer, DenseNet) of about 50, 200 and 1,000 ops and on random layered DAGs
+(Moccasin's benchmark family, ``layered``: ``--layered`` gives their node counts) at
+fractions of store_all's peak.
 
 For each case the table shows each solver's plan cost (sum of op costs: unit costs here, so
 forward evaluations), the lower bound it proves **for every plan** where it has one, the gap
 (cost / bound - 1) and its wall time. The portfolio is ``optimal`` as it was before CP-SAT
-joined it: the cheapest of its hierarchical plan, ``dtr`` (both heuristics), ``chen`` (and
-the MILP on graphs of at most 40 ops), with the bound it had then (every op once). The
+joined it (``optimal(cpsat=False)``): the cheapest of its hierarchical plan, ``dtr`` (both
+heuristics), ``chen`` (and the MILP on graphs of at most 40 ops), shown with the bound it had
+then (every op once). The
 closure bound (``checkpoint_ad.graphs.floors``, which includes the retention bound) is shown
 on its own; ``cpsat``'s bound includes it. ``cpsat`` is given the
 portfolio's plan as its hint and ``--time-limit`` seconds of its own. Checkmate's MILP
@@ -16,6 +19,8 @@ fails prints its error, shortened. Not a test: nothing is asserted.
 
     PYTHONPATH=. python benchmarks/graph_solvers.py                           # 9 cases, ~15 min
     PYTHONPATH=. python benchmarks/graph_solvers.py --ops 50 --fractions 0.5 --time-limit 20
+    PYTHONPATH=. python benchmarks/graph_solvers.py --workloads residual unet transformer \
+        densenet --ops 50 200 1000 --layered 100 250 500 1000 --fractions 0.3 0.5 0.7 0.9
 """
 from __future__ import annotations
 
@@ -25,28 +30,23 @@ from dataclasses import replace
 
 import checkpoint_ad as ca
 from checkpoint_ad.graphs.floors import closure_bound
-from checkpoint_ad.graphs.policies import optimal
 from checkpoint_ad.graphs.policies.cpsat import plan_cpsat
 from checkpoint_ad.workloads.graph_models import build_graph
 
-OPS_PER_UNIT = {"residual": 4, "unet": 5, "transformer": 38, "densenet": 6}
+OPS_PER_UNIT = {"residual": 4, "unet": 5, "transformer": 38, "densenet": 3}
 
 
 def graph_costs(workload: str, ops: int) -> ca.GraphCosts:
-    """The traced workload with about ``ops`` ops (width 16, batch 8)."""
-    units = max(1, round(ops / OPS_PER_UNIT[workload]))
+    """The traced workload with about ``ops`` ops (width 16, batch 8); ``layered``: the random
+    layered DAG of ``ops`` nodes (seed 0; it has 1.3 to 1.8 times as many ops)."""
+    units = ops if workload == "layered" else max(1, round(ops / OPS_PER_UNIT[workload]))
     built = build_graph(workload, {"n": units, "width": 16, "batch": 8})
     return ca.graph_costs(ca.trace(built.fn, *built.args))
 
 
 def portfolio(costs: ca.GraphCosts, budget: int, seconds: float) -> ca.GraphPlan:
     """``optimal`` without CP-SAT: its portfolio past exact search."""
-    original = optimal.CPSAT_OPS_LIMIT
-    optimal.CPSAT_OPS_LIMIT = -1
-    try:
-        return ca.plan_graph("optimal", costs, budget_bytes=budget, time_limit=seconds)
-    finally:
-        optimal.CPSAT_OPS_LIMIT = original
+    return ca.plan_graph("optimal", costs, budget_bytes=budget, time_limit=seconds, cpsat=False)
 
 
 def timed(run) -> tuple[ca.GraphPlan | str, float]:
@@ -74,7 +74,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, nargs="+", default=[50, 200, 1000])
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.3, 0.5, 0.7])
-    parser.add_argument("--workloads", nargs="+", default=["unet"])
+    parser.add_argument("--workloads", nargs="+", default=["unet"],
+                        help="traced workloads: residual, unet, transformer, densenet")
+    parser.add_argument("--layered", type=int, nargs="*", default=[],
+                        help="node counts of random layered DAGs to add (e.g. 100 250 500 1000)")
     parser.add_argument("--time-limit", type=float, default=30.0,
                         help="seconds for cpsat and for the MILP (each)")
     parser.add_argument("--portfolio-limit", type=float, default=10.0,
@@ -86,28 +89,30 @@ def main() -> None:
     print("| workload | ops | budget | portfolio | every op once | gap | s | closure bound | "
           "cpsat | bound | gap | s | MILP | [its bound] | | s |\n|---|---:|---:|---:|---:|---:|"
           "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
-    for ops in arguments.ops:
-        for workload in arguments.workloads:
-            costs = graph_costs(workload, ops)
-            peak = ca.plan_graph("store_all", costs).peak_bytes
-            for fraction in arguments.fractions:
-                budget = int(peak * fraction)
-                before, before_s = timed(lambda: portfolio(costs, budget,
-                                                           arguments.portfolio_limit))
-                hint = before if isinstance(before, ca.GraphPlan) else None
-                solved, solved_s = timed(lambda: plan_cpsat(
-                    costs, budget, time_limit=arguments.time_limit, workers=arguments.workers,
-                    hint=None if hint is None else replace(hint, policy="hint")))
-                milp, milp_s = ("not run", 0.0)
-                if len(costs.op_nodes) <= arguments.milp_ops:
-                    milp, milp_s = timed(lambda: ca.plan_graph(
-                        "checkmate", costs, budget_bytes=budget,
-                        time_limit=arguments.time_limit))
-                print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | "
-                      f"{cell(before, before_s, costs.total_cost)} | "
-                      f"{closure_bound(costs, budget):.4g} | {cell(solved, solved_s)} | "
-                      f"{cell(milp, milp_s, every_plan=False)} |", flush=True)
+    graphs = [(workload, ops) for ops in arguments.ops for workload in arguments.workloads]
+    for workload, ops in graphs + [("layered", nodes) for nodes in arguments.layered]:
+        costs = graph_costs(workload, ops)
+        for fraction in arguments.fractions:
+            print(row(workload, costs, fraction, arguments), flush=True)
 
+
+def row(workload: str, costs: ca.GraphCosts, fraction: float, arguments) -> str:
+    """One case's table row: the portfolio, the closure bound, cpsat hinted with the
+    portfolio's plan, and the MILP where the graph is small enough."""
+    budget = int(ca.plan_graph("store_all", costs).peak_bytes * fraction)
+    before, before_s = timed(lambda: portfolio(costs, budget, arguments.portfolio_limit))
+    hint = before if isinstance(before, ca.GraphPlan) else None
+    solved, solved_s = timed(lambda: plan_cpsat(
+        costs, budget, time_limit=arguments.time_limit, workers=arguments.workers,
+        hint=None if hint is None else replace(hint, policy="hint")))
+    milp, milp_s = ("not run", 0.0)
+    if len(costs.op_nodes) <= arguments.milp_ops:
+        milp, milp_s = timed(lambda: ca.plan_graph("checkmate", costs, budget_bytes=budget,
+                                                   time_limit=arguments.time_limit))
+    return (f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | "
+            f"{cell(before, before_s, costs.total_cost)} | "
+            f"{closure_bound(costs, budget):.4g} | {cell(solved, solved_s)} | "
+            f"{cell(milp, milp_s, every_plan=False)} |")
 
 if __name__ == "__main__":
     main()

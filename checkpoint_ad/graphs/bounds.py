@@ -2,12 +2,14 @@
 the formulation it bounds.
 
 * **all plans** (docs/graph_model.md's whole vocabulary): the exact search's optimum when it
-  finishes within ``max_states``; otherwise the trivial bound ``costs.total_cost`` (every op is
-  computed at least once by any plan).
+  finishes within ``max_states``; otherwise the closure bound of :mod:`.floors` (the retention
+  bound strengthened by what recomputation needs, solved as small LPs) when it is above
+  ``costs.total_cost``, else that trivial bound (every op is computed at least once by any
+  plan). The closure bound is tried on graphs of at most :data:`CLOSURE_OPS_LIMIT` ops.
 * **checkmate**: the larger of the LP relaxation's value and HiGHS's dual bound of Checkmate's
   MILP (:mod:`.policies.checkmate_model`). It bounds only that formulation's plans (index
   order inside stages): the least cost over all plans can be lower. It is returned only when
-  it beats the trivial bound.
+  it beats the bound of all plans above.
 
 A bound is a courtesy: ``time_limit`` bounds the whole call (exact search, building Checkmate's
 model and both solves), and a search or model whose estimated memory is above the planner
@@ -24,19 +26,21 @@ from ..plans import limits
 from ..plans.registry import budget_value, positive_int, positive_seconds
 from . import solvers
 from .costs import GraphCosts, checked_costs
+from .floors import closure_bound
 from .policies import exact, optimal
 from .policies.checkmate import DEFAULT_TIME_LIMIT, capped
 from .policies.checkmate_model import Model, OutOfTime, graph_model_bytes
 
 DEFAULT_MAX_STATES = 200_000
+CLOSURE_OPS_LIMIT = 1_500  # the closure bound's knapsacks take about 0.6 s at 1,500 ops
 
 
 @dataclass(frozen=True)
 class GraphLowerBound:
     """A proven lower bound of the cost (sum of ``costs`` over evaluations): ``value``,
     ``formulation`` ("all plans" or "checkmate": the set of plans it bounds), ``method``
-    ("exact search", "every op once", "checkmate LP relaxation", "checkmate MILP dual
-    bound") and ``note``: why a stronger bound was not tried or not found (None: nothing was
+    ("exact search", "every op once", "closure bound", "checkmate LP relaxation",
+    "checkmate MILP dual bound") and ``note``: why a stronger bound was not tried or not found (None: nothing was
     cut short)."""
 
     value: float
@@ -49,8 +53,8 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
                       max_states: int = DEFAULT_MAX_STATES,
                       time_limit: float = DEFAULT_TIME_LIMIT) -> GraphLowerBound:
     """The best bound on the cost of plans within ``budget_bytes`` (None: no limit): exact
-    search up to ``max_states`` states, else Checkmate's LP or MILP bound if it beats
-    ``costs.total_cost``, all within ``time_limit`` seconds and the planner memory limit (see
+    search up to ``max_states`` states, else the larger of ``costs.total_cost`` and the closure
+    bound, or Checkmate's LP or MILP bound if it beats that, all within ``time_limit`` seconds and the planner memory limit (see
     the module docstring). A budget that exact search proves no plan meets raises BudgetError."""
     checked_costs(costs, "graph_lower_bound")
     budget = budget_value("graph_lower_bound", budget_bytes)
@@ -69,13 +73,25 @@ def graph_lower_bound(costs: GraphCosts, budget_bytes: int | None = None,
             raise BudgetError(f"policy 'optimal': budget_bytes={budget_bytes} is below the "
                               f"minimum of {optimal.minimum_budget(costs, max_states)} bytes "
                               "for this graph") from None
-    trivial = GraphLowerBound(costs.total_cost, "all plans", "every op once")
+    trivial = _all_plans_bound(costs, budget, deadline)
     needs = graph_model_bytes(costs)
     if needs > allowance:
         return replace(trivial, note=f"Checkmate's bound not tried: its model of this "
                                      f"{len(costs.op_nodes):,}-op graph needs about {needs:,} "
                                      f"bytes, more than the {allowance:,} allowed")
     return _checkmate_bound(costs, budget, deadline, seconds, trivial)
+
+
+def _all_plans_bound(costs: GraphCosts, budget: float, deadline: float) -> GraphLowerBound:
+    """The closure bound (:func:`.floors.closure_bound`, its LPs solved until ``deadline``)
+    when it beats every op once, else every op once; on graphs of more than
+    :data:`CLOSURE_OPS_LIMIT` ops every op once (the bound's knapsacks take quadratic time)."""
+    if len(costs.op_nodes) > CLOSURE_OPS_LIMIT:
+        return GraphLowerBound(costs.total_cost, "all plans", "every op once")
+    closure = closure_bound(costs, budget, deadline)
+    if closure > costs.total_cost:
+        return GraphLowerBound(closure, "all plans", "closure bound")
+    return GraphLowerBound(costs.total_cost, "all plans", "every op once")
 
 
 def _checkmate_bound(costs: GraphCosts, budget: float, deadline: float, seconds: float,

@@ -69,19 +69,28 @@ def bound_budget(params: Mapping[str, Any], plan: GraphPlan) -> int:
 def point_bound(costs: GraphCosts, budget_bytes: int) -> GraphLowerBound:
     """The lower bound a record carries: :func:`~checkpoint_ad.graph_lower_bound` at
     ``budget_bytes`` (see :func:`bound_budget`) with a small effort (exact when the search
-    finishes, else the larger of every op once and Checkmate's relaxation bounds) within
+    finishes, else the closure bound, every op once or Checkmate's relaxation bounds) within
     :data:`BOUND_TIME_LIMIT` seconds and :data:`BOUND_MEMORY` bytes (its ``note`` says what
     was cut short)."""
     with limits.limited(memory_bytes=min(BOUND_MEMORY, limits.current().memory_bytes)):
         return graph_lower_bound(costs, budget_bytes, BOUND_MAX_STATES, BOUND_TIME_LIMIT)
 
 
+BOUNDING_EVERY_PLAN = ("optimal", "cpsat")  # their plan.lower_bound bounds every plan
+
+
 def proven_bound(plan: GraphPlan, bound: GraphLowerBound) -> GraphLowerBound:
     """``bound``, or the cost of ``plan`` when exact search proved that plan optimal over all
-    plans at its budget and that is the stronger bound."""
+    plans at its budget, or the plan's own lower bound when its planner proves one of every
+    plan (:data:`BOUNDING_EVERY_PLAN`: the closure bound, CP-SAT's), whichever is the
+    stronger bound of every plan."""
     if plan.method == "exact" and plan.status == "optimal" and (
             bound.formulation != "all plans" or plan.cost > bound.value):
         return GraphLowerBound(plan.cost, "all plans", "exact search")
+    own = plan.lower_bound
+    if plan.policy in BOUNDING_EVERY_PLAN and own is not None and (
+            bound.formulation != "all plans" or own > bound.value):
+        return GraphLowerBound(float(own), "all plans", f"{plan.policy}'s bound")
     return bound
 
 
@@ -173,6 +182,7 @@ def measure_graph_point(task: PointTask) -> Record:
         store_all_cost=float(costs.total_cost), budget_bytes=params.get("budget_bytes"),
         store_all_peak_bytes=store_all_peak(costs), method=plan.method, status=plan.status,
         lower_bound=bound.value, bound_formulation=bound.formulation, bound_note=bound.note,
-        solve_s=plan.solve_s, **offload_fields(params, plan, stats, costs),
+        solve_s=plan.solve_s, plan_lower_bound=plan.lower_bound,
+        trajectory=plan.details.get("trajectory"), **offload_fields(params, plan, stats, costs),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **worker_environment(task.environment), **detail)

@@ -42,7 +42,8 @@ class PointTask:
     :mod:`.graph_measure`). ``plan`` is the plan made before the run (preflight), which the
     worker runs instead of planning again (None: the worker plans; always so for chains with
     "measure" costs, whose plan depends on the worker's timings), and ``bound`` the lower bound
-    of a graph point's budget (None: the worker finds it).
+    of a graph point's budget (None: the worker finds it). ``max_ops``: a graph point whose
+    traced graph has more ops is not planned (the policy line's ``max_ops``).
     """
 
     experiment: str
@@ -61,6 +62,7 @@ class PointTask:
     family: str = "chain"
     plan: Any = None
     bound: Any = None
+    max_ops: int | None = None
 
     @property
     def label(self) -> str:

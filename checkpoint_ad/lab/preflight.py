@@ -129,6 +129,13 @@ def _check_graph_point(task: PointTask, built: dict[str, Any],
         params = graph_parameters(task.policy, task.params, program.costs)
     except CheckpointADError as error:
         raise type(error)(f"{where}: {error}") from None
+    ops = len(program.costs.op_nodes)
+    if task.max_ops is not None and ops > task.max_ops:
+        if unplanned is not None:
+            unplanned.append(f"{where} {configuration_label(task.policy, task.params)}: not "
+                             f"run: the graph has {ops} ops, above the policy's "
+                             f"max_ops={task.max_ops}")
+        return None
     try:
         plan = plan_graph(task.policy, program.costs, **params)
     except BudgetError as error:  # no plan within this budget (or the planner's time limit)

@@ -37,6 +37,7 @@ class PolicyEntry:
     params: dict[str, Any]
     sweep: dict[str, list[Any]]
     max_n: int | None = None
+    max_ops: int | None = None
 
     def configurations(self) -> list[dict[str, Any]]:
         """The params of each configuration: the fixed ones with one value of each sweep."""
@@ -76,7 +77,15 @@ class Experiment:
     def grid_points(self, workload: str | None = None) -> list[dict[str, Any]]:
         """Every size combination of ``workload`` (default: the first), the fixed sizes
         included, in the grid's order."""
-        return combinations(self.sizes_of(workload or self.workloads[0]), self.grid)
+        workload = workload or self.workloads[0]
+        return combinations(self.sizes_of(workload), self.grid_of(workload))
+
+    def grid_of(self, workload: str) -> dict[str, list[Any]]:
+        """The grid ``workload`` sweeps: the shared arrays, and its own table in ``grid``
+        (``grid = { residual = { n = [12, 50] } }``) over them."""
+        shared = {k: v for k, v in self.grid.items() if not isinstance(v, dict)}
+        own = self.grid.get(workload)
+        return {**shared, **own} if isinstance(own, dict) else shared
 
     def detail_point(self, workload: str | None = None) -> dict[str, Any] | None:
         """The grid point of ``workload`` (default: the first) whose timeline and schedule are
@@ -118,5 +127,5 @@ class Experiment:
                     seen.add(entry.policy)
                     tasks.append(PointTask(self.name, workload, point, entry.policy, params,
                                            self.seed, self.dtype, self.costs, self.repeats, keep,
-                                           env, family=self.family))
+                                           env, family=self.family, max_ops=entry.max_ops))
         return tasks

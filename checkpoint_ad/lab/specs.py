@@ -2,7 +2,7 @@
 
 An experiment names a workload, fixed ``sizes``, a ``grid`` of sizes to sweep, the ``policies``
 with their parameters (a ``sweep`` table gives one configuration per value, ``max_n`` skips
-large chains), ``repeats``, a ``seed``, a ``dtype``, the ``costs`` the planners see, and a
+large chains, ``max_ops`` graphs of more ops), ``repeats``, a ``seed``, a ``dtype``, the ``costs`` the planners see, and a
 ``detail`` point whose memory timeline and schedule are kept in the records. A ``quick`` table
 replaces any of these top-level keys for a reduced run. Example::
 
@@ -21,8 +21,8 @@ replaces any of these top-level keys for a reduced run. Example::
 A graph experiment says ``family = "graph"``: its ``workloads`` (an array; ``workload`` for
 one) are graph workloads (:mod:`~checkpoint_ad.workloads.graph_models`), its policies graph policies,
 ``budget_fraction`` a fraction of store_all's activation peak; ``sizes`` and ``grid`` apply
-to every workload listed (each must accept them), and a table in ``sizes`` named after a
-workload sets that workload's own sizes::
+to every workload listed (each must accept them), and a table in ``sizes`` (or ``grid``)
+named after a workload sets that workload's own sizes (or grid, over the shared one)::
 
     family = "graph"
     workloads = ["residual", "unet"]
@@ -73,7 +73,7 @@ QUICK_KEYS = set(TOP_KEYS) - {"name", "description", "family", "workload", "work
 GRAPH_COST_MODES = ("model", "unit")  # a graph workload's cost model is 1 per op: the same
 
 
-POLICY_KEYS = {"policy": str, "params": dict, "sweep": dict, "max_n": int}
+POLICY_KEYS = {"policy": str, "params": dict, "sweep": dict, "max_n": int, "max_ops": int}
 
 
 def _policy_entry(source: str, family: str, index: int, table: Any) -> PolicyEntry:
@@ -95,23 +95,41 @@ def _policy_entry(source: str, family: str, index: int, table: Any) -> PolicyEnt
     if both:
         raise fail(source, f"{where}: {', '.join(both)} is set both in params and in sweep; "
                             f"give it in one of them")
-    entry = PolicyEntry(policy, params, sweep, table.get("max_n"))
+    if "max_ops" in table and family != "graph":
+        raise fail(source, f"{where}: max_ops is for graph experiments (family = \"graph\"); "
+                            f"a chain experiment limits its policies by n (max_n)")
+    entry = PolicyEntry(policy, params, sweep, table.get("max_n"), table.get("max_ops"))
     try:
         check_combination(policy, entry.configurations()[0])
     except ExperimentError as error:
         raise fail(source, f"{where}: {error}") from None
-    if entry.max_n is not None and entry.max_n < 1:
-        raise fail(source, f"{where}: max_n must be at least 1, got {entry.max_n}")
+    for key, limit in (("max_n", entry.max_n), ("max_ops", entry.max_ops)):
+        if limit is not None and limit < 1:
+            raise fail(source, f"{where}: {key} must be at least 1, got {limit}")
     return entry
 
 
 def _grid(source: str, family: str, workloads: tuple[str, ...], grid: Mapping[str, Any]
-          ) -> dict[str, list[Any]]:
-    def checked(key: str, value: Any) -> Any:
-        check_sizes(source, "grid", family, workloads, {key: value})
-        return value
+          ) -> dict[str, Any]:
+    """The grid: arrays every workload sweeps, and (graph experiments) a table named after a
+    workload holding arrays only that workload sweeps, over the shared ones."""
+    def checker(names: tuple[str, ...], where: str):
+        def checked(key: str, value: Any) -> Any:
+            check_sizes(source, where, family, names, {key: value})
+            return value
+        return checked
 
-    return check_arrays(source, "grid", grid, checked)
+    own = {key: value for key, value in grid.items() if isinstance(value, dict)}
+    for key in own:
+        if key not in workloads:
+            raise fail(source, f"grid: {key} = {{...}} is the grid of one workload, but {key!r} "
+                                f"is not one of this experiment's ({', '.join(workloads)})")
+    shared = {key: value for key, value in grid.items() if key not in own}
+    checked: dict[str, Any] = check_arrays(source, "grid", shared, checker(workloads, "grid"))
+    for key, table in own.items():
+        checked[key] = check_arrays(source, f"grid.{key}", table,
+                                    checker((key,), f"grid.{key}"))
+    return checked
 
 
 def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
@@ -231,8 +249,13 @@ def _family(source: str, spec: Mapping[str, Any], names: list[str]) -> str:
 # -- finding and loading --------------------------------------------------------------------------
 
 def experiments_dir() -> Any:
-    """The shipped experiments: the installed package ``checkpoint_ad.experiments``, or the
-    top-level ``experiments/`` folder of a source checkout run without installing."""
+    """The shipped experiments: the top-level ``experiments/`` folder of the source checkout
+    this package runs from (installed or not: an editable install maps the package
+    ``checkpoint_ad.experiments`` to one checkout's folder, maybe not this one's), else the
+    installed package ``checkpoint_ad.experiments``."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "experiments").is_dir():
+        return checkout / "experiments"
     try:
         return importlib.resources.files("checkpoint_ad.experiments")
     except ModuleNotFoundError:

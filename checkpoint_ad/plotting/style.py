@@ -16,7 +16,7 @@ DPI = 90
 POLICY_COLORS = {"store_all": "#1f77b4", "recompute_all": "#d62728", "sqrt_n": "#2ca02c",
                  "revolve": "#ff7f0e", "optimal": "#9467bd", "checkmate": "#e377c2",
                  "checkmate_lp": "#bcbd22", "dtr": "#8c564b", "chen": "#17becf",
-                 "save_ops": "#7f7f7f"}
+                 "save_ops": "#7f7f7f", "cpsat": "#2ca02c"}  # sqrt_n's: chains only
 EXTRA_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 STYLES = ("-", "--", ":", "-.")

@@ -195,6 +195,19 @@ def _graph_steps(value: list[Any] | None, data: dict[str, Any]) -> str | None:
     return None
 
 
+def _trajectory(value: dict[str, Any] | None, data: dict[str, Any]) -> str | None:
+    if value is None:
+        return None
+    if sorted(value) != ["bounds", "incumbents"]:
+        return 'must be {"incumbents": [...], "bounds": [...]}'
+    for name, series in value.items():
+        if not isinstance(series, list) or not all(
+                isinstance(point, list) and len(point) == 2 and all(map(_is_number, point))
+                for point in series):
+            return f"{name} must be a list of [seconds, value] pairs of finite numbers >= 0"
+    return None
+
+
 FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "experiment": _plain_name, "sizes": _sizes, "params": _scalars, "plan_params": _scalars,
     "seed": _count(0), "repeats": _count(1), "forward_evals": _count(1), "peak_stored": _count(1),
@@ -211,7 +224,8 @@ FIELD_CHECKS: dict[str, Callable[[Any, dict[str, Any]], str | None]] = {
     "solve_s": _optional_number, "graph": _graph, "graph_steps": _graph_steps,
     "bandwidth": _optional_number, "predicted_time": _optional_number,
     "store_all_time": _optional_number, "predicted_host_peak_bytes": _count(0),
-    "host_peak_bytes": _count(0)}
+    "host_peak_bytes": _count(0),
+    "plan_lower_bound": _optional_number, "trajectory": _trajectory}
 
 
 GRAPH_FIELDS = ("ops", "store_all_cost", "store_all_peak_bytes")  # a graph record has them all

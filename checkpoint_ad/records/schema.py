@@ -62,7 +62,12 @@ class Record:
       formulation only), ``bound_note`` (why a stronger bound was not tried or not found
       within that effort, e.g. Checkmate's model too large; None when nothing was cut
       short); on the detail point ``graph`` ({"parents": [[...], ...], "ops": [name or
-      null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan).
+      null, ...]}) and ``graph_steps`` ([[action, node], ...], the plan). Graph records
+      also keep the planner's own bound, ``plan_lower_bound`` (whatever it bounds: every plan
+      for ``optimal`` and ``cpsat``, Checkmate's formulation for ``checkmate``; None for
+      heuristics), and an anytime planner's ``trajectory`` ({"incumbents": [[seconds, cost],
+      ...], "bounds": [[seconds, bound], ...]}, each better plan and each better bound of
+      every plan, seconds since planning started; None for the others).
     * Offload (docs/offload_model.md; None in records written before, and ``bandwidth`` None
       for a planner given none): ``bandwidth`` (bytes per cost unit between device and host
       the planner was given; 0: none), ``predicted_time`` (the plan's time in cost units:
@@ -125,6 +130,8 @@ class Record:
     store_all_time: float | None = None
     predicted_host_peak_bytes: int | None = None
     host_peak_bytes: int | None = None
+    plan_lower_bound: float | None = None
+    trajectory: dict[str, Any] | None = None
 
     @property
     def n(self) -> int:

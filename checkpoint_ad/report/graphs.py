@@ -242,7 +242,8 @@ GRAPH_DEFINITIONS = """\
 - **budget**: the activation bytes the planner was given (resident op values and live
   cotangents, docs/graph_model.md); **fraction** of store_all's peak. Fixed policies have none.
 - **lower bound**: the best bound on the cost at that budget the package proved with a small
-  effort (exact search when it finishes; else every op once, or Checkmate's LP/MILP bound,
+  effort (exact search when it finishes; else the closure bound or every op once, or
+  Checkmate's LP/MILP bound,
   marked (checkmate), which bounds only Checkmate's formulation); **gap**: cost over it, minus 1.
 - **status**: "optimal" when the planner proved its plan optimal, else "feasible" or
   "time_limit". **solve**: planning seconds. **activations**, **predicted**, **tracemalloc**,

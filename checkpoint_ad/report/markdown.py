@@ -179,6 +179,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
     """The Markdown of one graph experiment's records (see :mod:`.graphs`)."""
     from .graphs import GRAPH_COLUMNS, graph_headline, graph_rows
     from .offload import OFFLOAD_COLUMNS, offload_headline, offload_rows
+    from .solvers import solver_section
 
     first = records[0]
     workloads = ", ".join(dict.fromkeys(r.workload for r in records))
@@ -188,6 +189,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
              f"{first.repeats} timed repeats each, seed {first.seed}, {first.dtype}.", "",
              _environment(records), ""] + _headline(offload_headline(records)
                                                   or graph_headline(records))
+    lines += solver_section(records, markdown_table)
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
     above = [r for r in records if r.lower_bound is not None and r.lower_bound > r.forward_cost]
@@ -207,8 +209,11 @@ def _section(name: str, group: Sequence[Record], folder: Path, out: Path) -> str
     if group[0].family == "graph":
         from .graphs import save_graph_figures
         from .offload import offload_records, save_offload_figures
-        figures = (save_offload_figures(group, folder) if offload_records(group)
-                   else save_graph_figures(group, folder))
+        from .solvers import save_anytime
+        folder.mkdir(parents=True, exist_ok=True)
+        figures = save_anytime(group, folder) + (
+            save_offload_figures(group, folder) if offload_records(group)
+            else save_graph_figures(group, folder))
         return graph_experiment_report(group, figures, out)
     return experiment_report(group, save_figures(group, folder), out)
 

@@ -23,6 +23,8 @@ from ..engine.primitives import (concatenate, matmul, relu, sigmoid, sqrt, sum a
 from ..errors import UnknownNameError
 from ..plans.registry import Registry
 from . import chain_models
+from .layered import (DEFAULT_EDGE_DENSITY, DEFAULT_LAYER_WIDTH, DEFAULT_SKIP_DENSITY,
+                      build_layered)
 from .spec import SizeParameter, WorkloadSpec, check_dtype
 
 
@@ -163,6 +165,16 @@ for _spec in (
                  _sizes(2, "blocks", 32, 16)),
     WorkloadSpec("densenet", "n layers, each reading the concatenation of all earlier outputs",
                  _build_densenet, _sizes(6, "layers", 32, 16)),
+    WorkloadSpec("layered", "a random layered DAG of n nodes as Moccasin benchmarks (Gagrani et "
+                 "al.'s generator: layers, edges to the previous layer, skip connections; "
+                 "deterministic from the seed; see workloads/layered.py)", build_layered,
+                 _sizes(40, "nodes of the DAG", 16, 8) + (
+                     SizeParameter("layer_width", float, DEFAULT_LAYER_WIDTH,
+                                   "mean layer width over sqrt(n)"),
+                     SizeParameter("edge_density", float, DEFAULT_EDGE_DENSITY,
+                                   "probability a node reads a node of the previous layer"),
+                     SizeParameter("skip_density", float, DEFAULT_SKIP_DENSITY,
+                                   "probability a node reads one node of an earlier layer"))),
     WorkloadSpec("logistic", "Fig. 6.8 (b): logistic regression sigma(x w)", _build_logistic,
                  _sizes(None, "", 16, 32)),
     WorkloadSpec("relu_layer", "Fig. 6.8 (c): a ReLU layer max(0, X W + b)", _build_relu_layer,

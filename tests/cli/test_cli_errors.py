@@ -228,7 +228,7 @@ def test_unknown_keys_list_the_accepted_ones(capsys, tmp_path, out) -> None:
     path = spec(tmp_path, TINY_EXPERIMENT.replace("{ policy = \"store_all\" }",
                                        "{ policy = \"store_all\", slots = 3 }"))
     line = one_error(capsys, "run", path, "--out", str(out))
-    assert_mentions(line, r"unknown key slots in policies[0]", "allowed: max_n, params, policy, sweep")
+    assert_mentions(line, r"unknown key slots in policies[0]", "allowed: max_n, max_ops, params, policy, sweep")
 
 
 @pytest.mark.parametrize("change, message", [

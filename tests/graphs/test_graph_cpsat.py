@@ -5,12 +5,14 @@ past exact search. Deterministic: one worker, a fixed seed, and ``effort`` (CP-S
 deterministic time) binding before the wall-clock ``time_limit``."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import checkpoint_ad as ca
 from checkpoint_ad import check_graph_plan, plan_graph
 from checkpoint_ad.graphs.floors import closure_bound, least_peak_floor, retention_bound
-from checkpoint_ad.graphs.policies import cpsat
+from checkpoint_ad.graphs.policies import anytime, cpsat
 from checkpoint_ad.graphs.policies.cpsat import plan_cpsat
 from checkpoint_ad.graphs.policies.optimal import minimum_budget
 from graph_families import GROUND_TRUTH, fig69_chain, random_dag, resnet
@@ -85,6 +87,32 @@ def test_the_combinatorial_bounds_never_exceed_the_exhaustive_optimum(seed: int)
         least = plan_graph("optimal", costs, budget_bytes=budget).cost
         retention = retention_bound(costs, budget)
         assert costs.total_cost <= retention <= closure_bound(costs, budget) <= least
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_graph_lower_bound_past_exact_search_never_exceeds_the_exhaustive_optimum(
+        seed: int) -> None:
+    """With exact search cut off at 2 states, graph_lower_bound falls back to the closure
+    bound (every plan) or Checkmate's (its formulation only): the former is never above the
+    least cost of all plans, and is at least the closure bound."""
+    costs = random_dag(4 + seed % 6, 700 + seed)
+    peak = plan_graph("store_all", costs).peak_bytes
+    for budget in range(minimum_budget(costs), peak + 1):
+        least = plan_graph("optimal", costs, budget_bytes=budget).cost
+        bound = ca.graph_lower_bound(costs, budget, max_states=2)
+        assert bound.value >= closure_bound(costs, budget)
+        if bound.formulation == "all plans":
+            assert bound.method in ("closure bound", "every op once") and bound.value <= least
+
+
+def test_graph_lower_bound_takes_the_closure_bound_on_the_table() -> None:
+    """On the rows where the closure bound meets the least cost, graph_lower_bound past exact
+    search proves it for every plan."""
+    costs, _, _, table = GROUND_TRUTH["tanh_mlp(3)"]
+    for budget in (4, 5):
+        bound = ca.graph_lower_bound(costs, budget, max_states=2)
+        assert (bound.value, bound.formulation, bound.method) == (table[budget], "all plans",
+                                                                  "closure bound")
 
 
 def test_the_retention_bound_is_tight_on_some_rows_of_the_table() -> None:
@@ -182,3 +210,30 @@ def test_optimal_past_exact_search_certifies_with_cpsat() -> None:
     plan = plan_graph("optimal", costs, budget_bytes=6, max_states=5, time_limit=20)
     assert (plan.cost, plan.status, plan.lower_bound) == (table[6], "optimal", table[6])
     assert "cpsat" not in plan.details["tried"]
+
+
+@pytest.mark.parametrize("name, budget", FROM_RECOMPUTE_ALL[:3])
+def test_the_trajectory_records_each_better_plan_and_bound(name: str, budget: int) -> None:
+    """From recompute_all's plan to the proven least cost: the incumbents fall from the
+    hint's cost to the plan's, the bounds rise from the closure bound to the plan's bound
+    (never above the least cost), in time order, JSON-ready."""
+    costs, _, _, table = GROUND_TRUTH[name]
+    hint = plan_graph("recompute_all", costs)
+    plan = solved(costs, budget, hint=hint)
+    trajectory = plan.details["trajectory"]
+    assert json.loads(json.dumps(trajectory)) == trajectory
+    incumbents, bounds = trajectory["incumbents"], trajectory["bounds"]
+    assert incumbents[0][1] == hint.cost and incumbents[-1][1] == plan.cost == table[budget]
+    assert bounds[0][1] == closure_bound(costs, budget) and bounds[-1][1] == plan.lower_bound
+    assert all(b[1] <= table[budget] for b in bounds)
+    for series, sign in ((incumbents, -1), (bounds, 1)):
+        assert all(0 <= a[0] <= b[0] <= WALL for a, b in zip(series, series[1:]))
+        assert all(sign * (b[1] - a[1]) > 0 for a, b in zip(series, series[1:]))
+
+
+def test_a_long_trajectory_is_thinned_to_its_first_last_and_spread_points() -> None:
+    trajectory = anytime.Trajectory(started=0.0)
+    trajectory.incumbents = [(float(k), 1000.0 - k) for k in range(500)]
+    shown = trajectory.details()["incumbents"]
+    assert len(shown) == anytime.MOST_POINTS
+    assert shown[0] == [0.0, 1000.0] and shown[-1] == [499.0, 501.0]

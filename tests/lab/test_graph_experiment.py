@@ -62,9 +62,14 @@ def load(tmp_path: Path, text: str = TINY_GRAPHS) -> specs.Experiment:
 @pytest.fixture(scope="module")
 def quick_records(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Record], Path]:
     """The shipped graph_budget experiment's quick grid, measured in-process."""
-    out = tmp_path_factory.mktemp("graph_budget")
-    experiment = specs.load_experiment("graph_budget", quick=True)
-    records = ex.run_experiment(experiment, out, isolate=False)
+    return quick_run("graph_budget", tmp_path_factory)
+
+
+def quick_run(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Record], Path]:
+    """A shipped experiment's quick grid measured in-process, and its report, in a fresh
+    folder: (records, folder)."""
+    out = tmp_path_factory.mktemp(name)
+    records = ex.run_experiment(specs.load_experiment(name, quick=True), out, isolate=False)
     with pytest.MonkeyPatch.context() as patch:  # what the report holds, not its pixels
         patch.setattr(graph_report, "save_png", draw_small)
         patch.setattr(plotting, "save_png", draw_small)

@@ -23,7 +23,11 @@ most a few computations of each op), anytime and warm-started.
   ``seed`` makes the plan reproducible on any machine.
 
 ``details`` holds the capacities used (``max_computations``), whether the model was complete,
-the solver's status and bound, the rounds solved and the hint's cost.
+the solver's status and bound, the rounds solved, the hint's cost and the ``trajectory``
+(:mod:`.anytime`): ``{"incumbents": [[seconds, cost], ...], "bounds": [[seconds, bound],
+...]}``, seconds since the call started; the hint is the first incumbent, the closure bound
+the first bound, and a solver's rising bound is kept only from a complete model (it bounds
+every plan only then).
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
 from ..plans import GraphPlan
 from . import exact
+from .anytime import Trajectory
 from .checkmate import within_budget
 from .chen import plan_chen
 from .dtr import plan_dtr
@@ -73,6 +78,7 @@ class _Search:
     solver_bound: float | None = None
     complete: bool = False
     proven: bool = False
+    trajectory: Trajectory | None = None
 
 
 def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
@@ -108,6 +114,10 @@ def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
             raise BudgetError(f"policy 'cpsat': budget_bytes={budget_bytes} is below the "
                               f"minimum of {least} bytes for this graph")
     search = _start(costs, budget, started + limit, hint, computations, bound)
+    search.trajectory = Trajectory(started)
+    search.trajectory.bound(search.bound)
+    if search.best is not None:
+        search.trajectory.incumbent(search.best[1])
     left = None if effort is None else [effort]  # deterministic time left, across rounds
     proven = search.best is not None and search.bound >= search.best[1]  # the hint is optimal
     while not proven and _round(search, workers, seed, left):
@@ -241,7 +251,10 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
         solver.parameters.linearization_level = 0
     if effort is not None:
         solver.parameters.max_deterministic_time = effort[0] * share
-    status = solver.Solve(model.model)
+    rising: list[tuple[float, float]] = []  # the solver's bounds as they rise: (clock, bound)
+    solver.best_bound_callback = lambda value: rising.append((time.perf_counter(),
+                                                             value / model.scale))
+    status = solver.Solve(model.model, _recorder(search.trajectory, model.scale))
     if effort is not None:
         effort[0] -= solver.ResponseProto().deterministic_time
     search.rounds += 1
@@ -252,6 +265,7 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
         found = GraphPlan.build(costs, steps, "cpsat", {}).cost
         if search.best is None or found < search.best[1]:
             search.best = (tuple(steps), found)
+            search.trajectory.incumbent(found)
             _tighten(search)
     # the model holds every plan as cheap as the best known (hence an optimal one) when its
     # capacities reach the ceilings of that cost: only then does its bound bound every plan
@@ -260,7 +274,10 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     finished = status in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
     if complete and status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         search.solver_bound = solver.BestObjectiveBound() / model.scale
+        for at, value in rising:
+            search.trajectory.bound(value, at)
         search.bound = max(search.bound, search.solver_bound)
+        search.trajectory.bound(search.bound)
         search.proven = status == cp_model.OPTIMAL and model.scale == 1
     if complete and status == cp_model.INFEASIBLE and search.best is None:
         search.proven = True  # no plan of any number of computations fits
@@ -270,6 +287,18 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     if finished:
         _relax(search, model.counts(solver) if status == cp_model.OPTIMAL else {})
     return True
+
+
+def _recorder(trajectory: Trajectory, scale: float) -> object:
+    """A solution callback putting each solution's cost (the objective over the cost scale:
+    rounded down for fractional costs) into ``trajectory``."""
+    from ortools.sat.python import cp_model
+
+    class Recorder(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            trajectory.incumbent(self.ObjectiveValue() / scale)
+
+    return Recorder()
 
 
 def _tighten(search: _Search) -> None:
@@ -308,7 +337,8 @@ def _finish(search: _Search, params: dict, hint: GraphPlan | None, budget_bytes:
     details = {"max_computations": max(search.capacity[v] for v in costs.op_nodes),
                "complete": search.complete, "solver_status": search.status,
                "solver_bound": search.solver_bound, "rounds": search.rounds,
-               "hint_cost": None if hint is None else hint.cost}
+               "hint_cost": None if hint is None else hint.cost,
+               "trajectory": search.trajectory.details()}
     plan = GraphPlan.build(costs, steps, "cpsat", params, method="cpsat", status=status,
                            lower_bound=bound, solve_s=time.perf_counter() - started,
                            details=details)

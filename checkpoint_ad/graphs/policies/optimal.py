@@ -46,7 +46,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                  max_states: int = exact.DEFAULT_MAX_STATES,
                  time_limit: float = DEFAULT_TIME_LIMIT, method: str = "auto",
                  bandwidth: float | None = None, workers: int = 1,
-                 host_budget_bytes: int | None = None) -> GraphPlan:
+                 host_budget_bytes: int | None = None, cpsat: bool = True) -> GraphPlan:
     """The least-cost plan whose peak fits ``budget_bytes`` (None: no limit). ``method="auto"``:
     proven by exact search when it finishes within ``max_states`` states and ``time_limit`` seconds
     (half of it on graphs of at most :data:`MILP_OPS_LIMIT` ops), else the cheapest of the
@@ -65,7 +65,9 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     chosen; with ``method="hierarchical"`` transfers are not planned: the plan is the
     recompute-only one, and its details say so. ``host_budget_bytes`` (None: no limit) bounds
     the host copies alive at once, in exact search and past it; 0 plans as without a
-    bandwidth."""
+    bandwidth. ``cpsat=False`` leaves CP-SAT out: past exact
+    search the plan is the portfolio's, bounded by the closure bound alone (what ``optimal``
+    was before CP-SAT; benchmarks compare the two)."""
     budget = budget_value("optimal", budget_bytes)
     speed = bandwidth_value(bandwidth, "policy 'optimal'", PolicyError)
     host = host_budget_value(host_budget_bytes, "policy 'optimal'", PolicyError)
@@ -86,6 +88,8 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     if workers != 1:
         params["workers"] = workers
     solvers.load(solvers.EVERY)  # its members' libraries, before its clock starts
+    if not cpsat:
+        params["cpsat"] = False
     started = time.perf_counter()
     if method == "hierarchical":
         plan = plan_hierarchical(costs, budget, "optimal", params, limit)
@@ -105,7 +109,7 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
         steps, cost, _ = exact.search(costs, budget, max_states, deadline=deadline, space=space)
     except exact.SearchLimit as limit_reached:
         plan = _past_exact_search(costs, budget, params, (started, limit), limit_reached, milp,
-                                  (speed, host), workers)
+                                  (speed, host), workers if cpsat else 0)
         return replace(plan, details=_unmoved(plan, speed))
     except BudgetError:
         raise _below_minimum(costs, budget_bytes, max_states, asked, host) from None
@@ -198,12 +202,13 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     per cost unit) the ``dtr`` members may move values to host memory and the plan of least
     **time** is chosen (``tried`` then gives each one's time; CP-SAT, which plans cost, is not
     run, and the bound stays every op once). ``transfer`` is (bandwidth in bytes per cost
-    unit or None, host budget in bytes)."""
+    unit or None, host budget in bytes). ``workers`` 0: CP-SAT is not
+    run."""
     started, limit = clock
     bandwidth, host_budget = transfer
     candidates, refusals, late = [], [f"exact search could not decide ({reason})"], []
     members = _members(costs, int(budget), milp, bandwidth, host_budget)
-    certify = not bandwidth and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
+    certify = workers > 0 and not bandwidth and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
     shares = len(members) + certify  # CP-SAT's share last
     for count, (method, planner) in enumerate(members):
         share = (started + limit - time.perf_counter()) / (shares - count)
@@ -328,4 +333,7 @@ SPEC = PolicySpec("optimal", "the least-cost plan under a byte budget (exact sea
                              "peak stays within it; default: no limit"),
                    Parameter("workers", int, 1,
                              "CP-SAT's search threads past exact search (1: deterministic "
-                             "up to the time limit)")))
+                             "up to the time limit)"),
+                   Parameter("cpsat", bool, True,
+                             "past exact search, improve and bound the portfolio's plan with "
+                             "CP-SAT (false: the portfolio's plan and the closure bound)")))
