@@ -1,7 +1,7 @@
 """The graph policy registry and :func:`plan_graph`.
 
 Each policy is a pure planner ``planner(costs: GraphCosts, **params) -> GraphPlan``; every plan
-it returns has been replayed (:func:`~checkpoint_ad.graphs.plans.replay`) and carries the
+it returns has been replayed (:func:`~checkpoint_ad.graphs.replay.replay`) and carries the
 numbers the replay gives.
 """
 from __future__ import annotations

@@ -235,7 +235,7 @@ def local_run(costs: GraphCosts, steps: list[GraphStep], resident: set[int],
               cotangents: set[int]) -> tuple[int, int, set[int]]:
     """Run ``steps`` from ``resident`` values and live ``cotangents`` (both counted; anything
     else a step reads is taken to be held elsewhere): (peak bytes, final live bytes, final
-    resident set), under the counting rules of :func:`~checkpoint_ad.graphs.plans.replay`."""
+    resident set), under the counting rules of :func:`~checkpoint_ad.graphs.replay.replay`."""
     sizes, resident = costs.sizes, set(resident)
     live = sum(sizes[i] for i in resident) + sum(sizes[i] for i in cotangents)
     peak = live

@@ -18,7 +18,7 @@ size) and the cotangent intervals: op p's cotangent lives from the slot of the b
 that allocates it (``costs.new_cotangents``; the output's seed at its own step) through the
 slot of backward(p). At a compute slot this counts the resident values and the new one; at a
 backward step it counts the resident values, the live cotangents and the new ones, exactly
-the peaks of :func:`~checkpoint_ad.graphs.plans.replay`. Sizes are divided by their gcd; the
+the peaks of :func:`~checkpoint_ad.graphs.replay.replay`. Sizes are divided by their gcd; the
 capacity is the budget in those units. In an **exact** model slots are distinct (``NoOverlap``
 of unit intervals) and events fill the first slots. A model that is not exact (used to improve
 a plan on large graphs: CP-SAT's neighbourhood search then has room to move events) lets

@@ -77,19 +77,10 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
     if method not in METHODS:
         raise PolicyError(f"policy 'optimal': method must be one of {', '.join(METHODS)}, "
                           f"got {method!r}")
-    params = {} if budget_bytes is None else {"budget_bytes": budget_bytes}
-    if method != "auto":
-        params["method"] = method
-    if bandwidth is not None:
-        params["bandwidth"] = bandwidth
-    if host_budget_bytes is not None:
-        params["host_budget_bytes"] = host_budget_bytes
+    params = _recorded(budget_bytes=budget_bytes, method=method, bandwidth=bandwidth,
+                       host_budget_bytes=host_budget_bytes, workers=workers, cpsat=cpsat)
     asked, speed = speed, (speed if host else None)  # no host memory: no transfer
-    if workers != 1:
-        params["workers"] = workers
     solvers.load(solvers.EVERY)  # its members' libraries, before its clock starts
-    if not cpsat:
-        params["cpsat"] = False
     started = time.perf_counter()
     if method == "hierarchical":
         plan = plan_hierarchical(costs, budget, "optimal", params, limit)
@@ -120,6 +111,15 @@ def plan_optimal(costs: GraphCosts, budget_bytes: int | None = None,
                                details={"objective": "time"})
     return GraphPlan.build(costs, steps, "optimal", params, method="exact", status="optimal",
                            lower_bound=cost, solve_s=time.perf_counter() - started)
+
+
+DEFAULTS = {"budget_bytes": None, "method": "auto", "bandwidth": None,
+            "host_budget_bytes": None, "workers": 1, "cpsat": True}
+
+
+def _recorded(**given: object) -> dict[str, object]:
+    """The params a plan records: those given other than their defaults."""
+    return {name: value for name, value in given.items() if value != DEFAULTS[name]}
 
 
 def _unmoved(plan: GraphPlan, bandwidth: float | None) -> dict:
