@@ -152,3 +152,19 @@ def test_optimal_past_exact_search_plans_transfers_with_dtr() -> None:
     assert plan.time == min(plan.details["tried"].values()) < alone.time
     assert "transfers" not in plan.details and check_graph_plan(costs, plan).time == plan.time
     assert plan.peak_bytes <= 8 and plan.policy == "optimal"
+
+
+@pytest.mark.parametrize("bandwidth", [1e-6, 1.0])
+def test_past_exact_search_cpsat_improves_the_plan_without_transfers_which_competes_on_time(
+        bandwidth: float) -> None:
+    """With a bandwidth, CP-SAT still improves the cheapest plan without transfers: a slow
+    link (no transfer pays) then gives the recompute-only time, never a slower plan."""
+    costs = unet(3)
+    plan = plan_graph("optimal", costs, budget_bytes=8, bandwidth=bandwidth, max_states=10,
+                      time_limit=5.0)
+    tried = plan.details["tried"]
+    assert "cpsat" in tried and plan.time == min(tried.values())
+    assert check_graph_plan(costs, plan).time == plan.time and plan.peak_bytes <= 8
+    alone = plan_graph("optimal", costs, budget_bytes=8, max_states=10, time_limit=5.0)
+    if bandwidth < 1e-3:
+        assert plan.time <= alone.time

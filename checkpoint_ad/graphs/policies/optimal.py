@@ -200,15 +200,16 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     the next); one out of time is left out, and the plan's details name it. Then CP-SAT
     improves the cheapest in the time left (:func:`_certified`). With a ``bandwidth`` (bytes
     per cost unit) the ``dtr`` members may move values to host memory and the plan of least
-    **time** is chosen (``tried`` then gives each one's time; CP-SAT, which plans cost, is not
-    run, and the bound stays every op once). ``transfer`` is (bandwidth in bytes per cost
+    **time** is chosen (``tried`` then gives each one's time, and the bound stays every op
+    once); CP-SAT, which plans cost, improves the cheapest plan without transfers, which
+    competes on time too (:func:`_faster_without_transfers`). ``transfer`` is (bandwidth in bytes per cost
     unit or None, host budget in bytes). ``workers`` 0: CP-SAT is not
     run."""
     started, limit = clock
     bandwidth, host_budget = transfer
     candidates, refusals, late = [], [f"exact search could not decide ({reason})"], []
     members = _members(costs, int(budget), milp, bandwidth, host_budget)
-    certify = workers > 0 and not bandwidth and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
+    certify = workers > 0 and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
     shares = len(members) + certify  # CP-SAT's share last
     for count, (method, planner) in enumerate(members):
         share = (started + limit - time.perf_counter()) / (shares - count)
@@ -229,13 +230,16 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     details = {"tried": {m: p.time if bandwidth else p.cost for m, p in candidates}}
     if late:
         details["out_of_time"] = tuple(late)
-    if bandwidth:  # least time: CP-SAT plans cost; every plan computes each op once
+    if bandwidth:  # least time; every plan computes each op once
         best = replace(best, lower_bound=costs.total_cost, status="feasible")
+        if certify:
+            method, best = _faster_without_transfers(costs, budget, candidates, (method, best),
+                                                     started + limit, workers, details)
     else:
         bound = closure_bound(costs, budget, started + limit)  # valid for every plan (..floors)
         best = replace(best, lower_bound=bound,
                        status="optimal" if bound >= best.cost else "feasible")
-    if certify and best.status != "optimal":
+    if certify and not bandwidth and best.status != "optimal":
         method, best = _certified(costs, budget, best, method, started + limit, workers,
                                   details)
     return replace(best, policy="optimal", params=params, method=method,
@@ -265,6 +269,26 @@ def _certified(costs: GraphCosts, budget: float, best: GraphPlan, method: str,
         return "cpsat", replace(solved, lower_bound=bound)
     return method, replace(best, lower_bound=bound,
                            status="optimal" if bound >= best.cost else best.status)
+
+
+def _faster_without_transfers(costs: GraphCosts, budget: float,
+                              candidates: list[tuple[str, GraphPlan]],
+                              chosen: tuple[str, GraphPlan], deadline: float, workers: int,
+                              details: dict) -> tuple[str, GraphPlan]:
+    """With a bandwidth: CP-SAT improves the cheapest candidate without transfers (it plans
+    cost; such a plan takes its cost plus every backward step), and the faster of it and
+    ``chosen`` is kept. So a bandwidth never leaves ``optimal`` slower than the plan it finds
+    without one, given the same time."""
+    still = [found for found in candidates if not found[1].transfers]
+    if not still:
+        return chosen
+    method, plan = min(still, key=lambda found: (found[1].cost, found[1].peak_bytes,
+                                                 PREFERENCE.index(found[0])))
+    method, plan = _certified(costs, budget, plan, method, deadline, workers, details)
+    if "cpsat" in details["tried"]:  # its cost, as a time
+        details["tried"]["cpsat"] += plan.time - plan.cost
+    plan = replace(plan, lower_bound=costs.total_cost, status="feasible")
+    return min((chosen, (method, plan)), key=lambda found: (found[1].time, found[1].peak_bytes))
 
 
 PREFERENCE = ("hierarchical", "dtr", "dtr:next_use", "chen", "milp", "cpsat")  # among equal plans
