@@ -5,6 +5,7 @@ offload fields) reported as before."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,24 @@ def moved(record: Record, bandwidth: float, time: float, budget: int | None = No
                                budget_bytes=budget if budget is not None else record.budget_bytes)
 
 
-def test_committed_records_without_offload_fields_have_no_offload_part(base) -> None:
-    records = read_records([RECORDS])
-    assert all(r.bandwidth is None and r.time_overhead is None for r in records)
-    assert offload_records(records) == [] and offload_headline(records) == []
+OFFLOAD_FIELDS = ("bandwidth", "predicted_time", "store_all_time", "predicted_host_peak_bytes",
+                  "host_peak_bytes")
+
+
+def test_records_without_offload_fields_load_and_have_no_offload_part(tmp_path) -> None:
+    """Records written before the offload fields (the committed ones with those fields cut
+    off) still load; neither they nor records of planners given no bandwidth (the committed
+    ones, which carry a time) make an offload part."""
+    old = tmp_path / "records.jsonl"
+    lines = RECORDS.read_text(encoding="utf-8").splitlines()
+    old.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items()
+                                       if k not in OFFLOAD_FIELDS}) + "\n" for line in lines))
+    before, now = read_records([old]), read_records([RECORDS])
+    assert len(before) == len(now) == len(lines)
+    assert all(r.bandwidth is None and r.time_overhead is None for r in before)
+    assert all(r.bandwidth is None and r.time_overhead is not None for r in now)
+    for records in (before, now):
+        assert offload_records(records) == [] and offload_headline(records) == []
 
 
 def test_the_sweep_and_where_offload_starts_paying(base) -> None:
