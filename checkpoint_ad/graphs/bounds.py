@@ -26,13 +26,12 @@ from ..plans import limits
 from ..plans.registry import budget_value, positive_int, positive_seconds
 from . import solvers
 from .costs import GraphCosts, checked_costs
-from .floors import closure_bound
+from .floors import CLOSURE_OPS_LIMIT, closure_bound
 from .policies import exact, optimal
 from .policies.checkmate import DEFAULT_TIME_LIMIT, capped
 from .policies.checkmate_model import Model, OutOfTime, graph_model_bytes
 
 DEFAULT_MAX_STATES = 200_000
-CLOSURE_OPS_LIMIT = 1_500  # the closure bound's knapsacks take about 0.6 s at 1,500 ops
 
 
 @dataclass(frozen=True)

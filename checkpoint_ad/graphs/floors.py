@@ -58,16 +58,20 @@ def retention_bound(costs: GraphCosts, budget: float) -> float:
     return costs.total_cost + max(_knapsack_terms(costs, budget), default=0.0)
 
 
-def _knapsack_terms(costs: GraphCosts, budget: float) -> list[float]:
+def _knapsack_terms(costs: GraphCosts, budget: float,
+                    deadline: float = math.inf) -> list[float]:
     """Per backward step j, the fractional knapsack's least cost of the later residuals left
-    out of the room at step j (0 where no plan fits the step)."""
+    out of the room at step j (0 where no plan fits the step, and for the steps not reached
+    by ``deadline``)."""
     order, sizes = costs.backward_order, costs.sizes
     at_step = cotangent_bytes(costs)
     ranked = sorted(costs.op_nodes, key=lambda v: costs.costs[v] / max(sizes[v], 1),
                     reverse=True)  # the fractional knapsack keeps the most cost per byte first
     later = [False] * len(costs)  # v is in N_j: an op residual of a step after j
     terms = [0.0] * len(order)
-    for j in reversed(range(len(order))):
+    for done, j in enumerate(reversed(range(len(order)))):
+        if done % 64 == 63 and time.perf_counter() > deadline:
+            break
         here = set(costs.op_residuals[order[j]])
         room = budget - at_step[j] - sum(sizes[r] for r in here)
         if room >= 0:  # else no plan fits this step at all; the budget is refused elsewhere
@@ -93,6 +97,7 @@ def _unkept_cost(costs: GraphCosts, ranked: list[int], room: float) -> float:
 # -- the closure bound: the retention bound with what recomputation itself needs -----------------
 
 CLOSURE_STEPS = 12  # backward steps whose LP is solved: the knapsack's best, then spread ones
+CLOSURE_OPS_LIMIT = 1_500  # the closure bound's knapsacks take about 0.6 s at 1,500 ops
 
 
 def closure_bound(costs: GraphCosts, budget: float, deadline: float = math.inf) -> float:
@@ -106,10 +111,14 @@ def closure_bound(costs: GraphCosts, budget: float, deadline: float = math.inf) 
     cost(R) (HiGHS) is no larger than the least cost(R), so ``total`` plus it is a bound. It
     is solved for :data:`CLOSURE_STEPS` steps (those whose knapsack term is largest, and steps
     spread over the order) until ``deadline``. With whole-number op costs every plan's cost is
-    a whole number, so the bound is rounded up. Never below :func:`retention_bound`."""
+    a whole number, so the bound is rounded up. Never below :func:`retention_bound`, except on
+    graphs of more than :data:`CLOSURE_OPS_LIMIT` ops, whose knapsacks (quadratic time) also
+    stop at ``deadline``: each step's term bounds every plan alone, so those not reached are
+    left out."""
     if not math.isfinite(budget):
         return costs.total_cost
-    terms = _knapsack_terms(costs, budget)
+    large = len(costs.op_nodes) > CLOSURE_OPS_LIMIT
+    terms = _knapsack_terms(costs, budget, deadline if large else math.inf)
     best = costs.total_cost + max(terms, default=0.0)
     at_step = cotangent_bytes(costs)
     for j in _closure_steps(terms):

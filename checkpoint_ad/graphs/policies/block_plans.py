@@ -48,7 +48,7 @@ def _sub_plans(graph: GraphCosts, deadline: float) -> list[list[GraphStep]]:
     at ``deadline``."""
     from .dtr import plan_dtr  # dtr validates budgets with optimal, which imports this module
     store_all = plan_store_all(graph)
-    plans = [list(store_all.steps)] + _smaller_tapes(graph)
+    plans = [list(store_all.steps)] + _smaller_tapes(graph, deadline)
     least = _least_peak(graph, deadline)
     for budget in _budgets(least or 0, store_all.peak_bytes, BUDGETS if least else DTR_BUDGETS):
         for make in ([lambda: exact.search(graph, budget, BLOCK_MAX_STATES,
@@ -81,18 +81,25 @@ def _least_peak(graph: GraphCosts, deadline: float) -> int | None:
         return None
 
 
-def _smaller_tapes(graph: GraphCosts) -> list[list[GraphStep]]:
+def _smaller_tapes(graph: GraphCosts, deadline: float = math.inf) -> list[list[GraphStep]]:
     """Plans that keep less than store_all for the backward steps after the first: the values
     those steps read, dropped in order (the cheapest to recompute per byte first; up to
     :data:`DROPS` prefixes), each dropped set recomputed all at once after the first backward
-    step, or (on blocks small enough for exact search) before each step that reads it."""
+    step, or (on blocks small enough for exact search) before each step that reads it. None
+    once ``deadline`` passes (pricing a block of hundreds of ops takes a second)."""
     first, *rest = graph.backward_order
     read = sorted({r for b in rest for r in graph.op_residuals[b]} - {graph.output})
-    price = {node: sum(graph.costs[i] for i in recompute(graph, [node], set())) /
-             max(graph.sizes[node], 1) for node in read}
+    price = {}
+    for count, node in enumerate(read):
+        if count % 64 == 63 and time.perf_counter() > deadline:
+            return []
+        price[node] = (sum(graph.costs[i] for i in recompute(graph, [node], set())) /
+                       max(graph.sizes[node], 1))
     dropped = sorted(read, key=lambda node: price[node])
     plans = []
     for count in _budgets(1, len(dropped), DROPS) if dropped else ():
+        if time.perf_counter() > deadline:
+            return plans
         kept = set(read) - set(dropped[:count])
         plans.append(keep_and_recompute(graph, kept, [(first,), tuple(rest)]))
         if len(graph.op_nodes) <= EXACT_BLOCK_OPS:

@@ -107,7 +107,8 @@ def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
                                status="optimal", lower_bound=costs.total_cost,
                                solve_s=time.perf_counter() - started)
     _refuse_below_floor(costs, budget, budget_bytes)
-    hint = hint if hint is not None else _heuristic_hint(costs, budget, started + limit / 4)
+    hint = hint if hint is not None else _heuristic_hint(costs, budget, started + limit / 4,
+                                                         started + limit)
     if hint is None:  # no heuristic fits: on a small graph, exact search names the least budget
         least = _least_budget(costs)
         if least is not None and budget < least:
@@ -155,26 +156,29 @@ def _below_minimum(costs: GraphCosts, budget_bytes: object, floor: int) -> Budge
                        f"at least {floor} bytes for this graph (what its largest step holds)")
 
 
-def _heuristic_hint(costs: GraphCosts, budget: float, deadline: float) -> GraphPlan | None:
+def _heuristic_hint(costs: GraphCosts, budget: float, deadline: float,
+                    last: float) -> GraphPlan | None:
     """The cheapest plan within ``budget`` of dtr, offline dtr, chen, the hierarchical plan
-    of ``optimal`` and recompute_all, each in the time left before ``deadline`` (None when
-    none fits)."""
+    of ``optimal`` and recompute_all, each in the time left before ``deadline``, or before
+    ``last`` while none fits yet (a first plan comes before the solver's time); None when
+    none fits."""
     planners: list[Callable[[float], GraphPlan]] = [
         lambda s: plan_dtr(costs, budget_bytes=int(budget), time_limit=s),
         lambda s: plan_dtr(costs, budget_bytes=int(budget), heuristic="next_use", time_limit=s),
         lambda s: plan_chen(costs, budget_bytes=int(budget), time_limit=s),
         lambda s: plan_hierarchical(costs, budget, "cpsat", time_limit=s),
         lambda s: plan_recompute_all(costs)]
-    found = []
+    fitting: list[GraphPlan] = []
     for planner in planners:
-        left = deadline - time.perf_counter()
+        left = (deadline if fitting else last) - time.perf_counter()
         if left <= 0:
             break
         try:
-            found.append(planner(left))
+            plan = planner(left)
         except PolicyError:  # BudgetError and TimeLimitError included: the hint is optional
             continue
-    fitting = [plan for plan in found if plan.peak_bytes <= budget]
+        if plan.peak_bytes <= budget:
+            fitting.append(plan)
     return min(fitting, key=lambda plan: plan.cost, default=None)
 
 

@@ -197,7 +197,9 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     MILP at the same budget (so never worse than any), each replayed and checked; ``method``
     names the one chosen. ``clock`` is (start, time_limit): they run fastest first, each
     within an even share of the time left (a member that finishes early leaves its time to
-    the next); one out of time is left out, and the plan's details name it. Then CP-SAT
+    the next), except that until one has found a plan a member may use half the time left (on
+    a large graph, a plan within the limit comes first); one out of time is left out, and
+    the plan's details name it. Then CP-SAT
     improves the cheapest in the time left (:func:`_certified`). With a ``bandwidth`` (bytes
     per cost unit) the ``dtr`` members may move values to host memory and the plan of least
     **time** is chosen (``tried`` then gives each one's time, and the bound stays every op
@@ -212,7 +214,8 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     certify = workers > 0 and len(costs.op_nodes) <= CPSAT_OPS_LIMIT
     shares = len(members) + certify  # CP-SAT's share last
     for count, (method, planner) in enumerate(members):
-        share = (started + limit - time.perf_counter()) / (shares - count)
+        left = started + limit - time.perf_counter()
+        share = left / (shares - count) if candidates else left / 2  # a first plan comes first
         try:
             if share <= 0:
                 raise TimeLimitError(f"policy 'optimal': no time left for {method}")
