@@ -151,7 +151,7 @@ def goal_bullets(records: Sequence[Record]) -> list[str]:
                       f"**missed** on {len(worse)} of {len(every)} cases: " + "; ".join(
                           f"{_graph(c[0])} at {_fraction(c[0])}" for c in worse[:4]) + "."))
     bullets.append("1,000 ops (a plan within 1 s, a gap of at most 10% within 300 s): not in "
-                   "this run; measured by benchmarks/graph_solvers.py (docs/graphs.md).")
+                   "this run; measured by benchmarks/graph_solvers.py (docs/solvers.md).")
     return bullets
 
 
