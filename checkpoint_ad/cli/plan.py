@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from ..chains import policies
 from ..chains.backprop import plan as make_plan
 from ..chains.chain import ChainProfile, profile_chain
+from ..chains.replay import host_peak_bytes, plan_time
 from ..chains.replay import predict_meter as predict_chain
 from ..chains.plans import Plan
 from ..errors import ExperimentError, PolicyError
@@ -177,8 +178,10 @@ def _plan_graph(args: argparse.Namespace, built: GraphWorkload, out: TextIO) -> 
         width = len(str(len(plan.steps)))
         for index, step in enumerate(plan.steps):
             out.write(f"  {index:>{width}}  {step} ({costs.ops[step.node]})\n")
+    moving = {"time": plan.time, "host_peak_bytes": plan.host_peak_bytes}
+    words = _offload_words(moving) if "bandwidth" in plan.params else ""
     out.write(f"{args.workload} traced: {len(costs.op_nodes)} ops, {len(costs)} nodes; "
-              f"predicted peak (the executor on placeholders) {predicted:,} bytes\n")
+              f"predicted peak (the executor on placeholders) {predicted:,} bytes{words}\n")
     return 0
 
 
@@ -189,7 +192,8 @@ def _graph_json(workload: str, sizes: Mapping[str, Any], plan: GraphPlan, costs:
                 k: list(v) if isinstance(v, tuple) else v for k, v in plan.params.items()}),
             "method": plan.method, "status": plan.status, "lower_bound": plan.lower_bound,
             "gap": plan.gap, "solve_s": plan.solve_s, "forward_evals": plan.forward_evals,
-            "cost": plan.cost, "peak_bytes": plan.peak_bytes,
+            "cost": plan.cost, "peak_bytes": plan.peak_bytes, "time": plan.time,
+            "host_peak_bytes": plan.host_peak_bytes,
             "predicted_peak_bytes": predicted, "nodes": len(costs),
             "parents": [list(p) for p in costs.parents], "ops": list(costs.ops),
             "sizes_bytes": list(costs.sizes), "residuals": [list(r) for r in costs.residuals],
@@ -218,11 +222,21 @@ def _plan_chain(args: argparse.Namespace, workload: chain_models.Workload, out: 
     predicted = predict_chain(plan, costs).peak
     extra = {"workload": args.workload, "family": "chain", "sizes": dict(workload.sizes),
              "predicted_peak_bytes": predicted}
+    moving = "bandwidth" in dict(plan.params)
+    if moving:  # docs/chain_offload.md
+        extra.update(time=plan_time(plan, costs), host_peak_bytes=host_peak_bytes(plan, costs))
     write_plan(args, plan, out, extra)
     if not args.json:
+        words = _offload_words(extra) if moving else ""
         out.write(f"{args.workload}: {plan.n} stages; predicted peak (the executor on "
-                  f"placeholders) {predicted:,} bytes\n")
+                  f"placeholders) {predicted:,} bytes{words}\n")
     return 0
+
+
+def _offload_words(numbers: Mapping[str, Any]) -> str:
+    """The predicted time (cost units) and host peak of a plan given a bandwidth."""
+    return (f"; time {numbers['time']:g} cost units; host peak "
+            f"{numbers['host_peak_bytes']:,} bytes")
 
 
 def add_plan_command(commands: Any) -> None:

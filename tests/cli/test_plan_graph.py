@@ -185,3 +185,18 @@ def test_each_mistake_is_one_line_and_status_2(capsys, argv, message) -> None:
     lines = done.err.splitlines()
     assert (status, done.out, len(lines)) == (2, "", 1), done.err
     assert lines[0].startswith("checkpoint-ad: error: ") and message in lines[0], lines[0]
+
+
+def test_a_chain_plan_given_a_bandwidth_shows_its_time_and_host_peak(capsys) -> None:
+    base = ["plan", "--workload", "hetero_mlp", "--policy", "optimal", "--budget", "500000",
+            "--summary"]
+    assert cli.main(base + ["--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert "time" not in alone and "host_peak_bytes" not in alone
+    assert cli.main(base + ["--bandwidth", "100", "--json"]) == 0
+    moved = json.loads(capsys.readouterr().out)
+    assert moved["host_peak_bytes"] > 0 and moved["predicted_peak_bytes"] <= 500_000
+    assert moved["counts"]["offload"] > 0 and moved["time"] > 0
+    assert cli.main(base + ["--bandwidth", "100"]) == 0
+    assert (f"; time {moved['time']:g} cost units; host peak {moved['host_peak_bytes']:,} bytes"
+            in capsys.readouterr().out)
