@@ -13,8 +13,8 @@ A plan is a sequence of :class:`GraphStep` (docs/graph_model.md; the transfers `
 
 Activation bytes = resident op values + live op cotangents. :func:`.replay.replay` is the only
 place that applies these rules; the planners, the checker and the tests all go through it. The
-vocabulary lives in :mod:`.actions` and the replay in :mod:`.replay`; both are importable from
-here.
+vocabulary lives in :mod:`.actions` (its names importable from here too, as from the package)
+and the replay in :mod:`.replay`.
 """
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ from checkpoint_ad.chains.replay import predict_meter as predict_chain
 from checkpoint_ad.lab.points import store_all_peak
 from checkpoint_ad.chains.policies import make_plan
 from checkpoint_ad.graphs.costs import GraphCosts
-from checkpoint_ad.graphs.plans import GraphAction, GraphStep, replay
+from checkpoint_ad.graphs.plans import GraphAction, GraphStep
+from checkpoint_ad.graphs.replay import replay
 from checkpoint_ad.graphs.policies import plan_graph
 from checkpoint_ad.workloads import chain_models, graph_models
 from checkpoint_ad.lab.recommend import trace_program

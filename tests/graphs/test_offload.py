@@ -15,7 +15,7 @@ import pytest
 
 import checkpoint_ad as ca
 from checkpoint_ad import GraphAction, GraphCosts, GraphStep, check_graph_plan, plan_graph
-from checkpoint_ad.graphs.plans import replay
+from checkpoint_ad.graphs.replay import replay
 from checkpoint_ad.graphs.policies.optimal import minimum_budget
 from graph_families import fig69_chain, random_dag, resnet, tanh_mlp, unet
 

@@ -22,7 +22,8 @@ from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int,
 from .. import solvers
 from ..costs import GraphCosts
 from ..floors import least_peak_floor
-from ..plans import GraphPlan, replay
+from ..plans import GraphPlan
+from ..replay import replay
 from .checkmate import (DEFAULT_TIME_LIMIT, budget_error, capped, out_of_time,
                          store_all_if_cheaper)
 from .checkmate_model import Model, OutOfTime
