@@ -45,9 +45,9 @@ def command_list(args: argparse.Namespace, out: TextIO) -> int:
             continue
         quick = len(load_experiment(name, quick=True).tasks())
         _entry(out, name, loaded.description)
-        what = "graph workloads" if loaded.family == "graph" else "workload"
-        _entry(out, "", f"{what} {loaded.workload}, {len(loaded.tasks())} points "
-                        f"({quick} with --quick)")
+        what = "; ".join(f"{'graph workloads' if part.family == 'graph' else 'workload'} "
+                         f"{part.workload}" for part in (loaded, *loaded.parts))
+        _entry(out, "", f"{what}, {len(loaded.tasks())} points ({quick} with --quick)")
     return 0
 
 

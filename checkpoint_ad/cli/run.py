@@ -88,7 +88,7 @@ def _run_prepared(args: argparse.Namespace, sweep: Sweep, out: TextIO) -> int:
                          f"records are in {sweep.records_path}; draw it with: "
                          f"{shlex.join([PROG, 'report', str(folder)])}\n")
         return 130
-    figures = sorted(p.name for p in folder.glob("*.png"))
+    figures = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
     ran = len(sweep.pending)
     how = (f" ({len(records) - ran} already recorded, {ran} run now)" if mode == "resume"
            else f" (replacing {sweep.replaced} earlier record lines)" if sweep.replaced else "")

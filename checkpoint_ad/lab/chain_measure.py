@@ -33,7 +33,7 @@ from typing import Any
 from ..chains.backprop import Result, backprop, prepare_backprop
 from ..chains.chain import ChainProfile, profile_chain
 from ..chains.executor import Executor
-from ..chains.replay import SymbolicRunner, forward_cost
+from ..chains.replay import SymbolicRunner, forward_cost, plan_time
 from ..chains.costs import ChainCosts
 from ..chains.plans import Plan
 from ..engine.trees import flatten
@@ -41,8 +41,8 @@ from ..plans.memory import Meter, TracemallocProbe
 from ..records.schema import Record
 from ..workloads import chain_models
 from ..workloads.user import build_workload
-from .points import (PointTask, downsample, largest_difference, plain_params, planning_costs,
-                     policy_parameters, worker_environment)
+from .points import (PointTask, downsample, largest_difference, offload_fields, plain_params,
+                     planning_costs, policy_parameters, store_all_peak, worker_environment)
 from .rss import rss_run
 
 
@@ -117,13 +117,33 @@ def measure_chain_point(task: PointTask) -> Record:
                                        plan=task.plan))
     reference = run("store_all", {}, None)
     return make_record(task, workload, params, result, times, measured, rss_sampled, rss_high_water,
-                   max_difference(result, reference), profile if task.detail else None)
+                       max_difference(result, reference), profile if task.detail else None,
+                       budget_fields(workload, params, result, profile(), costs))
+
+
+def budget_fields(workload: chain_models.Workload, params: Mapping[str, Any], result: Result,
+                  profile: ChainProfile, costs: Any) -> dict[str, Any]:
+    """A chain record's budget and offload fields, as a graph record's: the planner's
+    ``budget_bytes`` (None for a policy without one), store_all's whole activation peak (what
+    ``budget_fraction`` scales), store_all's ``forward_cost`` (n: the record's costs have a
+    mean of 1), and :func:`~.points.offload_fields` with the plan's time and
+    store_all's on the costs the planner saw (docs/chain_offload.md: cost units, a backward
+    step ``ChainCosts.backward_costs``)."""
+    chain_costs = profile.costs(costs)
+    store_all_time = sum(chain_costs.compute) + sum(chain_costs.backward_costs)
+    return {"budget_bytes": params.get("budget_bytes"),
+            "store_all_cost": round(sum(relative_costs(workload).compute), 6),
+            "store_all_peak_bytes": store_all_peak(profile),
+            **offload_fields(params, plan_time(result.plan, chain_costs), store_all_time,
+                             result.stats)}
 
 
 def make_record(task: PointTask, workload: chain_models.Workload, params: dict[str, Any],
                 result: Result, times: list[float], measured: int | None, rss_sampled: int,
                 rss_high_water: int | None,
-            grad_diff: float, profile: Callable[[], ChainProfile] | None) -> Record:
+            grad_diff: float, profile: Callable[[], ChainProfile] | None,
+            extra: Mapping[str, Any] | None = None) -> Record:
+    """The record of one measured chain point; ``extra``: more fields (:func:`budget_fields`)."""
     stats, plan = result.stats, result.plan
     detail: dict[str, Any] = {}
     if profile is not None:
@@ -145,4 +165,4 @@ def make_record(task: PointTask, workload: chain_models.Workload, params: dict[s
         wall_s_median=statistics.median(times), wall_s_min=min(times), wall_s_max=max(times),
         max_grad_diff=grad_diff, loss=float(result.value), backend=task.backend,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **worker_environment(task.environment), **detail)
+        **worker_environment(task.environment), **detail, **(extra or {}))

@@ -28,8 +28,8 @@ from ..graphs.plans import GraphAction, GraphPlan
 from ..graphs.policies import get_policy, plan_graph
 from ..workloads.graph_models import GraphWorkload
 from ..workloads.user import build_workload
-from .points import (downsample, largest_difference, plain_params, PointTask, resolve_fractions,
-                     worker_environment)
+from .points import (downsample, largest_difference, offload_fields, plain_params, PointTask,
+                     resolve_fractions, worker_environment)
 from .rss import rss_run
 from ..records.schema import Record
 
@@ -130,18 +130,12 @@ def _timed_run(traced: Traced, plan: GraphPlan, task: PointTask) -> GraphResult:
                       record_timeline=task.detail)
 
 
-def offload_fields(params: Mapping[str, Any], plan: GraphPlan, stats: Any,
-                   costs: GraphCosts) -> dict[str, Any]:
-    """A graph record's offload fields (docs/offload_model.md): the bandwidth the planner was
-    given (bytes per cost unit, None if none), the plan's predicted time and store_all's (cost
-    units), and its host peak predicted (the executor on sized placeholders) and measured by the
-    host Meter."""
-    bandwidth = params.get("bandwidth")
-    return {"bandwidth": None if bandwidth is None else float(bandwidth),
-            "predicted_time": float(plan.time if plan.time is not None else plan.cost),
-            "store_all_time": float(costs.total_cost + costs.total_backward_cost),
-            "predicted_host_peak_bytes": stats.predicted_host_peak_bytes,
-            "host_peak_bytes": stats.host_peak_bytes}
+def graph_offload_fields(params: Mapping[str, Any], plan: GraphPlan, stats: Any,
+                         costs: GraphCosts) -> dict[str, Any]:
+    """A graph record's offload fields (:func:`~.points.offload_fields`): the plan's time,
+    store_all's every op once plus every backward step."""
+    return offload_fields(params, plan.time if plan.time is not None else plan.cost,
+                          costs.total_cost + costs.total_backward_cost, stats)
 
 
 def measure_graph_point(task: PointTask) -> Record:
@@ -183,6 +177,7 @@ def measure_graph_point(task: PointTask) -> Record:
         store_all_peak_bytes=store_all_peak(costs), method=plan.method, status=plan.status,
         lower_bound=bound.value, bound_formulation=bound.formulation, bound_note=bound.note,
         solve_s=plan.solve_s, plan_lower_bound=plan.lower_bound,
-        trajectory=plan.details.get("trajectory"), **offload_fields(params, plan, stats, costs),
+        trajectory=plan.details.get("trajectory"),
+        **graph_offload_fields(params, plan, stats, costs),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **worker_environment(task.environment), **detail)

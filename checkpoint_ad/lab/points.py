@@ -87,6 +87,19 @@ def store_all_peak(profile: ChainProfile) -> int:
     return peak_bytes(policies.make_plan("store_all", costs), costs)
 
 
+def offload_fields(params: Mapping[str, Any], time: float, store_all_time: float,
+                   stats: Any) -> dict[str, Any]:
+    """A record's offload fields (docs/offload_model.md, docs/chain_offload.md), either
+    family: the bandwidth the planner was given (bytes per cost unit, None if none), the
+    plan's predicted time and store_all's (cost units), and its host peak predicted (the
+    executor on sized placeholders) and measured by the host Meter (``stats``: the run's)."""
+    bandwidth = params.get("bandwidth")
+    return {"bandwidth": None if bandwidth is None else float(bandwidth),
+            "predicted_time": float(time), "store_all_time": float(store_all_time),
+            "predicted_host_peak_bytes": stats.predicted_host_peak_bytes,
+            "host_peak_bytes": stats.host_peak_bytes}
+
+
 def policy_parameters(policy: str, params: Mapping[str, Any],
                       profile: Callable[[], ChainProfile]) -> dict[str, Any]:
     """The chain policy's own parameters: ``budget_fraction`` becomes ``budget_bytes``."""

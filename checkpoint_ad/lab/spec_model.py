@@ -63,6 +63,7 @@ class Experiment:
     source: str = "<memory>"
     quick: bool = False
     family: str = "chain"
+    parts: tuple["Experiment", ...] = ()  # more workloads (another family) run under its name
 
     @property
     def workload(self) -> str:
@@ -102,13 +103,16 @@ class Experiment:
 
     def tasks(self, env: Mapping[str, Any] | None = None) -> list[PointTask]:
         """One task per workload, grid point and policy configuration (in that order), skipping
-        configurations above their ``max_n``. Each policy's first configuration at the detail
+        configurations above their ``max_n``; then the tasks of each of its ``parts``. Each policy's first configuration at the detail
         point keeps its timeline and schedule (every configuration, for graph experiments: a
-        graph planner may find no plan at its first budget)."""
+        graph planner may find no plan at its first budget; and every chain configuration
+        given a bandwidth: the offload report draws the plan where offload starts paying)."""
         env = dict(env or {})
         tasks = []
         for workload in self.workloads:
             tasks += self._workload_tasks(workload, env)
+        for part in self.parts:
+            tasks += part.tasks(env)
         return tasks
 
     def _workload_tasks(self, workload: str, env: dict[str, Any]) -> list[PointTask]:
@@ -122,7 +126,7 @@ class Experiment:
                 if entry.max_n is not None and n is not None and n > entry.max_n:
                     continue
                 for params in entry.configurations():
-                    keep = point == detail and (self.family == "graph"
+                    keep = point == detail and (self.family == "graph" or "bandwidth" in params
                                                 or entry.policy not in seen)
                     seen.add(entry.policy)
                     tasks.append(PointTask(self.name, workload, point, entry.policy, params,

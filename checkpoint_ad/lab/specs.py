@@ -31,6 +31,18 @@ named after a workload sets that workload's own sizes (or grid, over the shared 
     policy = "dtr"
     sweep = { budget_fraction = [0.5, 0.7] }
 
+An array of ``parts`` adds workloads of another family to the same experiment (its records
+share its name and land in one report, a section per family); each part is written like an
+experiment without ``name``, ``description`` or ``parts``, and takes the experiment's
+``repeats``, ``seed`` and ``dtype`` unless it sets them::
+
+    family = "graph"
+    workloads = ["residual"]
+    policies = [{ policy = "optimal", sweep = { budget_fraction = [0.5, 0.7] } }]
+    [[parts]]
+    workload = "hetero_mlp"
+    policies = [{ policy = "optimal", sweep = { budget_fraction = [0.4, 0.6] } }]
+
 A user's own workload is named by its function, ``workload = "model.py:build"`` (a path
 relative to the experiment file's folder, or ``package.module:build``), with ``sizes`` and
 ``grid`` passed to it as keyword arguments; without a ``family`` key the experiment's family is
@@ -68,8 +80,11 @@ DEFAULT_EXPERIMENT = "fig69"
 MAX_REPEATS = 1000  # timed repeats of one point: more would run for hours and tell nothing new
 TOP_KEYS = {"name": str, "description": str, "family": str, "workload": str, "workloads": list,
             "sizes": dict, "grid": dict, "policies": list, "repeats": int, "seed": int,
-            "dtype": str, "costs": str, "detail": dict, "quick": dict}
-QUICK_KEYS = set(TOP_KEYS) - {"name", "description", "family", "workload", "workloads", "quick"}
+            "dtype": str, "costs": str, "detail": dict, "quick": dict, "parts": list}
+QUICK_KEYS = set(TOP_KEYS) - {"name", "description", "family", "workload", "workloads", "quick",
+                              "parts"}
+WHOLE_KEYS = ("name", "description", "parts")  # the whole experiment's: a part may not set them
+SHARED_KEYS = ("repeats", "seed", "dtype")  # a part takes the experiment's unless it sets them
 GRAPH_COST_MODES = ("model", "unit")  # a graph workload's cost model is 1 per op: the same
 
 
@@ -169,7 +184,7 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
         chosen_name, spec.get("description", ""), workloads,
         sizes, grid, entries, spec.get("repeats", 3), spec.get("seed", 0),
         spec.get("dtype", "float64"), spec.get("costs", "model"), spec.get("detail"), source,
-        quick, family)
+        quick, family, _parts(source, spec, quick, chosen_name))
     try:
         chain_models.check_dtype(experiment.dtype)
     except CheckpointADError as error:
@@ -183,6 +198,30 @@ def parse_experiment(data: Mapping[str, Any], source: str, quick: bool = False,
     if not experiment.tasks():
         raise fail(source, "no points to run: every policy's max_n is below the grid's n")
     return experiment
+
+
+def _parts(source: str, spec: Mapping[str, Any], quick: bool, name: str
+           ) -> tuple[Experiment, ...]:
+    """The experiment's ``parts``: each a table of more workloads (of another family, say)
+    run in the same experiment under its name, written like an experiment without
+    ``name``, ``description`` or ``parts``; it takes the experiment's ``repeats``, ``seed``
+    and ``dtype`` unless it sets them, and its own ``quick`` table."""
+    parts = []
+    for index, table in enumerate(spec.get("parts", [])):
+        where = f"parts[{index}]"
+        if not isinstance(table, dict):
+            raise fail(source, f"{where} must be a table, got {table!r}")
+        for key in WHOLE_KEYS:
+            if key in table:
+                raise fail(source, f"{where}: {key} is the whole experiment's; a part may not "
+                                    f"set it")
+        shared = {key: spec[key] for key in SHARED_KEYS if key in spec}
+        try:
+            parts.append(parse_experiment({**shared, **table}, source, quick, name=name))
+        except ExperimentError as error:
+            raise ExperimentError(str(error).replace(f"{source}: ", f"{source}: {where}: ", 1)
+                                  ) from None
+    return tuple(parts)
 
 
 def _resolved_references(spec: Mapping[str, Any], folder: Path) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def timelines(records: Sequence[Record]) -> Figure | None:
 # -- 5. schedule diagrams --------------------------------------------------------------------------
 
 SCHEDULE_COLORS = {"advance": "#4c72b0", "tape": "#dd8452", "reverse": "#c44e52",
-                   "checkpoint": "#55a868", "held": "#dd8452", "restore": "0.45"}
+                   "checkpoint": "#55a868", "held": "#dd8452", "restore": "0.45",
+                   "host": "#756bb1"}
 
 
 def schedule_paths(schedule: Sequence[Sequence[Any]], n: int) -> dict[str, list[Any]]:
@@ -82,7 +83,11 @@ def schedule_paths(schedule: Sequence[Sequence[Any]], n: int) -> dict[str, list[
     segments: list[tuple[str, tuple[float, float], tuple[float, float]]] = []
     open_bars: dict[tuple[str, int], float] = {("checkpoint", 0): 0.0}
     bars: list[tuple[str, int, float, float]] = []
+    moved: dict[int, str] = {}  # stage -> the kind of its item in host memory
     for action, stage, end in schedule:
+        if action in ("offload", "prefetch"):
+            _transfer(action, stage, time, open_bars, bars, moved)
+            continue
         if action == "advance":
             steps = end - stage + 1
             segments.append(("advance", (time, stage - 1), (time + steps, end)))
@@ -113,6 +118,21 @@ def schedule_paths(schedule: Sequence[Sequence[Any]], n: int) -> dict[str, list[
     return {"segments": segments, "bars": bars, "length": [time]}
 
 
+def _transfer(action: str, stage: int, time: float, open_bars: dict[tuple[str, int], float],
+              bars: list[tuple[str, int, float, float]], moved: dict[int, str]) -> None:
+    """An offload closes the bar of stage's held tape (else its checkpoint) and opens a
+    ``host`` bar; a prefetch closes that and reopens the item's own kind (drawn from the
+    step the transfer runs in: transfers take no time of their own in the drawing)."""
+    if action == "offload":
+        kind = "held" if ("held", stage) in open_bars else "checkpoint"
+        bars.append((kind, stage, open_bars.pop((kind, stage), time), time))
+        moved[stage] = kind
+        open_bars[("host", stage)] = time
+    else:
+        bars.append(("host", stage, open_bars.pop(("host", stage), time), time))
+        open_bars[(moved.pop(stage, "checkpoint"), stage)] = time
+
+
 def schedules(records: Sequence[Record]) -> Figure | None:
     """One schedule diagram per policy (the detail point)."""
     chosen = _detail(records, "schedule")
@@ -123,7 +143,7 @@ def schedules(records: Sequence[Record]) -> Figure | None:
         drawing = schedule_paths(record.schedule, record.n)
         for kind, state, start, end in drawing["bars"]:
             ax.plot([start, end], [state, state], color=SCHEDULE_COLORS[kind],
-                    linewidth=4 if kind == "checkpoint" else 2.5, alpha=0.45,
+                    linewidth=4 if kind in ("checkpoint", "host") else 2.5, alpha=0.45,
                     solid_capstyle="butt")
         for kind, (t0, y0), (t1, y1) in drawing["segments"]:
             ax.plot([t0, t1], [y0, y1], color=SCHEDULE_COLORS[kind],
@@ -143,6 +163,9 @@ def schedules(records: Sequence[Record]) -> Figure | None:
                      label="checkpoint x_j stored"),
               Line2D([], [], color=SCHEDULE_COLORS["held"], linewidth=2.5, alpha=0.45,
                      label="held tape of stage j")]
+    if any(action == "offload" for record in chosen for action, *_ in record.schedule):
+        legend.append(Line2D([], [], color=SCHEDULE_COLORS["host"], linewidth=4, alpha=0.45,
+                             label="x_j or stage j's tape in host memory"))
     figure.legend(handles=legend, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     axes[-1].set_xlabel("time (one unit per stage evaluation and per backward step)")
     figure.suptitle(figure_title(chosen, f"schedules at n = {chosen[0].n}"), fontsize=11)

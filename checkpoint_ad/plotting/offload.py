@@ -27,23 +27,28 @@ def bandwidth_label(bandwidth: float, infinite: float | None = None) -> str:
                                and bandwidth >= 1e9 else "")
 
 
+GRAPH_UNIT = ("op time", "cost units: one op = 1, a backward step = 2")
+
+
 def offload_figure(budget_rows: Sequence[dict], sweep_rows: Sequence[dict], title: str,
-                   sweep_budget: float | None, infinite: float | None = None) -> Figure:
+                   sweep_budget: float | None, infinite: float | None = None,
+                   unit: tuple[str, str] = GRAPH_UNIT) -> Figure:
     """Two panels: time over store_all's against the budget (bytes), one line per bandwidth
     of ``budget_rows`` (``bandwidth``, ``budget``, ``time``); and against the bandwidth at
     ``sweep_budget`` from ``sweep_rows`` (``bandwidth``, ``time``, ``moved``), log scale, the
-    recompute-only time dashed, plans that move values filled."""
+    recompute-only time dashed, plans that move values filled. ``unit``: the cost unit's name
+    in "bytes per ..." and what it is, for the title (default: a graph's op)."""
     figure = Figure(figsize=(12 if budget_rows else 6.5, 4.8), dpi=DPI, layout="constrained")
     left, right = figure.subplots(1, 2) if budget_rows else (None, figure.subplots())
     if left is not None:
-        _budget_panel(left, budget_rows, infinite)
-    _bandwidth_panel(right, sweep_rows, sweep_budget)
-    figure.suptitle(f"{title}\npredicted time (cost units: one op = 1, a backward step = 2); "
-                    "lower is better", fontsize=11)
+        _budget_panel(left, budget_rows, infinite, unit[0])
+    _bandwidth_panel(right, sweep_rows, sweep_budget, unit[0])
+    figure.suptitle(f"{title}\npredicted time ({unit[1]}); lower is better", fontsize=11)
     return figure
 
 
-def _budget_panel(left: Any, budget_rows: Sequence[dict], infinite: float | None) -> None:
+def _budget_panel(left: Any, budget_rows: Sequence[dict], infinite: float | None,
+                  unit: str) -> None:
     """Time against the budget, one line per bandwidth."""
     bandwidths = sorted({row["bandwidth"] for row in budget_rows})
     for index, bandwidth in enumerate(bandwidths):
@@ -57,11 +62,12 @@ def _budget_panel(left: Any, budget_rows: Sequence[dict], infinite: float | None
     left.xaxis.set_major_formatter(lambda value, _: format_bytes(value))
     left.set_ylabel("time / store_all's time")
     left.set_title("time against the device budget", fontsize=10)
-    left.legend(fontsize=8, title="bandwidth (bytes per op time)", title_fontsize=8)
+    left.legend(fontsize=8, title=f"bandwidth (bytes per {unit})", title_fontsize=8)
     left.grid(alpha=0.3)
 
 
-def _bandwidth_panel(axis: object, rows: Sequence[dict], budget: float | None) -> None:
+def _bandwidth_panel(axis: object, rows: Sequence[dict], budget: float | None,
+                     unit: str) -> None:
     """Time against the bandwidth at one budget (log x; bandwidth 0 as a dashed line)."""
     moving = sorted((r for r in rows if r["bandwidth"]), key=lambda r: r["bandwidth"])
     alone = [r["time"] for r in rows if not r["bandwidth"]]
@@ -78,7 +84,7 @@ def _bandwidth_panel(axis: object, rows: Sequence[dict], budget: float | None) -
                          facecolors="#08519c" if moved else "white",
                          label="plan moves values" if moved else "plan moves nothing")
         axis.set_xscale("log")  # type: ignore[attr-defined]
-    axis.set_xlabel("bandwidth (bytes per op time)")  # type: ignore[attr-defined]
+    axis.set_xlabel(f"bandwidth (bytes per {unit})")  # type: ignore[attr-defined]
     axis.xaxis.set_major_formatter(lambda value, _: f"{value:g}")  # type: ignore
     axis.set_ylabel("time / store_all's time")  # type: ignore[attr-defined]
     where = "" if budget is None else f" at a budget of {format_bytes(budget)}"

@@ -67,7 +67,9 @@ class Record:
       for ``optimal`` and ``cpsat``, Checkmate's formulation for ``checkmate``; None for
       heuristics), and an anytime planner's ``trajectory`` ({"incumbents": [[seconds, cost],
       ...], "bounds": [[seconds, bound], ...]}, each better plan and each better bound of
-      every plan, seconds since planning started; None for the others).
+      every plan, seconds since planning started; None for the others). Chain records
+      measured since offload also hold ``budget_bytes``, ``store_all_peak_bytes`` and
+      ``store_all_cost`` (n: their costs have a mean of 1).
     * Offload (docs/offload_model.md; None in records written before, and ``bandwidth`` None
       for a planner given none): ``bandwidth`` (bytes per cost unit between device and host
       the planner was given; 0: none), ``predicted_time`` (the plan's time in cost units:
@@ -139,12 +141,13 @@ class Record:
 
     @property
     def overhead(self) -> float | None:
-        """A graph record's cost over store_all's (1.0: nothing recomputed), else None."""
+        """A record's cost over store_all's (1.0: nothing recomputed), None without
+        ``store_all_cost``."""
         return self.forward_cost / self.store_all_cost if self.store_all_cost else None
 
     @property
     def time_overhead(self) -> float | None:
-        """A graph record's predicted time over store_all's (1.0: as fast), else None."""
+        """A record's predicted time over store_all's (1.0: as fast), None without it."""
         if self.predicted_time is None or not self.store_all_time:
             return None
         return self.predicted_time / self.store_all_time

@@ -156,8 +156,13 @@ def _headline(bullets: Sequence[str]) -> list[str]:
     return ["### Headline", ""] + [f"- {bullet}" for bullet in bullets] + [""]
 
 
-def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: Path) -> str:
-    """The Markdown of one experiment's records, figures linked relative to ``out``."""
+def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: Path,
+                      offload: Sequence[tuple[str, Path]] = ()) -> str:
+    """The Markdown of one chain experiment's records, figures linked relative to ``out``; with
+    records of a planner given a bandwidth, the offload headline, its figures (``offload``:
+    (caption, path) pairs) and its table (:mod:`.offload`)."""
+    from .offload import OFFLOAD_COLUMNS, offload_headline, offload_rows
+
     first = records[0]
     sizes = ", ".join(f"{k}={v}" for k, v in first.sizes.items() if k != "n")
     ns = sorted({r.n for r in records})
@@ -165,13 +170,27 @@ def experiment_report(records: Sequence[Record], figures: dict[str, Path], out: 
              f"Workload **{first.workload}** ({sizes}), n in {', '.join(map(str, ns))}; "
              f"{len(records)} records, {first.repeats} timed repeats each, seed {first.seed}, "
              f"{first.dtype}, planner costs: {first.costs}.", "", _environment(records), ""]
-    lines += _headline(headline(records))
-    for name, path in figures.items():
-        lines += [f"### {FIGURES[name][1]}", "",
-                  f"![{FIGURES[name][1]}]({_posix(path, out)})", ""]
-    lines += ["### Checks", ""] + _checks(records) + ["",
+    lines += _headline(offload_headline(records) or headline(records))
+    for caption, path in [(FIGURES[name][1], path) for name, path in figures.items()] + [
+            *offload]:
+        lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
+    lines += ["### Checks", ""] + _checks(records) + _host_check(records) + ["",
               "### All records", "", markdown_table(comparison_rows(records), COLUMNS), ""]
+    moving = offload_rows(records)
+    if moving:
+        lines += ["### Offload: time, and which stages each plan moves", "",
+                  markdown_table(moving, OFFLOAD_COLUMNS), ""]
     return "\n".join(lines)
+
+
+def _host_check(records: Sequence[Record]) -> list[str]:
+    """The host peaks' check, for records with a host peak (docs/offload_model.md)."""
+    hosts = [r for r in records if r.host_peak_bytes is not None and r.bandwidth is not None]
+    if not hosts:
+        return []
+    exact = sum(r.host_peak_bytes == r.predicted_host_peak_bytes for r in hosts)
+    return [f"- Predicted host peaks equal the host Meter's in {exact} of {len(hosts)} records "
+            f"given a bandwidth."]
 
 
 def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, Path]],
@@ -215,6 +234,9 @@ def _section(name: str, group: Sequence[Record], folder: Path, out: Path) -> str
             save_offload_figures(group, folder) if offload_records(group)
             else save_graph_figures(group, folder))
         return graph_experiment_report(group, figures, out)
+    from .offload import offload_records, save_offload_figures
+    if offload_records(group):  # a bandwidth sweep: its figures, not one panel per configuration
+        return experiment_report(group, {}, out, save_offload_figures(group, folder))
     return experiment_report(group, save_figures(group, folder), out)
 
 
@@ -234,20 +256,23 @@ def build_report(records: Sequence[Record], out_dir: str | Path,
         by_family = group_records(group, lambda r: r.family)
         for family, part in by_family.items():
             where = folder if len(by_family) == 1 else folder / family
-            sections.append(_section(name, part, where, out))
+            section = _section(name, part, where, out)
+            if len(by_family) > 1:  # one heading per family: "## offload (chain workloads)"
+                section = section.replace(f"## {name}", f"## {name} ({family} workloads)", 1)
+            sections.append(section)
     title = (f"# checkpoint_ad report: {', '.join(by_experiment)}" if by_experiment
              else "# checkpoint_ad report: no records")
     intro = "Built by `checkpoint-ad report` from saved records alone"
     if sources:
         links = ", ".join(f"[{_posix(p, out)}]({_posix(p, out)})" for p in sources)
         intro += f" ({links}; the same records as CSV beside them)"
+    from .offload import OFFLOAD_DEFINITIONS, offload_records
     definitions = [DEFINITIONS] if any(r.family == "chain" for r in records) else []
     if any(r.family == "graph" for r in records):
         from .graphs import GRAPH_DEFINITIONS
-        from .offload import OFFLOAD_DEFINITIONS, offload_records
         definitions.append(GRAPH_DEFINITIONS)
-        if offload_records(records):
-            definitions.append(OFFLOAD_DEFINITIONS)
+    if offload_records(records):
+        definitions.append(OFFLOAD_DEFINITIONS)
     text = "\n".join([title, "", intro + ".", ""] + sections
                      + ["## What the numbers mean", "", "\n".join(definitions), ""])
     path = out / REPORT_FILE

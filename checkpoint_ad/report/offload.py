@@ -1,10 +1,10 @@
-"""The offload part of a graph report (docs/offload_model.md), from saved records alone: records
-whose planner was given a ``bandwidth``. A headline (per workload: the time over store_all's
+"""The offload part of a report (docs/offload_model.md, docs/chain_offload.md), from saved
+records alone, graph or chain: records whose planner was given a ``bandwidth``. A headline (per workload: the time over store_all's
 without offload, at each swept bandwidth, and the bandwidth below which offload stops paying),
 a figure per workload (time against the device budget, one line per bandwidth; time against
-the bandwidth at one budget), the plan drawn with its offloaded values in green, and a table
-of which values each plan offloads, recomputes or keeps, with its host peak predicted and
-measured.
+the bandwidth at one budget), the plan drawn with its offloaded values in green (a chain's
+schedule: its items in host memory in purple), and a table of which values (a chain's stages)
+each plan offloads, recomputes or keeps, with its host peak predicted and measured.
 
 The **bandwidth sweep** of a workload is its planner's records at the budget with the most
 bandwidths (three at least); offload **pays** at a bandwidth when the plan there takes less
@@ -13,13 +13,15 @@ time than the plan at bandwidth 0 (recompute only) at the same budget.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..plotting import format_bytes, save_png
+from ..plotting.detail import schedules
 from ..plotting.graphs import graph_drawing, offloaded_nodes, recompute_matrix, stages
-from ..plotting.offload import bandwidth_label, offload_figure
+from ..plotting.offload import GRAPH_UNIT, bandwidth_label, offload_figure
 from ..records.schema import Record, configuration_label, group_records
 from .graphs import BUDGET_PARAMETERS, _budget_label, _workload
 
@@ -40,9 +42,38 @@ def offload_planner(record: Record) -> str:
     return configuration_label(record.policy, params)
 
 
+def unit(record: Record) -> tuple[str, str]:
+    """A record's cost unit: its name in "bytes per ...", and what it is (figure titles)."""
+    if record.family == "graph":
+        return GRAPH_UNIT
+    return ("cost unit", f"cost units: the planner's stage costs ({record.costs}), a backward "
+                         f"step twice its stage")
+
+
+def chain_fates(record: Record) -> tuple[int, int, int] | None:
+    """(offloaded, recomputed, kept) stages of a chain record's plan: the stage's checkpoint
+    or tape offloaded at least once; else evaluated more than once; else evaluated once."""
+    if record.schedule is None:
+        return None
+    evaluations: Counter[int] = Counter()
+    moved = set()
+    for action, stage, end in record.schedule:
+        if action == "advance":
+            evaluations.update(range(stage, end + 1))
+        elif action in ("tape", "turn"):
+            evaluations[stage] += 1
+        elif action == "offload":
+            moved.add(stage)
+    recomputed = sum(t not in moved and evaluations[t] > 1 for t in range(1, record.n + 1))
+    return len(moved), recomputed, record.n - len(moved) - recomputed
+
+
 def fates(record: Record) -> tuple[int, int, int] | None:
     """(offloaded, recomputed, kept) op values of a record's plan: offloaded at least once;
-    else computed more than once; else computed once and kept. None without the plan."""
+    else computed more than once; else computed once and kept. None without the plan. A
+    chain record's stages: :func:`chain_fates`."""
+    if record.family == "chain":
+        return chain_fates(record)
     if record.graph is None or record.graph_steps is None:
         return None
     parents = record.graph["parents"]
@@ -86,7 +117,8 @@ def _bullet(name: str, group: Sequence[Record]) -> str | None:
     if not sweep:
         return None
     first = sweep[0]
-    ops = "" if first.ops is None else f" ({first.ops} ops)"
+    ops = f" ({first.ops} ops)" if first.ops is not None else (
+        f" (a chain of {first.n} stages)" if first.family == "chain" else "")
     times = ", ".join(f"{bandwidth_label(r.bandwidth).split(' (')[0]}: "  # type: ignore
                       f"{r.time_overhead:.2f}x" for r in sweep)
     pays, not_below = break_even(sweep)
@@ -97,8 +129,8 @@ def _bullet(name: str, group: Sequence[Record]) -> str | None:
                    + ("" if not_below is None else
                       f" and stops paying at {not_below:g} and below"))
     return (f"{name}{ops} at {_budget_label(first)} of store_all's peak "
-            f"({format_bytes(budget or 0)}): time over store_all's by bandwidth (bytes per op "
-            f"time): {times}; {verdict}.")
+            f"({format_bytes(budget or 0)}): time over store_all's by bandwidth (bytes per "
+            f"{unit(first)[0]}): {times}; {verdict}.")
 
 
 def offload_headline(records: Sequence[Record]) -> list[str]:
@@ -169,7 +201,8 @@ def _shown_plan(sweep: Sequence[Record]) -> Record | None:
     """The plan a workload's figures draw: the one at the least bandwidth where offload pays
     (it both offloads and recomputes, typically), else the fastest with a plan."""
     pays, _ = break_even(sweep)
-    drawn = [r for r in sweep if r.graph is not None and r.graph_steps is not None]
+    drawn = [r for r in sweep if r.graph is not None and r.graph_steps is not None
+             or r.family == "chain" and r.schedule is not None]
     chosen = [r for r in drawn if r.bandwidth == pays] or drawn
     return min(chosen, key=lambda r: r.predicted_time) if chosen else None  # type: ignore
 
@@ -188,11 +221,13 @@ def save_offload_figures(records: Sequence[Record], folder: Path) -> list[tuple[
         sweep_rows = [{"bandwidth": r.bandwidth, "time": r.time_overhead,
                        "moved": bool(r.predicted_host_peak_bytes)} for r in sweep]
         path = folder / f"offload_{name}.png"
-        save_png(offload_figure(budget_rows, sweep_rows, key, budget, infinite), path)
+        save_png(offload_figure(budget_rows, sweep_rows, key, budget, infinite,
+                                unit(group[0])), path)
         written.append((f"Time against budget and bandwidth: {key}", path))
         shown = _shown_plan(sweep)
         if shown is not None:
-            written += _plan_figures(shown, folder, name)
+            written += (_plan_figures(shown, folder, name) if shown.family == "graph"
+                        else _schedule_figure(shown, folder, name))
     return written
 
 
@@ -202,6 +237,18 @@ def _swept(group: Sequence[Record]) -> set[float]:
     for r in group:
         budgets.setdefault(r.bandwidth, set()).add(r.budget_bytes)  # type: ignore[arg-type]
     return {bandwidth for bandwidth, held in budgets.items() if len(held) > 1}
+
+
+def _schedule_figure(record: Record, folder: Path, name: str) -> list[tuple[str, Path]]:
+    """A chain plan's schedule, its items in host memory in purple."""
+    figure = schedules([record])
+    if figure is None:
+        return []
+    path = folder / f"offload_schedule_{name}.png"
+    save_png(figure, path)
+    return [(f"The plan's schedule (purple: in host memory) at {_budget_label(record)} of "
+             f"store_all's peak, bandwidth {bandwidth_label(record.bandwidth)}: "  # type: ignore
+             f"{_workload(record)}", path)]
 
 
 def _plan_figures(record: Record, folder: Path, name: str) -> list[tuple[str, Path]]:
@@ -229,6 +276,7 @@ OFFLOAD_DEFINITIONS = """\
 - **bandwidth**: bytes per cost unit (one op's time) between device and host memory, given to
   the planner (docs/offload_model.md); 0: no offload. **time/store_all**: the plan's predicted
   time (each step the longer of its compute and its transfers; a backward step costs 2) over
-  store_all's. **offloaded/recomputed/kept**: op values the plan offloads at least once,
-  recomputes (and never offloads), computes once and keeps. **host peak**: host copies at
+  store_all's (a chain's cost unit: its planner's stage costs, docs/chain_offload.md).
+  **offloaded/recomputed/kept**: op values (a chain's stages: checkpoint or tape) the plan
+  offloads at least once, recomputes (and never offloads), computes once and keeps. **host peak**: host copies at
   once, predicted; **host measured**: the host Meter's."""
