@@ -103,8 +103,8 @@ class Experiment:
 
     def tasks(self, env: Mapping[str, Any] | None = None) -> list[PointTask]:
         """One task per workload, grid point and policy configuration (in that order), skipping
-        configurations above their ``max_n``; then the tasks of each of its ``parts``. Each policy's first configuration at the detail
-        point keeps its timeline and schedule (every configuration, for graph experiments: a
+        configurations above their ``max_n``; then the tasks of each of its ``parts``. Each
+        policy's first configuration at the detail point keeps its timeline and schedule (every configuration, for graph experiments: a
         graph planner may find no plan at its first budget; and every chain configuration
         given a bandwidth: the offload report draws the plan where offload starts paying)."""
         env = dict(env or {})

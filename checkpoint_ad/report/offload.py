@@ -1,6 +1,7 @@
 """The offload part of a report (docs/offload_model.md, docs/chain_offload.md), from saved
-records alone, graph or chain: records whose planner was given a ``bandwidth``. A headline (per workload: the time over store_all's
-without offload, at each swept bandwidth, and the bandwidth below which offload stops paying),
+records alone, graph or chain: records whose planner was given a ``bandwidth``. A headline
+(per workload: the time over store_all's without offload, at each swept bandwidth, and the
+bandwidth below which offload stops paying),
 a figure per workload (time against the device budget, one line per bandwidth; time against
 the bandwidth at one budget), the plan drawn with its offloaded values in green (a chain's
 schedule: its items in host memory in purple), and a table of which values (a chain's stages)
@@ -278,5 +279,5 @@ OFFLOAD_DEFINITIONS = """\
   time (each step the longer of its compute and its transfers; a backward step costs 2) over
   store_all's (a chain's cost unit: its planner's stage costs, docs/chain_offload.md).
   **offloaded/recomputed/kept**: op values (a chain's stages: checkpoint or tape) the plan
-  offloads at least once, recomputes (and never offloads), computes once and keeps. **host peak**: host copies at
-  once, predicted; **host measured**: the host Meter's."""
+  offloads at least once, recomputes (and never offloads), computes once and keeps.
+  **host peak**: host copies at once, predicted; **host measured**: the host Meter's."""
