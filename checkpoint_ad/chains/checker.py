@@ -137,6 +137,9 @@ class _PlanState:
     def offload(self, stage: int, end: int) -> str | None:
         if stage == 0:
             return "x_0 stays on the device"
+        if stage == self.n:  # only its tape can be stored: x_n is never saved
+            return (f"stage {stage}'s tape stays on the device: the forward sweep returns "
+                    f"x_{stage} from it")
         if stage not in self.checkpoints and stage not in self.held_tapes:
             return self._moving(stage) or "no checkpoint or held tape of this stage is on the device"
         if stage in self.leaving:

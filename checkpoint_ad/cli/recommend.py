@@ -137,7 +137,8 @@ def add_recommend_command(commands: Any) -> None:
                              "checkmate, checkmate_lp; default %(default)s)")
     advice.add_argument("--bandwidth", type=bandwidth, metavar="B",
                         help="bytes per cost unit between device and host memory: the graph "
-                             "policies that plan transfers (optimal, dtr) may offload values, "
+                             "policies that plan transfers (optimal, dtr) and the chain "
+                             "optimal (a third candidate) may offload values, "
                              "and candidates are ranked by predicted time over store_all's "
                              "(a `time overhead` column); default or 0: no offload, ranked by "
                              "overhead")

@@ -19,13 +19,16 @@ in the same family (1.0 = nothing recomputed). Chain costs are the planning cost
 ``costs`` ("model", "unit" or "measure", as in experiments); graph ops cost 1 each. Candidates
 that fit are ranked by overhead, then peak; the others say why they were skipped.
 
-With a ``bandwidth`` (bytes per cost unit, docs/offload_model.md) the graph policies that take
-one (``optimal`` and ``dtr``) get it and may move values to host memory, and candidates are
-ranked by their **time overhead** first: predicted time over store_all's in the same family.
-A graph plan's time is its ``.time``; a chain plan holds no transfer, and its time is its
-forward cost plus the backward steps at twice the forward cost of each stage (the offload
-model's default, which graph plans without transfers follow too), so that both families are
-ranked alike.
+With a ``bandwidth`` (bytes per cost unit, docs/offload_model.md, docs/chain_offload.md) the
+graph policies that take one (``optimal`` and ``dtr``) get it and may move values to host
+memory, the chain ``optimal`` is planned with it too (a third chain ``optimal`` candidate,
+beside the two recompute-only ones), and candidates are ranked by their **time overhead**
+first: predicted time over store_all's in the same family. A graph plan's time is its
+``.time``; a chain plan's its :func:`~checkpoint_ad.chains.replay.plan_time` on the chain's
+planning costs: without transfers its forward cost plus the backward steps at twice the
+forward cost of each stage (the offload model's default, which graph plans without transfers
+follow too), so that both families are ranked alike. The bandwidth is in each family's cost
+unit: a chain's planning cost (one per stage with ``costs="unit"``), a graph's op.
 
 ``budget_bytes`` means the same in both families, the executor's full activation peak, so the
 budget-driven planners of both get the budget itself.
@@ -35,7 +38,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -43,7 +46,7 @@ from ..chains import policies as chain_policies
 from ..chains.chain import Chain, ChainProfile, profile_chain
 from ..chains.costs import ChainCosts
 from ..chains.plans import Plan
-from ..chains.replay import forward_cost, peak_bytes
+from ..chains.replay import forward_cost, peak_bytes, plan_time
 from ..engine import rng
 from ..engine.primitives import sum as sum_all
 from ..checks import real_number, whole_number
@@ -66,19 +69,23 @@ Progress = Callable[[int, int, str], None]  # (done, total, what comes next)
 # how a configuration is planned: a call giving (plan, predicted peak, cost), or why it is not
 Make = Callable[[], tuple[Any, int, float]] | str
 Configurations = Iterator[tuple[str, dict[str, Any], Make]]
-BACKWARD_FACTOR = 2  # a chain stage's backward step over its forward cost (docs/offload_model.md)
 
 
 @dataclass(frozen=True)
 class Reference:
-    """store_all's forward ``cost`` and ``time`` in one family (cost units of that family)."""
+    """store_all's forward ``cost`` and ``time`` in one family (cost units of that family);
+    ``chain_costs``: the chain's planning costs, which time a chain plan."""
 
     cost: float
     time: float
+    chain_costs: ChainCosts | None = None
 
     def time_of(self, plan: Any, cost: float) -> float:
         """The predicted time of ``plan`` of forward cost ``cost``: a graph plan's ``.time``;
-        else (a chain plan, no transfer) ``cost`` plus the backward time store_all's has."""
+        a chain plan's :func:`plan_time` (no transfer: ``cost`` plus the backward time
+        store_all's has)."""
+        if self.chain_costs is not None:
+            return plan_time(plan, self.chain_costs)
         time = getattr(plan, "time", None)
         return cost + self.time - self.cost if time is None else float(time)
 
@@ -230,9 +237,10 @@ def _small_counts(n: int) -> list[int]:
     return sorted(c for c in counts if 1 <= c <= n)
 
 
-def _chain_candidates(profile: ChainProfile, costs: ChainCosts, budget: int
-                      ) -> Configurations:
-    """(policy, params, make) of every chain configuration."""
+def _chain_candidates(profile: ChainProfile, costs: ChainCosts, budget: int,
+                      bandwidth: float | None = None) -> Configurations:
+    """(policy, params, make) of every chain configuration; with a ``bandwidth`` (bytes per
+    cost unit), ``optimal`` planned with it too."""
     def fixed(policy: str, **params: Any) -> Callable[[], tuple]:
         def make() -> tuple:
             plan = chain_policies.make_plan(policy, costs, **params)
@@ -247,6 +255,9 @@ def _chain_candidates(profile: ChainProfile, costs: ChainCosts, budget: int
         yield "revolve", {"slots": slots}, fixed("revolve", slots=slots)
     for tapes in (True, False):
         yield "optimal", {"tapes": tapes}, fixed("optimal", budget_bytes=budget, tapes=tapes)
+    if bandwidth:
+        yield "optimal", {"bandwidth": bandwidth}, fixed("optimal", budget_bytes=budget,
+                                                         bandwidth=bandwidth)
 
 
 def _graph_candidates(program: Program, budget: int, time_limit: float,
@@ -339,7 +350,8 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
     names (in either family); ``time_limit`` is given to each slow graph planner (seconds);
     ``progress(done, total, next label)`` is called before each configuration is planned.
     ``bandwidth`` (bytes per cost unit; None or 0: no offload) goes to the graph policies that
-    take one, and ranks by predicted time (see the module docstring)."""
+    take one and to the chain ``optimal``, and ranks by predicted time (see the module
+    docstring)."""
     budget_bytes = whole_number(budget_bytes, "recommend: budget_bytes (bytes)", minimum=1)
     time_limit = real_number(time_limit, "recommend: time_limit (seconds)")
     speed = bandwidth_value(bandwidth, "recommend", ArgumentError)
@@ -352,9 +364,11 @@ def recommend(workload: str, sizes: Mapping[str, Any] | None, budget_bytes: int,
         profile = profile_chain(built.chain, built.x0, seed)
         chain_costs = profile.costs(planning_costs(built, costs))
         forward = math.fsum(chain_costs.compute)
-        reference = _reference(lambda: forward, BACKWARD_FACTOR * forward, "chain")
+        backward = math.fsum(chain_costs.backward_costs)  # twice the forward by default
+        reference = replace(_reference(lambda: forward, backward, "chain"),
+                            chain_costs=chain_costs)
         jobs += [("chain", *config, reference) for config in
-                 _selected(_chain_candidates(profile, chain_costs, budget_bytes), chosen)]
+                 _selected(_chain_candidates(profile, chain_costs, budget_bytes, speed), chosen)]
         traced, resolved = chain_as_graph(built, seed), dict(built.sizes)
     else:
         traced, resolved = built, dict(built.sizes)

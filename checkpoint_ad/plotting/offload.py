@@ -49,15 +49,19 @@ def offload_figure(budget_rows: Sequence[dict], sweep_rows: Sequence[dict], titl
 
 def _budget_panel(left: Any, budget_rows: Sequence[dict], infinite: float | None,
                   unit: str) -> None:
-    """Time against the budget, one line per bandwidth."""
+    """Time against the budget, one line per bandwidth; bandwidth 0 drawn on top, and a line
+    equal to it labelled so (hidden under it)."""
     bandwidths = sorted({row["bandwidth"] for row in budget_rows})
+    alone = sorted((r["budget"], r["time"]) for r in budget_rows if not r["bandwidth"])
     for index, bandwidth in enumerate(bandwidths):
         mine = sorted((r for r in budget_rows if r["bandwidth"] == bandwidth),
                       key=lambda r: r["budget"])
+        same = bandwidth and alone == [(r["budget"], r["time"]) for r in mine]
         left.plot([r["budget"] for r in mine], [r["time"] for r in mine], marker="o",
                   color=BANDWIDTH_COLORS[index % len(BANDWIDTH_COLORS)],
-                  linestyle="--" if not bandwidth else "-",
-                  label=bandwidth_label(bandwidth, infinite))
+                  linestyle="--" if not bandwidth else "-", zorder=3 if not bandwidth else 2,
+                  label=bandwidth_label(bandwidth, infinite)
+                  + (": the same as 0" if same else ""))
     left.set_xlabel("device budget (activation bytes)")
     left.xaxis.set_major_formatter(lambda value, _: format_bytes(value))
     left.set_ylabel("time / store_all's time")

@@ -212,7 +212,7 @@ def graph_experiment_report(records: Sequence[Record], figures: list[tuple[str, 
     for caption, path in figures:
         lines += [f"### {caption}", "", f"![{caption}]({_posix(path, out)})", ""]
     above = [r for r in records if r.lower_bound is not None and r.lower_bound > r.forward_cost]
-    lines += ["### Checks", ""] + _checks(records) + [
+    lines += ["### Checks", ""] + _checks(records) + _host_check(records) + [
         f"- Every plan was replayed by the checker before it ran; lower bounds above their "
         f"record's cost: {len(above)} (a bound above a cost would be a bug).",
         "", "### All records", "", markdown_table(graph_rows(records), GRAPH_COLUMNS), ""]

@@ -3,6 +3,7 @@ values (gradients bit-identical, predicted = measured device and host peaks), th
 against an exhaustive search, and the properties of optimal(bandwidth=...)."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -12,7 +13,10 @@ import checkpoint_ad as ca
 from checkpoint_ad.chains.chain import Chain, Stage
 from checkpoint_ad.chains.plans import Plan, check_plan
 from checkpoint_ad.chains.policies.offload_dp import BlockProblem, solve_blocks
-from checkpoint_ad.chains.replay import host_peak_bytes, peak_bytes, plan_time
+from checkpoint_ad.chains.executor import Executor
+from checkpoint_ad.chains.replay import (SymbolicRunner, as_run, host_peak_bytes, peak_bytes,
+                                         plan_time)
+from checkpoint_ad.plans.memory import Meter
 from checkpoint_ad.errors import BudgetError, PlanError, PolicyError
 from offload_search import least_time, sequences, store_peak
 
@@ -55,6 +59,38 @@ def test_the_checker_names_a_broken_transfer(steps, message) -> None:
     n = max(stage for _, stage in steps) + 1
     with pytest.raises(PlanError, match=message):
         check_plan(Plan.from_steps(n, steps))
+
+
+@pytest.mark.parametrize("steps", [
+    [("tape", 1), ("tape", 2), ("offload", 2), ("wait", 2), ("prefetch", 2), ("wait", 2),
+     ("backward", 2), ("backward", 1)],
+    [("tape", 1), ("tape", 2), ("offload", 2), ("backward", 2), ("backward", 1)],
+])
+def test_the_last_stage_never_leaves_the_device(steps) -> None:
+    # the forward sweep returns x_n from stage n's tape (CheckpointedSequential, sequential)
+    with pytest.raises(PlanError, match=r"^step 3 \(offload 2\): stage 2's tape stays on the "
+                                        r"device: the forward sweep returns x_2 from it$"):
+        check_plan(Plan.from_steps(2, steps))
+    kept = [step for step in steps if step[0] not in ("offload", "prefetch", "wait")]
+    assert check_plan(Plan.from_steps(2, kept)).forward_evals == 2  # without the transfers
+
+
+def test_optimal_never_moves_the_last_stage_and_returns_x_n() -> None:
+    rng = random.Random(11)
+    for _ in range(10):
+        n = rng.randint(1, 8)
+        costs = dataclasses.replace(random_costs(rng, n), returns_output=True)
+        full = peak_bytes(ca.plan("store_all", costs=costs), costs)
+        for budget in range(full // 3, full + 1, max(1, full // 6)):
+            for bandwidth in (0.5, 2, 1e9):
+                try:
+                    plan = as_run(ca.plan("optimal", costs=costs, budget_bytes=budget,
+                                          bandwidth=bandwidth), costs)
+                except BudgetError:
+                    continue
+                assert ("offload", n) not in [(s.action.value, s.stage) for s in plan]
+                executor = Executor(plan, SymbolicRunner(costs), Meter(False))
+                assert executor.forward(None) is not None  # x_n, returned by the forward
 
 
 def numpy_chain(n: int, seed: int) -> tuple[Chain, np.ndarray]:

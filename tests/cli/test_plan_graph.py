@@ -141,6 +141,19 @@ def test_recommend_with_a_bandwidth_shows_and_ranks_by_time(capsys) -> None:
     assert "time overhead" not in capsys.readouterr().out
 
 
+def test_recommend_with_a_bandwidth_offers_the_chain_optimal_with_offload(capsys) -> None:
+    argv = ["recommend", "--workload", "mlp", "--n", "5", "--width", "8", "--batch", "4",
+            "--seed", "3", "--budget", "1792", "--policies", "store_all,optimal", "--json",
+            "--no-progress"]
+    assert cli.main([*argv, "--bandwidth", "1024"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    chain = [c for c in data["candidates"] if (c["family"], c["policy"]) == ("chain", "optimal")]
+    moved = [c for c in chain if c["params"].get("bandwidth") == 1024]
+    assert len(chain) == 3 and len(moved) == 1 and moved[0]["fits"]
+    assert moved[0]["time_overhead"] == 1.0 < min(c["time_overhead"] for c in chain
+                                                  if c is not moved[0])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["recommend", *MLP, "--budget", "10", "--policies", "store_all,recompute_all"],
      "recommend: no plan of mlp fits budget 10 bytes; the least peak any plan reaches is "),

@@ -262,6 +262,29 @@ def test_times_of_both_families_count_the_backward_alike() -> None:
     assert {c.time_overhead for c in found.candidates if c.policy == "store_all"} == {1.0}
 
 
+def test_a_bandwidth_makes_the_chain_optimal_a_candidate_that_offloads() -> None:
+    # ADVICE's chain at 1,792 bytes (store_all: 2,048): recompute only 18 cost units at best,
+    # store_all 15; at 1,024 bytes per unit the chain optimal moves two 512-byte tapes: 15
+    found = recommend("mlp", ADVICE, 1792, seed=SEED, policies=["store_all", "optimal"],
+                      bandwidth=1024)
+    chain = [c for c in found.candidates if c.family == "chain" and c.policy == "optimal"]
+    moved = [c for c in chain if "bandwidth" in c.params]
+    assert len(chain) == 3 and len(moved) == 1
+    moved, alone = moved[0], [c for c in chain if c is not moved[0]]
+    assert moved.fits and moved.params["bandwidth"] == 1024
+    assert moved.plan.action_counts()["offload"] == 2 and moved.peak_bytes <= 1792
+    assert (moved.time, moved.time_overhead) == (15.0, 1.0)
+    assert sorted(c.time for c in alone) == [18.0, 20.0]  # with held tapes, without
+    assert min(c.time_overhead for c in alone) == pytest.approx(1.2)
+    assert found.candidates.index(moved) < min(found.candidates.index(c) for c in alone)
+    workload, result = _run_chain("mlp", ADVICE, moved)
+    assert result.stats.host_peak_bytes == result.stats.predicted_host_peak_bytes == 1024
+    assert result.stats.peak_bytes == result.stats.predicted_peak_bytes == moved.peak_bytes
+    without = recommend("mlp", ADVICE, 1792, seed=SEED, policies=["store_all", "optimal"])
+    assert len([c for c in without.candidates if c.family == "chain"
+                and c.policy == "optimal"]) == 2
+
+
 @pytest.mark.parametrize("bandwidth", [None, 0])
 def test_no_bandwidth_ranks_as_before(bandwidth) -> None:
     found = recommend("unet", OFFLOAD_UNET, 1600, seed=SEED, policies=FAST_PICKS,

@@ -16,7 +16,8 @@ from checkpoint_ad.plotting.offload import offload_figure
 from checkpoint_ad.records.files import read_records
 from checkpoint_ad.records.schema import Record
 from checkpoint_ad.report.offload import (break_even, fates, offload_headline, offload_records,
-                                          offload_rows, sweep_of)
+                                          offload_rows, removal_bullet, removed_share,
+                                          sweep_of)
 from graph_families import fig69_chain
 
 RECORDS = Path(__file__).resolve().parents[2] / "reports" / "graph_budget" / "records.jsonl"
@@ -70,7 +71,7 @@ def test_the_sweep_and_where_offload_starts_paying(base) -> None:
     assert break_even(found) == (1024.0, 256.0)
     assert break_even([r for r in found if r.bandwidth != 0.0]) == (None, None)
     assert break_even([moved(base, b, 130.0) for b in times]) == (None, 4096.0)
-    legend, bullet, _ = offload_headline(sweep + other)  # and the savings bullet
+    legend, bullet, _, *_ = offload_headline(sweep + other)  # the savings bullet, POFO's
     assert legend.startswith("Offload (docs/offload_model.md)")
     assert bullet == ("residual (50 ops) at 0.30 of store_all's peak (31.2 KiB): time over "
                       "store_all's by bandwidth (bytes per op time): 0: 1.30x, 256: 1.30x, "
@@ -131,8 +132,28 @@ def test_the_savings_bullet_takes_the_most_saved_at_each_swept_bandwidth(base) -
 def test_the_committed_offload_report_opens_with_its_headline() -> None:
     folder = RECORDS.parents[1] / "offload"
     records = read_records([folder / "records.jsonl"])
-    bullets = offload_headline(records)
-    assert len(bullets) == 5 and "stops paying" in bullets[1]
     report = (folder / "report.md").read_text(encoding="utf-8")
-    assert all(f"- {bullet}\n" in report for bullet in bullets)
+    for family, count in (("graph", 8), ("chain", 4)):  # a section, and a headline, each
+        bullets = offload_headline([r for r in records if r.family == family])
+        assert len(bullets) == count and "stops paying" in bullets[1]
+        assert all(f"- {bullet}\n" in report for bullet in bullets)
+        assert bullets[-1].endswith("A third or more removed: nowhere.") == (family == "chain")
     assert all(r.host_peak_bytes == r.predicted_host_peak_bytes for r in records)
+    assert {r.workload for r in records if r.family == "chain"} == {"hetero_mlp"}
+
+
+def test_the_pofo_bullet_gives_the_share_of_the_overhead_removed(base) -> None:
+    peak = base.store_all_peak_bytes
+    low, half, high = (int(f * peak) for f in (0.3, 0.5, 0.7))
+    times = {low: {0.0: 160.0, 8.0: 150.0, 1e12: 100.0}, half: {0.0: 130.0, 8.0: 120.0},
+             high: {0.0: 110.0, 8.0: 100.0}}  # store_all's time: 100
+    records = [moved(base, b, t, budget=budget) for budget, row in times.items()
+               for b, t in row.items()]
+    assert removed_share(records[0], records[1]) == pytest.approx(1 / 6)
+    assert removal_bullet(records) == (
+        "residual, POFO's headline (offload removes at least a third of the recompute-only "
+        "time overhead at 0.30 to 0.50 of store_all's peak): time over store_all's, recompute "
+        "only to offload (share of the overhead removed) by budget, at bandwidth 8: 0.30 "
+        "1.600x to 1.500x (17%), 0.50 1.300x to 1.200x (33%). A third or more removed: "
+        "0.50 with 8.")
+    assert removal_bullet([r for r in records if r.budget_bytes == high]) is None
