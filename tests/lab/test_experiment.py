@@ -107,6 +107,46 @@ def test_unknown_experiment_lists_the_known_ones() -> None:
 
 # -- validation ------------------------------------------------------------------------------------
 
+PARTS = """\
+family = "graph"
+workloads = ["unet"]
+repeats = 2
+sizes = { n = 2, width = 8, batch = 4 }
+policies = [{ policy = "store_all" }]
+[[parts]]
+workload = "chain"
+sizes = { n = 4, width = 8 }
+policies = [{ policy = "revolve", sweep = { slots = [2, 3] } }]
+[parts.quick]
+policies = [{ policy = "store_all" }]
+"""
+
+
+def test_parts_add_another_familys_points_under_the_experiments_name(tmp_path: Path) -> None:
+    experiment = specs.load_experiment(str(write_spec(tmp_path, PARTS)))
+    tasks = experiment.tasks()
+    assert [(t.family, t.workload, t.policy) for t in tasks] == [
+        ("graph", "unet", "store_all"), ("chain", "chain", "revolve"),
+        ("chain", "chain", "revolve")]
+    assert {t.experiment for t in tasks} == {experiment.name} and {t.repeats for t in tasks} == {2}
+    quick = specs.load_experiment(str(write_spec(tmp_path, PARTS)), quick=True)
+    assert [(t.family, t.policy) for t in quick.tasks()] == [("graph", "store_all"),
+                                                            ("chain", "store_all")]
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('workload = "chain"\n', 'workload = "chain"\nname = "other"\n',
+     r"parts\[0\]: name is the whole experiment's; a part may not set it"),
+    ('policy = "revolve"', 'policy = "rewind"',
+     r"parts\[0\]: policies\[0\]: unknown policy 'rewind'"),
+])
+def test_a_part_is_checked_like_an_experiment(tmp_path: Path, old: str, new: str,
+                                              message: str) -> None:
+    path = write_spec(tmp_path, PARTS.replace(old, new))
+    with pytest.raises(ExperimentError, match=message) as caught:
+        specs.load_experiment(str(path))
+    assert str(caught.value).startswith(f"{path}: parts[0]: ")
+
 @pytest.mark.parametrize("change, message", [
     ('repeat = 3\n', "unknown key repeat in the experiment"),
     ('repeats = "3"\n', "repeats must be an integer, got str"),
