@@ -223,8 +223,8 @@ def test_unknown_keys_list_the_accepted_ones(capsys, tmp_path, out) -> None:
     path = spec(tmp_path, TINY_EXPERIMENT + "repeat = 3\n")
     line = one_error(capsys, "run", path, "--out", str(out))
     assert_mentions(line, path, "unknown key repeat in the experiment",
-                    "allowed: costs, description, detail, dtype, family, grid, name, policies, "
-                    "quick, repeats, seed, sizes, workload, workloads")
+                    "allowed: costs, description, detail, dtype, family, grid, name, parts, "
+                    "policies, quick, repeats, seed, sizes, workload, workloads")
     path = spec(tmp_path, TINY_EXPERIMENT.replace("{ policy = \"store_all\" }",
                                        "{ policy = \"store_all\", slots = 3 }"))
     line = one_error(capsys, "run", path, "--out", str(out))
