@@ -118,22 +118,22 @@ def measure_chain_point(task: PointTask) -> Record:
     reference = run("store_all", {}, None)
     return make_record(task, workload, params, result, times, measured, rss_sampled, rss_high_water,
                        max_difference(result, reference), profile if task.detail else None,
-                       budget_fields(workload, params, result, profile(), costs))
+                       budget_fields(workload, params, result, profile().costs(costs),
+                                     store_all_peak(profile())))
 
 
 def budget_fields(workload: chain_models.Workload, params: Mapping[str, Any], result: Result,
-                  profile: ChainProfile, costs: Any) -> dict[str, Any]:
+                  chain_costs: ChainCosts, store_all_peak_bytes: int) -> dict[str, Any]:
     """A chain record's budget and offload fields, as a graph record's: the planner's
     ``budget_bytes`` (None for a policy without one), store_all's whole activation peak (what
     ``budget_fraction`` scales), store_all's ``forward_cost`` (n: the record's costs have a
-    mean of 1), and :func:`~.points.offload_fields` with the plan's time and
-    store_all's on the costs the planner saw (docs/chain_offload.md: cost units, a backward
+    mean of 1), and :func:`~.points.offload_fields` with the plan's time and store_all's on
+    ``chain_costs``, the costs the planner saw (docs/chain_offload.md: cost units, a backward
     step ``ChainCosts.backward_costs``)."""
-    chain_costs = profile.costs(costs)
     store_all_time = sum(chain_costs.compute) + sum(chain_costs.backward_costs)
     return {"budget_bytes": params.get("budget_bytes"),
             "store_all_cost": round(sum(relative_costs(workload).compute), 6),
-            "store_all_peak_bytes": store_all_peak(profile),
+            "store_all_peak_bytes": store_all_peak_bytes,
             **offload_fields(params, plan_time(result.plan, chain_costs), store_all_time,
                              result.stats)}
 

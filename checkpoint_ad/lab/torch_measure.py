@@ -19,8 +19,8 @@ import torch
 from checkpoint_ad.chains.backprop import Result
 from checkpoint_ad.errors import BudgetError
 from ..workloads import chain_models
-from .chain_measure import make_record
-from .points import PointTask, planning_costs, policy_parameters
+from .chain_measure import budget_fields, make_record
+from .points import PointTask, planning_costs, policy_parameters, store_all_peak
 from checkpoint_ad.lab.rss import rss_run
 from ..records.schema import Record
 from checkpoint_ad.torch.models import check_workload, from_workload  # noqa: F401 (preflight)
@@ -65,4 +65,6 @@ def measure_point(task: PointTask) -> Record:
     _, theirs = _gradients(torch.nn.Sequential(*copy.deepcopy(stages)), x0)
     result = Result(loss, ours[0], ours[1:], model.stats, model.plan)
     return make_record(task, workload, params, result, times, None, rss_sampled, rss_high_water,
-                       _max_difference(ours, theirs), None)
+                       _max_difference(ours, theirs), None,
+                       budget_fields(workload, params, result, prepared.costs,
+                                     store_all_peak(sizes.profile)))

@@ -241,6 +241,28 @@ def test_the_lab_measures_a_workload_on_torch_modules_with_the_same_weights(work
     assert record.measured_peak_bytes is None
     assert record.forward_evals == numpy_record.forward_evals == 8
     assert record.loss == pytest.approx(numpy_record.loss, rel=1e-12)
+    for ours in (record, numpy_record):  # the offload fields, without a bandwidth
+        assert ours.bandwidth is None and ours.host_peak_bytes == 0 and ours.budget_bytes is None
+        assert ours.predicted_time > ours.store_all_time > 0 and ours.store_all_cost == 4
+
+
+def test_the_lab_records_a_torch_run_with_offload_like_a_numpy_run():
+    import dataclasses
+    from checkpoint_ad.lab.measure import measure_point
+    from checkpoint_ad.lab.points import PointTask
+    task = PointTask("unit", "mlp", {"n": 5, "width": 8, "batch": 4}, "optimal",
+                     {"budget_fraction": 0.9, "bandwidth": 1e9}, seed=3, repeats=1,
+                     backend="torch")
+    record, numpy_record = (measure_point(dataclasses.replace(task, backend=backend))
+                            for backend in ("torch", "numpy"))
+    assert record.max_grad_diff == 0.0
+    assert record.host_peak_bytes == record.predicted_host_peak_bytes > 0  # measured = predicted
+    for name in ("bandwidth", "predicted_time", "store_all_time", "budget_bytes",
+                 "store_all_peak_bytes", "predicted_host_peak_bytes", "host_peak_bytes"):
+        assert getattr(record, name) == getattr(numpy_record, name), name
+    # below store_all's peak, an effectively infinite link: store_all's time, values moved
+    assert record.peak_bytes <= record.budget_bytes < record.store_all_peak_bytes
+    assert record.predicted_time == record.store_all_time == 15.0  # 5 stages + 10 backward
 
 
 def test_the_cli_refuses_a_workload_without_a_torch_equivalent(capsys):
