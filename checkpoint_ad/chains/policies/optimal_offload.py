@@ -5,10 +5,10 @@ With ``store_budget_bytes`` S the block DP (:mod:`.offload_dp`) answers S itself
 the block family. With ``budget_bytes`` B (the whole peak) the family is every plan on the
 DP's front (one per store need) at each bandwidth of a ladder that does not depend on the
 bandwidth asked (:func:`ladder`), each replayed once for its whole peak (kept per chain); at
-bandwidth β the members planned at ladder bandwidths up to β are timed at β, and the one of
-least time whose whole peak is at most B wins, the recompute-only plan on a tie. A higher β
-adds members and shortens every member's time, a larger B admits more: neither ever takes
-longer.
+bandwidth β every member is timed at β (a plan designed for another bandwidth may be the
+fastest at β), and the one of least time whose whole peak is at most B wins, the
+recompute-only plan on a tie. A higher β shortens every member's time, a larger B admits
+more: neither ever takes longer.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def plan_with_transfers(costs: ChainCosts, bandwidth: float, params: dict[str, o
         limit = float("inf")
     else:
         members = [(plan_time(plan, costs, bandwidth), peak, plan)
-                   for rate, peak, plan in family(costs) if rate <= bandwidth]
+                   for _, peak, plan in family(costs)]
         limit = budget_bytes
     for member in members:
         if member[1] <= limit and (best is None or _rank(member) < _rank(best)):
