@@ -163,6 +163,8 @@ class ChainModel:
                     m.Add(A[t][p] <= self.ck[t][p] + read)
         for t in range(1, n + 1):
             m.Add(self.done[t][self.horizon - 1] == 1)
+            # redundant, for the linear relaxation: one tape of each stage is made
+            m.Add(sum(T[t][p] + R[t][p] for p in range(self.horizon)) == 1)
 
     def _memory(self, budget: int) -> None:
         free = budget - self.sizes[0]

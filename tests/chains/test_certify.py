@@ -40,7 +40,7 @@ def check_certificate(costs: ChainCosts, budget: int, tapes: bool, slots: bool =
 @pytest.mark.parametrize("seed", range(6))
 def test_proven_optimum_is_the_exhaustive_one(seed: int) -> None:
     rng = random.Random(seed)
-    costs = random_chain(rng, 4 + seed % 2)
+    costs = random_chain(rng, 4 + seed % 3)
     for budget in random_budgets(rng, costs, 2):
         for tapes in (True, False):
             check_certificate(costs, budget, tapes)
@@ -48,7 +48,7 @@ def test_proven_optimum_is_the_exhaustive_one(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(2))
 def test_slots(seed: int) -> None:
-    costs = random_chain(random.Random(200 + seed), 5)
+    costs = random_chain(random.Random(200 + seed), 6)
     for slots in (1, 2, 3):
         check_certificate(costs, slots, tapes=True, slots=True)
 
