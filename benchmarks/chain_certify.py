@@ -1,7 +1,8 @@
 """The chain DP's certified gap: ``optimal``'s cost against a lower bound on every schedule.
 
 For random heterogeneous chains (those of chain_gap.py: costs 1..9, states and tapes 1..16
-units of 64 bytes) at store budgets from x_0 plus the largest tape to everything, this prints
+units of 64 bytes) at store budgets from x_0 plus the largest tape to half of keeping everything,
+this prints
 the cost of ``optimal``'s plan (default geometric levels), the exact recursion's (levels every
 64 bytes: the least cost among persistent schedules), and what :func:`certify_chain` finds
 within the time limit: its best plan's cost and its lower bound, valid for *every* schedule of
@@ -18,23 +19,9 @@ import argparse
 import statistics
 import time
 
-from chain_gap import UNIT, random_chain
+from chain_gap import UNIT, random_chain, store_budgets
 from checkpoint_ad.chains.certify import certify_chain
-from checkpoint_ad.chains.costs import ChainCosts
-from checkpoint_ad.chains.policies.optimal_dp import everything_bytes
 from checkpoint_ad.chains.policies.optimal_table import OptimalTable, clear_cache
-
-
-def budgets(costs: ChainCosts, count: int) -> list[int]:
-    """``count`` store budgets spaced geometrically from x_0 plus the largest tape to below
-    keeping everything (where every planner keeps everything), on whole units."""
-    low = costs.state_bytes[0] + max(costs.tape_bytes)
-    high = costs.state_bytes[0] + everything_bytes(costs, True) // 2
-    found = []
-    for k in range(count):
-        budget = int(low * (high / low) ** (k / max(count - 1, 1)))
-        found.append(budget - (budget - costs.state_bytes[0]) % UNIT)
-    return found
 
 
 def main() -> None:
@@ -51,7 +38,7 @@ def main() -> None:
         for seed in range(args.chains):
             costs = random_chain(n, seed)
             exact = OptimalTable.solve(costs, unit_bytes=UNIT)
-            for budget in budgets(costs, args.budgets):
+            for budget in store_budgets(costs, args.budgets, 0.5):
                 started = time.perf_counter()
                 found = certify_chain(costs, budget, time_limit=args.time_limit)
                 gaps.append(found.dp_gap)
