@@ -1,16 +1,16 @@
 """The chain DP's certified gap: ``optimal``'s cost against a lower bound on every schedule.
 
 For random heterogeneous chains (those of chain_gap.py: costs 1..9, states and tapes 1..16
-units of 64 bytes) at store budgets from x_0 plus the largest tape to half of keeping everything,
-this prints
-the cost of ``optimal``'s plan (default geometric levels), the exact recursion's (levels every
-64 bytes: the least cost among persistent schedules), and what :func:`certify_chain` finds
-within the time limit: its best plan's cost and its lower bound, valid for *every* schedule of
-the tape model (docs/chains.md, "Certifying ``optimal``"). The DP's certified gap is
-cost / bound - 1; "proven" counts the budgets where the solver proved its optimum. One worker,
-a fixed seed; the time limit (not a deterministic effort) stops each solve.
+units of 64 bytes) at store budgets from x_0 plus the largest tape to half of what keeps
+everything, this prints the cost of ``optimal``'s plan (default geometric levels), the exact
+recursion's (levels every 64 bytes: the least cost among persistent schedules), and what
+:func:`certify_chain` finds within the time limit: its best plan's cost and its lower bound,
+valid for *every* schedule of the tape model (docs/chains.md, "Certifying ``optimal``"). The
+DP's certified gap is cost / bound - 1; "proven" counts the budgets where the solver proved its
+optimum. One worker by default, a fixed seed; the time limit (not a deterministic effort) stops
+each solve, so the numbers depend on the machine's load.
 
-    PYTHONPATH=. python benchmarks/chain_certify.py                 # n = 10, 20, 30; ~5 min
+    PYTHONPATH=. python benchmarks/chain_certify.py                 # n = 10, 20, 30; ~4 min
     PYTHONPATH=. python benchmarks/chain_certify.py --n 50 --time-limit 60
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=2, help="random chains per n")
     parser.add_argument("--budgets", type=int, default=4, help="store budgets per chain")
     parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per solve")
+    parser.add_argument("--workers", type=int, default=1, help="CP-SAT workers")
     args = parser.parse_args()
     print(f"{'n':>4} {'chain':>5} {'budget':>7} {'DP':>6} {'exact DP':>8} {'CP-SAT':>7} "
           f"{'bound':>6} {'DP gap':>7} {'status':>8} {'slots':>5} {'s':>5}")
@@ -40,7 +41,8 @@ def main() -> None:
             exact = OptimalTable.solve(costs, unit_bytes=UNIT)
             for budget in store_budgets(costs, args.budgets, 0.5):
                 started = time.perf_counter()
-                found = certify_chain(costs, budget, time_limit=args.time_limit)
+                found = certify_chain(costs, budget, time_limit=args.time_limit,
+                                      workers=args.workers)
                 gaps.append(found.dp_gap)
                 proven += found.status == "optimal"
                 better += found.cost < found.dp_cost
