@@ -193,6 +193,7 @@ class ChainModel:
                 checkpoints.discard(step.stage)
             elif step.action in EVALUATIONS or step.action is Action.BACKWARD:
                 points += [set(checkpoints) for _ in range(step.evaluations or 1)]
+        self._trim(points, events)
         held: set[int] = set()
         done: set[int] = set()
         for p in range(self.horizon):
@@ -210,6 +211,20 @@ class ChainModel:
                 self._hint(self.done[s][p], s in done)
                 self._hint(self.ck[s][p], p < len(points) and s in points[p])
         return True
+
+    @staticmethod
+    def _trim(points: list[set[int]], events: list[tuple[Action, int]]) -> None:
+        """Drop from ``points`` what the model's normal form drops: a checkpoint at a point
+        after which no event reads it, and a save read only by the next event."""
+        for p in range(len(points) - 2, -1, -1):
+            action, t = events[p + 1]
+            read = t - 1 if action is not Action.BACKWARD else None
+            points[p] &= points[p + 1] | {read}
+        for p, (action, t) in enumerate(events):
+            if (action is Action.ADVANCE and t in points[p]
+                    and (p == 0 or t not in points[p - 1])
+                    and (p + 1 == len(points) or t not in points[p + 1])):
+                points[p].discard(t)
 
     def _hint(self, variable, value: bool) -> None:
         if variable is not self.zero:

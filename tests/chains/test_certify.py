@@ -11,7 +11,9 @@ import pytest
 
 from checkpoint_ad.chains.certify import certify_chain
 from checkpoint_ad.chains.costs import ChainCosts
+from checkpoint_ad.chains.cpsat_model import ChainModel, single_events
 from checkpoint_ad.chains.plans import check_plan
+from checkpoint_ad.chains.policies.optimal import plan_optimal
 from checkpoint_ad.chains.replay import forward_cost
 from checkpoint_ad.errors import BudgetError, PolicyError
 from chain_search import exhaustive_cost, random_budgets, random_chain, stored_bytes_peak
@@ -97,3 +99,27 @@ def test_tapes_keeping_their_input_are_refused() -> None:
     with pytest.raises(PolicyError, match="tape_input_bytes") as caught:
         certify_chain(costs, 3)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_model_holds_the_dp_plan_at_its_cost(seed: int) -> None:
+    """optimal's plan, as the hint, is a solution of the model over exactly its events: the
+    model counts its stored bytes as the replay does; decoded, it replays to the same cost."""
+    from ortools.sat.python import cp_model
+    rng = random.Random(300 + seed)
+    costs = random_chain(rng, rng.randint(1, 10))
+    for budget in random_budgets(rng, costs, 3):
+        for tapes in (True, False):
+            plan = plan_optimal(costs, store_budget_bytes=budget, tapes=tapes)
+            model = ChainModel(costs, costs.state_bytes, costs.tape_bytes if tapes else None,
+                               budget, len(single_events(plan)))
+            assert model.hint(plan)
+            solver = cp_model.CpSolver()
+            solver.parameters.fix_variables_to_their_hinted_value = True
+            solver.parameters.num_workers = 1
+            assert solver.status_name(solver.Solve(model.model)) == "OPTIMAL"
+            assert solver.objective_value == forward_cost(plan, costs)
+            decoded = model.decode(solver).build("decoded")
+            check_plan(decoded)
+            assert forward_cost(decoded, costs) == forward_cost(plan, costs)
+            assert stored_bytes_peak(decoded, costs) <= stored_bytes_peak(plan, costs)
