@@ -30,6 +30,13 @@ stage t reversed. Constraints, one for each rule of the checker:
   stored bytes the replay and the checker count (a turn's transient tape and the working value
   are not stored).
 
+**Normal form.** Any schedule can be rewritten, at no cost in evaluations or memory, so that
+no advance goes unused (its output neither read next nor saved), no checkpoint is kept past
+its last reader or saved only for the next event, and backward(t) follows at once the reversal
+of stage t + 1 when its tape is held; the model asks for this form, which removes equivalent
+solutions, and states for the linear relaxation that each stage makes exactly one tape (its
+taped evaluation or its turn).
+
 The objective is the forward cost, ``sum u_t (A + T + R)``, with costs scaled to integers and
 rounded **down** (exact when they are whole numbers), so the solver's bound divided by the
 scale never exceeds the true cost of any schedule of the model.
@@ -104,8 +111,9 @@ class ChainModel:
         for action in self.kinds:
             usable = tapes is not None or action not in (Action.TAPE, Action.BACKWARD)
             self.event[action] = [[m.NewBoolVar("") if usable and (
-                action is Action.BACKWARD or p >= t - 1) else zero for p in slots]
-                for t in range(n + 1)]
+                action is Action.BACKWARD or p >= t - 1) and not (
+                action is Action.ADVANCE and t == n) else zero for p in slots]
+                for t in range(n + 1)]  # x_n is read by nothing: stage n is never advanced
         self.ck = [[m.NewBoolVar("") if 0 < j < n else zero for _ in slots]
                    for j in range(n + 1)]
         self.hd = [[m.NewBoolVar("") if t and tapes is not None else zero for _ in slots]
