@@ -36,17 +36,25 @@ def random_chain(n: int, seed: int) -> ChainCosts:
     return ChainCosts(n, tuple(float(rng.randint(1, 9)) for _ in range(n)), states, tapes)
 
 
+def store_budgets(costs: ChainCosts, count: int, share: float = 1.0) -> list[int]:
+    """``count`` store budgets spaced geometrically from x_0 plus the largest tape to x_0 plus
+    ``share`` of the bytes that keep everything, on whole units of free bytes."""
+    low = costs.state_bytes[0] + max(costs.tape_bytes)
+    high = costs.state_bytes[0] + share * everything_bytes(costs, True)
+    found = []
+    for k in range(count):
+        budget = int(low * (high / low) ** (k / max(count - 1, 1)))
+        found.append(budget - (budget - costs.state_bytes[0]) % UNIT)
+    return found
+
+
 def gaps(costs: ChainCosts, budgets: int, exact: bool) -> list[tuple[float, float]]:
     """(gap to the exact optimum or nan, gap to the lower bound) at ``budgets`` store budgets
     on whole units of free bytes."""
     default = OptimalTable.solve(costs)
     table = OptimalTable.solve(costs, unit_bytes=UNIT) if exact else None
-    low = costs.state_bytes[0] + max(costs.tape_bytes)
-    high = costs.state_bytes[0] + everything_bytes(costs, True)
     found = []
-    for k in range(budgets):
-        budget = int(low * (high / low) ** (k / max(budgets - 1, 1)))
-        budget -= (budget - costs.state_bytes[0]) % UNIT
+    for budget in store_budgets(costs, budgets):
         cost = default.cost(budget)
         found.append((cost / table.cost(budget) - 1 if table else math.nan,
                       cost / default.lower_bound(budget) - 1))

@@ -24,7 +24,7 @@ from checkpoint_ad.chains.policies.optimal_dp import everything_bytes
 from checkpoint_ad.chains.policies.optimal_dp import Grid
 from checkpoint_ad.errors import BudgetError, PolicyError
 from helpers import stored_after_each_step
-from test_optimal import exhaustive_cost, random_chain, stored_bytes_peak
+from chain_search import exhaustive_cost, random_chain, stored_bytes_peak
 
 
 def shared_bytes_peak(plan, costs: ChainCosts) -> int:
