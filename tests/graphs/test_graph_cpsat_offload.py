@@ -32,8 +32,7 @@ def checked(costs: ca.GraphCosts, plan: ca.GraphPlan, budget: int, bandwidth: fl
 # entries of the doc's ground-truth table where dtr's hint is slower than the least time:
 # CP-SAT must find the rest (the other entries: the hint is already optimal)
 @pytest.mark.parametrize("name, budget, bandwidth", [
-    ("fig69_chain(6)", 4, 1), ("tanh_mlp(3)", 3, 1), ("tanh_mlp(3)", 4, 0.5),
-    ("resnet(2)", 4, 1), ("resnet(2)", 4, 2), ("unet(2)", 6, 1)])
+    ("fig69_chain(6)", 4, 1), ("tanh_mlp(3)", 3, 1), ("resnet(2)", 4, 2), ("unet(2)", 6, 1)])
 def test_cpsat_reaches_the_least_time_of_the_ground_truth(name: str, budget: int,
                                                           bandwidth: float) -> None:
     costs = FAMILIES[name]
@@ -63,12 +62,12 @@ def test_cpsat_on_random_graphs_is_never_below_exact_search_nor_above_its_hint(
 
 def test_a_host_budget_bounds_cpsats_host_peak() -> None:
     costs = fig69_chain(6)
-    unbounded = plan_graph("cpsat", costs, budget_bytes=3, bandwidth=1, **QUICK)
-    assert unbounded.host_peak_bytes > 1
     plan = plan_graph("cpsat", costs, budget_bytes=3, bandwidth=1, host_budget_bytes=1,
-                      **QUICK)
+                      **FAST)
     checked(costs, plan, 3, 1, 1)
     assert plan.transfers and plan.params["host_budget_bytes"] == 1
+    least = plan_graph("optimal", costs, budget_bytes=3, bandwidth=1, host_budget_bytes=1)
+    assert least.time <= plan.time < plan.details["hint_time"]
     assert plan_graph("cpsat", costs, budget_bytes=3, bandwidth=1, host_budget_bytes=0,
                       **QUICK).transfers == 0
 
