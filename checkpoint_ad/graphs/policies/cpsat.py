@@ -120,8 +120,10 @@ def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
                                solve_s=time.perf_counter() - started)
     if speed and host:
         from .cpsat_offload import plan_with_transfers
+        _refuse_below_floor(costs, budget, budget_bytes)
         return plan_with_transfers(costs, budget, params, (speed, host), limit,
-                                   (workers, seed, effort), computations, hint, started)
+                                   (workers, seed, effort), computations, hint, started,
+                                   _heuristic_hint)
     _refuse_below_floor(costs, budget, budget_bytes)
     hint = hint if hint is not None else _heuristic_hint(costs, budget, started + limit / 4,
                                                          started + limit)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from ...errors import BudgetError, PolicyError
@@ -35,18 +36,19 @@ def plan_with_transfers(costs: GraphCosts, budget: float, params: dict,
                         transfer: tuple[float, float], limit: float,
                         solver: tuple[int, int, float | None], computations: int,
                         hint: GraphPlan | None, started: float,
+                        recompute_only: Callable | None = None,
                         prefetches: int = DEFAULT_PREFETCHES) -> GraphPlan:
     """The plan of the module docstring under ``budget`` device bytes; ``transfer`` is
     (bandwidth in bytes per cost unit, host budget in bytes), ``solver`` (workers, seed,
-    effort), ``limit`` seconds from ``started`` (a ``time.perf_counter()`` value)."""
-    from .cpsat import _heuristic_hint, _refuse_below_floor
+    effort), ``limit`` seconds from ``started`` (a ``time.perf_counter()`` value). Without a
+    ``hint``, the hint is the fastest of ``dtr``'s plans and ``recompute_only``'s
+    (:func:`fastest_hint`)."""
     bandwidth, host = transfer
     budget_bytes = params.get("budget_bytes")
-    _refuse_below_floor(costs, budget, budget_bytes)
     deadline = started + limit
     if hint is None:
         hint = fastest_hint(costs, budget, transfer, started + limit / 4, deadline,
-                            _heuristic_hint)
+                            recompute_only)
     if hint is None:
         raise BudgetError(f"policy 'cpsat': no heuristic plan (dtr with transfers, or "
                           f"without) fits budget_bytes={budget_bytes} to start from; "
@@ -75,7 +77,8 @@ def plan_with_transfers(costs: GraphCosts, budget: float, params: dict,
 
 
 def fastest_hint(costs: GraphCosts, budget: float, transfer: tuple[float, float],
-                 deadline: float, last: float, recompute_only: object) -> GraphPlan | None:
+                 deadline: float, last: float, recompute_only: Callable | None
+                 ) -> GraphPlan | None:
     """The fastest plan within ``budget`` of ``dtr`` with transfers (online and ``next_use``;
     each already the faster of its runs with and without transfers) and the cheapest plan of
     ``recompute_only`` (cpsat's heuristic hint, a function of (costs, budget, deadline,
@@ -93,8 +96,8 @@ def fastest_hint(costs: GraphCosts, budget: float, transfer: tuple[float, float]
                                   host_budget_bytes=host_bytes))
         except PolicyError:
             continue
-    if time.perf_counter() < last:
-        alone = recompute_only(costs, budget, deadline, last)  # type: ignore[operator]
+    if recompute_only is not None and time.perf_counter() < last:
+        alone = recompute_only(costs, budget, deadline, last)
         if alone is not None:
             found.append(alone)
     fitting = [plan for plan in found if plan.peak_bytes <= budget]
