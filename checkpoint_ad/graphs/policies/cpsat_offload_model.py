@@ -227,16 +227,7 @@ class OffloadModel(IntervalModel):
                 v not in self.moves for v in ops if v in layout.offload or layout.fetched[v]):
             return False
         m = self.model
-        for v in self.costs.op_nodes:
-            records = layout.computed[v]
-            for c in range(self.capacity[v]):
-                s, e = records[c] if c < len(records) else (0, 0)
-                if c:
-                    m.AddHint(self.present[v][c], c < len(records))
-                m.AddHint(self.start[v][c], s)
-                m.AddHint(self.last[v][c], e)
-        for variable, value in zip(self.step, layout.backward):
-            m.AddHint(variable, value)
+        self._hint_events(layout.computed, layout.backward)
         for v, moves in self.moves.items():
             self._hint_moves(v, moves, layout)
         for k, variable in enumerate(self.slot_time):
