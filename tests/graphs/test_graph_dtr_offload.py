@@ -148,7 +148,9 @@ def test_optimal_past_exact_search_plans_transfers_with_dtr() -> None:
     alone = plan_graph("optimal", costs, budget_bytes=8, max_states=10, time_limit=5.0)
     plan = plan_graph("optimal", costs, budget_bytes=8, bandwidth=1, max_states=10,
                       time_limit=5.0)
-    assert plan.status == "feasible" and plan.method.startswith("dtr") and plan.transfers
+    # dtr's plan with transfers, or CP-SAT with transfers improving on it
+    assert plan.status == "feasible" and plan.method in ("dtr", "dtr:next_use", "cpsat")
+    assert plan.transfers and plan.time <= plan.details["tried"]["dtr"]
     assert plan.time == min(plan.details["tried"].values()) < alone.time
     assert "transfers" not in plan.details and check_graph_plan(costs, plan).time == plan.time
     assert plan.peak_bytes <= 8 and plan.policy == "optimal"

@@ -246,7 +246,7 @@ def test_bad_bandwidths_are_refused(bandwidth: object) -> None:
 
 def test_planners_without_transfers_name_the_ones_that_have_them() -> None:
     with pytest.raises(ca.PolicyError, match="does not plan transfers.*policies that do: "
-                                             "optimal, dtr$"):
+                                             "optimal, dtr, cpsat$"):
         plan_graph("chen", fig69_chain(3), budget_bytes=3, bandwidth=1)
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from ...checks import whole_number
 from ...errors import BudgetError, PolicyError, TimeLimitError
 from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int, positive_seconds
+from ...plans.transfers import bandwidth_value, host_budget_value
 from .. import solvers
 from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
@@ -84,28 +85,45 @@ class _Search:
 def plan_cpsat(costs: GraphCosts, budget_bytes: int | None = None,
                time_limit: float = DEFAULT_TIME_LIMIT, workers: int = 1, seed: int = 0,
                computations: int = DEFAULT_COMPUTATIONS, effort: float | None = None,
-               hint: GraphPlan | None = None, bound: float | None = None) -> GraphPlan:
+               hint: GraphPlan | None = None, bound: float | None = None,
+               bandwidth: float | None = None,
+               host_budget_bytes: int | None = None) -> GraphPlan:
     """The cheapest plan CP-SAT finds within ``budget_bytes`` (None: no limit) and
     ``time_limit`` seconds, hinted with ``hint`` (see the module docstring); ``bound`` is a
     lower bound the caller knows to hold for every plan (kept when larger than the
-    solver's)."""
+    solver's). With a ``bandwidth`` (bytes per cost unit; None or 0: none) the plan of least
+    **time**, moving values to host memory and back, with host copies within
+    ``host_budget_bytes`` (None: no limit; 0: as without a bandwidth): :mod:`.cpsat_offload`
+    (``bound`` is then not used)."""
     budget = budget_value("cpsat", budget_bytes)
     limit = positive_seconds("cpsat", "time_limit", time_limit)
     workers = positive_int("cpsat", "workers", workers)
     computations = positive_int("cpsat", "computations", computations)
     seed = whole_number(seed, "policy 'cpsat': seed", error=PolicyError, noun="whole number")
     effort = None if effort is None else positive_seconds("cpsat", "effort", effort)
+    speed = bandwidth_value(bandwidth, "policy 'cpsat'", PolicyError)
+    host = host_budget_value(host_budget_bytes, "policy 'cpsat'", PolicyError)
     solvers.load(solvers.CPSAT)
     started = time.perf_counter()
     params = {"time_limit": limit, "workers": workers, "seed": seed,
               "computations": computations}
     if budget_bytes is not None:
         params = {"budget_bytes": budget_bytes, **params}
+    if speed and host:
+        params["bandwidth"] = bandwidth
+        if host_budget_bytes is not None:
+            params["host_budget_bytes"] = host_budget_bytes
     store_all = plan_store_all(costs)
     if budget >= store_all.peak_bytes:  # computing every op once is the least cost of any plan
         return GraphPlan.build(costs, store_all.steps, "cpsat", params, method="store_all",
                                status="optimal", lower_bound=costs.total_cost,
                                solve_s=time.perf_counter() - started)
+    if speed and host:
+        from .cpsat_offload import plan_with_transfers
+        _refuse_below_floor(costs, budget, budget_bytes)
+        return plan_with_transfers(costs, budget, params, (speed, host), limit,
+                                   (workers, seed, effort), computations, hint, started,
+                                   _heuristic_hint)
     _refuse_below_floor(costs, budget, budget_bytes)
     hint = hint if hint is not None else _heuristic_hint(costs, budget, started + limit / 4,
                                                          started + limit)
@@ -363,4 +381,9 @@ SPEC = PolicySpec(
      Parameter("computations", int, DEFAULT_COMPUTATIONS, "computations of each op the "
                "model allows at first (raised when the solver finishes early)"),
      Parameter("effort", float, None, "CP-SAT's deterministic time limit (reproducible "
-               "plans); default: none, only time_limit")))
+               "plans); default: none, only time_limit"),
+     Parameter("bandwidth", float, None, "bytes per cost unit between device and host "
+               "memory: the plan of least time, offloading and prefetching values too, on "
+               "a model with transfers (docs/offload_model.md); default: no offload"),
+     Parameter("host_budget_bytes", int, None, "byte budget for host copies (with a "
+               "bandwidth); default: no limit")))

@@ -237,6 +237,13 @@ class IntervalModel:
                 open_[node] = record
         if any(len(found[v]) > self.capacity[v] for v in found):
             return False
+        self._hint_events(found, taken)
+        self._hint_choices(found, taken)
+        return True
+
+    def _hint_events(self, found: dict[int, list[list[int]]], taken: list[int]) -> None:
+        """Hint the computations (``found``: per op, the [first, last] slots of each) and the
+        backward steps' slots (``taken``)."""
         m = self.model
         for v, records in found.items():
             for c in range(self.capacity[v]):
@@ -247,8 +254,6 @@ class IntervalModel:
                 m.AddHint(self.last[v][c], e)
         for variable, value in zip(self.step, taken):
             m.AddHint(variable, value)
-        self._hint_choices(found, taken)
-        return True
 
     def _hint_choices(self, found: dict[int, list[list[int]]], taken: list[int]) -> None:
         """Hint the covering literals: the computation of the node resident at the reader's

@@ -21,6 +21,7 @@ from .exact_offload import OffloadSpace
 from .checkmate import plan_checkmate
 from .chen import plan_chen
 from .cpsat import plan_cpsat
+from .cpsat_offload import improve_with_transfers
 from .dtr import plan_dtr
 from .fixed import plan_store_all
 from .hierarchical import plan_hierarchical
@@ -204,7 +205,9 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
     per cost unit) the ``dtr`` members may move values to host memory and the plan of least
     **time** is chosen (``tried`` then gives each one's time, and the bound stays every op
     once); CP-SAT, which plans cost, improves the cheapest plan without transfers, which
-    competes on time too (:func:`_faster_without_transfers`). ``transfer`` is (bandwidth in bytes per cost
+    competes on time too (:func:`_faster_without_transfers`), in half the time left; then
+    CP-SAT with transfers (:mod:`.cpsat_offload`) improves the fastest plan so far in the
+    rest. ``transfer`` is (bandwidth in bytes per cost
     unit or None, host budget in bytes). ``workers`` 0: CP-SAT is not
     run."""
     started, limit = clock
@@ -235,9 +238,12 @@ def _past_exact_search(costs: GraphCosts, budget: float, params: dict,
         details["out_of_time"] = tuple(late)
     if bandwidth:  # least time; every plan computes each op once
         best = replace(best, lower_bound=costs.total_cost, status="feasible")
-        if certify:
+        if certify:  # CP-SAT without transfers, then with them, half the time left each
+            middle = time.perf_counter() + (started + limit - time.perf_counter()) / 2
             method, best = _faster_without_transfers(costs, budget, candidates, (method, best),
-                                                     started + limit, workers, details)
+                                                     middle, workers, details)
+            method, best = improve_with_transfers(costs, budget, (method, best), transfer,
+                                                  started + limit, workers, details)
     else:
         bound = closure_bound(costs, budget, started + limit)  # valid for every plan (..floors)
         best = replace(best, lower_bound=bound,
