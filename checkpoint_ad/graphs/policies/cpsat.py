@@ -42,6 +42,7 @@ from ...plans.registry import Parameter, PolicySpec, budget_value, positive_int,
 from .. import solvers
 from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
+from ..windows import window_bound
 from ..plans import GraphPlan
 from . import exact
 from .anytime import Trajectory
@@ -58,6 +59,7 @@ MINIMUM_SEARCH_OPS = 40
 COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is this small
 GROWTH = 2  # a first round improves the hint when the complete model is this much larger
 FIRST_SHARE = 0.125  # of the time (and effort) left, for that round
+WINDOW_SHARE = 0.25  # of the time left, at most, for the window bound (..windows)
 LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
@@ -199,6 +201,9 @@ def _start(costs: GraphCosts, budget: float, deadline: float, hint: GraphPlan | 
                 else 0 for v in range(len(costs))]
     valid = max(closure_bound(costs, budget, deadline),
                 bound if bound is not None else -math.inf)
+    if best is None or valid < best[1]:  # the hint is not proven optimal yet
+        now = time.perf_counter()
+        valid = max(valid, window_bound(costs, budget, now + WINDOW_SHARE * (deadline - now)))
     return _Search(costs, budget, deadline, best, capacity, ceiling, valid)
 
 
