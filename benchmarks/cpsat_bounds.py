@@ -9,11 +9,11 @@ the plan's cost, its lower bound (valid for every plan), the gap (cost / bound -
 it is proven optimal, and its wall time. The hint is the one ``cpsat`` picks itself (the
 cheapest of its heuristic planners), computed once per case and given to both. The cases are
 the traced workloads of experiments/graph_solvers.toml (about 50 ops: ``--ops 50``; about
-200: ``--ops 200``) and ``--layered`` DAGs, at fractions of store_all's peak. Not a test:
-nothing is asserted.
+200: ``--ops 200``, where the window bound is not tried, past 100 ops) and ``--layered``
+DAGs, at fractions of store_all's peak. Not a test: nothing is asserted.
 
     PYTHONPATH=. python benchmarks/cpsat_bounds.py          # the <= 60-op cases, ~25 min
-    PYTHONPATH=. python benchmarks/cpsat_bounds.py --ops 200 --workloads unet --fractions 0.5
+    PYTHONPATH=. python benchmarks/cpsat_bounds.py --workloads unet --fractions 0.5 --effort 5
 """
 from __future__ import annotations
 
