@@ -13,10 +13,13 @@ most a few computations of each op), anytime and warm-started.
   capacity the solution uses up, else for all) and the model solved again, hinted with the
   best plan so far, until the time limit.
 * **Bound.** ``lower_bound`` is valid for **every** plan: the solver's bound when the model is
-  complete (every capacity at the ceiling above, so the model holds an optimal plan), or the
-  closure bound of :mod:`~checkpoint_ad.graphs.floors` (or the ``bound`` given), whichever is
-  larger. The plan is "optimal" when the solver proves the optimum of a complete model or
-  the bound meets its cost (when it meets the hint's, the solver is not run).
+  complete (every capacity at the ceiling above, so the model holds an optimal plan), the
+  closure bound of :mod:`~checkpoint_ad.graphs.floors`, the window bound of
+  :mod:`~checkpoint_ad.graphs.windows` (when the closure bound does not meet the hint's
+  cost; in at most :data:`WINDOW_SHARE` of the time left) or the ``bound`` given, whichever
+  is largest. The plan is "optimal" when the solver proves the optimum of a complete model
+  or the bound meets its cost (when it meets the hint's, the solver is not run; when it
+  meets a plan the solver found, no further round is solved).
 * **Time.** ``time_limit`` bounds the whole call in wall time (the hint's planners, building
   the model, solving); ``effort`` optionally stops the solver after that much deterministic
   time (CP-SAT's own unit, about a second of work), which with ``workers=1`` and a fixed
@@ -25,8 +28,8 @@ most a few computations of each op), anytime and warm-started.
 ``details`` holds the capacities used (``max_computations``), whether the model was complete,
 the solver's status and bound, the rounds solved, the hint's cost and the ``trajectory``
 (:mod:`.anytime`): ``{"incumbents": [[seconds, cost], ...], "bounds": [[seconds, bound],
-...]}``, seconds since the call started; the hint is the first incumbent, the closure bound
-the first bound, and a solver's rising bound is kept only from a complete model (it bounds
+...]}``, seconds since the call started; the hint is the first incumbent, the closure (or
+window) bound the first bound, and a solver's rising bound is kept only from a complete model (it bounds
 every plan only then).
 """
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ...plans.transfers import bandwidth_value, host_budget_value
 from .. import solvers
 from ..costs import GraphCosts
 from ..floors import closure_bound, least_peak_floor
+from ..windows import window_bound
 from ..plans import GraphPlan
 from . import exact
 from .anytime import Trajectory
@@ -59,6 +63,7 @@ MINIMUM_SEARCH_OPS = 40
 COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is this small
 GROWTH = 2  # a first round improves the hint when the complete model is this much larger
 FIRST_SHARE = 0.125  # of the time (and effort) left, for that round
+WINDOW_SHARE = 0.25  # of the time left, at most, for the window bound (..windows)
 LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
@@ -217,6 +222,9 @@ def _start(costs: GraphCosts, budget: float, deadline: float, hint: GraphPlan | 
                 else 0 for v in range(len(costs))]
     valid = max(closure_bound(costs, budget, deadline),
                 bound if bound is not None else -math.inf)
+    if best is None or valid < best[1]:  # the hint is not proven optimal yet
+        now = time.perf_counter()
+        valid = max(valid, window_bound(costs, budget, now + WINDOW_SHARE * (deadline - now)))
     return _Search(costs, budget, deadline, best, capacity, ceiling, valid)
 
 
@@ -250,7 +258,8 @@ def _next_round(search: _Search) -> tuple[list[int], float, bool]:
 
 def _round(search: _Search, workers: int, seed: int, effort: list[float] | None) -> bool:
     """Build and solve the model of :func:`_next_round`, keeping what it finds; True when
-    another round should follow (time is left and the model was not complete and solved)."""
+    another round should follow (time is left, the model was not complete and solved, and
+    the bound does not meet the best plan's cost)."""
     from ortools.sat.python import cp_model
 
     from .checkmate_model import OutOfTime
@@ -303,7 +312,8 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
         search.proven = status == cp_model.OPTIMAL and model.scale == 1
     if complete and status == cp_model.INFEASIBLE and search.best is None:
         search.proven = True  # no plan of any number of computations fits
-    if (complete and finished) or time.perf_counter() >= search.deadline or (
+    met = search.best is not None and search.bound >= search.best[1]  # a bound proves it
+    if (complete and finished) or met or time.perf_counter() >= search.deadline or (
             effort is not None and effort[0] <= 0):
         return False
     if finished:
