@@ -64,6 +64,7 @@ COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is th
 GROWTH = 2  # a first round improves the hint when the complete model is this much larger
 FIRST_SHARE = 0.125  # of the time (and effort) left, for that round
 WINDOW_SHARE = 0.25  # of the time left, at most, for the window bound (..windows)
+LNS_OPS = 0  # from this many ops, rounds that are not exact search neighbourhoods (.cpsat_lns)
 LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
@@ -267,6 +268,12 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     costs = search.costs
     capacity, share, exact = _next_round(search)
     deadline = time.perf_counter() + share * (search.deadline - time.perf_counter())
+    if not exact and search.best is not None and len(costs.op_nodes) >= LNS_OPS:
+        from .cpsat_lns import search_round  # neighbourhoods of the best plan
+        if search_round(search, deadline, share, workers, seed, effort):
+            _tighten(search)
+        return search.best[1] > search.bound and time.perf_counter() < search.deadline and (
+            effort is None or effort[0] > 0)
     try:
         model = IntervalModel(costs, search.budget, capacity, search.deadline, exact,
                               search.bound)
