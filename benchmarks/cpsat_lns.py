@@ -6,7 +6,7 @@ the machine's load; the wall time is printed too.
 "before" is ``cpsat`` with its rounds that are not exact solved on the whole model, as before
 the LNS (``cpsat.LNS_OPS`` set past every graph); "after" is ``cpsat`` as it is. Each side
 prints the plan's cost, its lower bound (valid for every plan: the LNS does not change it),
-the gap (cost / bound - 1) and its wall time. The hint is the one ``cpsat`` picks itself
+the gap (cost / bound - 1), whether it is proven optimal and its wall time. The hint is the one ``cpsat`` picks itself
 (the cheapest of its heuristic planners), computed once per case and given to both. The cases
 are the traced workloads of benchmarks/graph_solvers.py at about ``--ops`` ops, at
 fractions of store_all's peak. Not a test: nothing is asserted.
@@ -18,38 +18,28 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-from dataclasses import replace
 
 import checkpoint_ad as ca
+import cpsat_bounds
 from checkpoint_ad.graphs.policies import cpsat
 from graph_solvers import graph_costs
 
-WORKLOADS = ["residual", "unet", "transformer", "densenet"]
-
 
 def solve(costs: ca.GraphCosts, budget: int, hint: ca.GraphPlan, arguments, lns: bool) -> str:
-    """cost | bound | gap | s of cpsat with or without the LNS."""
+    """cost | bound | gap | proven | s of cpsat with or without the LNS."""
     kept = cpsat.LNS_OPS
     if not lns:
         cpsat.LNS_OPS = math.inf
-    started = time.perf_counter()
     try:
-        plan = cpsat.plan_cpsat(costs, budget, time_limit=arguments.time_limit,
-                                effort=arguments.effort, hint=replace(hint, policy="hint"))
-    except ca.CheckpointADError as error:
-        return f"{str(error)[:40]} | | | {time.perf_counter() - started:.1f}"
+        return cpsat_bounds.solve(costs, budget, hint, arguments, window=True)
     finally:
         cpsat.LNS_OPS = kept
-    ca.check_graph_plan(costs, plan)
-    return (f"{plan.cost:g} | {plan.lower_bound:g} | {plan.cost / plan.lower_bound - 1:.1%} | "
-            f"{time.perf_counter() - started:.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, nargs="+", default=[200, 50])
-    parser.add_argument("--workloads", nargs="+", default=WORKLOADS,
+    parser.add_argument("--workloads", nargs="+", default=cpsat_bounds.WORKLOADS,
                         help="at 50 ops only unet and transformer unless named")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9])
     parser.add_argument("--effort", type=float, default=5.0,
@@ -57,29 +47,17 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0,
                         help="wall seconds per call (the issue's goal)")
     arguments = parser.parse_args()
-    print("| graph | ops | budget | hint | before: cost | bound | gap | s | "
-          "after: cost | bound | gap | s |\n" + "|---" * 12 + "|", flush=True)
+    print(cpsat_bounds.HEADER, flush=True)
     for ops in arguments.ops:
         for workload in arguments.workloads:
             if ops < 100 and workload in ("residual", "densenet") and \
-                    arguments.workloads == WORKLOADS:
+                    arguments.workloads == cpsat_bounds.WORKLOADS:
                 continue
             costs = graph_costs(workload, ops)
             peak = ca.plan_graph("store_all", costs).peak_bytes
             for fraction in arguments.fractions:
-                row(costs, workload, int(peak * fraction), fraction, arguments)
-
-
-def row(costs: ca.GraphCosts, workload: str, budget: int, fraction: float, arguments) -> None:
-    """Print one case's line (the hint computed once, given to both sides)."""
-    now = time.perf_counter()
-    hint = cpsat._heuristic_hint(costs, budget, now + 10, now + 30)
-    if hint is None:
-        print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | no plan |", flush=True)
-        return
-    cells = [solve(costs, budget, hint, arguments, lns) for lns in (False, True)]
-    print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | {hint.cost:g} | "
-          f"{cells[0]} | {cells[1]} |", flush=True)
+                cpsat_bounds.case(costs, workload, int(peak * fraction), fraction, arguments,
+                                  solve)
 
 
 if __name__ == "__main__":

@@ -78,10 +78,11 @@ def test_deterministic_with_a_fixed_seed_and_effort() -> None:
 
 
 def test_in_cpsat_rounds_it_records_better_plans_and_keeps_the_bound(monkeypatch) -> None:
-    """With every round not exact (the complete model deemed too large), cpsat's rounds are
-    the LNS's: from recompute_all's plan it finds cheaper ones, each in the trajectory, and
+    """With every round not exact (the complete model deemed too large) and the LNS's
+    threshold at 0 ops, cpsat's rounds are the LNS's: from recompute_all's plan it finds cheaper ones, each in the trajectory, and
     its bound is the one cpsat has without it (the LNS bounds nothing)."""
     monkeypatch.setattr(cpsat, "COMPLETE_LITERALS", 0)
+    monkeypatch.setattr(cpsat, "LNS_OPS", 0)  # this graph is far below the threshold
     costs, _, _, table = GROUND_TRUTH["resnet(3)"]
     hint = plan_graph("recompute_all", costs)
     plan = cpsat.plan_cpsat(costs, 6, time_limit=WALL, effort=EFFORT, hint=hint)

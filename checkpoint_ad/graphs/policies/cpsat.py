@@ -64,7 +64,7 @@ COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is th
 GROWTH = 2  # a first round improves the hint when the complete model is this much larger
 FIRST_SHARE = 0.125  # of the time (and effort) left, for that round
 WINDOW_SHARE = 0.25  # of the time left, at most, for the window bound (..windows)
-LNS_OPS = 0  # from this many ops, rounds that are not exact search neighbourhoods (.cpsat_lns)
+LNS_OPS = 30  # from this many ops, rounds that are not exact search neighbourhoods (.cpsat_lns)
 LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
