@@ -93,22 +93,25 @@ def improve(costs: GraphCosts, budget: float, plan: tuple[tuple[GraphStep, ...],
     return steps, cost, used
 
 
-def search_round(search, deadline: float, share: float, workers: int, seed: int,
-                 effort: list[float] | None) -> bool:
+def search_round(search, deadline: float, share: float, solver: tuple[int, int],
+                 effort: list[float] | None, tighten: Callable) -> bool:
     """A round of :mod:`.cpsat` (its ``search`` state) that improves the best plan by
     :func:`improve` until ``deadline`` and for ``share`` of the effort left (``effort[0]``,
-    reduced by what it uses), recording each better plan in the trajectory; True when it
-    found a cheaper plan."""
+    reduced by what it uses) with ``solver`` (workers, seed), recording each better plan in
+    the trajectory and calling ``tighten(search)`` after one; True when another round should
+    follow (time and effort are left, and the bound does not meet the best plan's cost)."""
+    workers, seed = solver
     steps, cost, used = improve(search.costs, search.budget, search.best, deadline,
                                 None if effort is None else effort[0] * share,
                                 seed + search.rounds, workers, search.trajectory.incumbent)
     search.rounds += used > 0  # a round when some neighbourhood was solved
     if effort is not None:
         effort[0] -= used
-    if cost >= search.best[1]:
-        return False
-    search.best = (steps, cost)
-    return True
+    if cost < search.best[1]:
+        search.best = (steps, cost)
+        tighten(search)
+    return search.best[1] > search.bound and time.perf_counter() < search.deadline and (
+        effort is None or effort[0] > 0)
 
 
 def _counts(costs: GraphCosts, steps: Sequence[GraphStep]) -> list[int]:
