@@ -15,7 +15,7 @@ import checkpoint_ad as ca
 from checkpoint_ad import check_graph_plan, plan_graph
 from checkpoint_ad.graphs.floors import closure_bound
 from checkpoint_ad.graphs.plans import GraphPlan
-from checkpoint_ad.graphs.policies import cpsat
+from checkpoint_ad.graphs.policies import cpsat, cpsat_lns
 from checkpoint_ad.graphs.policies.cpsat_lns import improve
 from graph_families import GROUND_TRUTH, random_dag
 from test_graphs import simulate
@@ -79,21 +79,32 @@ def test_deterministic_with_a_fixed_seed_and_effort() -> None:
 
 def test_in_cpsat_rounds_it_records_better_plans_and_keeps_the_bound(monkeypatch) -> None:
     """With every round not exact (the complete model deemed too large) and the LNS's
-    threshold at 0 ops, cpsat's rounds are the LNS's: from recompute_all's plan it finds cheaper ones, each in the trajectory, and
-    its bound is the one cpsat has without it (the LNS bounds nothing)."""
+    threshold at 0 ops, cpsat's rounds after the first are the LNS's: from recompute_all's
+    plan they find cheaper ones, each in the trajectory, and the bound is the one cpsat has
+    without them (the LNS bounds nothing)."""
     monkeypatch.setattr(cpsat, "COMPLETE_LITERALS", 0)
     monkeypatch.setattr(cpsat, "LNS_OPS", 0)  # this graph is far below the threshold
-    costs, _, _, table = GROUND_TRUTH["resnet(3)"]
+    searches: list[tuple[float, float]] = []  # (cost before, cost after) of each LNS round
+
+    def spied(*arguments, **named):
+        found = improve(*arguments, **named)
+        searches.append((arguments[2][1], found[1]))
+        return found
+
+    monkeypatch.setattr(cpsat_lns, "improve", spied)
+    costs, _, _, table = GROUND_TRUTH["fig69_chain(6)"]
     hint = plan_graph("recompute_all", costs)
-    plan = cpsat.plan_cpsat(costs, 6, time_limit=WALL, effort=EFFORT, hint=hint)
+    plan = cpsat.plan_cpsat(costs, 4, time_limit=WALL, effort=EFFORT, hint=hint)
     check_graph_plan(costs, plan)
-    assert table[6] <= plan.cost < hint.cost and plan.peak_bytes <= 6
-    assert not plan.details["complete"] and plan.details["rounds"] >= 1
+    assert table[4] <= plan.cost < hint.cost and plan.peak_bytes <= 4
+    assert not plan.details["complete"] and plan.details["rounds"] >= 2
+    assert searches and any(after < before for before, after in searches)
+    assert all(after <= before for before, after in searches)
     incumbents = [cost for _, cost in plan.details["trajectory"]["incumbents"]]
     assert incumbents[0] == hint.cost and incumbents[-1] == plan.cost
     assert all(b < a for a, b in zip(incumbents, incumbents[1:]))
-    assert closure_bound(costs, 6) <= plan.lower_bound <= table[6]
+    assert closure_bound(costs, 4) <= plan.lower_bound <= table[4]
     # without the LNS (its threshold past the graph): the same bound
     monkeypatch.setattr(cpsat, "LNS_OPS", math.inf)
-    before = cpsat.plan_cpsat(costs, 6, time_limit=WALL, effort=EFFORT, hint=hint)
-    assert before.lower_bound == plan.lower_bound and before.cost >= table[6]
+    before = cpsat.plan_cpsat(costs, 4, time_limit=WALL, effort=EFFORT, hint=hint)
+    assert before.lower_bound == plan.lower_bound and before.cost >= table[4]

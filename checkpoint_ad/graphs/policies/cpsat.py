@@ -12,8 +12,8 @@ most a few computations of each op), anytime and warm-started.
   capacity) and some capacity is below that ceiling, it is raised (+1 for the ops whose
   capacity the solution uses up, else for all) and the model solved again, hinted with the
   best plan so far, until the time limit.
-* **Neighbourhoods.** From :data:`LNS_OPS` ops, a round on a model that is not exact is a
-  large-neighbourhood search of the best plan (:mod:`.cpsat_lns`; plans, not bounds).
+* **Neighbourhoods.** From :data:`LNS_OPS` ops, a round after the first on a model that is
+  not exact is a large-neighbourhood search of the best plan (:mod:`.cpsat_lns`; plans only).
 * **Bound.** ``lower_bound`` is valid for **every** plan: the solver's bound when the model is
   complete (every capacity at the ceiling above, so the model holds an optimal plan), the
   closure bound of :mod:`~checkpoint_ad.graphs.floors`, the window bound of
@@ -270,7 +270,8 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     costs = search.costs
     capacity, share, exact = _next_round(search)
     deadline = time.perf_counter() + share * (search.deadline - time.perf_counter())
-    if not exact and search.best is not None and len(costs.op_nodes) >= LNS_OPS:
+    if not exact and search.rounds and search.best is not None and len(
+            costs.op_nodes) >= LNS_OPS:
         from .cpsat_lns import search_round  # neighbourhoods of the best plan
         return search_round(search, deadline, share, (workers, seed), effort, _tighten)
     try:
