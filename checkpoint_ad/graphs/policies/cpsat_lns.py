@@ -7,13 +7,16 @@ computations are only kept disjoint), with ``capacity[v]`` the best plan's count
 :data:`EXTRA` (at most what a plan as cheap can use). Each step of the search:
 
 * places the best plan on the slots (one event every other slot, :meth:`~.cpsat_model.
-  IntervalModel.placement`) and picks a **neighbourhood**: the slots ``[a, b]`` of about
-  ``size`` consecutive events of the plan, ending at a random event;
+  IntervalModel.placement`) and picks a **neighbourhood**, alternately a window (the slots
+  ``[a, b]`` of about ``size`` consecutive events of the plan, ending at a random event) and
+  a set of about ``size`` ops (a breadth-first walk over parents and consumers from a random
+  op);
 * copies the model and fixes everything outside it to the plan: computations and backward
-  steps outside ``[a, b]`` keep their slot; those inside may move within it or (computations)
-  be dropped; an unused computation of each op may be added inside it; a value resident when
-  the window opens may be freed at any slot from ``a - 1`` on (at most where the plan frees
-  it, or ``b``). The objective must be below the plan's;
+  steps outside the window, and computations of ops outside the set, keep their slot (a
+  value may be freed earlier; one resident when the window opens may stay until ``b``);
+  those inside may move (within the window; anywhere for the set's ops) or, computations, be
+  dropped; an unused computation of each op may be added there. The objective must be below
+  the plan's;
 * solves that small model for at most :data:`STEP_EFFORT` of deterministic time; a solution
   is decoded (each value freed after its last use) and replayed, and kept when its replayed
   cost is lower and its peak within the budget (it always is: the model's memory only
