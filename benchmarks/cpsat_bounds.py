@@ -26,6 +26,8 @@ from checkpoint_ad.graphs.policies import cpsat
 from graph_solvers import graph_costs
 
 WORKLOADS = ["residual", "unet", "transformer", "densenet"]
+HEADER = ("| graph | ops | budget | hint | before: cost | bound | gap | proven | s | "
+          "after: cost | bound | gap | proven | s |\n" + "|---" * 14 + "|")
 
 
 def solve(costs: ca.GraphCosts, budget: int, hint: ca.GraphPlan, arguments,
@@ -59,23 +61,27 @@ def main() -> None:
                         help="wall seconds per call (the issue's goal); the window bound "
                         "gets at most a quarter of what the hint leaves")
     arguments = parser.parse_args()
-    print("| graph | ops | budget | hint | before: cost | bound | gap | proven | s | "
-          "after: cost | bound | gap | proven | s |\n" + "|---" * 14 + "|", flush=True)
+    print(HEADER, flush=True)
     graphs = [(w, ops) for ops in arguments.ops for w in arguments.workloads]
     for workload, ops in graphs + [("layered", nodes) for nodes in arguments.layered]:
         costs = graph_costs(workload, ops)
         peak = ca.plan_graph("store_all", costs).peak_bytes
         for fraction in arguments.fractions:
-            budget = int(peak * fraction)
-            now = time.perf_counter()
-            hint = cpsat._heuristic_hint(costs, budget, now + 10, now + 30)
-            if hint is None:
-                print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | no plan |",
-                      flush=True)
-                continue
-            cells = [solve(costs, budget, hint, arguments, window) for window in (False, True)]
-            print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | {hint.cost:g} | "
-                  f"{cells[0]} | {cells[1]} |", flush=True)
+            case(costs, workload, int(peak * fraction), fraction, arguments, solve)
+
+
+def case(costs: ca.GraphCosts, workload: str, budget: int, fraction: float, arguments,
+         side) -> None:
+    """Print one case's line: the hint computed once, ``side(costs, budget, hint,
+    arguments, after)`` before (False) and after (True)."""
+    now = time.perf_counter()
+    hint = cpsat._heuristic_hint(costs, budget, now + 10, now + 30)
+    if hint is None:
+        print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | no plan |", flush=True)
+        return
+    cells = [side(costs, budget, hint, arguments, after) for after in (False, True)]
+    print(f"| {workload} | {len(costs.op_nodes)} | {fraction:.0%} | {hint.cost:g} | "
+          f"{cells[0]} | {cells[1]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ most a few computations of each op), anytime and warm-started.
   capacity) and some capacity is below that ceiling, it is raised (+1 for the ops whose
   capacity the solution uses up, else for all) and the model solved again, hinted with the
   best plan so far, until the time limit.
+* **Neighbourhoods.** From :data:`LNS_OPS` ops, a round after the first on a model that is
+  not exact is a large-neighbourhood search of the best plan (:mod:`.cpsat_lns`; plans only).
 * **Bound.** ``lower_bound`` is valid for **every** plan: the solver's bound when the model is
   complete (every capacity at the ceiling above, so the model holds an optimal plan), the
   closure bound of :mod:`~checkpoint_ad.graphs.floors`, the window bound of
@@ -64,6 +66,7 @@ COMPLETE_LITERALS = 50_000  # the complete model is solved at once when it is th
 GROWTH = 2  # a first round improves the hint when the complete model is this much larger
 FIRST_SHARE = 0.125  # of the time (and effort) left, for that round
 WINDOW_SHARE = 0.25  # of the time left, at most, for the window bound (..windows)
+LNS_OPS = 30  # from this many ops, rounds that are not exact search neighbourhoods (.cpsat_lns)
 LP_OPS_LIMIT = 300  # past this, CP-SAT's linear relaxation is off (it loads too slowly)
 
 
@@ -267,6 +270,10 @@ def _round(search: _Search, workers: int, seed: int, effort: list[float] | None)
     costs = search.costs
     capacity, share, exact = _next_round(search)
     deadline = time.perf_counter() + share * (search.deadline - time.perf_counter())
+    if not exact and search.rounds and search.best is not None and len(
+            costs.op_nodes) >= LNS_OPS:
+        from .cpsat_lns import search_round  # neighbourhoods of the best plan
+        return search_round(search, deadline, share, (workers, seed), effort, _tighten)
     try:
         model = IntervalModel(costs, search.budget, capacity, search.deadline, exact,
                               search.bound)

@@ -84,11 +84,16 @@ def complete_capacity(costs: GraphCosts, upper: float) -> list[float]:
 class IntervalModel:
     """The model of the module docstring for ``costs`` under ``budget`` bytes (``math.inf``:
     no limit), with ``capacity[v]`` computations allowed for op v. Building stops with
-    :class:`~.checkmate_model.OutOfTime` at ``deadline`` (a ``time.perf_counter()`` value)."""
+    :class:`~.checkmate_model.OutOfTime` at ``deadline`` (a ``time.perf_counter()`` value).
+    ``ordered=False`` drops the order of an op's computations (the c-th present only after
+    the (c-1)-th, and later): their values are kept disjoint by a ``NoOverlap`` instead, so
+    any of them but the first may be absent (:mod:`.cpsat_lns` fixes some and frees others)."""
 
     def __init__(self, costs: GraphCosts, budget: float, capacity: Sequence[int],
-                 deadline: float = math.inf, exact: bool = True, floor: float = 0.0) -> None:
+                 deadline: float = math.inf, exact: bool = True, floor: float = 0.0,
+                 ordered: bool = True) -> None:
         self.costs, self.capacity, self.deadline = costs, list(capacity), deadline
+        self.ordered = ordered
         self.order = costs.backward_order
         self.exact = exact
         self.spread = 1 if exact else SPREAD
@@ -125,10 +130,12 @@ class IntervalModel:
                 self.value_intervals.append((m.NewOptionalIntervalVar(s, size, e + 1, x,
                                                                       f"v{v}_{c}"), self._units(v)))
                 self.events.append(m.NewOptionalFixedSizeIntervalVar(s, 1, x, f"c{v}_{c}"))
-                if c:
+                if c and self.ordered:
                     m.AddImplication(x, present[-1])
                     m.Add(s > last[-1]).OnlyEnforceIf(x)
                 present.append(x); start.append(s); last.append(e)
+            if not self.ordered and len(present) > 1:
+                m.AddNoOverlap([i for i, _ in self.value_intervals[-len(present):]])
             self.present[v], self.start[v], self.last[v] = present, start, last
         for count, u in enumerate(self.costs.op_nodes):
             if count % CHECKED_OPS == 0 and time.perf_counter() > self.deadline:
@@ -222,6 +229,17 @@ class IntervalModel:
         """Hint the solver with ``steps`` (a replayed plan): each compute and backward step
         takes the next slot, a value's last slot is the last event before its free. False
         (and no hint) when the plan computes some op more often than its capacity."""
+        found, taken = self.placement(steps)
+        if any(len(found[v]) > self.capacity[v] for v in found):
+            return False
+        self._hint_events(found, taken)
+        self._hint_choices(found, taken)
+        return True
+
+    def placement(self, steps: Sequence[GraphStep]) -> tuple[dict[int, list[list[int]]],
+                                                              list[int]]:
+        """The slots of ``steps`` as :meth:`hint` places them: per op, the [first, last]
+        slots of each computation, and the slot of each backward step."""
         slot, found, taken = -1, {v: [] for v in self.costs.op_nodes}, []
         open_: dict[int, list[int]] = {}
         for action, node in steps:
@@ -235,11 +253,7 @@ class IntervalModel:
                 record = [slot, slot]
                 found[node].append(record)
                 open_[node] = record
-        if any(len(found[v]) > self.capacity[v] for v in found):
-            return False
-        self._hint_events(found, taken)
-        self._hint_choices(found, taken)
-        return True
+        return found, taken
 
     def _hint_events(self, found: dict[int, list[list[int]]], taken: list[int]) -> None:
         """Hint the computations (``found``: per op, the [first, last] slots of each) and the
