@@ -224,7 +224,8 @@ def _start(costs: GraphCosts, budget: float, deadline: float, hint: GraphPlan | 
                 bound if bound is not None else -math.inf)
     if best is None or valid < best[1]:  # the hint is not proven optimal yet
         now = time.perf_counter()
-        valid = max(valid, window_bound(costs, budget, now + WINDOW_SHARE * (deadline - now)))
+        valid = max(valid, window_bound(costs, budget, now + WINDOW_SHARE * (deadline - now),
+                                         enough=math.inf if best is None else best[1]))
     return _Search(costs, budget, deadline, best, capacity, ceiling, valid)
 
 
