@@ -29,6 +29,36 @@ op ancestors of a residual of step j or later get variables at step j (setting t
 to 0 keeps a solution). It generalises the closure bound of :mod:`.floors`, which looks at one
 step at a time (a window bound with the memory rows of one step): here the recomputation of
 every window is paid at once. With whole-number op costs the bound is rounded up.
+
+**Coarse windows.** Its variables are ops x backward steps: past about 100 ops HiGHS's root
+node does not finish in a minute. Take instead boundary steps ``0 = s_0 < s_1 < ... < s_G``
+(the last step included); group window i is everything after step ``s_{i-1}`` and before step
+``s_i`` (the backward steps in between and the windows around them). With ``k[v, s]`` for the
+boundary steps and ``c[v, i]`` = 1 when v is computed at least once in group window i, every
+plan satisfies rows 1 and 2 at the boundary steps, and
+
+3. ``k[v, s_i] <= k[v, s_{i-1}] + c[v, i]``;
+4. ``c[v, i] <= k[p, s_{i-1}] + c[p, i]`` for each op parent p of v;
+5'. ``k[r, s_{i-1}] + c[r, i] >= 1`` for each op residual r of a backward step t strictly
+   between ``s_{i-1}`` and ``s_i``;
+6. ``c[v, i] = 0`` when ``sizes[v]`` and v's op parents do not fit beside the fewest cotangent
+   bytes live in any window between steps ``s_{i-1}`` and ``s_i``,
+
+by the argument of rows 3-5: a value is resident only after a computation, and a backward
+step computes nothing, so a value resident at some moment of group window i (at v's first
+computation there, or at step t, or at step ``s_i``) and not computed in it before then has
+been resident since step ``s_{i-1}``; each computation in group window i happens in one of
+its windows, beside at least the fewest cotangent bytes. Group windows do not overlap, so a
+plan costs at least ``total + sum(costs[v] * c[v, i])``, and the least such sum over 0-1
+solutions bounds every plan. With every step a boundary this is the program above; a
+grouping's optimum is never above that of a grouping refining it (a solution of the finer
+one gives one of the coarser, ``c`` the largest over the merged windows, no dearer), but
+with few groups HiGHS solves the program itself (its root node, often to the end, in under
+a second at 200 ops), where the fine program's root node is unfinished. Which boundaries
+pay is hard to foretell (on the 202-op U-Net at 50%: 301 with 4 groups spread evenly, 324
+with 5, 316 with 8), so :func:`window_bound` tries 2, 3, ... groups spread evenly, each with
+the step of the largest retention term of :mod:`.floors` added as a boundary (its group
+window then starts where that bound looks), and keeps the largest: each bounds every plan.
 """
 from __future__ import annotations
 
@@ -43,11 +73,13 @@ from .floors import _knapsack_terms, cotangent_bytes
 WINDOW_OPS_LIMIT = 100  # past this the fine windows' root node takes too long (133 ops: 15 s)
 GROUPED_OPS_LIMIT = 1_500  # past this even two groups are slow to build and solve
 MOST_GROUPS = 16  # the coarse windows: 2, 3, ... up to this many groups, while time is left
+STALE = 3  # groupings in a row that raise no bound: the scan stops
 ROOT_ONLY = 1  # branch-and-bound nodes HiGHS explores by default: the root, with its cuts
 
 
 def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
-                 nodes: int | None = ROOT_ONLY, enough: float = math.inf) -> float:
+                 nodes: int | None = ROOT_ONLY, enough: float = math.inf,
+                 known: float = -math.inf) -> float:
     """The window bound of the module docstring on the cost of every plan within ``budget``
     bytes: the larger of the fine windows (every backward step a boundary; graphs of at most
     :data:`WINDOW_OPS_LIMIT` ops) and the coarse windows (:func:`grouped_boundaries` of 2 to
@@ -55,12 +87,14 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
     ops), each 0-1 program solved by HiGHS until ``deadline`` (a ``time.perf_counter()``
     value) and ``nodes`` branch-and-bound nodes (None: no limit; by default the root node
     alone, so the bound does not depend on the clock when the deadline is not reached), and
-    only until the bound reaches ``enough`` (a plan's cost: nothing above it is needed).
+    only until the bound reaches ``enough`` (a plan's cost: nothing above it is needed) or
+    :data:`STALE` groupings in a row raise neither it nor ``known`` (a bound known already,
+    such as the closure bound: then more groups seldom pay).
     ``costs.total_cost`` when the budget is unlimited, no plan fits a backward step, or no
     bound came in time."""
     total = costs.total_cost
     ops = len(costs.op_nodes)
-    if not math.isfinite(budget) or ops > GROUPED_OPS_LIMIT:
+    if not math.isfinite(budget) or ops > GROUPED_OPS_LIMIT or time.perf_counter() >= deadline:
         return total
     steps = len(costs.backward_order)
     last = _last_steps(costs)
@@ -70,10 +104,10 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
         if best is None:  # no plan fits some backward step (refused elsewhere)
             return total
         tried.add(tuple(range(steps)))
-    pressed = _pressed_step(costs, budget, deadline)
+    pressed, stale = _pressed_step(costs, budget, deadline), 0
     for groups in range(2, min(MOST_GROUPS, steps - 1) + 1):
         bounds = tuple(grouped_boundaries(steps, groups, pressed))
-        if best >= enough or time.perf_counter() >= deadline:
+        if best >= enough or stale >= STALE or time.perf_counter() >= deadline:
             break
         if bounds in tried:
             continue
@@ -81,6 +115,7 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
         found = _solved(costs, budget, list(bounds), last, deadline, nodes)
         if found is None:
             return total
+        stale = 0 if found > max(best, known) else stale + 1
         best = max(best, found)
     return best
 
