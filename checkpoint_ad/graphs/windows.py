@@ -74,6 +74,7 @@ WINDOW_OPS_LIMIT = 100  # past this the fine windows' root node takes too long (
 GROUPED_OPS_LIMIT = 1_500  # past this even two groups are slow to build and solve
 MOST_GROUPS = 16  # the coarse windows: 2, 3, ... up to this many groups, while time is left
 STALE = 3  # groupings in a row that raise no bound: the scan stops
+FINE_AFTER = 0.5  # of the time: the coarse windows' share when the fine ones come after
 ROOT_ONLY = 1  # branch-and-bound nodes HiGHS explores by default: the root, with its cuts
 
 
@@ -81,10 +82,11 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
                  nodes: int | None = ROOT_ONLY, enough: float = math.inf,
                  known: float = -math.inf) -> float:
     """The window bound of the module docstring on the cost of every plan within ``budget``
-    bytes: the larger of the fine windows (every backward step a boundary; graphs of at most
-    :data:`WINDOW_OPS_LIMIT` ops) and the coarse windows (:func:`grouped_boundaries` of 2 to
+    bytes: the larger of the coarse windows (:func:`grouped_boundaries` of 2 to
     :data:`MOST_GROUPS` groups, fewer first; graphs of at most :data:`GROUPED_OPS_LIMIT`
-    ops), each 0-1 program solved by HiGHS until ``deadline`` (a ``time.perf_counter()``
+    ops; in :data:`FINE_AFTER` of the time when the fine ones follow) and the fine windows
+    (every backward step a boundary; graphs of at most :data:`WINDOW_OPS_LIMIT` ops), each
+    0-1 program solved by HiGHS until ``deadline`` (a ``time.perf_counter()``
     value) and ``nodes`` branch-and-bound nodes (None: no limit; by default the root node
     alone, so the bound does not depend on the clock when the deadline is not reached), and
     only until the bound reaches ``enough`` (a plan's cost: nothing above it is needed) or
@@ -96,15 +98,28 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
     ops = len(costs.op_nodes)
     if not math.isfinite(budget) or ops > GROUPED_OPS_LIMIT or time.perf_counter() >= deadline:
         return total
-    steps = len(costs.backward_order)
-    last = _last_steps(costs)
-    best, tried = total, set()
-    if ops <= WINDOW_OPS_LIMIT:
-        best = _solved(costs, budget, list(range(steps)), last, deadline, nodes)
-        if best is None:  # no plan fits some backward step (refused elsewhere)
-            return total
-        tried.add(tuple(range(steps)))
-    pressed, stale = _pressed_step(costs, budget, deadline), 0
+    steps, last = len(costs.backward_order), _last_steps(costs)
+    fine = ops <= WINDOW_OPS_LIMIT
+    now = time.perf_counter()
+    skipped = {tuple(range(steps))} if fine else set()  # solved after the scan
+    best = _scan(costs, budget, last, now + (deadline - now) * (FINE_AFTER if fine else 1.0),
+                 nodes, enough, known, skipped)
+    if best is None:  # no plan fits some boundary step (refused elsewhere)
+        return total
+    if fine and best < enough:
+        found = _solved(costs, budget, list(range(steps)), last, deadline, nodes)
+        best = max(best, total if found is None else found)
+    return best
+
+
+def _scan(costs: GraphCosts, budget: float, last: list[int], deadline: float,
+          nodes: int | None, enough: float, known: float,
+          tried: set[tuple[int, ...]]) -> float | None:
+    """The largest bound of the coarse windows of 2, 3, ... groups (see
+    :func:`window_bound`) but the groupings in ``tried``; None when no plan fits some
+    boundary step."""
+    steps, best, stale = len(costs.backward_order), costs.total_cost, 0
+    pressed = _pressed_step(costs, budget, deadline)
     for groups in range(2, min(MOST_GROUPS, steps - 1) + 1):
         bounds = tuple(grouped_boundaries(steps, groups, pressed))
         if best >= enough or stale >= STALE or time.perf_counter() >= deadline:
@@ -114,7 +129,7 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
         tried.add(bounds)
         found = _solved(costs, budget, list(bounds), last, deadline, nodes)
         if found is None:
-            return total
+            return None
         stale = 0 if found > max(best, known) else stale + 1
         best = max(best, found)
     return best
