@@ -74,7 +74,6 @@ WINDOW_OPS_LIMIT = 100  # past this the fine windows' root node takes too long (
 GROUPED_OPS_LIMIT = 1_500  # past this even two groups are slow to build and solve
 MOST_GROUPS = 16  # the coarse windows: 2, 3, ... up to this many groups, while time is left
 STALE = 3  # groupings in a row that raise no bound: the scan stops
-FINE_AFTER = 0.5  # of the time: the coarse windows' share when the fine ones come after
 ROOT_ONLY = 1  # branch-and-bound nodes HiGHS explores by default: the root, with its cuts
 
 
@@ -82,11 +81,10 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
                  nodes: int | None = ROOT_ONLY, enough: float = math.inf,
                  known: float = -math.inf) -> float:
     """The window bound of the module docstring on the cost of every plan within ``budget``
-    bytes: the larger of the coarse windows (:func:`grouped_boundaries` of 2 to
-    :data:`MOST_GROUPS` groups, fewer first; graphs of at most :data:`GROUPED_OPS_LIMIT`
-    ops; in :data:`FINE_AFTER` of the time when the fine ones follow) and the fine windows
-    (every backward step a boundary; graphs of at most :data:`WINDOW_OPS_LIMIT` ops), each
-    0-1 program solved by HiGHS until ``deadline`` (a ``time.perf_counter()``
+    bytes: the larger of the fine windows (every backward step a boundary; graphs of at most
+    :data:`WINDOW_OPS_LIMIT` ops), solved first, and the coarse windows
+    (:func:`grouped_boundaries` of 2 to :data:`MOST_GROUPS` groups, fewer first; graphs of
+    at most :data:`GROUPED_OPS_LIMIT` ops) in the time left, each 0-1 program solved by HiGHS until ``deadline`` (a ``time.perf_counter()``
     value) and ``nodes`` branch-and-bound nodes (None: no limit; by default the root node
     alone, so the bound does not depend on the clock when the deadline is not reached), and
     only until the bound reaches ``enough`` (a plan's cost: nothing above it is needed) or
@@ -99,17 +97,16 @@ def window_bound(costs: GraphCosts, budget: float, deadline: float = math.inf,
     if not math.isfinite(budget) or ops > GROUPED_OPS_LIMIT or time.perf_counter() >= deadline:
         return total
     steps, last = len(costs.backward_order), _last_steps(costs)
-    fine = ops <= WINDOW_OPS_LIMIT
-    now = time.perf_counter()
-    skipped = {tuple(range(steps))} if fine else set()  # solved after the scan
-    best = _scan(costs, budget, last, now + (deadline - now) * (FINE_AFTER if fine else 1.0),
-                 nodes, enough, known, skipped)
-    if best is None:  # no plan fits some boundary step (refused elsewhere)
-        return total
-    if fine and best < enough:
+    best, tried = total, set()
+    if ops <= WINDOW_OPS_LIMIT:  # the fine windows first: below 100 ops they pay most
         found = _solved(costs, budget, list(range(steps)), last, deadline, nodes)
-        best = max(best, total if found is None else found)
-    return best
+        if found is None:  # no plan fits some backward step (refused elsewhere)
+            return total
+        best, tried = found, {tuple(range(steps))}
+        if best >= enough:
+            return best
+    found = _scan(costs, budget, last, deadline, nodes, enough, max(known, best), tried)
+    return total if found is None else max(best, found)
 
 
 def _scan(costs: GraphCosts, budget: float, last: list[int], deadline: float,
