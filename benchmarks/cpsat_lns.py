@@ -25,13 +25,13 @@ from checkpoint_ad.graphs.policies import cpsat
 from graph_solvers import graph_costs
 
 
-def solve(costs: ca.GraphCosts, budget: int, hint: ca.GraphPlan, arguments, lns: bool) -> str:
-    """cost | bound | gap | proven | s of cpsat with or without the LNS."""
+def solve(costs: ca.GraphCosts, budget: int, hint: ca.GraphPlan, arguments, after: bool) -> str:
+    """cost | bound | gap | proven | window s | s of cpsat with (``after``) or without the LNS."""
     kept = cpsat.LNS_OPS
-    if not lns:
+    if not after:
         cpsat.LNS_OPS = math.inf
     try:
-        return cpsat_bounds.solve(costs, budget, hint, arguments, window=True)
+        return cpsat_bounds.solve(costs, budget, hint, arguments, "after")
     finally:
         cpsat.LNS_OPS = kept
 

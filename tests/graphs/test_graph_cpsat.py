@@ -143,7 +143,7 @@ def test_a_restricted_model_lends_no_bound(monkeypatch) -> None:
     meets its cost."""
     monkeypatch.setattr(cpsat, "COMPLETE_LITERALS", 0)
     # the window bound meets the least cost on this row: off, so that the closure bound is left
-    monkeypatch.setattr(cpsat, "window_bound", lambda costs, *rest: costs.total_cost)
+    monkeypatch.setattr(cpsat, "window_bound", lambda costs, *rest, **named: costs.total_cost)
     costs, _, _, table = GROUND_TRUTH["fig69_chain(6)"]
     plan = solved(costs, 4, hint=plan_graph("recompute_all", costs))
     assert plan.details["complete"] is False and plan.details["solver_bound"] is None

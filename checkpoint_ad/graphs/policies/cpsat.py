@@ -18,7 +18,8 @@ most a few computations of each op), anytime and warm-started.
   complete (every capacity at the ceiling above, so the model holds an optimal plan), the
   closure bound of :mod:`~checkpoint_ad.graphs.floors`, the window bound of
   :mod:`~checkpoint_ad.graphs.windows` (when the closure bound does not meet the hint's
-  cost; in at most :data:`WINDOW_SHARE` of the time left) or the ``bound`` given, whichever
+  cost; in at most :data:`WINDOW_SHARE` of the time left, its coarse windows tried until it
+  meets that cost or stops rising) or the ``bound`` given, whichever
   is largest. The plan is "optimal" when the solver proves the optimum of a complete model
   or the bound meets its cost (when it meets the hint's, the solver is not run; when it
   meets a plan the solver found, no further round is solved).
@@ -227,7 +228,9 @@ def _start(costs: GraphCosts, budget: float, deadline: float, hint: GraphPlan | 
                 bound if bound is not None else -math.inf)
     if best is None or valid < best[1]:  # the hint is not proven optimal yet
         now = time.perf_counter()
-        valid = max(valid, window_bound(costs, budget, now + WINDOW_SHARE * (deadline - now)))
+        valid = max(valid, window_bound(costs, budget, now + WINDOW_SHARE * (deadline - now),
+                                         enough=math.inf if best is None else best[1],
+                                         known=valid))
     return _Search(costs, budget, deadline, best, capacity, ceiling, valid)
 
 
