@@ -55,11 +55,11 @@ def retention_bound(costs: GraphCosts, budget: float) -> float:
     most ``budget`` bytes (``math.inf``: ``costs.total_cost``). Time O(V^2) for V ops."""
     if not math.isfinite(budget):
         return costs.total_cost
-    return costs.total_cost + max(_knapsack_terms(costs, budget), default=0.0)
+    return costs.total_cost + max(knapsack_terms(costs, budget), default=0.0)
 
 
-def _knapsack_terms(costs: GraphCosts, budget: float,
-                    deadline: float = math.inf) -> list[float]:
+def knapsack_terms(costs: GraphCosts, budget: float,
+                   deadline: float = math.inf) -> list[float]:
     """Per backward step j, the fractional knapsack's least cost of the later residuals left
     out of the room at step j (0 where no plan fits the step, and for the steps not reached
     by ``deadline``)."""
@@ -118,7 +118,7 @@ def closure_bound(costs: GraphCosts, budget: float, deadline: float = math.inf) 
     if not math.isfinite(budget):
         return costs.total_cost
     large = len(costs.op_nodes) > CLOSURE_OPS_LIMIT
-    terms = _knapsack_terms(costs, budget, deadline if large else math.inf)
+    terms = knapsack_terms(costs, budget, deadline if large else math.inf)
     best = costs.total_cost + max(terms, default=0.0)
     at_step = cotangent_bytes(costs)
     for j in _closure_steps(terms):

@@ -68,7 +68,7 @@ import time
 import numpy as np
 
 from .costs import GraphCosts
-from .floors import _knapsack_terms, cotangent_bytes
+from .floors import knapsack_terms, cotangent_bytes
 
 WINDOW_OPS_LIMIT = 100  # past this the fine windows' root node takes too long (133 ops: 15 s)
 GROUPED_OPS_LIMIT = 1_500  # past this even two groups are slow to build and solve
@@ -143,7 +143,7 @@ def grouped_boundaries(steps: int, groups: int, pressed: int | None = None) -> l
 def _pressed_step(costs: GraphCosts, budget: float, deadline: float) -> int | None:
     """The backward step whose retention term (:mod:`.floors`) is largest; None when none
     is positive."""
-    terms = _knapsack_terms(costs, budget, deadline)
+    terms = knapsack_terms(costs, budget, deadline)
     best = max(range(len(terms)), key=lambda j: terms[j], default=None)
     return best if best is not None and terms[best] > 0 else None
 
